@@ -1,0 +1,303 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// position is where a value sits in the file.
+type position struct{ line, column int }
+
+// scalarParser is implemented by types written as one YAML scalar with
+// their own syntax (durations, sizes).
+type scalarParser interface {
+	parseScalar(string) error
+}
+
+// defaulter is implemented by list elements that have defaults of their
+// own; it runs on each new element before its keys are decoded.
+type defaulter interface {
+	setDefaults()
+}
+
+// decoder walks a yaml.Node tree into Go values by reflection. It exists
+// instead of yaml.Node.Decode because the strict mode of the YAML library
+// stops at type errors and reports lines without columns; users get every
+// problem, each with file:line:column, and ${ENV} expansion happens on
+// scalar values only, so a secret cannot inject YAML structure.
+type decoder struct {
+	file   string
+	lookup func(string) (string, bool)
+	errs   Errors
+	pos    map[string]position
+}
+
+func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Column: n.Column, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+var scalarParserType = reflect.TypeFor[scalarParser]()
+
+// decode fills v (addressable) from n. path names v for error messages.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	d.pos[path] = position{n.Line, n.Column}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		// An explicit null (or an empty value) keeps the default.
+		return
+	}
+	if v.Addr().Type().Implements(scalarParserType) {
+		s, ok := d.scalar(n, path)
+		if !ok {
+			return
+		}
+		if err := v.Addr().Interface().(scalarParser).parseScalar(s); err != nil {
+			d.errorf(n, path, "%v", err)
+		}
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+			if df, ok := v.Interface().(defaulter); ok {
+				df.setDefaults()
+			}
+		}
+		d.decode(n, v.Elem(), path)
+	case reflect.Struct:
+		d.decodeStruct(n, v, path)
+	case reflect.Slice:
+		d.decodeSlice(n, v, path)
+	case reflect.Map:
+		d.decodeMap(n, v, path)
+	case reflect.String:
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!bool" {
+			// "on", "yes" and "true" are booleans to YAML; a string field
+			// silently accepting them hides mistakes.
+			d.errorf(n, path, "expected a string, got the boolean %s (quote it if you mean the text)", n.Value)
+			return
+		}
+		if s, ok := d.scalar(n, path); ok {
+			v.SetString(s)
+		}
+	case reflect.Bool:
+		s, ok := d.scalar(n, path)
+		if !ok {
+			return
+		}
+		switch s {
+		case "true":
+			v.SetBool(true)
+		case "false":
+			v.SetBool(false)
+		default:
+			d.errorf(n, path, "expected true or false, got %q", s)
+		}
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		s, ok := d.scalar(n, path)
+		if !ok {
+			return
+		}
+		i, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v.OverflowInt(i) {
+			d.errorf(n, path, "expected an integer, got %q", s)
+			return
+		}
+		v.SetInt(i)
+	default:
+		// A programming error in the config types, not a user error.
+		panic(fmt.Sprintf("config: unsupported field kind %s at %s", v.Kind(), path))
+	}
+}
+
+// scalar returns the expanded text of a scalar node, or reports that a
+// mapping or list was given where a single value belongs.
+func (d *decoder) scalar(n *yaml.Node, path string) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		d.errorf(n, path, "expected a single value, got %s", kindName(n))
+		return "", false
+	}
+	s, err := expandEnv(n.Value, d.lookup)
+	if err != nil {
+		d.errorf(n, path, "%v", err)
+		return "", false
+	}
+	return s, true
+}
+
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, path, "expected a mapping (key: value), got %s", kindName(n))
+		return
+	}
+	fields := structFields(v.Type())
+	seen := make(map[string]bool, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		key := k.Value
+		child := joinPath(path, key)
+		f, ok := fields[key]
+		if !ok {
+			d.errorf(k, child, "unknown key %q%s", key, suggest(key, v.Type()))
+			continue
+		}
+		if seen[key] {
+			d.errorf(k, child, "duplicate key %q", key)
+			continue
+		}
+		seen[key] = true
+		fv := v.Field(f.index)
+		d.decode(val, fv, child)
+		if f.enum != nil && fv.Kind() == reflect.String && fv.String() != "" && !contains(f.enum, fv.String()) {
+			d.errorf(val, child, "%q is not one of: %s", fv.String(), strings.Join(f.enum, ", "))
+		}
+	}
+}
+
+func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n, path, "expected a list, got %s", kindName(n))
+		return
+	}
+	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		ev := s.Index(i)
+		if df, ok := ev.Addr().Interface().(defaulter); ok {
+			df.setDefaults()
+		}
+		d.decode(item, ev, fmt.Sprintf("%s[%d]", path, i))
+	}
+	v.Set(s)
+}
+
+func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, path, "expected a mapping (key: value), got %s", kindName(n))
+		return
+	}
+	if v.Type().Key().Kind() != reflect.String {
+		panic("config: only string-keyed maps are supported")
+	}
+	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		child := joinPath(path, k.Value)
+		if m.MapIndex(reflect.ValueOf(k.Value)).IsValid() {
+			d.errorf(k, child, "duplicate key %q", k.Value)
+			continue
+		}
+		ev := reflect.New(v.Type().Elem()).Elem()
+		d.decode(val, ev, child)
+		m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), ev)
+	}
+	v.Set(m)
+}
+
+// fieldInfo is what the decoder and the schema generator need of a field.
+type fieldInfo struct {
+	index int
+	name  string
+	desc  string
+	enum  []string
+}
+
+// structFields lists the yaml-tagged fields of a config struct by key.
+func structFields(t reflect.Type) map[string]fieldInfo {
+	out := make(map[string]fieldInfo, t.NumField())
+	for _, f := range orderedFields(t) {
+		out[f.name] = f
+	}
+	return out
+}
+
+// orderedFields lists the yaml-tagged fields in declaration order.
+func orderedFields(t reflect.Type) []fieldInfo {
+	var out []fieldInfo
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" || !sf.IsExported() {
+			continue
+		}
+		fi := fieldInfo{index: i, name: name, desc: sf.Tag.Get("desc")}
+		if e := sf.Tag.Get("enum"); e != "" {
+			fi.enum = strings.Split(e, ",")
+		}
+		out = append(out, fi)
+	}
+	return out
+}
+
+// suggest names the closest known key, since most unknown keys are typos.
+func suggest(key string, t reflect.Type) string {
+	names := make([]string, 0, t.NumField())
+	best, bestDist := "", 3
+	for _, f := range orderedFields(t) {
+		names = append(names, f.name)
+		if dist := levenshtein(key, f.name); dist < bestDist {
+			best, bestDist = f.name, dist
+		}
+	}
+	if best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	sort.Strings(names)
+	return " (known keys: " + strings.Join(names, ", ") + ")"
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("the value %q", n.Value)
+	default:
+		return "something else"
+	}
+}
+
+func joinPath(parent, key string) string {
+	if parent == "" {
+		return key
+	}
+	return parent + "." + key
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

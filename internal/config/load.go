@@ -1,0 +1,158 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strings"
+	"strconv"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults, named so the docs, the schema descriptions and the code agree.
+const (
+	DefaultListenAddress     = ":8080"
+	DefaultAdminAddress      = "127.0.0.1:9901"
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 60 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultMaxBodyBytes      = 10 << 20
+	DefaultDialTimeout       = 5 * time.Second
+	DefaultResponseHeader    = 30 * time.Second
+	DefaultRequestTimeout    = 60 * time.Second
+	DefaultDrainTimeout      = 30 * time.Second
+)
+
+// Default returns a configuration holding every top-level default; Load
+// decodes the file on top of it.
+func Default() *Config {
+	return &Config{
+		Admin:     Admin{Address: DefaultAdminAddress},
+		AccessLog: AccessLog{Output: "stdout"},
+		Log:       Log{Level: "info", Format: "json"},
+		Lifecycle: Lifecycle{DrainTimeout: Duration(DefaultDrainTimeout)},
+	}
+}
+
+func (l *Listener) setDefaults() {
+	l.Address = DefaultListenAddress
+	l.Timeouts = ListenerTimeouts{
+		ReadHeader: Duration(DefaultReadHeaderTimeout),
+		Read:       Duration(DefaultReadTimeout),
+		Write:      Duration(DefaultWriteTimeout),
+		Idle:       Duration(DefaultIdleTimeout),
+	}
+	l.MaxHeaderBytes = DefaultMaxHeaderBytes
+}
+
+func (t *TLS) setDefaults() { t.MinVersion = "1.2" }
+
+func (r *Route) setDefaults() {
+	r.MaxBodyBytes = DefaultMaxBodyBytes
+	r.Upstream.Timeouts = UpstreamTimeouts{
+		Dial:           Duration(DefaultDialTimeout),
+		ResponseHeader: Duration(DefaultResponseHeader),
+		Request:        Duration(DefaultRequestTimeout),
+	}
+}
+
+// WatchEnabled reports whether file changes trigger a reload (default true).
+func (l Lifecycle) WatchEnabled() bool { return l.WatchConfig == nil || *l.WatchConfig }
+
+// File is where a configuration came from; kept so later stages (the
+// compiled plan) can report their own problems at the right place.
+type File struct {
+	Name string
+	pos  map[string]position
+}
+
+// Errorf returns an Error located at the key path (or its nearest
+// enclosing key present in the file).
+func (f *File) Errorf(path, format string, args ...any) *Error {
+	e := &Error{Path: path, Msg: fmt.Sprintf(format, args...)}
+	if f == nil {
+		return e
+	}
+	e.File = f.Name
+	for p := path; p != ""; p = parentPath(p) {
+		if pos, ok := f.pos[p]; ok {
+			e.Line, e.Column = pos.line, pos.column
+			break
+		}
+	}
+	return e
+}
+
+// parentPath strips the last element of a key path: "a.b[2]" → "a.b" → "a" → "".
+func parentPath(p string) string {
+	i := strings.LastIndexAny(p, ".[")
+	if i < 0 {
+		return ""
+	}
+	return p[:i]
+}
+
+// Load reads, decodes and validates a configuration file. The error, if
+// any, is an Errors listing every problem with its location.
+func Load(name string) (*Config, *File, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(name, data, os.LookupEnv)
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+// Parse decodes and validates configuration text. name is used in error
+// messages; lookup resolves ${ENV} references.
+func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Config, *File, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		e := &Error{File: name, Msg: "invalid YAML: " + err.Error()}
+		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Column = 1
+		}
+		return nil, nil, Errors{e}
+	}
+	cfg := Default()
+	file := &File{Name: name, pos: map[string]position{}}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, nil, Errors{{File: name, Msg: "the file is empty: at least one route is required"}}
+	}
+	d := &decoder{file: name, lookup: lookup, pos: file.pos}
+	d.decode(doc.Content[0], reflect.ValueOf(cfg).Elem(), "")
+	if len(d.errs) > 0 {
+		return nil, nil, d.errs.sorted()
+	}
+	if len(cfg.Listeners) == 0 {
+		l := Listener{}
+		l.setDefaults()
+		cfg.Listeners = []Listener{l}
+	}
+	for i := range cfg.Listeners {
+		if cfg.Listeners[i].Name == "" {
+			cfg.Listeners[i].Name = cfg.Listeners[i].Address
+		}
+	}
+	if errs := validate(cfg, file); len(errs) > 0 {
+		return nil, nil, errs.sorted()
+	}
+	return cfg, file, nil
+}
+
+// AsErrors extracts the located problems of a Load error, if it has them.
+func AsErrors(err error) (Errors, bool) {
+	var es Errors
+	if errors.As(err, &es) {
+		return es, true
+	}
+	return nil, false
+}

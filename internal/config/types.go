@@ -1,0 +1,166 @@
+// Package config holds Gatehouse's declarative configuration: the typed
+// structure, a strict YAML decoder that reports every problem with its
+// file:line:column, ${ENV} substitution, defaults and validation.
+//
+// The struct tags drive three things at once, so they must stay together:
+//   - yaml:"name"   the key in the file (the only accepted spelling);
+//   - desc:"…"      the description written into the JSON Schema;
+//   - enum:"a,b"    the accepted values of a string field (schema and validation).
+//
+// Defaults are set by the Default* functions before decoding, so a key that
+// is absent keeps its default and a key that is present (even with a zero
+// value such as "0s") overrides it.
+package config
+
+// Config is the whole gateway configuration, as written in gatehouse.yaml.
+type Config struct {
+	// Listeners are the proxy's front doors. Default: one plain-HTTP listener on ":8080".
+	Listeners []Listener `yaml:"listeners" desc:"Front-door listeners that accept client traffic. Default: one HTTP listener on :8080."`
+	// Admin is the operations listener (health, readiness, later metrics and the admin API).
+	Admin Admin `yaml:"admin" desc:"The admin listener: /healthz and /readyz. Loopback only by default."`
+	// Forwarding controls which peers may set X-Forwarded-* and Forwarded.
+	Forwarding Forwarding `yaml:"forwarding" desc:"How the client address and forwarding headers are derived."`
+	// AccessLog is the per-request log line.
+	AccessLog AccessLog `yaml:"access_log" desc:"One structured JSON line per request."`
+	// Log is the gateway's own operational log (start, reload, errors).
+	Log Log `yaml:"log" desc:"The gateway's operational log (startup, reloads, errors)."`
+	// Lifecycle controls shutdown draining and configuration reloads.
+	Lifecycle Lifecycle `yaml:"lifecycle" desc:"Graceful shutdown and hot reload."`
+	// Routes map requests to upstreams. Order matters only for ties (see docs/routing.md).
+	Routes []Route `yaml:"routes" desc:"Routes, matched by host, path and method; the most specific wins, ties go to the first declared."`
+}
+
+// Listener is one front-door socket.
+type Listener struct {
+	// Name identifies the listener in logs. Default: the address.
+	Name string `yaml:"name" desc:"Name used in logs. Default: the address."`
+	// Address is host:port. Default ":8080".
+	Address string `yaml:"address" desc:"host:port to listen on, e.g. \":8080\" or \"127.0.0.1:8443\"."`
+	// TLS, when set, makes this an HTTPS listener (TLS 1.2+, HTTP/2 enabled).
+	TLS *TLS `yaml:"tls" desc:"Serve HTTPS (TLS 1.2 or later, HTTP/2 via ALPN). Omit for plain HTTP."`
+	// Timeouts bound slow clients; see ListenerTimeouts.
+	Timeouts ListenerTimeouts `yaml:"timeouts" desc:"Timeouts that protect against slow or idle clients."`
+	// MaxHeaderBytes caps the size of request headers. Default 64KiB.
+	MaxHeaderBytes ByteSize `yaml:"max_header_bytes" desc:"Maximum size of the request line and headers. Default 64KiB."`
+}
+
+// TLS configures an HTTPS listener. Certificates are re-read on reload.
+type TLS struct {
+	// CertFile is a PEM certificate chain, leaf first.
+	CertFile string `yaml:"cert_file" desc:"PEM certificate chain, leaf first. Re-read on reload."`
+	// KeyFile is the PEM private key matching CertFile.
+	KeyFile string `yaml:"key_file" desc:"PEM private key for cert_file. Re-read on reload."`
+	// MinVersion is the lowest TLS version accepted. Default "1.2".
+	MinVersion string `yaml:"min_version" enum:"1.2,1.3" desc:"Lowest TLS version accepted. Default 1.2."`
+}
+
+// ListenerTimeouts are the http.Server timeouts of a listener.
+type ListenerTimeouts struct {
+	// ReadHeader bounds reading the request line and headers (slowloris). Default 10s.
+	ReadHeader Duration `yaml:"read_header" desc:"Time allowed to read request headers. Default 10s."`
+	// Read bounds reading the whole request, body included. Default 60s; 0 disables.
+	Read Duration `yaml:"read" desc:"Time allowed to read the whole request including the body. Default 60s; 0 disables."`
+	// Write bounds writing a response for requests that match no route.
+	// Matched requests get a per-route write deadline derived from the route's
+	// upstream request timeout, so streaming routes (timeout 0) are not cut. Default 60s.
+	Write Duration `yaml:"write" desc:"Write deadline for responses Gatehouse produces itself; routed requests use their route's upstream request timeout instead. Default 60s."`
+	// Idle bounds how long a keep-alive connection may wait for its next request. Default 120s.
+	Idle Duration `yaml:"idle" desc:"How long an idle keep-alive connection is kept. Default 120s."`
+}
+
+// Admin is the operations listener.
+type Admin struct {
+	// Address is host:port. Default "127.0.0.1:9901". Exposing it beyond
+	// loopback shows readiness details to the network.
+	Address string `yaml:"address" desc:"host:port of the admin listener. Default 127.0.0.1:9901 (loopback only)."`
+	// Disabled turns the admin listener off. Default false.
+	Disabled bool `yaml:"disabled" desc:"Turn the admin listener off. Default false."`
+}
+
+// Forwarding configures trust in forwarding headers.
+type Forwarding struct {
+	// TrustedProxies lists the IPs and CIDRs of proxies in front of Gatehouse.
+	// Only when the TCP peer is one of them are X-Forwarded-For, -Proto, -Host
+	// and Forwarded from the request believed. Default: none (never trusted).
+	TrustedProxies []string `yaml:"trusted_proxies" desc:"IPs or CIDRs of proxies in front of Gatehouse whose forwarding headers are believed. Default: none."`
+}
+
+// AccessLog configures the per-request log.
+type AccessLog struct {
+	// Disabled turns the access log off. Default false.
+	Disabled bool `yaml:"disabled" desc:"Turn the access log off. Default false."`
+	// Output is "stdout", "stderr" or a file path (appended). Default "stdout".
+	Output string `yaml:"output" desc:"stdout, stderr, or a file path to append to. Default stdout."`
+	// RedactQueryParams are query parameter names whose values are replaced
+	// by "REDACTED" in the logged query, in addition to the built-in list
+	// (access_token, api_key, apikey, key, token, id_token, refresh_token,
+	// code, client_secret, password, secret, signature, sig).
+	RedactQueryParams []string `yaml:"redact_query_params" desc:"Extra query parameter names whose values are never logged (added to a built-in list of credential names)."`
+}
+
+// Log configures the operational log.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level" enum:"debug,info,warn,error" desc:"Minimum level. Default info."`
+	// Format is json or text. Default json.
+	Format string `yaml:"format" enum:"json,text" desc:"Output format. Default json."`
+}
+
+// Lifecycle configures shutdown and reload.
+type Lifecycle struct {
+	// DrainTimeout is how long in-flight requests may run after SIGTERM/SIGINT. Default 30s.
+	DrainTimeout Duration `yaml:"drain_timeout" desc:"How long in-flight requests may finish after SIGTERM or SIGINT. Default 30s."`
+	// WatchConfig reloads the configuration when its file changes. Default true.
+	WatchConfig *bool `yaml:"watch_config" desc:"Reload when the config file changes (SIGHUP always reloads). Default true."`
+}
+
+// Route maps matching requests to an upstream.
+type Route struct {
+	// Name is unique and appears in logs and audit events. Required.
+	Name string `yaml:"name" desc:"Unique route name, used in logs. Required."`
+	// Match selects the requests this route handles.
+	Match Match `yaml:"match" desc:"Which requests this route handles. Required."`
+	// Upstream is where matched requests are proxied.
+	Upstream Upstream `yaml:"upstream" desc:"Where matched requests go. Required."`
+	// MaxBodyBytes caps request bodies; larger ones get 413. Default 10MiB; 0 means no limit.
+	MaxBodyBytes ByteSize `yaml:"max_body_bytes" desc:"Largest request body accepted; larger gets 413. Default 10MiB; 0 means no limit."`
+}
+
+// Match selects requests. All given conditions must hold.
+type Match struct {
+	// Hosts are exact host names or "*.example.com" wildcards (one or more
+	// labels). Empty: any host. Ports in the Host header are ignored.
+	Hosts []string `yaml:"hosts" desc:"Exact hosts or *.suffix wildcards; empty matches any host."`
+	// Path matches the whole path exactly; {name} matches one segment.
+	Path string `yaml:"path" desc:"Exact path, {name} matches one segment. Set path or path_prefix."`
+	// PathPrefix matches the path and everything below it, on segment boundaries.
+	PathPrefix string `yaml:"path_prefix" desc:"Path prefix on segment boundaries ({name} matches one segment). Set path or path_prefix."`
+	// Methods restricts HTTP methods; empty: any. A path match with the wrong method gets 405.
+	Methods []string `yaml:"methods" desc:"Allowed HTTP methods; empty allows any. Wrong method on a matching path gives 405."`
+}
+
+// Upstream is a set of equivalent backends.
+type Upstream struct {
+	// Targets are base URLs (http or https), used round-robin; their path is
+	// prepended to the request path. "builtin:echo" is the demo echo backend.
+	Targets []string `yaml:"targets" desc:"Backend base URLs, used round-robin. builtin:echo is the demo backend that echoes the request it received. Required."`
+	// StripPrefix removes this prefix from the request path before forwarding.
+	StripPrefix string `yaml:"strip_prefix" desc:"Remove this literal prefix from the path before forwarding."`
+	// AddPrefix is prepended to the (stripped) path before forwarding.
+	AddPrefix string `yaml:"add_prefix" desc:"Prepend this prefix to the path (after strip_prefix)."`
+	// PreserveHost sends the client's Host header upstream instead of the target's. Default false.
+	PreserveHost bool `yaml:"preserve_host" desc:"Send the client's Host header instead of the target's. Default false."`
+	// Timeouts bound the upstream exchange.
+	Timeouts UpstreamTimeouts `yaml:"timeouts" desc:"Upstream timeouts; a timeout gives 504."`
+}
+
+// UpstreamTimeouts bound the exchange with a backend. A timeout answers 504.
+type UpstreamTimeouts struct {
+	// Dial bounds establishing the TCP (and TLS) connection. Default 5s.
+	Dial Duration `yaml:"dial" desc:"Time to connect to a target. Default 5s."`
+	// ResponseHeader bounds the wait for response headers after the request was sent. Default 30s.
+	ResponseHeader Duration `yaml:"response_header" desc:"Time to wait for response headers. Default 30s."`
+	// Request bounds the whole exchange including the response body. Default 60s.
+	// Set 0 for streaming (SSE) and WebSocket routes, which must outlive it.
+	Request Duration `yaml:"request" desc:"Time for the whole exchange, body included. Default 60s; 0 disables (SSE, WebSocket)."`
+}

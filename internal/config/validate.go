@@ -1,0 +1,223 @@
+package config
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/clientip"
+	"github.com/gatehouse/gatehouse/internal/route"
+)
+
+var (
+	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	methodRE = regexp.MustCompile(`^[A-Z][A-Z0-9_-]{0,31}$`)
+)
+
+// validate checks values the decoder cannot: relations between fields,
+// addresses, URLs, patterns and files. Every problem is collected.
+func validate(c *Config, f *File) Errors {
+	var errs Errors
+	add := func(path, format string, args ...any) { errs = append(errs, f.Errorf(path, format, args...)) }
+
+	addrs := map[string]string{}
+	names := map[string]bool{}
+	for i, l := range c.Listeners {
+		p := fmt.Sprintf("listeners[%d]", i)
+		if err := checkHostPort(l.Address); err != nil {
+			add(p+".address", "%v", err)
+		} else if other, dup := addrs[l.Address]; dup {
+			add(p+".address", "address %s is already used by %s", l.Address, other)
+		} else if !strings.HasSuffix(l.Address, ":0") {
+			// Port 0 means "any free port" (tests); such addresses never clash.
+			addrs[l.Address] = p
+		}
+		if names[l.Name] {
+			add(p+".name", "duplicate listener name %q", l.Name)
+		}
+		names[l.Name] = true
+		if l.MaxHeaderBytes < 1024 {
+			add(p+".max_header_bytes", "must be at least 1KiB, got %s", l.MaxHeaderBytes)
+		}
+		if l.Timeouts.ReadHeader == 0 {
+			add(p+".timeouts.read_header", "must be greater than 0: without it a slow client can hold a connection forever")
+		}
+		if l.TLS != nil {
+			switch {
+			case l.TLS.CertFile == "":
+				add(p+".tls.cert_file", "required when tls is set")
+			case l.TLS.KeyFile == "":
+				add(p+".tls.key_file", "required when tls is set")
+			default:
+				if _, err := tls.LoadX509KeyPair(l.TLS.CertFile, l.TLS.KeyFile); err != nil {
+					add(p+".tls", "cannot load certificate and key: %v", err)
+				}
+			}
+		}
+	}
+	if !c.Admin.Disabled {
+		if err := checkHostPort(c.Admin.Address); err != nil {
+			add("admin.address", "%v", err)
+		} else if other, dup := addrs[c.Admin.Address]; dup {
+			add("admin.address", "address %s is already used by %s", c.Admin.Address, other)
+		}
+	}
+	for i, tp := range c.Forwarding.TrustedProxies {
+		if _, err := clientip.NewResolver([]string{tp}); err != nil {
+			add(fmt.Sprintf("forwarding.trusted_proxies[%d]", i), "%q is not an IP address or CIDR", tp)
+		}
+	}
+	if c.AccessLog.Output == "" {
+		add("access_log.output", "must be stdout, stderr or a file path")
+	}
+
+	if len(c.Routes) == 0 {
+		add("routes", "at least one route is required")
+	}
+	routeNames := map[string]int{}
+	matchKeys := map[string]string{}
+	for i, r := range c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		switch {
+		case r.Name == "":
+			add(p+".name", "required")
+		case !nameRE.MatchString(r.Name):
+			add(p+".name", "%q: use letters, digits, '.', '_' and '-' (at most 64)", r.Name)
+		default:
+			if j, dup := routeNames[r.Name]; dup {
+				add(p+".name", "duplicate route name %q (also routes[%d])", r.Name, j)
+			}
+			routeNames[r.Name] = i
+		}
+		errs = append(errs, validateMatch(r.Match, p+".match", f)...)
+		if key := matchKey(r.Match); key != "" {
+			if other, dup := matchKeys[key]; dup {
+				add(p+".match", "matches exactly the same requests as %s, so it can never be chosen", other)
+			} else {
+				matchKeys[key] = p
+			}
+		}
+		errs = append(errs, validateUpstream(r.Upstream, p+".upstream", f)...)
+	}
+	return errs
+}
+
+func validateMatch(m Match, p string, f *File) Errors {
+	var errs Errors
+	add := func(path, format string, args ...any) { errs = append(errs, f.Errorf(path, format, args...)) }
+	switch {
+	case m.Path == "" && m.PathPrefix == "":
+		add(p, "set path (exact) or path_prefix")
+	case m.Path != "" && m.PathPrefix != "":
+		add(p, "set either path or path_prefix, not both")
+	case m.Path != "":
+		if _, err := route.ParsePath(m.Path); err != nil {
+			add(p+".path", "%v", err)
+		}
+	default:
+		if _, err := route.ParsePath(m.PathPrefix); err != nil {
+			add(p+".path_prefix", "%v", err)
+		}
+	}
+	for i, h := range m.Hosts {
+		if err := route.ValidateHost(h); err != nil {
+			add(fmt.Sprintf("%s.hosts[%d]", p, i), "%v", err)
+		}
+	}
+	for i, meth := range m.Methods {
+		if !methodRE.MatchString(meth) {
+			add(fmt.Sprintf("%s.methods[%d]", p, i), "%q is not an upper-case HTTP method (e.g. GET)", meth)
+		}
+	}
+	return errs
+}
+
+// matchKey is a canonical form of a match, to find routes that can never win.
+func matchKey(m Match) string {
+	if m.Path == "" && m.PathPrefix == "" {
+		return ""
+	}
+	hosts := slices.Clone(m.Hosts)
+	for i := range hosts {
+		hosts[i] = strings.ToLower(hosts[i])
+	}
+	slices.Sort(hosts)
+	methods := slices.Clone(m.Methods)
+	slices.Sort(methods)
+	return fmt.Sprintf("%q|%q|%q|%v", hosts, m.Path, m.PathPrefix, slices.Compact(methods))
+}
+
+func validateUpstream(u Upstream, p string, f *File) Errors {
+	var errs Errors
+	add := func(path, format string, args ...any) { errs = append(errs, f.Errorf(path, format, args...)) }
+	if len(u.Targets) == 0 {
+		add(p+".targets", "at least one target is required")
+	}
+	for i, t := range u.Targets {
+		if err := CheckTarget(t); err != nil {
+			add(fmt.Sprintf("%s.targets[%d]", p, i), "%v", err)
+		}
+	}
+	for _, pf := range []struct{ key, val string }{{"strip_prefix", u.StripPrefix}, {"add_prefix", u.AddPrefix}} {
+		if pf.val != "" && (!strings.HasPrefix(pf.val, "/") || strings.ContainsAny(pf.val, "?#{} ")) {
+			add(p+"."+pf.key, "%q must start with / and hold no ?, #, braces or spaces", pf.val)
+		}
+	}
+	if u.Timeouts.Dial == 0 {
+		add(p+".timeouts.dial", "must be greater than 0")
+	}
+	if u.Timeouts.ResponseHeader == 0 {
+		add(p+".timeouts.response_header", "must be greater than 0")
+	}
+	return errs
+}
+
+// BuiltinEcho is the target that names the demo echo backend.
+const BuiltinEcho = "builtin:echo"
+
+// CheckTarget validates an upstream target URL.
+func CheckTarget(t string) error {
+	if t == BuiltinEcho {
+		return nil
+	}
+	u, err := url.Parse(t)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", t)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%q: the scheme must be http or https (or the target %s)", t, BuiltinEcho)
+	case u.Host == "":
+		return fmt.Errorf("%q: missing host", t)
+	case u.User != nil:
+		// Credentials in a URL end up in logs and error messages.
+		return fmt.Errorf("%q: credentials in the URL are not allowed", redactUser(u))
+	case u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("%q: a target must not have a query or fragment", t)
+	}
+	return nil
+}
+
+func redactUser(u *url.URL) string {
+	c := *u
+	c.User = url.User("REDACTED")
+	return c.String()
+}
+
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if host != "" && net.ParseIP(host) == nil && !nameRE.MatchString(host) {
+		return fmt.Errorf("%q: invalid host", addr)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("%q: invalid port", addr)
+	}
+	return nil
+}

@@ -1,0 +1,373 @@
+// Package gateway runs Gatehouse: it binds the listeners, serves the
+// current plan through an atomic pointer, reloads the configuration on
+// SIGHUP or file change, and drains in-flight requests on shutdown.
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pipeline"
+)
+
+// Options configure a Gateway beyond its config file.
+type Options struct {
+	// ConfigPath is the file to reload from. Empty disables reloads.
+	ConfigPath string
+	// Log is the operational logger; LogLevel, if set, follows log.level on reload.
+	Log      *slog.Logger
+	LogLevel *slog.LevelVar
+	// Pipeline options passed to every plan build (access log outputs).
+	Pipeline pipeline.Options
+	// RetireDelay is how long a replaced plan is kept before Close, so
+	// in-flight requests on it finish. Default: the drain timeout.
+	RetireDelay time.Duration
+}
+
+// Gateway is a running Gatehouse instance.
+type Gateway struct {
+	opts Options
+	log  *slog.Logger
+
+	plan     atomic.Pointer[pipeline.Plan]
+	cfg      atomic.Pointer[config.Config]
+	loadedAt atomic.Pointer[time.Time]
+	hash     [sha256.Size]byte
+
+	reloadMu  sync.Mutex
+	lastError atomic.Pointer[string]
+	draining  atomic.Bool
+
+	listeners []*frontDoor
+	admin     *http.Server
+	adminLn   net.Listener
+
+	retire sync.WaitGroup
+	done   chan struct{}
+}
+
+// frontDoor is one proxy listener and its server.
+type frontDoor struct {
+	name string
+	ln   net.Listener
+	srv  *http.Server
+	cert atomic.Pointer[tls.Certificate]
+}
+
+// New compiles cfg and binds every listener (so a port in use fails here,
+// before anything is served). Call Serve to start serving.
+func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Pipeline.Log == nil {
+		opts.Pipeline.Log = opts.Log
+	}
+	g := &Gateway{opts: opts, log: opts.Log, done: make(chan struct{})}
+	plan, err := pipeline.Build(cfg, file, opts.Pipeline)
+	if err != nil {
+		return nil, err
+	}
+	g.install(cfg, plan)
+	if opts.ConfigPath != "" {
+		if data, err := os.ReadFile(opts.ConfigPath); err == nil {
+			g.hash = sha256.Sum256(data)
+		}
+	}
+	if err := g.bind(cfg); err != nil {
+		g.closeListeners()
+		plan.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *Gateway) install(cfg *config.Config, plan *pipeline.Plan) {
+	now := time.Now()
+	g.cfg.Store(cfg)
+	g.plan.Store(plan)
+	g.loadedAt.Store(&now)
+	if g.opts.LogLevel != nil {
+		g.opts.LogLevel.Set(parseLevel(cfg.Log.Level))
+	}
+}
+
+func (g *Gateway) bind(cfg *config.Config) error {
+	errLog := log.New(slogWriter{g.log}, "", 0)
+	for _, lc := range cfg.Listeners {
+		fd := &frontDoor{name: lc.Name}
+		ln, err := net.Listen("tcp", lc.Address)
+		if err != nil {
+			return fmt.Errorf("gateway: listener %s: %w", lc.Name, err)
+		}
+		fd.ln = ln
+		fd.srv = &http.Server{
+			Handler:           g.handler(fd.name),
+			ReadHeaderTimeout: lc.Timeouts.ReadHeader.Std(),
+			ReadTimeout:       lc.Timeouts.Read.Std(),
+			WriteTimeout:      lc.Timeouts.Write.Std(),
+			IdleTimeout:       lc.Timeouts.Idle.Std(),
+			MaxHeaderBytes:    int(lc.MaxHeaderBytes),
+			ErrorLog:          errLog,
+		}
+		if lc.TLS != nil {
+			if err := fd.loadCert(lc.TLS); err != nil {
+				return fmt.Errorf("gateway: listener %s: %w", lc.Name, err)
+			}
+			fd.srv.TLSConfig = tlsConfig(lc.TLS, fd)
+		}
+		g.listeners = append(g.listeners, fd)
+	}
+	if !cfg.Admin.Disabled {
+		ln, err := net.Listen("tcp", cfg.Admin.Address)
+		if err != nil {
+			return fmt.Errorf("gateway: admin listener: %w", err)
+		}
+		g.adminLn = ln
+		g.admin = &http.Server{
+			Handler:           g.adminHandler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      10 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			ErrorLog:          errLog,
+		}
+	}
+	return nil
+}
+
+// tlsConfig is TLS 1.2+ with Go's modern cipher suite and curve defaults,
+// HTTP/2 and HTTP/1.1 via ALPN, and the certificate read from an atomic
+// pointer so a reload can rotate it without dropping connections.
+func tlsConfig(c *config.TLS, fd *frontDoor) *tls.Config {
+	minVersion := uint16(tls.VersionTLS12)
+	if c.MinVersion == "1.3" {
+		minVersion = tls.VersionTLS13
+	}
+	return &tls.Config{
+		MinVersion: minVersion,
+		NextProtos: []string{"h2", "http/1.1"},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return fd.cert.Load(), nil
+		},
+	}
+}
+
+func (fd *frontDoor) loadCert(c *config.TLS) error {
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return fmt.Errorf("load certificate: %w", err)
+	}
+	fd.cert.Store(&cert)
+	return nil
+}
+
+// handler serves every request on the plan current when it arrives.
+func (g *Gateway) handler(listener string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.plan.Load().ServeHTTP(w, r, listener)
+	})
+}
+
+// Serve starts serving on every listener and returns at once.
+func (g *Gateway) Serve() {
+	for _, fd := range g.listeners {
+		useTLS := fd.srv.TLSConfig != nil
+		go func() {
+			var err error
+			if useTLS {
+				// ServeTLS (not a tls.Listener) so net/http sets up HTTP/2.
+				err = fd.srv.ServeTLS(fd.ln, "", "")
+			} else {
+				err = fd.srv.Serve(fd.ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.log.Error("gateway: listener stopped", "listener", fd.name, "error", err)
+			}
+		}()
+		g.log.Info("gateway: listening", "listener", fd.name, "address", fd.ln.Addr().String(), "tls", useTLS)
+	}
+	if g.admin != nil {
+		go func() {
+			if err := g.admin.Serve(g.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.log.Error("gateway: admin listener stopped", "error", err)
+			}
+		}()
+		g.log.Info("gateway: admin listening", "address", g.adminLn.Addr().String())
+	}
+}
+
+// Addr returns the bound address of the named proxy listener (useful when
+// the configured port was 0), or nil.
+func (g *Gateway) Addr(name string) net.Addr {
+	for _, fd := range g.listeners {
+		if fd.name == name {
+			return fd.ln.Addr()
+		}
+	}
+	return nil
+}
+
+// AdminAddr returns the bound admin address, or nil when disabled.
+func (g *Gateway) AdminAddr() net.Addr {
+	if g.adminLn == nil {
+		return nil
+	}
+	return g.adminLn.Addr()
+}
+
+// Reload reads, validates and compiles the configuration file, then swaps
+// it in atomically. On any error the running configuration stays and the
+// error is returned (and logged). Listener and admin settings cannot change
+// without a restart; such changes are reported and ignored.
+func (g *Gateway) Reload() error {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	if g.opts.ConfigPath == "" {
+		return errors.New("gateway: no config file to reload")
+	}
+	data, err := os.ReadFile(g.opts.ConfigPath)
+	if err != nil {
+		return g.reloadFailed(fmt.Errorf("gateway: reload: %w", err))
+	}
+	return g.reloadData(data, true)
+}
+
+func (g *Gateway) reloadData(data []byte, force bool) error {
+	sum := sha256.Sum256(data)
+	if !force && sum == g.hash {
+		return nil
+	}
+	cfg, file, err := config.Parse(g.opts.ConfigPath, data, os.LookupEnv)
+	if err != nil {
+		return g.reloadFailed(err)
+	}
+	old := g.cfg.Load()
+	if !reflect.DeepEqual(old.Listeners, cfg.Listeners) || !reflect.DeepEqual(old.Admin, cfg.Admin) {
+		g.log.Warn("gateway: listener or admin settings changed; they take effect after a restart, the rest is reloaded")
+		cfg.Listeners, cfg.Admin = old.Listeners, old.Admin
+	}
+	plan, err := pipeline.Build(cfg, file, g.opts.Pipeline)
+	if err != nil {
+		return g.reloadFailed(err)
+	}
+	for i, lc := range cfg.Listeners {
+		if lc.TLS != nil {
+			if err := g.listeners[i].loadCert(lc.TLS); err != nil {
+				plan.Close()
+				return g.reloadFailed(fmt.Errorf("gateway: reload: listener %s: %w", lc.Name, err))
+			}
+		}
+	}
+	prev := g.plan.Load()
+	g.install(cfg, plan)
+	g.hash = sum
+	g.lastError.Store(nil)
+	g.log.Info("gateway: configuration reloaded", "file", g.opts.ConfigPath, "routes", plan.Routes())
+	g.retirePlan(prev, cfg.Lifecycle.DrainTimeout.Std())
+	return nil
+}
+
+func (g *Gateway) reloadFailed(err error) error {
+	msg := err.Error()
+	g.lastError.Store(&msg)
+	g.log.Error("gateway: reload rejected; the previous configuration keeps serving", "file", g.opts.ConfigPath, "error", msg)
+	return err
+}
+
+// retirePlan closes a replaced plan once requests that started on it have
+// had time to finish.
+func (g *Gateway) retirePlan(p *pipeline.Plan, drain time.Duration) {
+	delay := g.opts.RetireDelay
+	if delay == 0 {
+		delay = drain
+	}
+	g.retire.Add(1)
+	go func() {
+		defer g.retire.Done()
+		select {
+		case <-time.After(delay):
+		case <-g.done:
+		}
+		p.Close()
+	}()
+}
+
+// Shutdown stops accepting connections, marks the instance not ready, and
+// waits for in-flight requests until ctx ends; then it closes what is left.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.draining.Store(true)
+	var errs []error
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, fd := range g.listeners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fd.srv.Shutdown(ctx); err != nil {
+				_ = fd.srv.Close()
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("gateway: listener %s: %w", fd.name, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if g.admin != nil {
+		// The admin listener goes last so /readyz answers "draining" while
+		// the proxy drains.
+		if err := g.admin.Shutdown(ctx); err != nil {
+			_ = g.admin.Close()
+		}
+	}
+	close(g.done)
+	g.retire.Wait()
+	g.plan.Load().Close()
+	return errors.Join(errs...)
+}
+
+func (g *Gateway) closeListeners() {
+	for _, fd := range g.listeners {
+		_ = fd.ln.Close()
+	}
+	if g.adminLn != nil {
+		_ = g.adminLn.Close()
+	}
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// slogWriter routes net/http's server error log (TLS handshake errors and
+// the like) into the operational log at debug level: they are client noise.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.log.Debug("gateway: http server", "message", string(trimNewline(p)))
+	return len(p), nil
+}
+
+func trimNewline(p []byte) []byte {
+	if n := len(p); n > 0 && p[n-1] == '\n' {
+		return p[:n-1]
+	}
+	return p
+}

@@ -1,0 +1,143 @@
+package pipeline
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+
+	"github.com/gatehouse/gatehouse/internal/accesslog"
+	"github.com/gatehouse/gatehouse/internal/clientip"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/proxy"
+	"github.com/gatehouse/gatehouse/internal/route"
+)
+
+// Options are the process-wide things a plan is built with.
+type Options struct {
+	// Log is the operational logger.
+	Log *slog.Logger
+	// Stdout and Stderr are where "stdout" and "stderr" outputs go
+	// (injectable for tests). Default os.Stdout and os.Stderr.
+	Stdout, Stderr io.Writer
+}
+
+// Build compiles a validated configuration into a Plan. Everything
+// expensive happens here, once: URLs are parsed, transports built, the
+// route table sorted, files opened.
+func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	p := &Plan{log: opts.Log}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+
+	p.resolver, err = clientip.NewResolver(cfg.Forwarding.TrustedProxies)
+	if err != nil {
+		return nil, file.Errorf("forwarding.trusted_proxies", "%v", err)
+	}
+
+	p.access = accesslog.Discard()
+	if !cfg.AccessLog.Disabled {
+		var w io.Writer
+		switch cfg.AccessLog.Output {
+		case "stdout":
+			w = opts.Stdout
+		case "stderr":
+			w = opts.Stderr
+		default:
+			f, err := os.OpenFile(cfg.AccessLog.Output, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+			if err != nil {
+				return nil, file.Errorf("access_log.output", "cannot open: %v", err)
+			}
+			p.closers = append(p.closers, func() { _ = f.Close() })
+			w = f
+		}
+		p.access = accesslog.New(w, cfg.AccessLog.RedactQueryParams)
+	}
+
+	entries := make([]route.Entry[*Route], 0, len(cfg.Routes))
+	for i, rc := range cfg.Routes {
+		rt, err := p.buildRoute(rc)
+		if err != nil {
+			return nil, file.Errorf(fmt.Sprintf("routes[%d]", i), "%v", err)
+		}
+		p.routes = append(p.routes, rt)
+		spec := route.Spec{Hosts: rc.Match.Hosts, Path: rc.Match.Path, Methods: rc.Match.Methods}
+		if rc.Match.PathPrefix != "" {
+			spec.Path, spec.Prefix = rc.Match.PathPrefix, true
+		}
+		entries = append(entries, route.Entry[*Route]{Spec: spec, Value: rt})
+	}
+	p.table, err = route.NewTable(entries)
+	if err != nil {
+		return nil, file.Errorf("routes", "%v", err)
+	}
+	return p, nil
+}
+
+func (p *Plan) buildRoute(rc config.Route) (*Route, error) {
+	targets := make([]*url.URL, 0, len(rc.Upstream.Targets))
+	for _, t := range rc.Upstream.Targets {
+		u, err := url.Parse(t)
+		if err != nil {
+			return nil, fmt.Errorf("target %q: %w", t, err)
+		}
+		targets = append(targets, u)
+	}
+	px, err := proxy.New(proxy.Config{
+		Targets:               targets,
+		StripPrefix:           rc.Upstream.StripPrefix,
+		AddPrefix:             rc.Upstream.AddPrefix,
+		PreserveHost:          rc.Upstream.PreserveHost,
+		DialTimeout:           rc.Upstream.Timeouts.Dial.Std(),
+		ResponseHeaderTimeout: rc.Upstream.Timeouts.ResponseHeader.Std(),
+		RequestTimeout:        rc.Upstream.Timeouts.Request.Std(),
+		Resolver:              p.resolver,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, px.Close)
+	return &Route{
+		Name:         rc.Name,
+		Proxy:        px,
+		MaxBodyBytes: int64(rc.MaxBodyBytes),
+		Deadline:     rc.Upstream.Timeouts.Request.Std(),
+	}, nil
+}
+
+// Ready reports whether every identity source of the plan is usable; the
+// admin listener's /readyz answers 503 until it is. A plan without identity
+// sources is ready as soon as it is built.
+func (p *Plan) Ready() error {
+	for _, ready := range p.readies {
+		if err := ready(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Routes returns the number of routes, for status pages.
+func (p *Plan) Routes() int { return len(p.routes) }
+
+// Close releases what the plan holds (idle upstream connections, log
+// files). Call it once no request uses the plan any more.
+func (p *Plan) Close() {
+	for _, c := range p.closers {
+		c()
+	}
+	p.closers = nil
+}

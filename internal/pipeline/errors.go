@@ -1,0 +1,68 @@
+package pipeline
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gatehouse/gatehouse/internal/accesslog"
+	"github.com/gatehouse/gatehouse/internal/problem"
+	"github.com/gatehouse/gatehouse/internal/proxy"
+)
+
+var (
+	errRouteNotFound = errors.New("pipeline: no route matches")
+	errPanic         = errors.New("pipeline: internal error")
+	errBadPath       = errors.New("pipeline: path is not absolute or has dot segments")
+)
+
+// MethodNotAllowedError means a route matched the host and path but not
+// the method. Allow lists the methods that would have matched.
+type MethodNotAllowedError struct{ Allow string }
+
+func (e *MethodNotAllowedError) Error() string {
+	return "pipeline: method not allowed (allow: " + e.Allow + ")"
+}
+
+// respond is the one place where an error becomes an HTTP response. It
+// matches typed errors (never error strings), writes a problem+json body
+// with a fixed, safe detail, and records a stable reason in the access log.
+// The error's own text is never sent: it may hold internal addresses.
+func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err error) {
+	var (
+		t      problem.Type
+		detail string
+		mna    *MethodNotAllowedError
+		tooBig *http.MaxBytesError
+	)
+	switch {
+	case errors.Is(err, proxy.ErrClientGone):
+		// Nobody is listening; 499 is the de-facto code for it in logs.
+		e.Error = "client_closed_request"
+		if !w.started() {
+			w.status = 499
+		}
+		return
+	case errors.Is(err, errBadPath):
+		t, detail = problem.BadRequest, "The request path must be absolute and must not contain \".\" or \"..\" segments."
+	case errors.Is(err, errRouteNotFound):
+		t, detail = problem.RouteNotFound, "No route is configured for this host, path and method."
+	case errors.As(err, &mna):
+		t, detail = problem.MethodNotAllowed, "This path accepts: "+mna.Allow+"."
+		w.Header().Set("Allow", mna.Allow)
+	case errors.As(err, &tooBig):
+		t, detail = problem.BodyTooLarge, "The request body exceeds this route's limit."
+	case errors.Is(err, proxy.ErrUpstreamTimeout):
+		t, detail = problem.UpstreamTimeout, "The upstream service did not answer in time."
+	case errors.Is(err, proxy.ErrUpstreamUnavailable):
+		t, detail = problem.UpstreamError, "The upstream service could not be reached or answered badly."
+	default:
+		t, detail = problem.Internal, "An internal error occurred; quote the request id when reporting it."
+		p.log.Error("pipeline: unexpected error", "request_id", e.RequestID, "route", e.Route, "error", err)
+	}
+	e.Error = t.Slug
+	if w.started() {
+		// Headers are gone; the most we can do is log what happened.
+		return
+	}
+	problem.Write(w, t, detail, e.RequestID)
+}

@@ -1,0 +1,254 @@
+// Package pipeline is Gatehouse's request pipeline, in one place:
+//
+//	request id → client IP → route match → stages → body limit → reverse proxy
+//	                                  (authenticate → authorize → rate limit → identity headers)
+//
+// A Plan is the compiled form of one configuration: its route table, each
+// route's stages and proxy. Nothing is parsed, compiled or looked up by name
+// per request. Stages return typed errors; respond, in errors.go, is the only
+// place where an error becomes an HTTP response.
+package pipeline
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/accesslog"
+	"github.com/gatehouse/gatehouse/internal/clientip"
+	"github.com/gatehouse/gatehouse/internal/proxy"
+	"github.com/gatehouse/gatehouse/internal/requestid"
+	"github.com/gatehouse/gatehouse/internal/route"
+)
+
+// Stage is one step between the route match and the upstream: the seam
+// where authentication, authorization, rate limiting and identity headers
+// plug in. A stage either lets the request continue (nil), or stops it with
+// a typed error that respond maps to a status. A stage never writes the
+// response itself, so every refusal looks the same and is logged the same.
+type Stage interface {
+	// Name identifies the stage in logs and explanations ("authenticate").
+	Name() string
+	// Process runs the stage for one request. It may read and change x
+	// (add an identity, set upstream headers), and must be safe for
+	// concurrent use.
+	Process(x *Exchange) error
+}
+
+// Exchange is the per-request state shared by the stages. It is pooled:
+// stages must not keep a reference to it after Process returns.
+type Exchange struct {
+	// Request is the inbound request; stages may edit its headers, which
+	// then travel upstream.
+	Request   *http.Request
+	Route     *Route
+	Params    route.Params
+	RequestID string
+	// ClientIP is the TCP peer, or the address that trusted proxies
+	// reported for it.
+	ClientIP netip.Addr
+	// Log is the access log entry; stages add who the caller is.
+	Log *accesslog.Entry
+}
+
+// Route is one compiled route.
+type Route struct {
+	Name         string
+	Stages       []Stage
+	Proxy        *proxy.Proxy
+	MaxBodyBytes int64
+	// Deadline bounds reading the request and writing the response; 0
+	// clears the listener's deadlines so streams and WebSockets can live on.
+	Deadline time.Duration
+}
+
+// Plan is one compiled configuration. It is immutable once built and
+// served through an atomic pointer, so a reload swaps whole plans and an
+// in-flight request finishes on the plan it started with.
+type Plan struct {
+	table    *route.Table[*Route]
+	routes   []*Route
+	resolver *clientip.Resolver
+	access   *accesslog.Logger
+	log      *slog.Logger
+	closers  []func()
+	readies  []func() error
+}
+
+// state is everything one request needs, pooled so the hot path does not
+// allocate it per request.
+type state struct {
+	rec   recorder
+	x     Exchange
+	entry accesslog.Entry
+}
+
+var statePool = sync.Pool{New: func() any { return new(state) }}
+
+// ServeHTTP runs the pipeline for one request on this plan. listener names
+// the front door for the access log.
+func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string) {
+	st := statePool.Get().(*state)
+	defer func() { *st = state{}; statePool.Put(st) }()
+
+	rid := requestid.FromIncoming(r.Header.Get(requestid.Header))
+	r.Header.Set(requestid.Header, rid)
+	w.Header().Set(requestid.Header, rid)
+
+	st.rec = recorder{ResponseWriter: w}
+	rec := &st.rec
+	e := &st.entry
+	*e = accesslog.Entry{
+		Start: time.Now(), RequestID: rid, Listener: listener, Method: r.Method, Host: r.Host,
+		Path: r.URL.Path, RawQuery: r.URL.RawQuery, Proto: r.Proto, ClientIP: p.resolver.ClientIP(r),
+	}
+	defer p.finish(rec, r, e)
+
+	if !cleanPath(r.URL.Path) {
+		p.respond(rec, r, e, errBadPath)
+		return
+	}
+	res := p.table.Match(r.Host, r.URL.Path, r.Method)
+	switch res.Status {
+	case route.NotFound:
+		p.respond(rec, r, e, errRouteNotFound)
+		return
+	case route.MethodNotAllowed:
+		p.respond(rec, r, e, &MethodNotAllowedError{Allow: res.Allow})
+		return
+	}
+	rt := res.Value
+	e.Route = rt.Name
+
+	x := &st.x
+	*x = Exchange{Request: r, Route: rt, Params: res.Params, RequestID: rid, ClientIP: e.ClientIP, Log: e}
+	for _, s := range rt.Stages {
+		if err := s.Process(x); err != nil {
+			p.respond(rec, r, e, err)
+			return
+		}
+	}
+
+	if rt.MaxBodyBytes > 0 && r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength > rt.MaxBodyBytes {
+			p.respond(rec, r, e, &http.MaxBytesError{Limit: rt.MaxBodyBytes})
+			return
+		}
+		// The real writer, so net/http closes the connection instead of
+		// draining the rest of an oversized body.
+		r.Body = http.MaxBytesReader(w, r.Body, rt.MaxBodyBytes)
+	}
+	setDeadlines(w, rt.Deadline)
+
+	result, err := rt.Proxy.Forward(rec, r)
+	e.Upstream, e.UpstreamLatency = result.Target, result.Latency
+	if err != nil {
+		p.respond(rec, r, e, err)
+	}
+}
+
+// finish writes the access log line, also when a handler panics: a
+// http.ErrAbortHandler (the proxy aborting a broken stream) is logged and
+// passed on to net/http, anything else is answered with a 500.
+func (p *Plan) finish(rec *recorder, r *http.Request, e *accesslog.Entry) {
+	v := recover()
+	if v != nil && v != http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
+		p.log.Error("pipeline: panic while serving a request", "request_id", e.RequestID, "route", e.Route, "panic", v)
+		p.respond(rec, r, e, errPanic)
+	}
+	e.Status, e.Bytes = rec.status, rec.bytes
+	if e.Status == 0 {
+		switch {
+		case v != nil:
+			e.Status = 499 // aborted mid-response; nothing more to send
+		case e.Error == "" && r.Header.Get("Upgrade") != "":
+			e.Status = http.StatusSwitchingProtocols // hijacked by the proxy for a WebSocket
+		default:
+			e.Status = http.StatusOK
+		}
+	}
+	e.Duration = time.Since(e.Start)
+	p.access.Log(e)
+	if v == http.ErrAbortHandler { //nolint:errorlint
+		panic(v)
+	}
+}
+
+// cleanPath reports whether a (decoded) path is absolute and free of "."
+// and ".." segments. Such segments are refused rather than resolved: the
+// route is chosen on the path as sent, and an upstream that resolves
+// "/public/../admin" itself would otherwise serve a path whose route (and
+// its authentication) never ran.
+func cleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); {
+		j := i + 1
+		for j < len(p) && p[j] != '/' {
+			j++
+		}
+		if seg := p[i+1 : j]; seg == "." || seg == ".." {
+			return false
+		}
+		i = j
+	}
+	return true
+}
+
+// setDeadlines gives a routed request its route's deadline instead of the
+// listener's, or none for streaming routes. Writers that do not support
+// deadlines (tests' recorders) are left alone.
+func setDeadlines(w http.ResponseWriter, d time.Duration) {
+	rc := http.NewResponseController(w)
+	var at time.Time
+	if d > 0 {
+		// A second of grace so a 504 can still be written after the
+		// upstream request timeout fires.
+		at = time.Now().Add(d + time.Second)
+	}
+	_ = rc.SetReadDeadline(at)
+	_ = rc.SetWriteDeadline(at)
+}
+
+// recorder captures the status and size of the response for the access log.
+// It implements Unwrap so http.ResponseController (used by the reverse proxy
+// to flush streams and hijack WebSocket connections) reaches the real writer.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 && code >= 200 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController find Flush, Hijack and deadlines.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Flush passes through, so streamed responses reach the client as they come.
+func (r *recorder) Flush() {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	_ = http.NewResponseController(r.ResponseWriter).Flush()
+}
+
+// started reports whether headers went out, after which no error response
+// can be written.
+func (r *recorder) started() bool { return r.status != 0 }

@@ -1,0 +1,72 @@
+// Package problem writes RFC 9457 problem details (application/problem+json),
+// the only body format of responses Gatehouse produces itself.
+//
+// Each Type has a stable URN and title that clients may switch on; the
+// catalogue is documented in docs/errors.md. Details are written for an
+// honest client and never carry internal error text.
+package problem
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+// ContentType is the media type of every problem body.
+const ContentType = "application/problem+json"
+
+// Type is one kind of problem: a stable identifier, a fixed title and status.
+type Type struct {
+	Slug   string // stable; the type URI is "urn:gatehouse:problem:" + Slug
+	Title  string // fixed per type, so clients can show it
+	Status int
+}
+
+// URI returns the problem type URI.
+func (t Type) URI() string { return "urn:gatehouse:problem:" + t.Slug }
+
+// The catalogue. Slugs never change once released; new ones are added.
+var (
+	BadRequest       = Type{"bad-request", "Bad request", http.StatusBadRequest}
+	RouteNotFound    = Type{"route-not-found", "No route matches the request", http.StatusNotFound}
+	MethodNotAllowed = Type{"method-not-allowed", "Method not allowed on this route", http.StatusMethodNotAllowed}
+	BodyTooLarge     = Type{"request-body-too-large", "Request body too large", http.StatusRequestEntityTooLarge}
+	Internal         = Type{"internal-error", "Internal error", http.StatusInternalServerError}
+	UpstreamError    = Type{"upstream-unavailable", "Upstream unavailable", http.StatusBadGateway}
+	Unavailable      = Type{"service-unavailable", "Service unavailable", http.StatusServiceUnavailable}
+	UpstreamTimeout  = Type{"upstream-timeout", "Upstream timed out", http.StatusGatewayTimeout}
+)
+
+// Details is the RFC 9457 body, with the request id as an extension member
+// so a client can quote it to support.
+type Details struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Instance  string `json:"instance,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// Write sends a problem response. detail must be safe to show to anyone.
+func Write(w http.ResponseWriter, t Type, detail, requestID string) {
+	body, err := json.Marshal(Details{
+		Type:      t.URI(),
+		Title:     t.Title,
+		Status:    t.Status,
+		Detail:    detail,
+		RequestID: requestID,
+	})
+	if err != nil {
+		// Marshalling a struct of strings cannot fail; keep a safe answer anyway.
+		body = []byte(`{"type":"urn:gatehouse:problem:internal-error","title":"Internal error","status":500}`)
+	}
+	body = append(body, '\n')
+	h := w.Header()
+	h.Set("Content-Type", ContentType)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(t.Status)
+	_, _ = w.Write(body)
+}

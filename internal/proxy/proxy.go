@@ -1,0 +1,437 @@
+// Package proxy forwards a matched request to its upstream.
+//
+// A Proxy is built once per route when the configuration is loaded: targets
+// are parsed and validated, and one httputil.ReverseProxy with one
+// http.Transport is set up. Forward then proxies a request without parsing
+// anything, and returns errors to its caller instead of writing them: the
+// pipeline owns every error response.
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/clientip"
+)
+
+// Errors returned by Forward wrap one of these sentinels, so the pipeline
+// can map them with errors.Is. The one exception is a request body that
+// exceeds its http.MaxBytesReader limit: that error wraps only the
+// *http.MaxBytesError (see Forward).
+var (
+	// ErrUpstreamUnavailable means the upstream could not be reached or
+	// answered badly (connection refused or reset, malformed response).
+	// The pipeline answers 502.
+	ErrUpstreamUnavailable = errors.New("proxy: upstream unavailable")
+	// ErrUpstreamTimeout means a dial, response-header or request timeout
+	// expired. The pipeline answers 504.
+	ErrUpstreamTimeout = errors.New("proxy: upstream timeout")
+	// ErrClientGone means the client cancelled the request or broke its
+	// side of the exchange; nothing should be written to it.
+	ErrClientGone = errors.New("proxy: client went away")
+	// ErrInvalidConfig is wrapped by New when the Config cannot be used.
+	ErrInvalidConfig = errors.New("proxy: invalid config")
+)
+
+// errRequestTimeout is the cause attached to the RequestTimeout context, so
+// that its expiry can be told apart from any deadline the caller set.
+var errRequestTimeout = errors.New("proxy: request timeout")
+
+// Config describes one upstream. The zero value of every duration means
+// "no limit"; the config package supplies the documented defaults.
+type Config struct {
+	// Targets are the upstream base URLs, used round-robin: http or https
+	// with a host, optionally a base path (prepended to the request path)
+	// and a query (prepended to the request query). "builtin:echo" is the
+	// in-process demo backend (see EchoHandler). At least one is required.
+	// Credentials in a target URL are refused: they would not be sent.
+	Targets []*url.URL
+	// StripPrefix is removed from the request path before forwarding, only
+	// when the path has it on a segment boundary ("/api" strips "/api" and
+	// "/api/x" but not "/apix"). A trailing slash is ignored. Default: none.
+	StripPrefix string
+	// AddPrefix is prepended to the path after StripPrefix. A trailing
+	// slash is ignored. Default: none.
+	AddPrefix string
+	// PreserveHost sends the client's Host header upstream instead of the
+	// target's host. Default false.
+	PreserveHost bool
+	// DialTimeout bounds the TCP connect and, separately, the TLS
+	// handshake. Default 0: no limit beyond the operating system's.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for response headers once the
+	// request has been written. Default 0: no limit.
+	ResponseHeaderTimeout time.Duration
+	// RequestTimeout bounds the whole exchange, response body included.
+	// Default 0: no limit, as SSE and WebSocket routes need (a WebSocket
+	// connection is closed when it expires).
+	RequestTimeout time.Duration
+	// Resolver decides whose forwarding headers are believed. Default nil:
+	// nobody's, so incoming X-Forwarded-* and Forwarded are replaced.
+	Resolver *clientip.Resolver
+	// Logger receives httputil.ReverseProxy's own diagnostics (such as a
+	// read error while copying a response body) at debug level. They
+	// contain no request headers. Default nil: discarded.
+	Logger *slog.Logger
+}
+
+// Result is what the access log needs to know about one exchange.
+type Result struct {
+	// Target is the upstream chosen: "host:port", or "builtin:echo".
+	Target string
+	// Latency runs from the call to Forward until the upstream's response
+	// headers arrived, or until the exchange failed.
+	Latency time.Duration
+	// Status is the upstream's response status; 0 if none arrived.
+	Status int
+}
+
+// Proxy forwards requests to one upstream's targets. It is safe for
+// concurrent use.
+type Proxy struct {
+	targets        []target
+	next           atomic.Uint64
+	strip          string // trailing slash trimmed; "" = none
+	add            string // trailing slash trimmed; "" = none
+	addEscaped     string // add as it is written in an escaped path
+	preserveHost   bool
+	requestTimeout time.Duration
+	resolver       *clientip.Resolver
+	transport      *http.Transport
+	rp             *httputil.ReverseProxy
+}
+
+type target struct {
+	url  *url.URL
+	name string
+}
+
+const builtinScheme = "builtin"
+
+// New validates cfg and builds the Proxy.
+func New(cfg Config) (*Proxy, error) {
+	if len(cfg.Targets) == 0 {
+		return nil, fmt.Errorf("%w: no targets", ErrInvalidConfig)
+	}
+	if cfg.DialTimeout < 0 || cfg.ResponseHeaderTimeout < 0 || cfg.RequestTimeout < 0 {
+		return nil, fmt.Errorf("%w: negative timeout", ErrInvalidConfig)
+	}
+	for _, prefix := range []string{cfg.StripPrefix, cfg.AddPrefix} {
+		if prefix != "" && !strings.HasPrefix(prefix, "/") {
+			return nil, fmt.Errorf("%w: path prefix %q must start with /", ErrInvalidConfig, prefix)
+		}
+	}
+	p := &Proxy{
+		strip:          strings.TrimRight(cfg.StripPrefix, "/"),
+		add:            strings.TrimRight(cfg.AddPrefix, "/"),
+		preserveHost:   cfg.PreserveHost,
+		requestTimeout: cfg.RequestTimeout,
+		resolver:       cfg.Resolver,
+	}
+	p.addEscaped = (&url.URL{Path: p.add}).EscapedPath()
+	for _, u := range cfg.Targets {
+		t, err := newTarget(u)
+		if err != nil {
+			return nil, err
+		}
+		p.targets = append(p.targets, t)
+	}
+
+	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	p.transport = &http.Transport{
+		// Upstreams are reached directly; an HTTP_PROXY in the gateway's
+		// environment must not silently reroute (and expose) traffic.
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   cfg.DialTimeout,
+		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		// A gateway talks to few hosts at high rates; the default of 2
+		// idle connections per host would make most requests dial.
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		// HTTP/2 is negotiated by ALPN, so this only affects https targets.
+		ForceAttemptHTTP2: true,
+		// Pass the client's Accept-Encoding through untouched rather than
+		// have the transport ask for gzip and decompress on our CPU.
+		DisableCompression: true,
+	}
+	// The echo backend rides on the same transport and ReverseProxy, so
+	// what it reports is exactly what a real upstream would receive.
+	p.transport.RegisterProtocol(builtinScheme, inProcessTransport{handler: EchoHandler()})
+
+	errorLog := log.New(io.Discard, "", 0)
+	if cfg.Logger != nil {
+		errorLog = slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      p.transport,
+		ModifyResponse: recordResponse,
+		ErrorHandler:   recordError,
+		ErrorLog:       errorLog,
+		BufferPool:     copyBuffers,
+	}
+	return p, nil
+}
+
+func newTarget(u *url.URL) (target, error) {
+	switch {
+	case u == nil:
+		return target{}, fmt.Errorf("%w: nil target", ErrInvalidConfig)
+	case u.Scheme == builtinScheme:
+		if u.Opaque != "echo" {
+			return target{}, fmt.Errorf("%w: unknown builtin backend %q (only builtin:echo exists)", ErrInvalidConfig, u.Redacted())
+		}
+		return target{url: &url.URL{Scheme: builtinScheme, Host: "echo"}, name: "builtin:echo"}, nil
+	case u.Scheme != "http" && u.Scheme != "https":
+		return target{}, fmt.Errorf("%w: target %q: scheme must be http or https", ErrInvalidConfig, u.Redacted())
+	case u.Host == "" || u.Opaque != "":
+		return target{}, fmt.Errorf("%w: target %q has no host", ErrInvalidConfig, u.Redacted())
+	case u.User != nil:
+		return target{}, fmt.Errorf("%w: target %q: credentials in the URL are not supported", ErrInvalidConfig, u.Redacted())
+	}
+	name := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		name = net.JoinHostPort(u.Hostname(), port)
+	}
+	// Copy so that a caller mutating its URL later cannot change routing.
+	cp := *u
+	return target{url: &cp, name: name}, nil
+}
+
+// Close releases idle upstream connections. Exchanges in flight finish
+// normally; call it when a reloaded configuration replaces this Proxy.
+func (p *Proxy) Close() {
+	p.transport.CloseIdleConnections()
+}
+
+// Forward proxies r to the next target and reports how it went.
+//
+// Forward never writes an error response: errors are returned, wrapping
+// ErrUpstreamUnavailable, ErrUpstreamTimeout or ErrClientGone, and the
+// caller writes the answer (the error text is for logs only). When reading
+// the request body fails with *http.MaxBytesError, the returned error wraps
+// that error and no sentinel, so errors.As finds it whatever order the
+// caller checks in. Other request body read failures are ErrClientGone.
+//
+// Once the response has started, an error can no longer be reported to the
+// client: like httputil.ReverseProxy, Forward then panics with
+// http.ErrAbortHandler, which makes net/http abort the connection. A caller
+// that logs every request must do so in a deferred function.
+func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request) (Result, error) {
+	t := &p.targets[(p.next.Add(1)-1)%uint64(len(p.targets))]
+	ex := &exchange{Context: r.Context(), target: t, start: time.Now()}
+	if p.requestTimeout > 0 {
+		var cancel context.CancelFunc
+		ex.Context, cancel = context.WithTimeoutCause(r.Context(), p.requestTimeout, errRequestTimeout)
+		defer cancel()
+	}
+	out := r.WithContext(ex)
+	if r.Body != nil && r.Body != http.NoBody {
+		ex.body.rc = r.Body
+		out.Body = &ex.body
+	}
+	if isUpgrade(r) {
+		// Only upgrades hijack the connection; tracking that lets a failure
+		// after the switch be reported as "write nothing".
+		ex.hijack.ResponseWriter = w
+		w = &ex.hijack
+	}
+
+	p.rp.ServeHTTP(w, out)
+
+	res := Result{Target: t.name, Latency: ex.latency, Status: ex.status}
+	if ex.err == nil {
+		return res, nil
+	}
+	if ex.status == 0 {
+		res.Latency = time.Since(ex.start)
+	}
+	return res, classify(r.Context(), ex)
+}
+
+// classify maps what went wrong to the error the pipeline acts on. The
+// order matters: the client's own failures are checked first, because a
+// failing client also makes the upstream exchange fail.
+func classify(clientCtx context.Context, ex *exchange) error {
+	err, name := ex.err, ex.target.name
+	if bodyErr := ex.body.failure(); bodyErr != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(bodyErr, &tooLarge) {
+			return fmt.Errorf("proxy: reading request body: %w", bodyErr)
+		}
+		return fmt.Errorf("%w: reading request body: %w", ErrClientGone, bodyErr)
+	}
+	if ex.hijack.hijacked {
+		return fmt.Errorf("%w: after switching protocols: %w", ErrClientGone, err)
+	}
+	if cerr := clientCtx.Err(); cerr != nil {
+		if errors.Is(cerr, context.DeadlineExceeded) {
+			// A deadline set by the caller, not a departed client.
+			return fmt.Errorf("%w: %s: %w", ErrUpstreamTimeout, name, err)
+		}
+		return fmt.Errorf("%w: %w", ErrClientGone, err)
+	}
+	if errors.Is(context.Cause(ex.Context), errRequestTimeout) {
+		return fmt.Errorf("%w: %s: %w", ErrUpstreamTimeout, name, errRequestTimeout)
+	}
+	var netErr net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout() {
+		return fmt.Errorf("%w: %s: %w", ErrUpstreamTimeout, name, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrUpstreamUnavailable, name, err)
+}
+
+// exchange is the per-request state shared between Forward and the
+// ReverseProxy hooks. It is the request's context itself (embedding the
+// real one), which carries it to the hooks without a separate WithValue
+// allocation. Its fields are only touched on the ServeHTTP goroutine,
+// except body, which the transport may read from another.
+type exchange struct {
+	context.Context
+	target  *target
+	start   time.Time
+	latency time.Duration
+	status  int
+	err     error
+	body    trackedBody
+	hijack  hijackRecorder
+}
+
+type exchangeKey struct{}
+
+// Value makes the exchange findable from any context derived from it.
+func (ex *exchange) Value(key any) any {
+	if _, ok := key.(exchangeKey); ok {
+		return ex
+	}
+	return ex.Context.Value(key)
+}
+
+func exchangeFrom(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return ex
+}
+
+// recordResponse is the ReverseProxy ModifyResponse hook: it runs once the
+// response headers have arrived (including a 101 for upgrades).
+func recordResponse(res *http.Response) error {
+	if ex := exchangeFrom(res.Request.Context()); ex != nil {
+		ex.status = res.StatusCode
+		ex.latency = time.Since(ex.start)
+	}
+	return nil
+}
+
+// recordError is the ReverseProxy ErrorHandler: it hands the error to
+// Forward instead of answering, because the pipeline writes all errors.
+func recordError(w http.ResponseWriter, r *http.Request, err error) {
+	ex := exchangeFrom(r.Context())
+	if ex == nil {
+		// Unreachable through Forward. Answer without detail rather
+		// than leak err to the client.
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	if ex.err == nil {
+		ex.err = err
+	}
+}
+
+// trackedBody remembers the first error, other than EOF, from reading a
+// request body. Forward uses it to blame a body failure on the client (or
+// on the body limit) rather than on the upstream the transport was writing
+// the body to; the in-process transport uses it to fail like a network one.
+type trackedBody struct {
+	rc  io.ReadCloser
+	mu  sync.Mutex // the transport reads on its own goroutine
+	err error
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *trackedBody) Close() error { return b.rc.Close() }
+
+func (b *trackedBody) failure() error {
+	if b.rc == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// hijackRecorder wraps the ResponseWriter of an upgrade request to notice
+// when ReverseProxy takes over the connection. Unwrap keeps every other
+// http.ResponseController feature of the real writer reachable.
+type hijackRecorder struct {
+	http.ResponseWriter
+	hijacked bool
+}
+
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err == nil {
+		h.hijacked = true
+	}
+	return conn, brw, err
+}
+
+func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// isUpgrade mirrors ReverseProxy's test for a protocol upgrade request.
+func isUpgrade(r *http.Request) bool {
+	if r.Header.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range r.Header["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// copyBuffers spares each response body copy a fresh 32 KiB allocation.
+var copyBuffers httputil.BufferPool = &bufferPool{}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.pool.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, 32*1024)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }

@@ -1,0 +1,211 @@
+package proxy
+
+import (
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/clientip"
+)
+
+// rewrite is the ReverseProxy Rewrite hook. ReverseProxy has already
+// removed hop-by-hop headers and the incoming X-Forwarded-*/Forwarded
+// headers from pr.Out; pr.In must not be modified.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	t := &p.targets[0]
+	if ex := exchangeFrom(pr.In.Context()); ex != nil {
+		t = ex.target
+	}
+	p.rewritePath(pr.Out.URL)
+	pr.SetURL(t.url) // joins the target's base path and query; clears Out.Host
+	if p.preserveHost {
+		pr.Out.Host = pr.In.Host
+	}
+	p.setForwarding(pr.Out.Header, pr.In)
+}
+
+// rewritePath applies StripPrefix then AddPrefix to u. When the client's
+// path has escapes that its decoded form cannot reproduce (RawPath set,
+// e.g. "%2F"), both forms are rewritten so they stay consistent and the
+// upstream receives the escapes the client sent.
+func (p *Proxy) rewritePath(u *url.URL) {
+	if p.strip == "" && p.add == "" {
+		return
+	}
+	if u.RawPath == "" {
+		// Path re-escapes to exactly what the client sent, so plain
+		// string operations on it are exact.
+		path := u.Path
+		if p.strip != "" {
+			if rest, ok := cutSegments(path, p.strip); ok {
+				path = rest
+			}
+		}
+		u.Path = orRoot(p.add + path)
+		return
+	}
+	raw := u.RawPath
+	if p.strip != "" {
+		if rest, ok := cutEscapedSegments(raw, p.strip); ok {
+			raw = rest
+		}
+	}
+	raw = orRoot(p.addEscaped + raw)
+	path, err := url.PathUnescape(raw)
+	if err != nil {
+		// Unreachable: raw is a suffix of a RawPath the server already
+		// validated, behind a prefix we escaped ourselves.
+		return
+	}
+	u.Path, u.RawPath = path, raw
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "/"
+	}
+	return path
+}
+
+// cutSegments removes prefix from path if path equals it or continues
+// with "/" right after it.
+func cutSegments(path, prefix string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, prefix)
+	if !ok || rest != "" && rest[0] != '/' {
+		return path, false
+	}
+	return rest, true
+}
+
+// cutEscapedSegments is cutSegments for an escaped path: prefix (decoded)
+// must match raw after unescaping, where an escaped slash ("%2F") is part of
+// a segment and never matches a separator.
+func cutEscapedSegments(raw, prefix string) (string, bool) {
+	i := 0
+	for j := 0; j < len(prefix); j++ {
+		if i >= len(raw) {
+			return raw, false
+		}
+		c, n := raw[i], 1
+		if c == '%' && i+2 < len(raw) && isHex(raw[i+1]) && isHex(raw[i+2]) {
+			c, n = unhex(raw[i+1])<<4|unhex(raw[i+2]), 3
+			if c == '/' {
+				return raw, false
+			}
+		}
+		if c != prefix[j] {
+			return raw, false
+		}
+		i += n
+	}
+	if i < len(raw) && raw[i] != '/' {
+		return raw, false
+	}
+	return raw[i:], true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	default:
+		return c - 'a' + 10
+	}
+}
+
+// setForwarding writes X-Forwarded-For, -Proto, -Host and Forwarded on the
+// outbound headers h. The incoming values are kept (and appended to) only
+// when the TCP peer is a trusted proxy; from anyone else they are forgeries
+// and are replaced by what this hop observed.
+func (p *Proxy) setForwarding(h http.Header, in *http.Request) {
+	peer := clientip.Peer(in.RemoteAddr)
+	trusted := p.resolver.Trusted(peer)
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+
+	if peer.IsValid() {
+		ip := peer.String()
+		if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
+		}
+		h["X-Forwarded-For"] = []string{ip}
+	}
+	keepOrSet(h, in.Header, trusted, "X-Forwarded-Proto", proto)
+	keepOrSet(h, in.Header, trusted, "X-Forwarded-Host", in.Host)
+
+	elem := forwardedElement(peer, in.Host, proto)
+	if prior := in.Header["Forwarded"]; trusted && len(prior) > 0 {
+		elem = strings.Join(prior, ", ") + ", " + elem
+	}
+	h["Forwarded"] = []string{elem}
+}
+
+// keepOrSet copies the incoming header key when trusted and present, else
+// sets it to value. The copied slice is capped so that a later append on
+// the outbound header can never write into the inbound one.
+func keepOrSet(out, in http.Header, trusted bool, key, value string) {
+	if v := in[key]; trusted && len(v) > 0 {
+		out[key] = v[:len(v):len(v)]
+		return
+	}
+	if value == "" {
+		delete(out, key)
+		return
+	}
+	out[key] = []string{value}
+}
+
+// forwardedElement formats this hop's RFC 7239 element:
+// for=<peer>;host="<host>";proto=<proto>. IPv6 nodes are bracketed and
+// quoted as the RFC requires; an unknown peer is "unknown".
+func forwardedElement(peer netip.Addr, host, proto string) string {
+	var b strings.Builder
+	b.Grow(32 + len(host))
+	b.WriteString("for=")
+	switch {
+	case !peer.IsValid():
+		b.WriteString("unknown")
+	case peer.Is4():
+		b.WriteString(peer.String())
+	default:
+		b.WriteString(`"[`)
+		b.WriteString(peer.WithZone("").String())
+		b.WriteString(`]"`)
+	}
+	if host != "" {
+		b.WriteString(`;host="`)
+		writeQuotedContent(&b, host)
+		b.WriteByte('"')
+	}
+	b.WriteString(";proto=")
+	b.WriteString(proto)
+	return b.String()
+}
+
+// writeQuotedContent escapes s for the inside of an RFC 7230 quoted-string.
+// net/http already refuses Host headers with such characters; escaping
+// anyway keeps a hostile Host from ever adding a parameter or element.
+func writeQuotedContent(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 && c != '\t' || c == 0x7f:
+			// Not representable in a quoted-string, even escaped.
+		default:
+			b.WriteByte(c)
+		}
+	}
+}
