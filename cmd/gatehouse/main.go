@@ -7,6 +7,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -88,13 +89,20 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 
 // parse handles --help (exit 0 with usage on stdout) versus errors (2).
 func parse(fs *flag.FlagSet, args []string, stdout io.Writer) (exit int, stop bool) {
+	// flag prints its own complaint and usage while parsing; hold it back
+	// so --help goes to stdout once and errors to stderr once.
+	stderr := fs.Output()
+	var parseOut bytes.Buffer
+	fs.SetOutput(&parseOut)
 	err := fs.Parse(args)
+	fs.SetOutput(stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		fs.SetOutput(stdout)
 		fs.Usage()
 		return exitOK, true
 	case err != nil:
+		_, _ = parseOut.WriteTo(stderr)
 		return exitUsage, true
 	case fs.NArg() > 0:
 		fmt.Fprintf(fs.Output(), "gatehouse %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
@@ -130,6 +138,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	logger.Info("gatehouse: started", "version", versionString(), "config", *path)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	go func() {
+		// After the first signal, restore the default action so a second
+		// SIGTERM or Ctrl-C stops a drain that takes too long.
+		<-ctx.Done()
+		stop()
+	}()
 	if err := gw.Run(ctx); err != nil {
 		logger.Error("gatehouse: shutdown incomplete", "error", err)
 		return exitError

@@ -233,8 +233,8 @@ func FuzzClientIP(f *testing.F) {
 			}
 			return
 		}
-		if got != peer && !got.IsValid() {
-			t.Fatalf("trusted peer %v: ClientIP = invalid", peer)
+		if !got.IsValid() || got.Is4In6() || got.Zone() != "" {
+			t.Fatalf("trusted peer %v: ClientIP = %v, want a valid, unmapped, zone-free address", peer, got)
 		}
 	})
 }

@@ -195,6 +195,9 @@ routes:
 			`c.yaml:19:12: routes[4].match: matches exactly the same requests as routes[3], so it can never be chosen`,
 		}},
 		{"invalid yaml", "routes: [\n  - name: a\n", []string{`c.yaml:1:1: invalid YAML`}},
+		{"empty tls section", "listeners: [{address: \":8443\", tls: }]\n" + minimal,
+			[]string{`listeners[0].tls: empty section`}},
+		{"second document", minimal + "---\nroutes: []\n", []string{`more than one YAML document`}},
 		{"empty file", "", []string{`c.yaml: the file is empty`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -50,7 +50,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	}
 	d.pos[path] = position{n.Line, n.Column}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
-		// An explicit null (or an empty value) keeps the default.
+		if v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct {
+			// "tls:" with nothing under it would silently mean "no TLS".
+			d.errorf(n, path, "empty section: give its keys or remove it")
+		}
+		// Otherwise an explicit null (or an empty value) keeps the default.
 		return
 	}
 	if v.Addr().Type().Implements(scalarParserType) {

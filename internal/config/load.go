@@ -1,13 +1,15 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -114,7 +116,19 @@ var yamlLineRE = regexp.MustCompile(`line (\d+)`)
 // messages; lookup resolves ${ENV} references.
 func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Config, *File, error) {
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	err := dec.Decode(&doc)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	if err == nil {
+		var extra yaml.Node
+		if dec.Decode(&extra) == nil {
+			return nil, nil, Errors{{File: name, Line: extra.Line, Column: extra.Column,
+				Msg: "more than one YAML document (---): a configuration is a single document"}}
+		}
+	}
+	if err != nil {
 		e := &Error{File: name, Msg: "invalid YAML: " + err.Error()}
 		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
 			e.Line, _ = strconv.Atoi(m[1])

@@ -249,6 +249,8 @@ func (g *Gateway) Reload() error {
 func (g *Gateway) reloadData(data []byte, force bool) error {
 	sum := sha256.Sum256(data)
 	if !force && sum == g.hash {
+		// The file is back to what is serving (a bad edit was reverted).
+		g.lastError.Store(nil)
 		return nil
 	}
 	cfg, file, err := config.Parse(g.opts.ConfigPath, data, os.LookupEnv)
@@ -264,12 +266,22 @@ func (g *Gateway) reloadData(data []byte, force bool) error {
 	if err != nil {
 		return g.reloadFailed(err)
 	}
+	// Load every certificate before swapping any, so a rejected reload
+	// leaves all listeners as they were.
+	certs := make([]*tls.Certificate, len(cfg.Listeners))
 	for i, lc := range cfg.Listeners {
 		if lc.TLS != nil {
-			if err := g.listeners[i].loadCert(lc.TLS); err != nil {
+			cert, err := tls.LoadX509KeyPair(lc.TLS.CertFile, lc.TLS.KeyFile)
+			if err != nil {
 				plan.Close()
 				return g.reloadFailed(fmt.Errorf("gateway: reload: listener %s: %w", lc.Name, err))
 			}
+			certs[i] = &cert
+		}
+	}
+	for i, c := range certs {
+		if c != nil {
+			g.listeners[i].cert.Store(c)
 		}
 	}
 	prev := g.plan.Load()

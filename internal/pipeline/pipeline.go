@@ -144,6 +144,9 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 
 	result, err := rt.Proxy.Forward(rec, r)
 	e.Upstream, e.UpstreamLatency = result.Target, result.Latency
+	if result.Status == http.StatusSwitchingProtocols && !rec.started() {
+		rec.status = result.Status // hijacked for a WebSocket: the recorder never saw it
+	}
 	if err != nil {
 		p.respond(rec, r, e, err)
 	}
@@ -158,13 +161,14 @@ func (p *Plan) finish(rec *recorder, r *http.Request, e *accesslog.Entry) {
 		p.log.Error("pipeline: panic while serving a request", "request_id", e.RequestID, "route", e.Route, "panic", v)
 		p.respond(rec, r, e, errPanic)
 	}
+	if v == http.ErrAbortHandler { //nolint:errorlint
+		e.Error = "response_aborted"
+	}
 	e.Status, e.Bytes = rec.status, rec.bytes
 	if e.Status == 0 {
 		switch {
 		case v != nil:
 			e.Status = 499 // aborted mid-response; nothing more to send
-		case e.Error == "" && r.Header.Get("Upgrade") != "":
-			e.Status = http.StatusSwitchingProtocols // hijacked by the proxy for a WebSocket
 		default:
 			e.Status = http.StatusOK
 		}

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"github.com/gatehouse/gatehouse/internal/accesslog"
+
 	"bytes"
 	"encoding/json"
 	"io"
@@ -18,6 +20,10 @@ import (
 // credential-carrying headers (Authorization, Proxy-Authorization, Cookie,
 // X-Api-Key) are replaced by "[redacted]", so a demo never echoes a secret
 // back, into a browser history or a shared screenshot.
+// echoRedactor masks credential query parameters (access_token, api_key,
+// …) the same way the access log does, so the demo never shows a secret.
+var echoRedactor = accesslog.New(io.Discard, nil)
+
 func EchoHandler() http.Handler { return echoHandler{} }
 
 type echoHandler struct{}
@@ -64,7 +70,7 @@ func (echoHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	report := echoReport{
 		Method:     r.Method,
 		Path:       r.URL.EscapedPath(),
-		RawQuery:   r.URL.RawQuery,
+		RawQuery:   echoRedactor.RedactQuery(r.URL.RawQuery),
 		Host:       r.Host,
 		Proto:      r.Proto,
 		Headers:    headers,

@@ -239,21 +239,36 @@ func (p *Proxy) Close() {
 func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request) (Result, error) {
 	t := &p.targets[(p.next.Add(1)-1)%uint64(len(p.targets))]
 	ex := &exchange{Context: r.Context(), target: t, start: time.Now()}
-	if p.requestTimeout > 0 {
-		var cancel context.CancelFunc
-		ex.Context, cancel = context.WithTimeoutCause(r.Context(), p.requestTimeout, errRequestTimeout)
-		defer cancel()
-	}
-	out := r.WithContext(ex)
-	if r.Body != nil && r.Body != http.NoBody {
-		ex.body.rc = r.Body
-		out.Body = &ex.body
-	}
 	if isUpgrade(r) {
 		// Only upgrades hijack the connection; tracking that lets a failure
 		// after the switch be reported as "write nothing".
 		ex.hijack.ResponseWriter = w
 		w = &ex.hijack
+	}
+	out := r.WithContext(ex)
+	// ReverseProxy sends no body when ContentLength is 0; neither do we
+	// track one then.
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		ex.body.rc = r.Body
+		out.Body = &ex.body
+	}
+	if p.requestTimeout > 0 {
+		var cancel context.CancelFunc
+		ex.Context, cancel = context.WithTimeoutCause(r.Context(), p.requestTimeout, errRequestTimeout)
+		defer cancel()
+		if ex.body.rc != nil {
+			// The transport cannot return while it is blocked reading the
+			// request body, so a client trickling its upload would hold
+			// the exchange past its timeout. Expiring the client
+			// connection's read deadline unblocks that read; the client
+			// is answered and the connection closed.
+			stop := context.AfterFunc(ex.Context, func() {
+				if context.Cause(ex.Context) == errRequestTimeout && !ex.body.finished() {
+					_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+				}
+			})
+			defer stop()
+		}
 	}
 
 	p.rp.ServeHTTP(w, out)
@@ -269,29 +284,28 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request) (Result, error) 
 }
 
 // classify maps what went wrong to the error the pipeline acts on. The
-// order matters: the client's own failures are checked first, because a
-// failing client also makes the upstream exchange fail.
+// order matters: a failing client also makes the upstream exchange fail,
+// so the client's side is examined before the upstream error itself.
 func classify(clientCtx context.Context, ex *exchange) error {
 	err, name := ex.err, ex.target.name
-	if bodyErr := ex.body.failure(); bodyErr != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(bodyErr, &tooLarge) {
-			return fmt.Errorf("proxy: reading request body: %w", bodyErr)
-		}
-		return fmt.Errorf("%w: reading request body: %w", ErrClientGone, bodyErr)
-	}
-	if ex.hijack.hijacked {
+	bodyErr := ex.body.failure()
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(bodyErr, &tooLarge):
+		return fmt.Errorf("proxy: reading request body: %w", bodyErr)
+	case ex.hijack.hijacked:
 		return fmt.Errorf("%w: after switching protocols: %w", ErrClientGone, err)
-	}
-	if cerr := clientCtx.Err(); cerr != nil {
-		if errors.Is(cerr, context.DeadlineExceeded) {
-			// A deadline set by the caller, not a departed client.
-			return fmt.Errorf("%w: %s: %w", ErrUpstreamTimeout, name, err)
-		}
-		return fmt.Errorf("%w: %w", ErrClientGone, err)
-	}
-	if errors.Is(context.Cause(ex.Context), errRequestTimeout) {
+	case context.Cause(ex.Context) == errRequestTimeout:
+		// Checked before the client's context: expiring the read
+		// deadline (see Forward) can make the server cancel that too.
 		return fmt.Errorf("%w: %s: %w", ErrUpstreamTimeout, name, errRequestTimeout)
+	case errors.Is(clientCtx.Err(), context.DeadlineExceeded):
+		// A deadline set by the caller, not a departed client.
+		return fmt.Errorf("%w: %s: %w", ErrUpstreamTimeout, name, err)
+	case clientCtx.Err() != nil:
+		return fmt.Errorf("%w: %w", ErrClientGone, err)
+	case bodyErr != nil:
+		return fmt.Errorf("%w: reading request body: %w", ErrClientGone, bodyErr)
 	}
 	var netErr net.Error
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout() {
@@ -334,6 +348,9 @@ func exchangeFrom(ctx context.Context) *exchange {
 // recordResponse is the ReverseProxy ModifyResponse hook: it runs once the
 // response headers have arrived (including a 101 for upgrades).
 func recordResponse(res *http.Response) error {
+	// The pipeline already set the request id on the response; an
+	// upstream's own copy would be added as a second value.
+	res.Header.Del("X-Request-Id")
 	if ex := exchangeFrom(res.Request.Context()); ex != nil {
 		ex.status = res.StatusCode
 		ex.latency = time.Since(ex.start)
@@ -361,16 +378,18 @@ func recordError(w http.ResponseWriter, r *http.Request, err error) {
 // on the body limit) rather than on the upstream the transport was writing
 // the body to; the in-process transport uses it to fail like a network one.
 type trackedBody struct {
-	rc  io.ReadCloser
-	mu  sync.Mutex // the transport reads on its own goroutine
-	err error
+	rc   io.ReadCloser
+	mu   sync.Mutex // the transport reads on its own goroutine
+	err  error
+	done bool // EOF or an error was returned
 }
 
 func (b *trackedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
-	if err != nil && err != io.EOF {
+	if err != nil {
 		b.mu.Lock()
-		if b.err == nil {
+		b.done = true
+		if b.err == nil && err != io.EOF {
 			b.err = err
 		}
 		b.mu.Unlock()
@@ -380,13 +399,18 @@ func (b *trackedBody) Read(p []byte) (int, error) {
 
 func (b *trackedBody) Close() error { return b.rc.Close() }
 
+// failure returns the first read error other than EOF, if any.
 func (b *trackedBody) failure() error {
-	if b.rc == nil {
-		return nil
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.err
+}
+
+// finished reports whether the body has been read to its end or failed.
+func (b *trackedBody) finished() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.done
 }
 
 // hijackRecorder wraps the ResponseWriter of an upgrade request to notice

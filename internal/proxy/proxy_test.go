@@ -65,12 +65,12 @@ func TestPathRewriting(t *testing.T) {
 		got <- seen{r.URL.EscapedPath(), r.URL.RawQuery, r.Host}
 	})
 	for _, tc := range []struct {
-		name        string
-		targetPath  string // appended to the upstream base URL
-		strip, add  string
-		request     string // path and query as the client sends them
-		wantPath    string
-		wantQuery   string
+		name       string
+		targetPath string // appended to the upstream base URL
+		strip, add string
+		request    string // path and query as the client sends them
+		wantPath   string
+		wantQuery  string
 	}{
 		{name: "unchanged", request: "/users?x=1", wantPath: "/users", wantQuery: "x=1"},
 		{name: "strip", strip: "/api", request: "/api/users", wantPath: "/users"},
@@ -337,22 +337,36 @@ func TestServerSentEventsFlushed(t *testing.T) {
 		fmt.Fprint(w, "data: two\n\n")
 	})
 	g := newGateway(t, Config{Targets: []*url.URL{target}}, 0)
-	resp, err := http.Get(g.URL + "/events")
-	if err != nil {
-		t.Fatal(err)
+	type firstEvent struct {
+		resp *http.Response
+		br   *bufio.Reader
+		line string
+		err  error
 	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	first := make(chan string, 1)
+	first := make(chan firstEvent, 1)
 	go func() {
-		line, _ := br.ReadString('\n')
-		first <- line
-	}()
-	select {
-	case line := <-first:
-		if line != "data: one\n" {
-			t.Fatalf("first line = %q", line)
+		// Even the response headers only arrive if they are flushed, so
+		// the whole request runs here, under the deadline below.
+		resp, err := http.Get(g.URL + "/events")
+		if err != nil {
+			first <- firstEvent{err: err}
+			return
 		}
+		br := bufio.NewReader(resp.Body)
+		line, err := br.ReadString('\n')
+		first <- firstEvent{resp, br, line, err}
+	}()
+	var br *bufio.Reader
+	select {
+	case ev := <-first:
+		if ev.resp != nil {
+			defer ev.resp.Body.Close()
+		}
+		if ev.err != nil || ev.line != "data: one\n" {
+			close(release)
+			t.Fatalf("first line = %q, err %v", ev.line, ev.err)
+		}
+		br = ev.br
 	case <-time.After(5 * time.Second):
 		close(release)
 		t.Fatal("first event not delivered while the upstream was still streaming: not flushed")

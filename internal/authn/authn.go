@@ -1,0 +1,112 @@
+// Package authn is the authentication stage's contract: the Authenticator
+// interface that every credential type implements (one sub-package each),
+// the typed results they return, and Chain, which combines a route's
+// accepted methods with OR or AND semantics.
+//
+// The three outcomes of an authenticator are kept apart on purpose:
+//
+//   - ErrNoCredential: the request carries no credential of this kind; the
+//     authenticator is "not responsible" and the chain asks the next one.
+//   - *Failure: a credential was presented and is not valid. The chain stops
+//     here: a bad credential never falls through to another method or to
+//     anonymous access. The pipeline answers 401.
+//   - *UnavailableError: the credential could not be checked (identity
+//     provider unreachable and no usable cached key, store down). The chain
+//     stops and the pipeline answers 503: it fails closed, never open.
+package authn
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gatehouse/gatehouse/internal/identity"
+)
+
+// Authenticator verifies one kind of credential. Implementations must be
+// safe for concurrent use and must never write the response.
+type Authenticator interface {
+	// Method names the credential type.
+	Method() identity.Method
+	// Authenticate returns the caller's identity, ErrNoCredential, a
+	// *Failure or an *UnavailableError (see the package documentation).
+	Authenticate(r *http.Request) (*identity.Identity, error)
+}
+
+// ErrNoCredential means the request carries no credential of the
+// authenticator's kind.
+var ErrNoCredential = errors.New("authn: no credential of this kind")
+
+// Reason is a stable, machine-readable code for an authentication outcome.
+// Reasons appear in audit events and never change meaning once released;
+// docs/audit.md lists them.
+type Reason string
+
+// Reasons shared by credential types. Sub-packages may add their own.
+const (
+	ReasonOK              Reason = "ok"
+	ReasonAnonymous       Reason = "anonymous"
+	ReasonMissing         Reason = "credential_missing"
+	ReasonMalformed       Reason = "token_malformed"
+	ReasonTooLarge        Reason = "token_too_large"
+	ReasonEncrypted       Reason = "token_encrypted"
+	ReasonNested          Reason = "token_nested"
+	ReasonAlgorithm       Reason = "algorithm_not_allowed"
+	ReasonKeyHeader       Reason = "forbidden_key_header"
+	ReasonCrit            Reason = "unsupported_crit"
+	ReasonTyp             Reason = "token_type_mismatch"
+	ReasonUnknownIssuer   Reason = "unknown_issuer"
+	ReasonUnknownKID      Reason = "unknown_kid"
+	ReasonBadSignature    Reason = "bad_signature"
+	ReasonExpired         Reason = "token_expired"
+	ReasonNotYetValid     Reason = "token_not_yet_valid"
+	ReasonIssuedInFuture  Reason = "token_issued_in_future"
+	ReasonLifetime        Reason = "token_lifetime_exceeded"
+	ReasonAudience        Reason = "audience_mismatch"
+	ReasonMissingClaim    Reason = "missing_claim"
+	ReasonClaimValue      Reason = "claim_mismatch"
+	ReasonProviderDenied  Reason = "provider_not_allowed"
+	ReasonKeysUnavailable Reason = "keys_unavailable"
+)
+
+// Failure is a presented credential that is not valid.
+type Failure struct {
+	Method identity.Method
+	Reason Reason
+	// Description is safe to show the client (RFC 6750 error_description):
+	// it helps an honest client fix its request without telling an
+	// attacker which check almost passed.
+	Description string
+	// What the audit event may record about the rejected credential, when
+	// it could be read: never the credential itself.
+	Issuer, Subject, CredentialID, Provider string
+	// Err is the internal cause, for debug logs only.
+	Err error
+}
+
+func (f *Failure) Error() string {
+	msg := "authn: " + string(f.Method) + ": " + string(f.Reason)
+	if f.Err != nil {
+		msg += ": " + f.Err.Error()
+	}
+	return msg
+}
+
+func (f *Failure) Unwrap() error { return f.Err }
+
+// UnavailableError means a credential could not be checked at all.
+type UnavailableError struct {
+	Method   identity.Method
+	Reason   Reason
+	Provider string
+	Err      error
+}
+
+func (e *UnavailableError) Error() string {
+	msg := "authn: " + string(e.Method) + ": " + string(e.Reason)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Err }

@@ -1,0 +1,80 @@
+package authn
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/gatehouse/gatehouse/internal/identity"
+)
+
+// Chain is a route's authentication requirement: an ordered list of
+// accepted methods (a slice, never a map, so the order is the one written
+// in the configuration) combined with OR (the default) or AND.
+type Chain struct {
+	// Authenticators in the order they are tried.
+	Authenticators []Authenticator
+	// RequireAll makes the chain an AND: every authenticator must succeed
+	// (e.g. mTLS and a JWT). The identity is the last one's; the earlier
+	// ones are preconditions.
+	RequireAll bool
+	// AllowAnonymous lets a request with no credential at all through as
+	// identity.Anonymous. A request with a bad credential is still refused.
+	AllowAnonymous bool
+}
+
+// Authenticate applies the chain to r. It returns the identity, or an error
+// that is ErrNoCredential-free: a *Failure (401) or an *UnavailableError (503).
+func (c *Chain) Authenticate(r *http.Request) (*identity.Identity, error) {
+	if c.RequireAll {
+		return c.all(r)
+	}
+	for _, a := range c.Authenticators {
+		id, err := a.Authenticate(r)
+		switch {
+		case err == nil && id != nil:
+			return id, nil
+		case errors.Is(err, ErrNoCredential):
+			continue
+		case err == nil:
+			// An authenticator returning neither identity nor error is a
+			// bug; deny rather than guess.
+			return nil, &UnavailableError{Method: a.Method(), Reason: "authenticator_error", Err: errors.New("authn: no identity and no error")}
+		default:
+			// A presented credential that failed stops the chain: no
+			// fall-through to another method or to anonymous.
+			return nil, err
+		}
+	}
+	if c.AllowAnonymous {
+		return identity.Anonymous, nil
+	}
+	return nil, c.missing()
+}
+
+func (c *Chain) all(r *http.Request) (*identity.Identity, error) {
+	var last *identity.Identity
+	for _, a := range c.Authenticators {
+		id, err := a.Authenticate(r)
+		switch {
+		case errors.Is(err, ErrNoCredential):
+			return nil, &Failure{Method: a.Method(), Reason: ReasonMissing, Description: "This route requires " + string(a.Method()) + " credentials as well."}
+		case err != nil:
+			return nil, err
+		case id == nil:
+			return nil, &UnavailableError{Method: a.Method(), Reason: "authenticator_error", Err: errors.New("authn: no identity and no error")}
+		}
+		last = id
+	}
+	if last == nil {
+		return nil, c.missing()
+	}
+	return last, nil
+}
+
+func (c *Chain) missing() *Failure {
+	var m identity.Method
+	if len(c.Authenticators) > 0 {
+		m = c.Authenticators[0].Method()
+	}
+	return &Failure{Method: m, Reason: ReasonMissing, Description: "Authentication is required."}
+}

@@ -1,0 +1,111 @@
+package pipeline
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+)
+
+func buildPlan(t testing.TB, yamlText string) *Plan {
+	t.Helper()
+	cfg, file, err := config.Parse("test.yaml", []byte(yamlText), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Build(cfg, file, Options{Stdout: io.Discard, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// TestProblemBodiesGolden pins the exact problem+json bodies clients see:
+// they are a contract (docs/errors.md).
+func TestProblemBodiesGolden(t *testing.T) {
+	p := buildPlan(t, `
+routes:
+  - name: only-post
+    match: {path: /submit, methods: [POST]}
+    upstream: {targets: ["builtin:echo"]}
+`)
+	for _, tc := range []struct {
+		name, method, path string
+		status             int
+		header, value      string
+		body               string
+	}{
+		{"not found", "GET", "/nope", 404, "", "",
+			`{"type":"urn:gatehouse:problem:route-not-found","title":"No route matches the request","status":404,"detail":"No route is configured for this host, path and method.","request_id":"rid-1"}`},
+		{"method not allowed", "GET", "/submit", 405, "Allow", "POST",
+			`{"type":"urn:gatehouse:problem:method-not-allowed","title":"Method not allowed on this route","status":405,"detail":"This path accepts: POST.","request_id":"rid-1"}`},
+		{"dot segment", "GET", "/a/../submit", 400, "", "",
+			`{"type":"urn:gatehouse:problem:bad-request","title":"Bad request","status":400,"detail":"The request path must be absolute and must not contain \".\" or \"..\" segments.","request_id":"rid-1"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(tc.method, "http://gw.test/", nil)
+			req.URL.Path = tc.path
+			req.Header.Set("X-Request-Id", "rid-1")
+			rec := httptest.NewRecorder()
+			p.ServeHTTP(rec, req, "test")
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d", rec.Code, tc.status)
+			}
+			if got := strings.TrimSpace(rec.Body.String()); got != tc.body {
+				t.Fatalf("body\n got %s\nwant %s", got, tc.body)
+			}
+			if rec.Header().Get("Content-Type") != "application/problem+json" || rec.Header().Get("X-Request-Id") != "rid-1" {
+				t.Fatalf("headers %v", rec.Header())
+			}
+			if tc.header != "" && rec.Header().Get(tc.header) != tc.value {
+				t.Fatalf("%s = %q", tc.header, rec.Header().Get(tc.header))
+			}
+		})
+	}
+}
+
+func TestCleanPath(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/": true, "/a/b": true, "/a/b/": true, "/a..b": true, "/.well-known/x": true,
+		"": false, "a": false, "*": false, "/..": false, "/a/..": false, "/a/./b": false, "/.": false,
+	} {
+		if got := cleanPath(path); got != want {
+			t.Errorf("cleanPath(%q) = %v, want %v", path, got, want)
+		}
+	}
+}
+
+// BenchmarkPipeline measures the whole pipeline (request id, client IP,
+// route match, access log, proxy) against a real upstream over loopback.
+func BenchmarkPipeline(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer up.Close()
+	p := buildPlan(b, `
+access_log: {disabled: true}
+routes:
+  - name: r
+    match: {path_prefix: /api}
+    upstream: {targets: ["`+up.URL+`"]}
+`)
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.ServeHTTP(w, r, "bench") }))
+	defer gw.Close()
+	client := gw.Client()
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := client.Get(gw.URL + "/api/x")
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			b.Fatalf("status %d", res.StatusCode)
+		}
+	}
+}
