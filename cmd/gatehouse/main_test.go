@@ -233,10 +233,12 @@ routes:
 `,
 			want: []string{
 				`2:14: listeners[0].address: "localhost" is not host:port`,
+				`4:5: routes[0]: route "bad name!" has no authentication: add authenticate, or set public: true (routes are authenticated by default)`,
 				`4:11: routes[0].name: "bad name!": use letters, digits, '.', '_' and '-' (at most 64)`,
 				`5:12: routes[0].match: set either path or path_prefix, not both`,
 				`7:17: routes[0].upstream.targets[0]: "http://REDACTED@backend:8080": credentials in the URL are not allowed`,
 				`8:24: routes[0].upstream.timeouts.dial: must be greater than 0`,
+				`9:5: routes[1]: route "second" has no authentication: add authenticate, or set public: true (routes are authenticated by default)`,
 				`12:17: routes[1].match.methods[0]: "get" is not an upper-case HTTP method (e.g. GET)`,
 				`14:16: routes[1].upstream.targets: at least one target is required`,
 			},

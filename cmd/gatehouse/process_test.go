@@ -41,6 +41,7 @@ lifecycle:
   drain_timeout: 5s
 routes:
   - name: echo
+    public: true
     match:
       path_prefix: /echo
     upstream:

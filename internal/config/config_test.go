@@ -13,6 +13,7 @@ func env(vars map[string]string) func(string) (string, bool) {
 const minimal = `
 routes:
   - name: echo
+    public: true
     match: {path_prefix: /}
     upstream: {targets: ["builtin:echo"]}
 `
@@ -62,6 +63,7 @@ log: {level: debug, format: text}
 lifecycle: {drain_timeout: 5s, watch_config: false}
 routes:
   - name: users
+    public: true
     match:
       hosts: [api.example.com, "*.example.com"]
       path: /users/{id}

@@ -29,6 +29,10 @@ const (
 	DefaultResponseHeader    = 30 * time.Second
 	DefaultRequestTimeout    = 60 * time.Second
 	DefaultDrainTimeout      = 30 * time.Second
+	DefaultClockSkew         = 30 * time.Second
+	DefaultMaxTokenLifetime  = 24 * time.Hour
+	DefaultMaxTokenSize      = 16 << 10
+	DefaultRealm             = "gatehouse"
 )
 
 // Default returns a configuration holding every top-level default; Load
@@ -39,8 +43,30 @@ func Default() *Config {
 		AccessLog: AccessLog{Output: "stdout"},
 		Log:       Log{Level: "info", Format: "json"},
 		Lifecycle: Lifecycle{DrainTimeout: Duration(DefaultDrainTimeout)},
+		Audit:     Audit{Output: "stdout"},
+		IdentityHeaders: IdentityHeaders{
+			Subject: "X-Auth-Subject", Issuer: "X-Auth-Issuer", Method: "X-Auth-Method",
+			ClientID: "X-Auth-Client-Id", Scopes: "X-Auth-Scopes", Roles: "X-Auth-Roles", Groups: "X-Auth-Groups",
+		},
 	}
 }
+
+func (p *IdentityProvider) setDefaults() {
+	p.ClockSkew = Duration(DefaultClockSkew)
+	p.MaxTokenLifetime = Duration(DefaultMaxTokenLifetime)
+	p.MaxTokenSize = DefaultMaxTokenSize
+	p.Keys = KeyCache{
+		RefreshInterval:    Duration(15 * time.Minute),
+		MinRefreshInterval: Duration(time.Minute),
+		MaxRefreshInterval: Duration(24 * time.Hour),
+		UnknownKIDInterval: Duration(30 * time.Second),
+		NegativeCacheTTL:   Duration(time.Minute),
+		MaxStale:           Duration(24 * time.Hour),
+		FetchTimeout:       Duration(5 * time.Second),
+	}
+}
+
+func (a *Authenticate) setDefaults() { a.Realm = DefaultRealm }
 
 func (l *Listener) setDefaults() {
 	l.Address = DefaultListenAddress

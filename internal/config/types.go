@@ -26,6 +26,12 @@ type Config struct {
 	Log Log `yaml:"log" desc:"The gateway's operational log (startup, reloads, errors)."`
 	// Lifecycle controls shutdown draining and configuration reloads.
 	Lifecycle Lifecycle `yaml:"lifecycle" desc:"Graceful shutdown and hot reload."`
+	// IdentityProviders are the trusted issuers of JWT access tokens.
+	IdentityProviders []IdentityProvider `yaml:"identity_providers" desc:"Trusted OIDC/JWT issuers; several may be configured (federation)."`
+	// IdentityHeaders are the defaults for every route.
+	IdentityHeaders IdentityHeaders `yaml:"identity_headers" desc:"Headers that carry the caller's identity upstream (routes may override)."`
+	// Audit is where authentication decisions are recorded.
+	Audit Audit `yaml:"audit" desc:"Audit events: one per authentication decision."`
 	// Routes map requests to upstreams. Order matters only for ties (see docs/routing.md).
 	Routes []Route `yaml:"routes" desc:"Routes, matched by host, path and method; the most specific wins, ties go to the first declared."`
 }
@@ -122,6 +128,13 @@ type Route struct {
 	Match Match `yaml:"match" desc:"Which requests this route handles. Required."`
 	// Upstream is where matched requests are proxied.
 	Upstream Upstream `yaml:"upstream" desc:"Where matched requests go. Required."`
+	// Public routes need no authentication. Routes are authenticated by
+	// default: a route must either set authenticate or say public: true.
+	Public bool `yaml:"public" desc:"No authentication on this route. Every route must set either public: true or authenticate."`
+	// Authenticate lists the credentials this route accepts.
+	Authenticate *Authenticate `yaml:"authenticate" desc:"The credentials this route accepts."`
+	// IdentityHeaders overrides the top-level identity_headers for this route.
+	IdentityHeaders *IdentityHeaders `yaml:"identity_headers" desc:"Override the top-level identity_headers for this route."`
 	// MaxBodyBytes caps request bodies; larger ones get 413. Default 10MiB; 0 means no limit.
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes" desc:"Largest request body accepted; larger gets 413. Default 10MiB; 0 means no limit."`
 }

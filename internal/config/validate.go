@@ -16,6 +16,8 @@ import (
 var (
 	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 	methodRE = regexp.MustCompile(`^[A-Z][A-Z0-9_-]{0,31}$`)
+	// headerNameRE is an RFC 9110 token, the form of a header field name.
+	headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
 )
 
 // validate checks values the decoder cannot: relations between fields,
@@ -103,6 +105,7 @@ func validate(c *Config, f *File) Errors {
 		}
 		errs = append(errs, validateUpstream(r.Upstream, p+".upstream", f)...)
 	}
+	errs = append(errs, validateAuth(c, f)...)
 	return errs
 }
 

@@ -222,7 +222,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 }
 
 func routeYAML(name, match, upstream string) string {
-	return fmt.Sprintf("  - name: %s\n    match: %s\n    upstream: %s\n", name, match, upstream)
+	return fmt.Sprintf("  - name: %s\n    public: true\n    match: %s\n    upstream: %s\n", name, match, upstream)
 }
 
 func mustContain(t *testing.T, s, sub string) {

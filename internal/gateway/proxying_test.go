@@ -170,7 +170,7 @@ func TestWebSocketThroughGateway(t *testing.T) {
 func TestBodyLimit(t *testing.T) {
 	up := newUpstream(t, "u")
 	tg := startGateway(t, header+"routes:\n"+
-		"  - name: upload\n    match: {path: /upload}\n    max_body_bytes: 1KiB\n    upstream: {targets: [\""+up.URL+"\"]}\n").serve()
+		"  - name: upload\n    public: true\n    match: {path: /upload}\n    max_body_bytes: 1KiB\n    upstream: {targets: [\""+up.URL+"\"]}\n").serve()
 
 	for _, tc := range []struct {
 		name    string

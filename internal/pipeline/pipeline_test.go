@@ -30,6 +30,7 @@ func TestProblemBodiesGolden(t *testing.T) {
 	p := buildPlan(t, `
 routes:
   - name: only-post
+    public: true
     match: {path: /submit, methods: [POST]}
     upstream: {targets: ["builtin:echo"]}
 `)
@@ -90,6 +91,7 @@ func BenchmarkPipeline(b *testing.B) {
 access_log: {disabled: true}
 routes:
   - name: r
+    public: true
     match: {path_prefix: /api}
     upstream: {targets: ["`+up.URL+`"]}
 `)

@@ -1,0 +1,149 @@
+// Package audit records every authentication (and later authorization)
+// decision as one structured event, separate from the access log, in a
+// versioned schema (docs/audit.md). An event never carries a credential:
+// only identifiers (subject, issuer, jti, key id) and a stable reason code.
+package audit
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"sync"
+	"time"
+)
+
+// SchemaVersion is the version of the event schema. It changes only when a
+// field changes meaning or disappears; adding a field does not change it.
+const SchemaVersion = "1"
+
+// Event types.
+const (
+	TypeAuthentication = "authn.decision"
+)
+
+// Outcomes.
+const (
+	OutcomeAllow = "allow" // authenticated (or anonymous where allowed)
+	OutcomeDeny  = "deny"  // credential missing or invalid: 401
+	OutcomeError = "error" // the credential could not be checked: 503, fail closed
+)
+
+// Event is one audit record. Empty fields are omitted.
+type Event struct {
+	SchemaVersion string    `json:"schema_version"`
+	Time          time.Time `json:"time"`
+	Type          string    `json:"event"`
+	RequestID     string    `json:"request_id,omitempty"`
+	Route         string    `json:"route,omitempty"`
+	ClientIP      string    `json:"client_ip,omitempty"`
+	HTTPMethod    string    `json:"http_method,omitempty"`
+	Path          string    `json:"path,omitempty"`
+	AuthMethod    string    `json:"auth_method,omitempty"`
+	Outcome       string    `json:"outcome"`
+	Reason        string    `json:"reason"`
+	Subject       string    `json:"subject,omitempty"`
+	Issuer        string    `json:"issuer,omitempty"`
+	Provider      string    `json:"provider,omitempty"`
+	ClientID      string    `json:"client_id,omitempty"`
+	CredentialID  string    `json:"credential_id,omitempty"`
+}
+
+// Logger receives events. Implementations are safe for concurrent use.
+type Logger interface {
+	Log(e *Event)
+}
+
+// Discard drops every event (audit disabled).
+type Discard struct{}
+
+// Log implements Logger.
+func (Discard) Log(*Event) {}
+
+// Writer writes events as JSON lines. Events are encoded by the caller's
+// goroutine and written through a buffer that is flushed by a background
+// goroutine at least every FlushInterval, so a request never waits for a
+// disk write, and Close flushes everything: no acknowledged event is lost
+// on a graceful stop.
+type Writer struct {
+	mu     sync.Mutex
+	buf    *bufio.Writer
+	closer io.Closer
+	done   chan struct{}
+	wg     sync.WaitGroup
+	closed bool
+}
+
+// FlushInterval bounds how long an event may sit in the buffer.
+const FlushInterval = 200 * time.Millisecond
+
+// NewWriter writes to w; closer (may be nil) is closed by Close.
+func NewWriter(w io.Writer, closer io.Closer) *Writer {
+	aw := &Writer{buf: bufio.NewWriterSize(w, 64<<10), closer: closer, done: make(chan struct{})}
+	aw.wg.Add(1)
+	go aw.flushLoop()
+	return aw
+}
+
+func (w *Writer) flushLoop() {
+	defer w.wg.Done()
+	t := time.NewTicker(FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.done:
+			return
+		case <-t.C:
+			w.mu.Lock()
+			_ = w.buf.Flush()
+			w.mu.Unlock()
+		}
+	}
+}
+
+// Log implements Logger.
+func (w *Writer) Log(e *Event) {
+	if e.SchemaVersion == "" {
+		e.SchemaVersion = SchemaVersion
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	line, err := json.Marshal(e)
+	if err != nil {
+		return
+	}
+	line = append(line, '\n')
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	_, _ = w.buf.Write(line)
+}
+
+// Flush writes buffered events now.
+func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Flush()
+}
+
+// Close flushes and stops the writer; later events are dropped.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	err := w.buf.Flush()
+	w.mu.Unlock()
+	close(w.done)
+	w.wg.Wait()
+	if w.closer != nil {
+		if cerr := w.closer.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}

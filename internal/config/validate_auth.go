@@ -1,0 +1,205 @@
+package config
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// asymmetricAlgorithms are accepted by default; symmetric ones must be
+// listed explicitly (RFC 8725 §3.1: a verifier must not let the token pick).
+var asymmetricAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// HMACAlgorithms need a shared secret.
+var HMACAlgorithms = []string{"HS256", "HS384", "HS512"}
+
+// DefaultAlgorithms returns the algorithms accepted when none are listed.
+func DefaultAlgorithms() []string { return slices.Clone(asymmetricAlgorithms) }
+
+// Methods a route may list under authenticate.methods.
+var knownMethods = []string{"jwt"}
+
+func validateAuth(c *Config, f *File) Errors {
+	var errs Errors
+	add := func(path, format string, args ...any) { errs = append(errs, f.Errorf(path, format, args...)) }
+
+	providers := map[string]bool{}
+	issuers := map[string]string{}
+	for i, p := range c.IdentityProviders {
+		path := fmt.Sprintf("identity_providers[%d]", i)
+		switch {
+		case p.Name == "":
+			add(path+".name", "required")
+		case !nameRE.MatchString(p.Name):
+			add(path+".name", "%q: use letters, digits, '.', '_' and '-'", p.Name)
+		case providers[p.Name]:
+			add(path+".name", "duplicate provider name %q", p.Name)
+		}
+		providers[p.Name] = true
+		if p.Issuer == "" {
+			add(path+".issuer", "required")
+		} else {
+			if err := checkProviderURL(p.Issuer, p.InsecureAllowHTTP); err != nil {
+				add(path+".issuer", "%v", err)
+			}
+			if other, dup := issuers[p.Issuer]; dup {
+				// The token's iss selects the provider: two providers with
+				// one issuer would make the choice ambiguous.
+				add(path+".issuer", "issuer %q is already used by provider %q", p.Issuer, other)
+			}
+			issuers[p.Issuer] = p.Name
+		}
+		if len(p.Audiences) == 0 {
+			add(path+".audiences", "at least one audience is required: without it a token minted for another service would be accepted")
+		}
+		if p.JWKSURI != "" {
+			if err := checkProviderURL(p.JWKSURI, p.InsecureAllowHTTP); err != nil {
+				add(path+".jwks_uri", "%v", err)
+			}
+			if p.StaticKeys != nil {
+				add(path+".static_keys", "set either jwks_uri or static_keys, not both")
+			}
+		}
+		hasHMACSecret := p.StaticKeys != nil && p.StaticKeys.HMACSecret != ""
+		if p.StaticKeys != nil && len(p.StaticKeys.Files) == 0 && !hasHMACSecret {
+			add(path+".static_keys", "give files or hmac_secret")
+		}
+		if hasHMACSecret && len(p.StaticKeys.HMACSecret) < 32 {
+			add(path+".static_keys.hmac_secret", "must be at least 32 bytes (256 bits)")
+		}
+		listsHMAC := false
+		for j, alg := range p.Algorithms {
+			ap := fmt.Sprintf("%s.algorithms[%d]", path, j)
+			switch {
+			case strings.EqualFold(alg, "none"):
+				add(ap, `"none" is never accepted: unsigned tokens prove nothing`)
+			case slices.Contains(HMACAlgorithms, alg):
+				listsHMAC = true
+				if !hasHMACSecret {
+					add(ap, "%s needs static_keys.hmac_secret", alg)
+				}
+			case !slices.Contains(asymmetricAlgorithms, alg):
+				add(ap, "%q is not a supported algorithm (%s, %s)", alg, strings.Join(asymmetricAlgorithms, " "), strings.Join(HMACAlgorithms, " "))
+			}
+		}
+		if hasHMACSecret && !listsHMAC {
+			add(path+".algorithms", "list HS256, HS384 or HS512 to use the hmac_secret (symmetric algorithms are never enabled implicitly)")
+		}
+		if p.MaxTokenSize < 1024 {
+			add(path+".max_token_size", "must be at least 1KiB")
+		}
+		k := p.Keys
+		if k.MinRefreshInterval > k.MaxRefreshInterval {
+			add(path+".keys.min_refresh_interval", "must not exceed max_refresh_interval")
+		}
+		if k.FetchTimeout == 0 {
+			add(path+".keys.fetch_timeout", "must be greater than 0")
+		}
+		if k.MaxStale == 0 {
+			add(path+".keys.max_stale", "must be greater than 0")
+		}
+	}
+
+	errs = append(errs, validateIdentityHeaders(c.IdentityHeaders, "identity_headers", f)...)
+	if c.Audit.Output == "" {
+		add("audit.output", "must be stdout, stderr or a file path")
+	}
+
+	for i, r := range c.Routes {
+		path := fmt.Sprintf("routes[%d]", i)
+		switch {
+		case r.Public && r.Authenticate != nil:
+			add(path+".public", "a public route cannot also set authenticate")
+		case !r.Public && r.Authenticate == nil:
+			add(path, "route %q has no authentication: add authenticate, or set public: true (routes are authenticated by default)", r.Name)
+		case r.Authenticate != nil:
+			a := r.Authenticate
+			ap := path + ".authenticate"
+			if len(a.Methods) == 0 {
+				add(ap+".methods", "at least one method is required")
+			}
+			seen := map[string]bool{}
+			for j, m := range a.Methods {
+				if !slices.Contains(knownMethods, m) {
+					add(fmt.Sprintf("%s.methods[%d]", ap, j), "%q is not a known method (%s)", m, strings.Join(knownMethods, ", "))
+				}
+				if seen[m] {
+					add(fmt.Sprintf("%s.methods[%d]", ap, j), "%q listed twice", m)
+				}
+				seen[m] = true
+			}
+			if seen["jwt"] && len(c.IdentityProviders) == 0 {
+				add(ap+".methods", "jwt needs at least one identity_providers entry")
+			}
+			for j, p := range a.Providers {
+				if !providers[p] {
+					add(fmt.Sprintf("%s.providers[%d]", ap, j), "unknown identity provider %q", p)
+				}
+			}
+			if len(a.Providers) > 0 && !seen["jwt"] {
+				add(ap+".providers", "providers applies to the jwt method, which is not listed")
+			}
+			if a.RequireAll && a.AllowAnonymous {
+				add(ap+".allow_anonymous", "cannot be combined with require_all")
+			}
+			if strings.ContainsAny(a.Realm, "\"\\\r\n") {
+				add(ap+".realm", "must not contain quotes, backslashes or line breaks")
+			}
+		}
+		if r.IdentityHeaders != nil {
+			errs = append(errs, validateIdentityHeaders(*r.IdentityHeaders, path+".identity_headers", f)...)
+		}
+	}
+	return errs
+}
+
+// reservedHeaders cannot carry identity: they are hop-by-hop, framing or
+// already set by the gateway.
+var reservedHeaders = []string{"Authorization", "Connection", "Content-Length", "Content-Type", "Cookie", "Forwarded",
+	"Host", "Keep-Alive", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id"}
+
+func validateIdentityHeaders(h IdentityHeaders, path string, f *File) Errors {
+	var errs Errors
+	check := func(key, name string) {
+		if name == "" {
+			return
+		}
+		if !headerNameRE.MatchString(name) {
+			errs = append(errs, f.Errorf(path+"."+key, "%q is not a valid header name", name))
+			return
+		}
+		if slices.Contains(reservedHeaders, http.CanonicalHeaderKey(name)) {
+			errs = append(errs, f.Errorf(path+"."+key, "%q is reserved and cannot carry identity", name))
+		}
+	}
+	for key, name := range map[string]string{"subject": h.Subject, "issuer": h.Issuer, "method": h.Method,
+		"client_id": h.ClientID, "scopes": h.Scopes, "roles": h.Roles, "groups": h.Groups} {
+		check(key, name)
+	}
+	for claim, name := range h.Claims {
+		check("claims."+claim, name)
+	}
+	return errs
+}
+
+func checkProviderURL(raw string, allowHTTP bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && allowHTTP:
+	case u.Scheme == "http":
+		return fmt.Errorf("%q: keys fetched over plain http can be forged in transit; use https (or insecure_allow_http for local development)", raw)
+	default:
+		return fmt.Errorf("%q: scheme must be https", raw)
+	}
+	if u.User != nil || u.Fragment != "" {
+		return fmt.Errorf("%q: no credentials or fragment allowed", u.Redacted())
+	}
+	return nil
+}
