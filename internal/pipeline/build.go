@@ -73,6 +73,10 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		if err != nil {
 			return nil, file.Errorf(fmt.Sprintf("routes[%d]", i), "%v", err)
 		}
+		if rc.Authenticate != nil {
+			// Fail closed until the authentication stage is wired in.
+			return nil, file.Errorf(fmt.Sprintf("routes[%d].authenticate", i), "authentication is not available in this build")
+		}
 		p.routes = append(p.routes, rt)
 		spec := route.Spec{Hosts: rc.Match.Hosts, Path: rc.Match.Path, Methods: rc.Match.Methods}
 		if rc.Match.PathPrefix != "" {
