@@ -46,6 +46,11 @@ func (g *Gateway) adminHandler() http.Handler {
 		}
 		writeJSON(w, status, body)
 	})
+	mux.HandleFunc("GET /identity-providers", func(w http.ResponseWriter, r *http.Request) {
+		// Key set health per provider: key ids, last refresh, last error.
+		// Key ids and URLs are not secret; keys themselves are not shown.
+		writeJSON(w, http.StatusOK, map[string]any{"providers": g.plan.Load().ProviderHealth()})
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.RouteNotFound, "Unknown admin endpoint.", "")
 	})

@@ -37,6 +37,10 @@ type Options struct {
 	RetireDelay time.Duration
 }
 
+// ReloadReadyTimeout bounds how long a reload waits for the new
+// configuration's identity providers to deliver their keys.
+var ReloadReadyTimeout = 10 * time.Second
+
 // Gateway is a running Gatehouse instance.
 type Gateway struct {
 	opts Options
@@ -266,6 +270,15 @@ func (g *Gateway) reloadData(data []byte, force bool) error {
 	if err != nil {
 		return g.reloadFailed(err)
 	}
+	// Swap only to a plan whose identity sources work: a reload must never
+	// turn a serving gateway into one that answers 503.
+	rctx, cancel := context.WithTimeout(context.Background(), ReloadReadyTimeout)
+	err = plan.WaitReady(rctx)
+	cancel()
+	if err != nil {
+		plan.Close()
+		return g.reloadFailed(fmt.Errorf("gateway: reload: %w", err))
+	}
 	// Load every certificate before swapping any, so a rejected reload
 	// leaves all listeners as they were.
 	certs := make([]*tls.Certificate, len(cfg.Listeners))
@@ -350,6 +363,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.plan.Load().Close()
 	return errors.Join(errs...)
 }
+
+// Flush writes buffered audit events of the current plan now.
+func (g *Gateway) Flush() { g.plan.Load().Flush() }
 
 func (g *Gateway) closeListeners() {
 	for _, fd := range g.listeners {

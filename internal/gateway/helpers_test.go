@@ -63,7 +63,8 @@ type testGateway struct {
 	path      string
 	url       string // http://127.0.0.1:port of the "main" listener
 	adminURL  string
-	accessLog *syncBuffer
+	accessLog *syncBuffer // stdout: the access log (and audit events sent to stdout)
+	stderr    *syncBuffer // stderr: audit events sent to stderr in tests
 	opLog     *syncBuffer
 }
 
@@ -88,18 +89,18 @@ func startGateway(t *testing.T, yamlText string) *testGateway {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	access, oplog := &syncBuffer{}, &syncBuffer{}
+	access, stderr, oplog := &syncBuffer{}, &syncBuffer{}, &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(oplog, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	g, err := New(cfg, file, Options{
 		ConfigPath:  path,
 		Log:         logger,
-		Pipeline:    pipeline.Options{Log: logger, Stdout: access, Stderr: access},
+		Pipeline:    pipeline.Options{Log: logger, Stdout: access, Stderr: stderr},
 		RetireDelay: 2 * time.Second,
 	})
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}
-	tg := &testGateway{Gateway: g, t: t, path: path, accessLog: access, opLog: oplog}
+	tg := &testGateway{Gateway: g, t: t, path: path, accessLog: access, stderr: stderr, opLog: oplog}
 	tg.url = "http://" + g.Addr("main").String()
 	if a := g.AdminAddr(); a != nil {
 		tg.adminURL = "http://" + a.String()

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/accesslog"
 	"github.com/gatehouse/gatehouse/internal/clientip"
@@ -21,6 +23,10 @@ type Options struct {
 	// Stdout and Stderr are where "stdout" and "stderr" outputs go
 	// (injectable for tests). Default os.Stdout and os.Stderr.
 	Stdout, Stderr io.Writer
+	// HTTPClient fetches identity provider keys. Default: the key set's own.
+	HTTPClient *http.Client
+	// Now is the clock for token validation. Default time.Now.
+	Now func() time.Time
 }
 
 // Build compiles a validated configuration into a Plan. Everything
@@ -67,15 +73,23 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		p.access = accesslog.New(w, cfg.AccessLog.RedactQueryParams)
 	}
 
+	if err := p.buildAudit(cfg, file, opts); err != nil {
+		return nil, err
+	}
+	verifier, err := p.buildProviders(cfg, file, opts)
+	if err != nil {
+		return nil, err
+	}
+	p.stripHeaders = identityHeaderNames(cfg)
+
 	entries := make([]route.Entry[*Route], 0, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
 		rt, err := p.buildRoute(rc)
 		if err != nil {
 			return nil, file.Errorf(fmt.Sprintf("routes[%d]", i), "%v", err)
 		}
-		if rc.Authenticate != nil {
-			// Fail closed until the authentication stage is wired in.
-			return nil, file.Errorf(fmt.Sprintf("routes[%d].authenticate", i), "authentication is not available in this build")
+		if rt.Stages, err = p.buildStages(rc, cfg.IdentityHeaders, verifier); err != nil {
+			return nil, file.Errorf(fmt.Sprintf("routes[%d].authenticate", i), "%v", err)
 		}
 		p.routes = append(p.routes, rt)
 		spec := route.Spec{Hosts: rc.Match.Hosts, Path: rc.Match.Path, Methods: rc.Match.Methods}

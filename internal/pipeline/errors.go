@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/gatehouse/gatehouse/internal/accesslog"
+	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/problem"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 )
@@ -33,6 +34,8 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		detail string
 		mna    *MethodNotAllowedError
 		tooBig *http.MaxBytesError
+		chall  *challengeError
+		unavl  *authn.UnavailableError
 	)
 	switch {
 	case errors.Is(err, proxy.ErrClientGone):
@@ -44,6 +47,18 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		return
 	case errors.Is(err, errBadPath):
 		t, detail = problem.BadRequest, "The request path must be absolute and must not contain \".\" or \"..\" segments."
+	case errors.As(err, &chall):
+		t, detail = problem.Unauthorized, chall.failure.Description
+		if detail == "" {
+			detail = "Authentication is required."
+		}
+		w.Header().Set("WWW-Authenticate", chall.wwwAuthenticate())
+	case errors.As(err, &unavl):
+		// Fail closed: the credential could not be checked, so the request
+		// is refused, with a status that tells the client to retry.
+		t, detail = problem.Unavailable, "Credentials cannot be verified right now; try again later."
+		w.Header().Set("Retry-After", "5")
+		p.log.Warn("pipeline: authentication unavailable", "request_id", e.RequestID, "route", e.Route, "error", err)
 	case errors.Is(err, errRouteNotFound):
 		t, detail = problem.RouteNotFound, "No route is configured for this host, path and method."
 	case errors.As(err, &mna):

@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/accesslog"
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/clientip"
+	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/requestid"
 	"github.com/gatehouse/gatehouse/internal/route"
@@ -49,6 +51,9 @@ type Exchange struct {
 	// ClientIP is the TCP peer, or the address that trusted proxies
 	// reported for it.
 	ClientIP netip.Addr
+	// Identity is the caller, set by the authenticate stage (nil before it
+	// and on public routes).
+	Identity *identity.Identity
 	// Log is the access log entry; stages add who the caller is.
 	Log *accesslog.Entry
 }
@@ -72,9 +77,13 @@ type Plan struct {
 	routes   []*Route
 	resolver *clientip.Resolver
 	access   *accesslog.Logger
-	log      *slog.Logger
-	closers  []func()
-	readies  []func() error
+	// stripHeaders are identity header names removed from every request.
+	stripHeaders []string
+	providers    []providerHealth
+	audit        audit.Logger
+	log          *slog.Logger
+	closers      []func()
+	readies      []func() error
 }
 
 // state is everything one request needs, pooled so the hot path does not
@@ -106,6 +115,7 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 	}
 	defer p.finish(rec, r, e)
 
+	stripIdentityHeaders(r.Header, p.stripHeaders)
 	if !cleanPath(r.URL.Path) {
 		p.respond(rec, r, e, errBadPath)
 		return

@@ -1,0 +1,114 @@
+package authn
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/identity"
+)
+
+// scripted is an authenticator whose answer depends on a request header,
+// so one chain can be driven through every outcome.
+type scripted struct {
+	method identity.Method
+	header string
+}
+
+func (s scripted) Method() identity.Method { return s.method }
+
+func (s scripted) Authenticate(r *http.Request) (*identity.Identity, error) {
+	switch r.Header.Get(s.header) {
+	case "":
+		return nil, ErrNoCredential
+	case "good":
+		return &identity.Identity{Subject: string(s.method) + "-user", Method: s.method}, nil
+	case "down":
+		return nil, &UnavailableError{Method: s.method, Reason: ReasonKeysUnavailable}
+	case "nil":
+		return nil, nil
+	default:
+		return nil, &Failure{Method: s.method, Reason: ReasonBadSignature, Description: "The access token is not valid."}
+	}
+}
+
+func TestChain(t *testing.T) {
+	jwtA := scripted{identity.MethodJWT, "X-Jwt"}
+	keyA := scripted{identity.MethodAPIKey, "X-Key"}
+	mtls := scripted{identity.MethodMTLS, "X-Cert"}
+	for _, tc := range []struct {
+		name        string
+		chain       Chain
+		headers     map[string]string
+		wantSubject string
+		wantReason  Reason // for *Failure
+		wantUnavail bool
+	}{
+		{"or: first succeeds", Chain{Authenticators: []Authenticator{jwtA, keyA}}, map[string]string{"X-Jwt": "good"}, "jwt-user", "", false},
+		{"or: second succeeds when first not responsible", Chain{Authenticators: []Authenticator{jwtA, keyA}}, map[string]string{"X-Key": "good"}, "api_key-user", "", false},
+		{"or: a bad credential stops the chain", Chain{Authenticators: []Authenticator{jwtA, keyA}}, map[string]string{"X-Jwt": "bad", "X-Key": "good"}, "", ReasonBadSignature, false},
+		{"or: nothing presented", Chain{Authenticators: []Authenticator{jwtA, keyA}}, nil, "", ReasonMissing, false},
+		{"or: anonymous allowed", Chain{Authenticators: []Authenticator{jwtA}, AllowAnonymous: true}, nil, "", "", false},
+		{"or: anonymous never hides a bad credential", Chain{Authenticators: []Authenticator{jwtA}, AllowAnonymous: true}, map[string]string{"X-Jwt": "bad"}, "", ReasonBadSignature, false},
+		{"or: unavailable fails closed", Chain{Authenticators: []Authenticator{jwtA, keyA}}, map[string]string{"X-Jwt": "down", "X-Key": "good"}, "", "", true},
+		{"or: anonymous never hides an outage", Chain{Authenticators: []Authenticator{jwtA}, AllowAnonymous: true}, map[string]string{"X-Jwt": "down"}, "", "", true},
+		{"buggy authenticator denies", Chain{Authenticators: []Authenticator{jwtA}}, map[string]string{"X-Jwt": "nil"}, "", "", true},
+		{"and: both succeed, last identity wins", Chain{Authenticators: []Authenticator{mtls, jwtA}, RequireAll: true}, map[string]string{"X-Cert": "good", "X-Jwt": "good"}, "jwt-user", "", false},
+		{"and: one missing", Chain{Authenticators: []Authenticator{mtls, jwtA}, RequireAll: true}, map[string]string{"X-Jwt": "good"}, "", ReasonMissing, false},
+		{"and: one bad", Chain{Authenticators: []Authenticator{mtls, jwtA}, RequireAll: true}, map[string]string{"X-Cert": "good", "X-Jwt": "bad"}, "", ReasonBadSignature, false},
+		{"empty chain denies", Chain{}, nil, "", ReasonMissing, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			for k, v := range tc.headers {
+				r.Header.Set(k, v)
+			}
+			id, err := tc.chain.Authenticate(r)
+			var f *Failure
+			var u *UnavailableError
+			switch {
+			case tc.wantReason != "":
+				if !errors.As(err, &f) || f.Reason != tc.wantReason || id != nil {
+					t.Fatalf("got %v, %v; want failure %s", id, err, tc.wantReason)
+				}
+			case tc.wantUnavail:
+				if !errors.As(err, &u) || id != nil {
+					t.Fatalf("got %v, %v; want unavailable", id, err)
+				}
+			case tc.wantSubject == "":
+				if err != nil || !id.IsAnonymous() {
+					t.Fatalf("got %v, %v; want anonymous", id, err)
+				}
+			default:
+				if err != nil || id.Subject != tc.wantSubject {
+					t.Fatalf("got %v, %v; want %s", id, err, tc.wantSubject)
+				}
+			}
+			if errors.Is(err, ErrNoCredential) {
+				t.Fatal("the chain must never return ErrNoCredential")
+			}
+		})
+	}
+}
+
+func TestChainConcurrent(t *testing.T) {
+	c := &Chain{Authenticators: []Authenticator{scripted{identity.MethodJWT, "X-Jwt"}}}
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := httptest.NewRequest("GET", "/", nil)
+			if i%2 == 0 {
+				r.Header.Set("X-Jwt", "good")
+			}
+			id, err := c.Authenticate(r)
+			if (i%2 == 0) != (err == nil && id != nil) {
+				t.Errorf("request %d: %v %v", i, id, err)
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,104 @@
+package jwt
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/identity"
+)
+
+// Authenticator adapts a Verifier to authn.Authenticator for one route.
+//
+// It reads only the Authorization header ("Bearer" scheme, case-insensitive;
+// RFC 6750 section 2.1), never a query parameter or form field, which would
+// end up in logs. A request without an Authorization header, or with one of
+// another scheme (Basic, ApiKey, …), is not its business: ErrNoCredential,
+// and the chain may try another method. A Bearer header without a usable
+// token, or several Authorization headers of which one is Bearer, is a
+// Failure (token_malformed): the client meant to present a token.
+type Authenticator struct {
+	v *Verifier
+	// allowed marks the providers accepted on the route, by index; nil
+	// accepts every provider of the Verifier.
+	allowed []bool
+}
+
+var _ authn.Authenticator = (*Authenticator)(nil)
+
+// NewAuthenticator returns an Authenticator that accepts tokens of the named
+// providers only (empty: every provider of v). A token of another
+// configured provider fails with authn.ReasonProviderDenied, before any key
+// of that provider is fetched. Unknown names are an error.
+func NewAuthenticator(v *Verifier, providers []string) (*Authenticator, error) {
+	if v == nil {
+		return nil, errors.New("authn/jwt: no verifier (no identity provider is configured)")
+	}
+	a := &Authenticator{v: v}
+	if len(providers) == 0 {
+		return a, nil
+	}
+	a.allowed = make([]bool, len(v.providers))
+	for _, name := range providers {
+		p, ok := v.byName[name]
+		if !ok {
+			return nil, fmt.Errorf("authn/jwt: unknown identity provider %q", name)
+		}
+		a.allowed[p.index] = true
+	}
+	return a, nil
+}
+
+// Method returns identity.MethodJWT.
+func (a *Authenticator) Method() identity.Method { return identity.MethodJWT }
+
+// Authenticate verifies the request's bearer token; see Verifier.Verify for
+// the failures. It never writes the response.
+func (a *Authenticator) Authenticate(r *http.Request) (*identity.Identity, error) {
+	values := r.Header["Authorization"]
+	switch len(values) {
+	case 0:
+		return nil, authn.ErrNoCredential
+	case 1:
+	default:
+		for _, v := range values {
+			if _, ok := bearer(v); ok {
+				return nil, failure(authn.ReasonMalformed, nil, errSeveralHeaders)
+			}
+		}
+		return nil, authn.ErrNoCredential
+	}
+	token, ok := bearer(values[0])
+	if !ok {
+		return nil, authn.ErrNoCredential
+	}
+	if token == "" {
+		return nil, failure(authn.ReasonMalformed, nil, errNoToken)
+	}
+	return a.v.verify(r.Context(), token, a.allowed)
+}
+
+// bearer splits an Authorization value of the Bearer scheme. ok is false
+// for another scheme; token is "" when the scheme has no token.
+func bearer(v string) (token string, ok bool) {
+	const scheme = "Bearer"
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", false
+	}
+	rest := v[len(scheme):]
+	if rest == "" {
+		return "", true
+	}
+	if rest[0] != ' ' {
+		return "", false // "Bearerfoo" is some other scheme
+	}
+	// Any other whitespace left in the token makes it malformed later.
+	return strings.TrimLeft(rest, " "), true
+}
+
+var (
+	errSeveralHeaders = errors.New("authn/jwt: more than one Authorization header")
+	errNoToken        = errors.New("authn/jwt: Bearer scheme without a token")
+)

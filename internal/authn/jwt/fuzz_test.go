@@ -1,0 +1,69 @@
+package jwt
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse/gatehouse/internal/authn"
+)
+
+// FuzzVerify feeds arbitrary strings to Verify. It must never panic, must
+// return either an identity or a typed error, and must accept nothing but
+// the valid tokens it was seeded with: no mutation of a token, however
+// small, may verify (canonical base64 rules out respellings).
+func FuzzVerify(f *testing.F) {
+	k := keys()
+	fx := newFixture(f, nil)
+	seeds := []string{
+		sign(f, jose.RS256, k.rsaA, "rsa", claims(issA, nil)),
+		sign(f, jose.ES256, k.ec256, "ec", claims(issA, map[string]any{"aud": []string{"x", aud}})),
+		sign(f, jose.EdDSA, k.ed, "ed", claims(issA, map[string]any{"scope": "a b", "realm_access": map[string]any{"roles": []string{"r"}}})),
+		sign(f, jose.HS256, k.hmac, "hs", claims(issH, nil)),
+		"", ".", "..", "....", "a.b.c", "eyJ.eyJ.", strings.Repeat(".", 100),
+		rawToken(map[string]any{"alg": "none"}, claims(issA, nil), nil),
+		sign(f, jose.RS256, k.attacker, "rsa", claims(issA, nil), func(so *jose.SignerOptions) { so.EmbedJWK = true }),
+		sign(f, jose.RS256, k.rsaA, "rsa", claims(issA, map[string]any{"exp": "x", "aud": 1.5, "sub": []any{nil}})),
+		sign(f, jose.HS256, k.hmac, "", claims(issH, map[string]any{"exp": 1e300, "nbf": -1e300, "iat": 0})),
+	}
+	// The tokens we signed that verify; nothing else ever may.
+	valid := map[string]bool{}
+	for _, tok := range seeds {
+		if _, err := fx.v.Verify(context.Background(), tok); err == nil {
+			valid[tok] = true
+		}
+		f.Add(tok)
+	}
+	if len(valid) < 4 {
+		f.Fatalf("only %d valid seeds", len(valid))
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		id, err := fx.v.Verify(context.Background(), raw)
+		if err == nil {
+			if id == nil {
+				t.Fatal("no identity and no error")
+			}
+			if !valid[raw] {
+				t.Fatalf("accepted a token that was never signed: %q", raw)
+			}
+			return
+		}
+		if id != nil {
+			t.Fatal("identity returned with an error")
+		}
+		var fail *authn.Failure
+		var unavailable *authn.UnavailableError
+		if !errors.As(err, &fail) && !errors.As(err, &unavailable) {
+			t.Fatalf("untyped error %T: %v", err, err)
+		}
+		if fail != nil && (fail.Reason == "" || fail.Description == "") {
+			t.Fatalf("failure without reason or description: %+v", fail)
+		}
+		if len(raw) >= 32 && strings.Contains(err.Error(), raw) {
+			t.Fatal("error repeats the token")
+		}
+	})
+}

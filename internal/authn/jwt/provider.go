@@ -1,0 +1,270 @@
+// Package jwt authenticates requests that carry a JWT access token
+// ("Authorization: Bearer <token>"), strictly following the JWT best current
+// practices (RFC 8725) and, where a provider asks for it, the JWT profile for
+// OAuth 2.0 access tokens (RFC 9068).
+//
+// Several identity providers may be trusted at once. A token's iss claim is
+// read, unverified, only to choose its provider; from then on it is checked
+// only with that provider's algorithms, keys and claim rules. Token parsing
+// and signature verification are go-jose's (an explicit algorithm list is
+// always given); this package decides what to accept.
+//
+// Every check fails closed: a token is accepted only when every check has
+// positively passed. A rejected token yields an *authn.Failure with a stable
+// reason (see Verifier.Verify); keys that cannot be obtained yield an
+// *authn.UnavailableError. The token itself never appears in an error.
+package jwt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// KeySource finds the verification keys of one provider. *keyset.Set
+// implements it; the interface lives here so that tests can use a small
+// fake.
+type KeySource interface {
+	// Lookup returns the keys with key id kid, or every key when kid is "".
+	// Keys without a kid may be returned for any kid (a PEM file has none).
+	// Errors wrap keyset.ErrUnknownKID (the token names a key that does not
+	// exist: 401) or keyset.ErrUnavailable (no usable keys: 503). Any other
+	// error is treated like ErrUnavailable.
+	Lookup(ctx context.Context, kid string) ([]jose.JSONWebKey, error)
+}
+
+// Provider is one trusted issuer of access tokens.
+type Provider struct {
+	// Name identifies the provider in routes and audit events. Required,
+	// unique.
+	Name string
+	// Issuer must equal the token's iss exactly (no normalisation: a
+	// trailing slash matters). Required, unique.
+	Issuer string
+	// Audiences accepted: the token's aud (a string or an array) must
+	// contain at least one of them. Required: a token minted for another
+	// API of the same provider must not be accepted here.
+	Audiences []string
+	// Algorithms allowed in the alg header. Default: RS256 RS384 RS512
+	// PS256 PS384 PS512 ES256 ES384 ES512 EdDSA. HS256/HS384/HS512 are
+	// accepted only when listed here (their keys are shared secrets), and
+	// "none" can never be configured.
+	Algorithms []jose.SignatureAlgorithm
+	// Keys finds the provider's verification keys. Required.
+	Keys KeySource
+	// ClockSkew is the leeway applied to exp, nbf and iat. Default 0. A
+	// large value extends the life of every stolen token by as much.
+	ClockSkew time.Duration
+	// MaxLifetime refuses tokens whose exp - iat exceeds it; such tokens
+	// then must carry iat. Default 0: no limit.
+	MaxLifetime time.Duration
+	// RequiredType, when set (e.g. "at+jwt" for RFC 9068), must equal the
+	// typ header, compared case-insensitively and with an optional
+	// "application/" prefix on either side. It stops ID tokens and other
+	// JWTs of the same issuer from being used as access tokens. Default "":
+	// typ is not checked.
+	RequiredType string
+	// RequiredClaims are claim paths that must be present (not null).
+	RequiredClaims []string
+	// ClaimValues maps a claim path to the values it may take: a string
+	// claim must equal one of them; for an array claim one element must.
+	// Numbers and booleans are compared by their JSON text ("true", "42").
+	ClaimValues map[string][]string
+	// MaxTokenBytes refuses longer tokens before any parsing. Default 16384.
+	MaxTokenBytes int
+	// Mapping says which claims make up the identity.
+	Mapping Mapping
+}
+
+// Mapping selects the claims that make up the caller's identity.
+//
+// A claim path is a key, or dot-separated keys into nested objects
+// ("realm_access.roles"). A key may contain ':' or '/' ("cognito:groups",
+// "https://example.com/roles"): the whole path is first tried as one
+// literal key, then split at each '.'.
+type Mapping struct {
+	// Subject is the claim path of the subject; it must be a non-empty
+	// string (or a number). Default "sub".
+	Subject string
+	// ClientID is the claim path of the OAuth client id. Default
+	// "client_id", then "azp".
+	ClientID string
+	// Scopes is the claim path of the granted scopes, a space-separated
+	// string or an array of strings. Default "scope", then "scp".
+	Scopes string
+	// Roles is the claim path of the caller's roles (an array of strings,
+	// or a single string), e.g. "realm_access.roles" (Keycloak) or "roles"
+	// (Entra ID). Default: none.
+	Roles string
+	// Groups is the claim path of the caller's groups, e.g. "groups"
+	// (Okta) or "cognito:groups" (Cognito). Default: none.
+	Groups string
+	// Claims copies more claims into Identity.Claims: identity claim name →
+	// claim path. Strings, booleans, numbers (int64 when integral and in
+	// range, else float64) and arrays of those ([]any) are copied; objects
+	// and absent claims are left out.
+	Claims map[string]string
+}
+
+// DefaultMaxTokenBytes is the default Provider.MaxTokenBytes.
+const DefaultMaxTokenBytes = 16384
+
+// defaultAlgorithms are the asymmetric algorithms accepted when a provider
+// lists none. HMAC is deliberately absent: it must be asked for.
+var defaultAlgorithms = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512,
+	jose.PS256, jose.PS384, jose.PS512,
+	jose.ES256, jose.ES384, jose.ES512,
+	jose.EdDSA,
+}
+
+// supportedAlgorithms are the algorithms a provider may list.
+var supportedAlgorithms = append(slices.Clip(defaultAlgorithms), jose.HS256, jose.HS384, jose.HS512)
+
+// provider is a Provider compiled by NewVerifier.
+type provider struct {
+	index       int
+	name        string
+	issuer      string
+	audiences   []string
+	algs        []jose.SignatureAlgorithm
+	keys        KeySource
+	skew        time.Duration
+	maxLifetime time.Duration
+	typ         string // normalised: lower case, no "application/"
+	required    []string
+	values      []claimValues // sorted by path
+	maxBytes    int
+	subject     string
+	clientID    []string // paths tried in order
+	scopes      []string // paths tried in order
+	roles       string
+	groups      string
+	claims      []claimCopy // sorted by name
+}
+
+type claimValues struct {
+	path   string
+	values []string
+}
+
+type claimCopy struct {
+	name, path string
+}
+
+func compileProvider(i int, p Provider) (*provider, error) {
+	if p.Name == "" {
+		return nil, fmt.Errorf("authn/jwt: provider %d: name is required", i)
+	}
+	errorf := func(format string, args ...any) error {
+		return fmt.Errorf("authn/jwt: provider %q: "+format, append([]any{p.Name}, args...)...)
+	}
+	if p.Issuer == "" {
+		return nil, errorf("issuer is required")
+	}
+	if p.Keys == nil {
+		return nil, errorf("a key source is required")
+	}
+	if len(p.Audiences) == 0 {
+		return nil, errorf("at least one audience is required")
+	}
+	if slices.Contains(p.Audiences, "") {
+		return nil, errorf("empty audience")
+	}
+	if p.ClockSkew < 0 || p.MaxLifetime < 0 || p.MaxTokenBytes < 0 {
+		return nil, errorf("clock skew, maximum lifetime and maximum token size cannot be negative")
+	}
+	c := &provider{
+		index:       i,
+		name:        p.Name,
+		issuer:      p.Issuer,
+		audiences:   slices.Clone(p.Audiences),
+		keys:        p.Keys,
+		skew:        p.ClockSkew,
+		maxLifetime: p.MaxLifetime,
+		maxBytes:    p.MaxTokenBytes,
+		roles:       p.Mapping.Roles,
+		groups:      p.Mapping.Groups,
+	}
+	if c.maxBytes == 0 {
+		c.maxBytes = DefaultMaxTokenBytes
+	}
+
+	algs := p.Algorithms
+	if len(algs) == 0 {
+		algs = defaultAlgorithms
+	}
+	for _, a := range algs {
+		switch {
+		case strings.EqualFold(string(a), "none"):
+			return nil, errorf(`algorithm "none" can never be accepted`)
+		case !slices.Contains(supportedAlgorithms, a):
+			return nil, errorf("unsupported algorithm %q", a)
+		case !slices.Contains(c.algs, a):
+			c.algs = append(c.algs, a)
+		}
+	}
+
+	if p.RequiredType != "" {
+		c.typ = strings.ToLower(trimApplication(p.RequiredType))
+		if c.typ == "" {
+			return nil, errorf("required type %q is empty", p.RequiredType)
+		}
+	}
+	for _, path := range p.RequiredClaims {
+		if path == "" {
+			return nil, errorf("empty required claim")
+		}
+		c.required = append(c.required, path)
+	}
+	for path, values := range p.ClaimValues {
+		if path == "" || len(values) == 0 {
+			return nil, errorf("claim values: claim %q needs a path and at least one value", path)
+		}
+		c.values = append(c.values, claimValues{path: path, values: slices.Clone(values)})
+	}
+	slices.SortFunc(c.values, func(a, b claimValues) int { return strings.Compare(a.path, b.path) })
+
+	m := p.Mapping
+	c.subject = orDefault(m.Subject, "sub")
+	c.clientID = []string{"client_id", "azp"}
+	if m.ClientID != "" {
+		c.clientID = []string{m.ClientID}
+	}
+	c.scopes = []string{"scope", "scp"}
+	if m.Scopes != "" {
+		c.scopes = []string{m.Scopes}
+	}
+	for name, path := range m.Claims {
+		if name == "" || path == "" {
+			return nil, errorf("claim mapping %q → %q: name and path are required", name, path)
+		}
+		c.claims = append(c.claims, claimCopy{name: name, path: path})
+	}
+	slices.SortFunc(c.claims, func(a, b claimCopy) int { return strings.Compare(a.name, b.name) })
+	return c, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// trimApplication removes a case-insensitive "application/" media type
+// prefix (RFC 7515 section 4.1.9 allows it to be omitted).
+func trimApplication(s string) string {
+	const prefix = "application/"
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):]
+	}
+	return s
+}
+
+var errNoProviders = errors.New("authn/jwt: no identity providers")

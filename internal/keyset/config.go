@@ -1,0 +1,229 @@
+package keyset
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Defaults applied by New to zero-valued Config fields.
+const (
+	DefaultFetchTimeout       = 5 * time.Second
+	DefaultRefreshInterval    = 15 * time.Minute
+	DefaultMinRefreshInterval = time.Minute
+	DefaultMaxRefreshInterval = 24 * time.Hour
+	DefaultUnknownKIDInterval = 30 * time.Second
+	DefaultNegativeCacheTTL   = time.Minute
+	DefaultMaxStale           = 24 * time.Hour
+	DefaultMaxKeys            = 100
+
+	// MaxBodyBytes bounds JWKS and discovery responses; a larger body is a
+	// failed fetch, so a hostile or broken endpoint cannot exhaust memory.
+	MaxBodyBytes = 1 << 20
+
+	// maxNegativeEntries bounds the unknown-kid cache so that a flood of
+	// random kids cannot grow memory without limit. When it is full, unknown
+	// kids are still refused (and still rate-limited), just not remembered.
+	maxNegativeEntries = 10000
+	// maxNegativeKIDBytes keeps absurdly long kids out of that cache (they
+	// are refused all the same), bounding it to about 2.5 MB.
+	maxNegativeKIDBytes = 256
+)
+
+// Config describes where one identity provider's verification keys come from
+// and how they are cached. Exactly one source must be set: Static, Discovery
+// (with Issuer), or JWKSURI.
+type Config struct {
+	// Name identifies the provider in logs and health output. Default: the
+	// issuer, the JWKS URL, or "static".
+	Name string
+	// Issuer is the provider's issuer URL. With Discovery, New fetches
+	// "<Issuer>/.well-known/openid-configuration"; the document's "issuer"
+	// must equal Issuer exactly (a mismatch is a failed fetch, never
+	// silently accepted) and its "jwks_uri" is used. An https issuer may not
+	// point at an http jwks_uri.
+	Issuer string
+	// Discovery enables OpenID Connect discovery from Issuer. Default: off.
+	Discovery bool
+	// JWKSURI is an explicit JWKS URL, used without discovery.
+	JWKSURI string
+	// Static keys are used as they are, with no fetching at all. They may
+	// include HMAC secrets (see HMACKey) and must not include private
+	// asymmetric keys. Cannot be combined with Discovery or JWKSURI. A
+	// static key without a kid also answers lookups for any kid that no
+	// other static key has, because a PEM file carries no kid.
+	Static []jose.JSONWebKey
+	// HTTPClient fetches discovery and JWKS documents. Default: a client
+	// with FetchTimeout, proxy settings from the environment, and no
+	// redirects that change the scheme (an https fetch never follows a
+	// redirect to http).
+	HTTPClient *http.Client
+	// FetchTimeout bounds each discovery or JWKS request. Default: 5s.
+	FetchTimeout time.Duration
+	// RefreshInterval is the time between background refreshes when the
+	// JWKS response has no usable Cache-Control max-age. Default: 15m.
+	RefreshInterval time.Duration
+	// MinRefreshInterval is the lower bound applied to a Cache-Control
+	// max-age (and the interval used for no-cache/no-store), so a provider
+	// cannot make us poll it in a tight loop. It also caps the first retry
+	// delay after a failed fetch (which starts at 1s). Default: 1m.
+	MinRefreshInterval time.Duration
+	// MaxRefreshInterval is the upper bound applied to a Cache-Control
+	// max-age, so rotated-out keys do not linger for too long. Default: 24h.
+	MaxRefreshInterval time.Duration
+	// UnknownKIDInterval allows at most one refetch triggered by unknown
+	// kids per interval. This is what stops a flood of tokens with made-up
+	// kids from turning the gateway into an amplifier against the
+	// provider. Default: 30s.
+	UnknownKIDInterval time.Duration
+	// NegativeCacheTTL is how long an unknown kid is remembered and refused
+	// without fetching. Default: 1m.
+	NegativeCacheTTL time.Duration
+	// MaxStale is how long the last good keys keep serving after the last
+	// successful fetch while refreshes fail. After that, lookups fail
+	// closed with ErrUnavailable. Default: 24h.
+	MaxStale time.Duration
+	// MaxKeys refuses JWKS documents with more keys than this. Default: 100.
+	MaxKeys int
+	// Now is the clock used for staleness, rate limits and the negative
+	// cache. Default: time.Now.
+	Now func() time.Time
+	// Log receives refresh failures and key changes. Default: slog.Default().
+	Log *slog.Logger
+}
+
+// source says where keys come from.
+type source int
+
+const (
+	sourceStatic source = iota
+	sourceDiscovery
+	sourceJWKSURI
+)
+
+// withDefaults validates cfg and returns a copy with defaults applied.
+func (cfg Config) withDefaults() (Config, source, error) {
+	var src source
+	switch {
+	case len(cfg.Static) > 0 && (cfg.Discovery || cfg.JWKSURI != ""):
+		return cfg, 0, errors.New("keyset: static keys cannot be combined with discovery or jwks_uri")
+	case cfg.Discovery && cfg.JWKSURI != "":
+		return cfg, 0, errors.New("keyset: set either discovery or jwks_uri, not both")
+	case len(cfg.Static) > 0:
+		src = sourceStatic
+	case cfg.Discovery:
+		if cfg.Issuer == "" {
+			return cfg, 0, errors.New("keyset: discovery needs an issuer")
+		}
+		if err := checkHTTPURL(cfg.Issuer); err != nil {
+			return cfg, 0, fmt.Errorf("keyset: issuer: %w", err)
+		}
+		src = sourceDiscovery
+	case cfg.JWKSURI != "":
+		if err := checkHTTPURL(cfg.JWKSURI); err != nil {
+			return cfg, 0, fmt.Errorf("keyset: jwks_uri: %w", err)
+		}
+		src = sourceJWKSURI
+	default:
+		return cfg, 0, errors.New("keyset: no key source: set static keys, discovery with an issuer, or jwks_uri")
+	}
+
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"fetch_timeout", &cfg.FetchTimeout, DefaultFetchTimeout},
+		{"refresh_interval", &cfg.RefreshInterval, DefaultRefreshInterval},
+		{"min_refresh_interval", &cfg.MinRefreshInterval, DefaultMinRefreshInterval},
+		{"max_refresh_interval", &cfg.MaxRefreshInterval, DefaultMaxRefreshInterval},
+		{"unknown_kid_interval", &cfg.UnknownKIDInterval, DefaultUnknownKIDInterval},
+		{"negative_cache_ttl", &cfg.NegativeCacheTTL, DefaultNegativeCacheTTL},
+		{"max_stale", &cfg.MaxStale, DefaultMaxStale},
+	} {
+		if *d.v < 0 {
+			return cfg, 0, fmt.Errorf("keyset: %s must not be negative", d.name)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if cfg.MinRefreshInterval > cfg.MaxRefreshInterval {
+		return cfg, 0, fmt.Errorf("keyset: min_refresh_interval %s exceeds max_refresh_interval %s",
+			cfg.MinRefreshInterval, cfg.MaxRefreshInterval)
+	}
+	if cfg.MaxKeys < 0 {
+		return cfg, 0, errors.New("keyset: max_keys must not be negative")
+	}
+	if cfg.MaxKeys == 0 {
+		cfg.MaxKeys = DefaultMaxKeys
+	}
+	if src == sourceStatic && len(cfg.Static) > cfg.MaxKeys {
+		return cfg, 0, fmt.Errorf("keyset: %d static keys exceed max_keys %d", len(cfg.Static), cfg.MaxKeys)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Name == "" {
+		switch src {
+		case sourceDiscovery:
+			cfg.Name = cfg.Issuer
+		case sourceJWKSURI:
+			cfg.Name = redactURL(cfg.JWKSURI)
+		default:
+			cfg.Name = "static"
+		}
+	}
+	return cfg, src, nil
+}
+
+// checkHTTPURL accepts absolute http and https URLs with a host.
+func checkHTTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return fmt.Errorf("%q: scheme must be http or https", redactURL(raw))
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q: no host", redactURL(raw))
+	}
+	return nil
+}
+
+// redactURL hides any password in a URL meant for logs and health output.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "invalid URL"
+	}
+	return u.Redacted()
+}
+
+// newHTTPClient is the default client: bounded in time, proxy from the
+// environment, and no scheme-changing redirects.
+func newHTTPClient(timeout time.Duration) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	return &http.Client{
+		Transport: tr,
+		Timeout:   timeout,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("keyset: too many redirects")
+			}
+			if req.URL.Scheme != via[0].URL.Scheme {
+				return fmt.Errorf("keyset: refusing redirect from %s to %s", via[0].URL.Scheme, req.URL.Scheme)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,250 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authn/jwt"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/keyset"
+)
+
+// providerHealth is what the admin listener shows of an identity provider.
+type providerHealth = *keyset.Set
+
+// buildAudit opens the audit sink.
+func (p *Plan) buildAudit(cfg *config.Config, file *config.File, opts Options) error {
+	if cfg.Audit.Disabled {
+		p.audit = audit.Discard{}
+		return nil
+	}
+	var (
+		w      io.Writer
+		closer io.Closer
+	)
+	switch cfg.Audit.Output {
+	case "stdout":
+		w = opts.Stdout
+	case "stderr":
+		w = opts.Stderr
+	default:
+		f, err := os.OpenFile(cfg.Audit.Output, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return file.Errorf("audit.output", "cannot open: %v", err)
+		}
+		w, closer = f, f
+	}
+	aw := audit.NewWriter(w, closer)
+	p.audit = aw
+	p.closers = append(p.closers, func() { _ = aw.Close() })
+	return nil
+}
+
+// buildProviders starts one key set per identity provider and compiles the
+// JWT verifier shared by every route.
+func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Options) (*jwt.Verifier, error) {
+	if len(cfg.IdentityProviders) == 0 {
+		return nil, nil
+	}
+	providers := make([]jwt.Provider, 0, len(cfg.IdentityProviders))
+	for i, pc := range cfg.IdentityProviders {
+		path := fmt.Sprintf("identity_providers[%d]", i)
+		kc := keyset.Config{
+			Name:               pc.Name,
+			Issuer:             pc.Issuer,
+			JWKSURI:            pc.JWKSURI,
+			Discovery:          pc.JWKSURI == "" && pc.StaticKeys == nil,
+			HTTPClient:         opts.HTTPClient,
+			FetchTimeout:       pc.Keys.FetchTimeout.Std(),
+			RefreshInterval:    pc.Keys.RefreshInterval.Std(),
+			MinRefreshInterval: pc.Keys.MinRefreshInterval.Std(),
+			MaxRefreshInterval: pc.Keys.MaxRefreshInterval.Std(),
+			UnknownKIDInterval: pc.Keys.UnknownKIDInterval.Std(),
+			NegativeCacheTTL:   pc.Keys.NegativeCacheTTL.Std(),
+			MaxStale:           pc.Keys.MaxStale.Std(),
+			Log:                p.log.With("provider", pc.Name),
+		}
+		if sk := pc.StaticKeys; sk != nil {
+			for j, f := range sk.Files {
+				keys, err := keyset.LoadKeyFile(f)
+				if err != nil {
+					return nil, file.Errorf(fmt.Sprintf("%s.static_keys.files[%d]", path, j), "%v", err)
+				}
+				kc.Static = append(kc.Static, keys...)
+			}
+			if sk.HMACSecret != "" {
+				k, err := keyset.HMACKey([]byte(sk.HMACSecret), "")
+				if err != nil {
+					return nil, file.Errorf(path+".static_keys.hmac_secret", "%v", err)
+				}
+				kc.Static = append(kc.Static, k)
+			}
+		}
+		set, err := keyset.New(kc)
+		if err != nil {
+			return nil, file.Errorf(path, "%v", err)
+		}
+		set.Start()
+		p.closers = append(p.closers, set.Close)
+		p.readies = append(p.readies, set.Ready)
+		p.providers = append(p.providers, set)
+
+		algs := pc.Algorithms
+		if len(algs) == 0 {
+			algs = config.DefaultAlgorithms()
+		}
+		jp := jwt.Provider{
+			Name:           pc.Name,
+			Issuer:         pc.Issuer,
+			Audiences:      pc.Audiences,
+			Keys:           set,
+			ClockSkew:      pc.ClockSkew.Std(),
+			MaxLifetime:    pc.MaxTokenLifetime.Std(),
+			RequiredType:   pc.RequiredType,
+			RequiredClaims: pc.RequiredClaims,
+			ClaimValues:    pc.ClaimValues,
+			MaxTokenBytes:  int(pc.MaxTokenSize),
+			Mapping: jwt.Mapping{
+				Subject: pc.Claims.Subject, ClientID: pc.Claims.ClientID, Scopes: pc.Claims.Scopes,
+				Roles: pc.Claims.Roles, Groups: pc.Claims.Groups, Claims: pc.Claims.Extra,
+			},
+		}
+		for _, a := range algs {
+			jp.Algorithms = append(jp.Algorithms, jose.SignatureAlgorithm(a))
+		}
+		providers = append(providers, jp)
+	}
+	v, err := jwt.NewVerifier(providers, opts.Now)
+	if err != nil {
+		return nil, file.Errorf("identity_providers", "%v", err)
+	}
+	return v, nil
+}
+
+// buildStages compiles a route's authentication and identity headers.
+func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verifier *jwt.Verifier) ([]Stage, error) {
+	if rc.Public {
+		// Public routes still strip the Authorization header unless told
+		// otherwise, and never carry identity headers.
+		return []Stage{&identityHeadersStage{h: identityHeaders{forwardAuthorization: headersFor(rc, global).ForwardAuthorization}}}, nil
+	}
+	a := rc.Authenticate
+	chain := &authn.Chain{RequireAll: a.RequireAll, AllowAnonymous: a.AllowAnonymous}
+	for _, m := range a.Methods {
+		switch m {
+		case "jwt":
+			ja, err := jwt.NewAuthenticator(verifier, a.Providers)
+			if err != nil {
+				return nil, err
+			}
+			chain.Authenticators = append(chain.Authenticators, ja)
+		default:
+			return nil, fmt.Errorf("unknown authentication method %q", m)
+		}
+	}
+	h := headersFor(rc, global)
+	ih := identityHeaders{
+		subject: canon(h.Subject), issuer: canon(h.Issuer), method: canon(h.Method), clientID: canon(h.ClientID),
+		scopes: canon(h.Scopes), roles: canon(h.Roles), groups: canon(h.Groups), forwardAuthorization: h.ForwardAuthorization,
+	}
+	claims := make([]string, 0, len(h.Claims))
+	for c := range h.Claims {
+		claims = append(claims, c)
+	}
+	slices.Sort(claims) // deterministic order
+	for _, c := range claims {
+		ih.claims = append(ih.claims, claimHeader{claim: c, header: canon(h.Claims[c])})
+	}
+	return []Stage{
+		&authenticateStage{chain: chain, audit: p.audit, realm: a.Realm},
+		&identityHeadersStage{h: ih},
+	}, nil
+}
+
+func headersFor(rc config.Route, global config.IdentityHeaders) config.IdentityHeaders {
+	if rc.IdentityHeaders != nil {
+		return *rc.IdentityHeaders
+	}
+	return global
+}
+
+func canon(name string) string {
+	if name == "" {
+		return ""
+	}
+	return http.CanonicalHeaderKey(name)
+}
+
+// identityHeaderNames is every identity header name configured anywhere:
+// all are stripped from every incoming request, so a client can never
+// supply one, whichever route it reaches.
+func identityHeaderNames(cfg *config.Config) []string {
+	seen := map[string]bool{}
+	var out []string
+	addSet := func(h config.IdentityHeaders) {
+		for _, n := range []string{h.Subject, h.Issuer, h.Method, h.ClientID, h.Scopes, h.Roles, h.Groups} {
+			if n != "" && !seen[canon(n)] {
+				seen[canon(n)] = true
+				out = append(out, canon(n))
+			}
+		}
+		for _, n := range h.Claims {
+			if n != "" && !seen[canon(n)] {
+				seen[canon(n)] = true
+				out = append(out, canon(n))
+			}
+		}
+	}
+	addSet(cfg.IdentityHeaders)
+	for _, r := range cfg.Routes {
+		if r.IdentityHeaders != nil {
+			addSet(*r.IdentityHeaders)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Flush writes buffered audit events now (tests, shutdown).
+func (p *Plan) Flush() {
+	if f, ok := p.audit.(interface{ Flush() error }); ok {
+		_ = f.Flush()
+	}
+}
+
+// ProviderHealth reports each identity provider's key set, for the admin
+// listener.
+func (p *Plan) ProviderHealth() []keyset.Health {
+	out := make([]keyset.Health, 0, len(p.providers))
+	for _, s := range p.providers {
+		out = append(out, s.Health())
+	}
+	return out
+}
+
+// WaitReady blocks until the plan is ready or ctx ends, polling: key sets
+// fetch in the background from Build on.
+func (p *Plan) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := p.Ready()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pipeline: not ready: %w", err)
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,189 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/authn"
+)
+
+// authenticateStage runs a route's authentication chain and records the
+// decision as one audit event, whatever the outcome.
+type authenticateStage struct {
+	chain *authn.Chain
+	audit audit.Logger
+	realm string
+}
+
+func (s *authenticateStage) Name() string { return "authenticate" }
+
+func (s *authenticateStage) Process(x *Exchange) error {
+	id, err := s.chain.Authenticate(x.Request)
+	ev := audit.Event{
+		Type:       audit.TypeAuthentication,
+		RequestID:  x.RequestID,
+		Route:      x.Route.Name,
+		HTTPMethod: x.Request.Method,
+		Path:       x.Request.URL.Path,
+	}
+	if x.ClientIP.IsValid() {
+		ev.ClientIP = x.ClientIP.String()
+	}
+	var (
+		fail  *authn.Failure
+		unavl *authn.UnavailableError
+	)
+	switch {
+	case err == nil:
+		ev.Outcome, ev.Reason = audit.OutcomeAllow, string(authn.ReasonOK)
+		if id.IsAnonymous() {
+			ev.Reason = string(authn.ReasonAnonymous)
+		}
+		ev.AuthMethod, ev.Subject, ev.Issuer, ev.Provider = string(id.Method), id.Subject, id.Issuer, id.Provider
+		ev.ClientID, ev.CredentialID = id.ClientID, id.CredentialID
+		x.Identity = id
+		x.Log.Subject, x.Log.AuthMethod = id.Subject, string(id.Method)
+	case errors.As(err, &fail):
+		ev.Outcome, ev.Reason, ev.AuthMethod = audit.OutcomeDeny, string(fail.Reason), string(fail.Method)
+		ev.Subject, ev.Issuer, ev.Provider, ev.CredentialID = fail.Subject, fail.Issuer, fail.Provider, fail.CredentialID
+		err = &challengeError{failure: fail, realm: s.realm}
+	case errors.As(err, &unavl):
+		ev.Outcome, ev.Reason, ev.AuthMethod, ev.Provider = audit.OutcomeError, string(unavl.Reason), string(unavl.Method), unavl.Provider
+	default:
+		ev.Outcome, ev.Reason = audit.OutcomeError, "internal_error"
+	}
+	s.audit.Log(&ev)
+	return err
+}
+
+// challengeError carries a failed authentication and the realm to name in
+// the WWW-Authenticate challenge.
+type challengeError struct {
+	failure *authn.Failure
+	realm   string
+}
+
+func (e *challengeError) Error() string { return e.failure.Error() }
+func (e *challengeError) Unwrap() error { return e.failure }
+
+// wwwAuthenticate builds the RFC 6750 §3 challenge. A request that carried
+// no credential gets no error code (§3.1); a bad one gets invalid_token and
+// a description meant for an honest client.
+func (e *challengeError) wwwAuthenticate() string {
+	var b strings.Builder
+	b.WriteString(`Bearer realm="`)
+	b.WriteString(e.realm)
+	b.WriteByte('"')
+	if e.failure.Reason != authn.ReasonMissing {
+		b.WriteString(`, error="invalid_token", error_description="`)
+		b.WriteString(quoteSafe(e.failure.Description))
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// quoteSafe keeps a description inside a quoted-string: RFC 6750 limits
+// error_description to printable ASCII without '"' and '\'.
+func quoteSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// identityHeaders is the compiled identity_headers of a route.
+type identityHeaders struct {
+	subject, issuer, method, clientID, scopes, roles, groups string
+	claims                                                   []claimHeader
+	forwardAuthorization                                     bool
+}
+
+type claimHeader struct{ claim, header string }
+
+// identityHeadersStage writes the caller's identity into upstream request
+// headers. It runs after authentication; every client-sent header with any
+// configured identity name was already removed when the request arrived.
+type identityHeadersStage struct{ h identityHeaders }
+
+func (s *identityHeadersStage) Name() string { return "identity_headers" }
+
+func (s *identityHeadersStage) Process(x *Exchange) error {
+	h := x.Request.Header
+	if !s.h.forwardAuthorization {
+		// The backend hears who the caller is from the identity headers; it
+		// does not need the credential itself.
+		h.Del("Authorization")
+	}
+	id := x.Identity
+	if id == nil {
+		return nil
+	}
+	set := func(name, value string) {
+		if name != "" && value != "" && headerValueSafe(value) {
+			h[name] = []string{value}
+		}
+	}
+	set(s.h.method, string(id.Method))
+	if id.IsAnonymous() {
+		return nil
+	}
+	set(s.h.subject, id.Subject)
+	set(s.h.issuer, id.Issuer)
+	set(s.h.clientID, id.ClientID)
+	set(s.h.scopes, strings.Join(id.Scopes, " "))
+	set(s.h.roles, strings.Join(id.Roles, ","))
+	set(s.h.groups, strings.Join(id.Groups, ","))
+	for _, c := range s.h.claims {
+		set(c.header, claimString(id.Claims[c.claim]))
+	}
+	return nil
+}
+
+// claimString renders a claim for a header: arrays comma-separated.
+func claimString(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return t
+	case []string:
+		return strings.Join(t, ",")
+	case []any:
+		parts := make([]string, 0, len(t))
+		for _, e := range t {
+			parts = append(parts, claimString(e))
+		}
+		return strings.Join(parts, ",")
+	default:
+		// Numbers, booleans and objects as compact JSON.
+		b, err := json.Marshal(t)
+		if err != nil {
+			return ""
+		}
+		return string(b)
+	}
+}
+
+// headerValueSafe refuses control characters, which would be rejected by
+// the transport or could split headers in a careless upstream.
+func headerValueSafe(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// stripIdentityHeaders removes client-sent copies of every identity header
+// name configured anywhere, on every request, authenticated or not.
+func stripIdentityHeaders(h http.Header, names []string) {
+	for _, n := range names {
+		delete(h, n)
+	}
+}

@@ -1,0 +1,233 @@
+package testidp
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// errUnsupported answers the flows this provider does not offer
+// (authorization code, refresh, JWT profile, sessions).
+var errUnsupported = errors.New("testidp: not supported")
+
+// issuedToken remembers a token from the token endpoint for introspection.
+type issuedToken struct {
+	subject  string
+	audience []string
+	scopes   []string
+	issued   time.Time
+	expires  time.Time
+}
+
+// storage is a minimal op.Storage: one confidential client that may use
+// client_credentials, keys from the Provider, and nothing persistent. It is
+// per Provider, unlike the example storage's package-global client map.
+type storage struct {
+	p *Provider
+}
+
+var (
+	_ op.Storage                        = (*storage)(nil)
+	_ op.ClientCredentialsStorage       = (*storage)(nil)
+	_ op.CanGetPrivateClaimsFromRequest = (*storage)(nil)
+	_ op.Client                         = (*client)(nil)
+	_ op.TokenRequest                   = (*tokenRequest)(nil)
+	_ op.SigningKey                     = (*signingKey)(nil)
+	_ op.Key                            = publicKey{}
+)
+
+// --- client authentication -------------------------------------------------
+
+func (s *storage) checkSecret(clientID, secret string) error {
+	idOK := subtle.ConstantTimeCompare([]byte(clientID), []byte(s.p.ClientID)) == 1
+	secretOK := subtle.ConstantTimeCompare([]byte(secret), []byte(s.p.ClientSecret)) == 1
+	if !idOK || !secretOK {
+		return errors.New("testidp: invalid client credentials")
+	}
+	return nil
+}
+
+func (s *storage) ClientCredentials(_ context.Context, clientID, clientSecret string) (op.Client, error) {
+	if err := s.checkSecret(clientID, clientSecret); err != nil {
+		return nil, err
+	}
+	return &client{id: s.p.ClientID}, nil
+}
+
+func (s *storage) ClientCredentialsTokenRequest(_ context.Context, clientID string, scopes []string) (op.TokenRequest, error) {
+	return &tokenRequest{subject: clientID, audience: []string{s.p.Audience}, scopes: scopes}, nil
+}
+
+func (s *storage) GetClientByClientID(_ context.Context, clientID string) (op.Client, error) {
+	if clientID != s.p.ClientID {
+		return nil, errors.New("testidp: unknown client")
+	}
+	return &client{id: s.p.ClientID}, nil
+}
+
+func (s *storage) AuthorizeClientIDSecret(_ context.Context, clientID, clientSecret string) error {
+	return s.checkSecret(clientID, clientSecret)
+}
+
+// --- tokens ------------------------------------------------------------------
+
+func (s *storage) CreateAccessToken(_ context.Context, req op.TokenRequest) (string, time.Time, error) {
+	id := randomID(12)
+	now := time.Now()
+	exp := now.Add(defaultTokenTTL)
+	s.p.mu.Lock()
+	for jti, t := range s.p.tokens {
+		if now.After(t.expires) {
+			delete(s.p.tokens, jti)
+		}
+	}
+	s.p.tokens[id] = issuedToken{
+		subject:  req.GetSubject(),
+		audience: req.GetAudience(),
+		scopes:   req.GetScopes(),
+		issued:   now,
+		expires:  exp,
+	}
+	s.p.mu.Unlock()
+	return id, exp, nil
+}
+
+// GetPrivateClaimsFromRequest puts the granted scopes into the access
+// token: zitadel's CreateJWT does not add a scope claim by itself.
+func (s *storage) GetPrivateClaimsFromRequest(_ context.Context, req op.TokenRequest, _ []string) (map[string]any, error) {
+	if scopes := req.GetScopes(); len(scopes) > 0 {
+		return map[string]any{"scope": strings.Join(scopes, " ")}, nil
+	}
+	return nil, nil
+}
+
+func (s *storage) GetPrivateClaimsFromScopes(context.Context, string, string, []string) (map[string]any, error) {
+	return nil, nil
+}
+
+func (s *storage) SetIntrospectionFromToken(_ context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
+	s.p.mu.Lock()
+	t, ok := s.p.tokens[tokenID]
+	s.p.mu.Unlock()
+	if !ok || t.subject != subject || time.Now().After(t.expires) {
+		return errors.New("testidp: token not active")
+	}
+	resp.Scope = t.scopes
+	resp.ClientID = t.subject
+	resp.TokenType = oidc.BearerToken
+	resp.Expiration = oidc.FromTime(t.expires)
+	resp.IssuedAt = oidc.FromTime(t.issued)
+	resp.NotBefore = oidc.FromTime(t.issued)
+	resp.Subject = t.subject
+	resp.Audience = t.audience
+	resp.Issuer = s.p.Issuer
+	resp.JWTID = tokenID
+	return nil
+}
+
+// --- keys --------------------------------------------------------------------
+
+func (s *storage) SigningKey(context.Context) (op.SigningKey, error) {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	return s.p.current, nil
+}
+
+func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
+	return []jose.SignatureAlgorithm{s.p.alg}, nil
+}
+
+func (s *storage) KeySet(context.Context) ([]op.Key, error) {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	keys := make([]op.Key, len(s.p.keys))
+	for i, k := range s.p.keys {
+		keys[i] = publicKey{k}
+	}
+	return keys, nil
+}
+
+func (s *storage) Health(context.Context) error { return nil }
+
+// --- unsupported flows -------------------------------------------------------
+
+func (s *storage) CreateAuthRequest(context.Context, *oidc.AuthRequest, string) (op.AuthRequest, error) {
+	return nil, errUnsupported
+}
+func (s *storage) AuthRequestByID(context.Context, string) (op.AuthRequest, error) {
+	return nil, errUnsupported
+}
+func (s *storage) AuthRequestByCode(context.Context, string) (op.AuthRequest, error) {
+	return nil, errUnsupported
+}
+func (s *storage) SaveAuthCode(context.Context, string, string) error { return errUnsupported }
+func (s *storage) DeleteAuthRequest(context.Context, string) error    { return errUnsupported }
+func (s *storage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
+	return "", "", time.Time{}, errUnsupported
+}
+func (s *storage) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
+	return nil, op.ErrInvalidRefreshToken
+}
+func (s *storage) TerminateSession(context.Context, string, string) error { return errUnsupported }
+func (s *storage) RevokeToken(context.Context, string, string, string) *oidc.Error {
+	return oidc.ErrRequestNotSupported()
+}
+func (s *storage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
+	return "", "", op.ErrInvalidRefreshToken
+}
+func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
+	return nil
+}
+func (s *storage) SetUserinfoFromToken(context.Context, *oidc.UserInfo, string, string, string) error {
+	return errUnsupported
+}
+func (s *storage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
+	return nil, errUnsupported
+}
+func (s *storage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
+	return nil, errUnsupported
+}
+
+// tokenRequest is the client_credentials request turned into a token.
+type tokenRequest struct {
+	subject  string
+	audience []string
+	scopes   []string
+}
+
+func (r *tokenRequest) GetSubject() string    { return r.subject }
+func (r *tokenRequest) GetAudience() []string { return r.audience }
+func (r *tokenRequest) GetScopes() []string   { return r.scopes }
+
+// client is the one registered client: confidential, client_credentials
+// only, JWT access tokens.
+type client struct{ id string }
+
+func (c *client) GetID() string                       { return c.id }
+func (c *client) RedirectURIs() []string              { return nil }
+func (c *client) PostLogoutRedirectURIs() []string    { return nil }
+func (c *client) ApplicationType() op.ApplicationType { return op.ApplicationTypeWeb }
+func (c *client) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodBasic }
+func (c *client) ResponseTypes() []oidc.ResponseType  { return nil }
+func (c *client) GrantTypes() []oidc.GrantType {
+	return []oidc.GrantType{oidc.GrantTypeClientCredentials}
+}
+func (c *client) LoginURL(string) string               { return "" }
+func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
+func (c *client) IDTokenLifetime() time.Duration       { return defaultTokenTTL }
+func (c *client) DevMode() bool                        { return false }
+func (c *client) IsScopeAllowed(string) bool           { return true }
+func (c *client) IDTokenUserinfoClaimsAssertion() bool { return false }
+func (c *client) ClockSkew() time.Duration             { return 0 }
+func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
