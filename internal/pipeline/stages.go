@@ -182,8 +182,48 @@ func headerValueSafe(v string) bool {
 
 // stripIdentityHeaders removes client-sent copies of every identity header
 // name configured anywhere, on every request, authenticated or not.
+//
+// Names spelled with underscores (X_Auth_Subject) are removed too: many
+// backends (CGI, WSGI, some nginx setups) treat '_' and '-' alike, so such
+// a header would otherwise arrive as a spoofed identity.
 func stripIdentityHeaders(h http.Header, names []string) {
 	for _, n := range names {
 		delete(h, n)
 	}
+	for k := range h {
+		if strings.IndexByte(k, '_') < 0 {
+			continue
+		}
+		for _, n := range names {
+			if sameHeaderLoose(k, n) {
+				delete(h, k)
+				break
+			}
+		}
+	}
+}
+
+// sameHeaderLoose compares header names case-insensitively with '_' and
+// '-' treated as equal.
+func sameHeaderLoose(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		ca, cb := lowerDash(a[i]), lowerDash(b[i])
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerDash(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case c >= 'A' && c <= 'Z':
+		return c + 'a' - 'A'
+	}
+	return c
 }
