@@ -1,7 +1,8 @@
 // Package audit records every authentication (and later authorization)
 // decision as one structured event, separate from the access log, in a
 // versioned schema (docs/audit.md). An event never carries a credential:
-// only identifiers (subject, issuer, jti, key id) and a stable reason code.
+// only identifiers (subject, issuer, credential id such as a jti) and a
+// stable reason code.
 package audit
 
 import (
@@ -106,7 +107,7 @@ func (w *Writer) Log(e *Event) {
 		e.SchemaVersion = SchemaVersion
 	}
 	if e.Time.IsZero() {
-		e.Time = time.Now()
+		e.Time = time.Now().UTC()
 	}
 	line, err := json.Marshal(e)
 	if err != nil {

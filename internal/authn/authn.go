@@ -66,6 +66,9 @@ const (
 	ReasonClaimValue      Reason = "claim_mismatch"
 	ReasonProviderDenied  Reason = "provider_not_allowed"
 	ReasonKeysUnavailable Reason = "keys_unavailable"
+	// ReasonAuthenticatorError marks an authenticator that returned neither
+	// an identity nor an error (a bug): the request is refused.
+	ReasonAuthenticatorError Reason = "authenticator_error"
 )
 
 // Failure is a presented credential that is not valid.

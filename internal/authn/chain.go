@@ -38,7 +38,7 @@ func (c *Chain) Authenticate(r *http.Request) (*identity.Identity, error) {
 		case err == nil:
 			// An authenticator returning neither identity nor error is a
 			// bug; deny rather than guess.
-			return nil, &UnavailableError{Method: a.Method(), Reason: "authenticator_error", Err: errors.New("authn: no identity and no error")}
+			return nil, &UnavailableError{Method: a.Method(), Reason: ReasonAuthenticatorError, Err: errors.New("authn: no identity and no error")}
 		default:
 			// A presented credential that failed stops the chain: no
 			// fall-through to another method or to anonymous.
@@ -61,7 +61,7 @@ func (c *Chain) all(r *http.Request) (*identity.Identity, error) {
 		case err != nil:
 			return nil, err
 		case id == nil:
-			return nil, &UnavailableError{Method: a.Method(), Reason: "authenticator_error", Err: errors.New("authn: no identity and no error")}
+			return nil, &UnavailableError{Method: a.Method(), Reason: ReasonAuthenticatorError, Err: errors.New("authn: no identity and no error")}
 		}
 		last = id
 	}

@@ -200,6 +200,38 @@ routes:
 		{"empty tls section", "listeners: [{address: \":8443\", tls: }]\n" + minimal,
 			[]string{`listeners[0].tls: empty section`}},
 		{"second document", minimal + "---\nroutes: []\n", []string{`more than one YAML document`}},
+		{"HS512 with a short secret", `identity_providers:
+  - name: hs
+    issuer: https://issuer.example
+    audiences: [api]
+    algorithms: [HS512]
+    static_keys: {hmac_secret: "0123456789abcdef0123456789abcdef"}
+` + minimal, []string{`identity_providers[0].algorithms[0]: HS512 needs an hmac_secret of at least 64 bytes`}},
+		{"provider problems", `identity_providers:
+  - name: p
+    issuer: http://issuer.example
+    audiences: []
+    algorithms: [none, RS256]
+    keys: {max_stale: 0s}
+` + minimal, []string{
+			`identity_providers[0].issuer: "http://issuer.example": keys fetched over plain http`,
+			`identity_providers[0].audiences: at least one audience is required`,
+			`identity_providers[0].algorithms[0]: "none" is never accepted`,
+			`identity_providers[0].keys.max_stale: must be greater than 0`,
+		}},
+		{"route without authentication", `routes:
+  - name: closed
+    match: {path_prefix: /}
+    upstream: {targets: ["builtin:echo"]}
+`, []string{`routes[0]: route "closed" has no authentication: add authenticate, or set public: true`}},
+		{"route with an unknown provider and method", `identity_providers:
+  - {name: p, issuer: "https://i.example", audiences: [a]}
+routes:
+  - name: r
+    match: {path_prefix: /}
+    authenticate: {methods: [jwt, magic], providers: [q]}
+    upstream: {targets: ["builtin:echo"]}
+`, []string{`routes[0].authenticate.methods[1]: "magic" is not a known method`, `routes[0].authenticate.providers[0]: unknown identity provider "q"`}},
 		{"empty file", "", []string{`c.yaml: the file is empty`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -77,8 +77,12 @@ func validateAuth(c *Config, f *File) Errors {
 				add(ap, `"none" is never accepted: unsigned tokens prove nothing`)
 			case slices.Contains(HMACAlgorithms, alg):
 				listsHMAC = true
+				need := map[string]int{"HS256": 32, "HS384": 48, "HS512": 64}[alg]
 				if !hasHMACSecret {
 					add(ap, "%s needs static_keys.hmac_secret", alg)
+				} else if len(p.StaticKeys.HMACSecret) < need {
+					// RFC 7518 §3.2: the key must be at least as long as the hash.
+					add(ap, "%s needs an hmac_secret of at least %d bytes", alg, need)
 				}
 			case !slices.Contains(asymmetricAlgorithms, alg):
 				add(ap, "%q is not a supported algorithm (%s, %s)", alg, strings.Join(asymmetricAlgorithms, " "), strings.Join(HMACAlgorithms, " "))
@@ -94,11 +98,15 @@ func validateAuth(c *Config, f *File) Errors {
 		if k.MinRefreshInterval > k.MaxRefreshInterval {
 			add(path+".keys.min_refresh_interval", "must not exceed max_refresh_interval")
 		}
-		if k.FetchTimeout == 0 {
-			add(path+".keys.fetch_timeout", "must be greater than 0")
-		}
-		if k.MaxStale == 0 {
-			add(path+".keys.max_stale", "must be greater than 0")
+		for _, d := range []struct {
+			key string
+			val Duration
+		}{{"refresh_interval", k.RefreshInterval}, {"min_refresh_interval", k.MinRefreshInterval},
+			{"max_refresh_interval", k.MaxRefreshInterval}, {"unknown_kid_interval", k.UnknownKIDInterval},
+			{"negative_cache_ttl", k.NegativeCacheTTL}, {"max_stale", k.MaxStale}, {"fetch_timeout", k.FetchTimeout}} {
+			if d.val == 0 {
+				add(path+".keys."+d.key, "must be greater than 0")
+			}
 		}
 	}
 

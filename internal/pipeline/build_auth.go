@@ -71,7 +71,7 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 			UnknownKIDInterval: pc.Keys.UnknownKIDInterval.Std(),
 			NegativeCacheTTL:   pc.Keys.NegativeCacheTTL.Std(),
 			MaxStale:           pc.Keys.MaxStale.Std(),
-			Log:                p.log.With("provider", pc.Name),
+			Log:                p.log,
 		}
 		if sk := pc.StaticKeys; sk != nil {
 			for j, f := range sk.Files {
