@@ -80,6 +80,9 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 	if opts.Pipeline.Log == nil {
 		opts.Pipeline.Log = opts.Log
 	}
+	if opts.Pipeline.KeySets == nil {
+		opts.Pipeline.KeySets = pipeline.NewKeySets()
+	}
 	g := &Gateway{opts: opts, log: opts.Log, done: make(chan struct{})}
 	plan, err := pipeline.Build(cfg, file, opts.Pipeline)
 	if err != nil {

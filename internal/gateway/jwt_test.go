@@ -301,3 +301,45 @@ func TestJWTFederation(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadKeepsKeySetsOfUnchangedProviders: a reload that leaves a
+// provider alone reuses its keys: no refetch, and it applies even while the
+// provider is down.
+func TestReloadKeepsKeySetsOfUnchangedProviders(t *testing.T) {
+	idp := testidp.Start(t)
+	one, two := namedUpstream(t, "one"), namedUpstream(t, "two")
+	cfg := func(target string) string {
+		return header + "audit: {disabled: true}\nidentity_providers:\n" + providerYAML("idp", idp, "") +
+			"routes:\n" + authedRoute("api", "/api", target, "")
+	}
+	tg := startGateway(t, cfg(one)).serve()
+	tg.waitReady(t)
+	tok := idp.Mint(t, map[string]any{"sub": "dave"})
+	hits := idp.JWKSHits()
+
+	idp.Stop()
+	tg.writeConfig(cfg(two))
+	if err := tg.Reload(); err != nil {
+		t.Fatalf("reload with an unchanged provider failed while it is down: %v", err)
+	}
+	res, body := bearer(t, tg.url+"/api/x", tok, nil)
+	if res.StatusCode != 200 || string(body) != "two" {
+		t.Fatalf("after reload: %d %q", res.StatusCode, body)
+	}
+	if got := idp.JWKSHits(); got != hits {
+		t.Fatalf("the reload refetched keys: %d fetches, was %d", got, hits)
+	}
+
+	// A changed provider gets a new key set, which must be ready first:
+	// with the provider down, that reload is refused and "two" keeps serving.
+	ReloadReadyTimeout = 500 * time.Millisecond
+	t.Cleanup(func() { ReloadReadyTimeout = 10 * time.Second })
+	tg.writeConfig(header + "audit: {disabled: true}\nidentity_providers:\n" +
+		providerYAML("idp", idp, "    keys: {fetch_timeout: 200ms}\n") + "routes:\n" + authedRoute("api", "/api", one, ""))
+	if err := tg.Reload(); err == nil {
+		t.Fatal("reload to a provider whose keys cannot be fetched was accepted")
+	}
+	if res, body := bearer(t, tg.url+"/api/x", tok, nil); res.StatusCode != 200 || string(body) != "two" {
+		t.Fatalf("after the refused reload: %d %q", res.StatusCode, body)
+	}
+}

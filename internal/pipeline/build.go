@@ -27,6 +27,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// Now is the clock for token validation. Default time.Now.
 	Now func() time.Time
+	// KeySets shares identity provider key sets across reloads. Default:
+	// a fresh registry per plan (no sharing).
+	KeySets *KeySets
 }
 
 // Build compiles a validated configuration into a Plan. Everything

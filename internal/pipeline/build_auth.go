@@ -89,12 +89,15 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 				kc.Static = append(kc.Static, k)
 			}
 		}
-		set, err := keyset.New(kc)
+		registry := opts.KeySets
+		if registry == nil {
+			registry = NewKeySets()
+		}
+		set, release, err := registry.acquire(pc, func() (*keyset.Set, error) { return keyset.New(kc) })
 		if err != nil {
 			return nil, file.Errorf(path, "%v", err)
 		}
-		set.Start()
-		p.closers = append(p.closers, set.Close)
+		p.closers = append(p.closers, release)
 		p.readies = append(p.readies, set.Ready)
 		p.providers = append(p.providers, set)
 
