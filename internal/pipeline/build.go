@@ -59,19 +59,12 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 
 	p.access = accesslog.Discard()
 	if !cfg.AccessLog.Disabled {
-		var w io.Writer
-		switch cfg.AccessLog.Output {
-		case "stdout":
-			w = opts.Stdout
-		case "stderr":
-			w = opts.Stderr
-		default:
-			f, err := os.OpenFile(cfg.AccessLog.Output, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-			if err != nil {
-				return nil, file.Errorf("access_log.output", "cannot open: %v", err)
-			}
-			p.closers = append(p.closers, func() { _ = f.Close() })
-			w = f
+		w, closer, err := openOutput(cfg.AccessLog.Output, opts, 0o640)
+		if err != nil {
+			return nil, file.Errorf("access_log.output", "cannot open: %v", err)
+		}
+		if closer != nil {
+			p.closers = append(p.closers, func() { _ = closer.Close() })
 		}
 		p.access = accesslog.New(w, cfg.AccessLog.RedactQueryParams)
 	}
@@ -137,6 +130,22 @@ func (p *Plan) buildRoute(rc config.Route) (*Route, error) {
 		MaxBodyBytes: int64(rc.MaxBodyBytes),
 		Deadline:     rc.Upstream.Timeouts.Request.Std(),
 	}, nil
+}
+
+// openOutput resolves a log destination: "stdout", "stderr" or a file
+// path opened for appending (the closer is nil for the standard streams).
+func openOutput(name string, opts Options, perm os.FileMode) (io.Writer, io.Closer, error) {
+	switch name {
+	case "stdout":
+		return opts.Stdout, nil, nil
+	case "stderr":
+		return opts.Stderr, nil, nil
+	}
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, perm)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, f, nil
 }
 
 // Ready reports whether every identity source of the plan is usable; the

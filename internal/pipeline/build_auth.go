@@ -3,9 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
 	"slices"
 	"time"
 
@@ -27,21 +25,10 @@ func (p *Plan) buildAudit(cfg *config.Config, file *config.File, opts Options) e
 		p.audit = audit.Discard{}
 		return nil
 	}
-	var (
-		w      io.Writer
-		closer io.Closer
-	)
-	switch cfg.Audit.Output {
-	case "stdout":
-		w = opts.Stdout
-	case "stderr":
-		w = opts.Stderr
-	default:
-		f, err := os.OpenFile(cfg.Audit.Output, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return file.Errorf("audit.output", "cannot open: %v", err)
-		}
-		w, closer = f, f
+	// Audit trails may name people: readable by the gateway's user only.
+	w, closer, err := openOutput(cfg.Audit.Output, opts, 0o600)
+	if err != nil {
+		return file.Errorf("audit.output", "cannot open: %v", err)
 	}
 	aw := audit.NewWriter(w, closer)
 	p.audit = aw
