@@ -97,6 +97,10 @@ type Authenticate struct {
 	RequireAll bool `yaml:"require_all" desc:"Every listed method must succeed (AND) instead of any one (OR). Default false."`
 	// AllowAnonymous lets requests without any credential through as anonymous. A bad credential is still refused. Default false.
 	AllowAnonymous bool `yaml:"allow_anonymous" desc:"Let requests with no credential through as anonymous; a bad credential is still refused. Default false."`
+	// APIKeyQueryParam also reads API keys from this query parameter. Keys
+	// in URLs end up in browser history and proxy logs: a warning is logged
+	// at load. Default: none.
+	APIKeyQueryParam string `yaml:"api_key_query_param" desc:"Also read API keys from this query parameter (discouraged: URLs leak into logs and history; a warning is logged). Default: none."`
 	// Realm in WWW-Authenticate. Default gatehouse.
 	Realm string `yaml:"realm" desc:"Realm in WWW-Authenticate challenges. Default gatehouse."`
 }

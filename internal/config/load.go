@@ -44,6 +44,16 @@ func Default() *Config {
 		Log:       Log{Level: "info", Format: "json"},
 		Lifecycle: Lifecycle{DrainTimeout: Duration(DefaultDrainTimeout)},
 		Audit:     Audit{Output: "stdout"},
+		APIKeys: APIKeys{
+			Store:                KeyStore{Type: "embedded", Path: "gatehouse-keys.db", Schema: "gatehouse"},
+			Prefix:               "gate_live_",
+			Header:               "X-API-Key",
+			AuthorizationSchemes: []string{"ApiKey"},
+			CacheTTL:             Duration(30 * time.Second),
+			NegativeCacheTTL:     Duration(10 * time.Second),
+			RotationGrace:        Duration(24 * time.Hour),
+			LastUsedInterval:     Duration(10 * time.Second),
+		},
 		IdentityHeaders: IdentityHeaders{
 			Subject: "X-Auth-Subject", Issuer: "X-Auth-Issuer", Method: "X-Auth-Method",
 			ClientID: "X-Auth-Client-Id", Scopes: "X-Auth-Scopes", Roles: "X-Auth-Roles", Groups: "X-Auth-Groups",

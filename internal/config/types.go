@@ -30,6 +30,8 @@ type Config struct {
 	IdentityProviders []IdentityProvider `yaml:"identity_providers" desc:"Trusted OIDC/JWT issuers; several may be configured (federation)."`
 	// IdentityHeaders are the defaults for every route.
 	IdentityHeaders IdentityHeaders `yaml:"identity_headers" desc:"Headers that carry the caller's identity upstream (routes may override)."`
+	// APIKeys configures API-key authentication and its store.
+	APIKeys APIKeys `yaml:"api_keys" desc:"API keys: store, key format and where keys are read from requests."`
 	// Audit is where authentication decisions are recorded.
 	Audit Audit `yaml:"audit" desc:"Audit events: one per authentication decision."`
 	// Routes map requests to upstreams. Order matters only for ties (see docs/routing.md).
@@ -133,6 +135,8 @@ type Route struct {
 	Public bool `yaml:"public" desc:"No authentication on this route. Every route must set either public: true or authenticate."`
 	// Authenticate lists the credentials this route accepts.
 	Authenticate *Authenticate `yaml:"authenticate" desc:"The credentials this route accepts."`
+	// Tags group routes, e.g. for API keys restricted to route tags.
+	Tags []string `yaml:"tags" desc:"Route tags; API keys may be restricted to route names or tags."`
 	// IdentityHeaders overrides the top-level identity_headers for this route.
 	IdentityHeaders *IdentityHeaders `yaml:"identity_headers" desc:"Override the top-level identity_headers for this route."`
 	// MaxBodyBytes caps request bodies; larger ones get 413. Default 10MiB; 0 means no limit.

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/apikey"
 )
 
 // asymmetricAlgorithms are accepted by default; symmetric ones must be
@@ -19,7 +21,7 @@ var HMACAlgorithms = []string{"HS256", "HS384", "HS512"}
 func DefaultAlgorithms() []string { return slices.Clone(asymmetricAlgorithms) }
 
 // Methods a route may list under authenticate.methods.
-var knownMethods = []string{"jwt"}
+var knownMethods = []string{"jwt", "api_key"}
 
 func validateAuth(c *Config, f *File) Errors {
 	var errs Errors
@@ -111,6 +113,7 @@ func validateAuth(c *Config, f *File) Errors {
 	}
 
 	errs = append(errs, validateIdentityHeaders(c.IdentityHeaders, "identity_headers", f)...)
+	errs = append(errs, validateAPIKeys(c.APIKeys, f)...)
 	if c.Audit.Output == "" {
 		add("audit.output", "must be stdout, stderr or a file path")
 	}
@@ -145,6 +148,9 @@ func validateAuth(c *Config, f *File) Errors {
 				if !providers[p] {
 					add(fmt.Sprintf("%s.providers[%d]", ap, j), "unknown identity provider %q", p)
 				}
+			}
+			if a.APIKeyQueryParam != "" && !seen["api_key"] {
+				add(ap+".api_key_query_param", "applies to the api_key method, which is not listed")
 			}
 			if len(a.Providers) > 0 && !seen["jwt"] {
 				add(ap+".providers", "providers applies to the jwt method, which is not listed")
@@ -210,4 +216,43 @@ func checkProviderURL(raw string, allowHTTP bool) error {
 		return fmt.Errorf("%q: no credentials or fragment allowed", u.Redacted())
 	}
 	return nil
+}
+
+func validateAPIKeys(k APIKeys, f *File) Errors {
+	var errs Errors
+	add := func(path, format string, args ...any) { errs = append(errs, f.Errorf(path, format, args...)) }
+	switch k.Store.Type {
+	case "embedded":
+		if k.Store.Path == "" {
+			add("api_keys.store.path", "required for the embedded store")
+		}
+	case "postgres":
+		if k.Store.DSN == "" {
+			add("api_keys.store.dsn", "required for the postgres store")
+		}
+	}
+	if _, err := apikey.NewFormat(k.Prefix); err != nil {
+		add("api_keys.prefix", "%v", err)
+	}
+	if k.Pepper != "" && len(k.Pepper) < 32 {
+		add("api_keys.pepper", "must be at least 32 bytes (256 bits)")
+	}
+	if k.Header != "" && (!headerNameRE.MatchString(k.Header) || slices.Contains(reservedHeaders, http.CanonicalHeaderKey(k.Header))) {
+		add("api_keys.header", "%q is not a usable header name", k.Header)
+	}
+	for i, s := range k.AuthorizationSchemes {
+		if !headerNameRE.MatchString(s) {
+			add(fmt.Sprintf("api_keys.authorization_schemes[%d]", i), "%q is not an authentication scheme token", s)
+		}
+	}
+	if k.CacheTTL == 0 {
+		add("api_keys.cache_ttl", "must be greater than 0")
+	}
+	if k.NegativeCacheTTL == 0 {
+		add("api_keys.negative_cache_ttl", "must be greater than 0")
+	}
+	if k.LastUsedInterval == 0 {
+		add("api_keys.last_used_interval", "must be greater than 0")
+	}
+	return errs
 }

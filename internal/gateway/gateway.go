@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,8 @@ type Gateway struct {
 	admin     *http.Server
 	adminLn   net.Listener
 
+	apiKeys *pipeline.APIKeys // opened at start when a route accepts api_key
+
 	retire sync.WaitGroup
 	done   chan struct{}
 }
@@ -84,8 +87,18 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 		opts.Pipeline.KeySets = pipeline.NewKeySets()
 	}
 	g := &Gateway{opts: opts, log: opts.Log, done: make(chan struct{})}
+	if opts.Pipeline.APIKeys == nil && usesMethod(cfg, "api_key") {
+		keys, err := pipeline.OpenAPIKeys(context.Background(), cfg.APIKeys, opts.Log)
+		if err != nil {
+			return nil, file.Errorf("api_keys.store", "%v", err)
+		}
+		g.apiKeys = keys
+		g.opts.Pipeline.APIKeys = keys
+		opts = g.opts
+	}
 	plan, err := pipeline.Build(cfg, file, opts.Pipeline)
 	if err != nil {
+		g.closeAPIKeys()
 		return nil, err
 	}
 	g.install(cfg, plan)
@@ -97,6 +110,7 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 	if err := g.bind(cfg); err != nil {
 		g.closeListeners()
 		plan.Close()
+		g.closeAPIKeys()
 		return nil, err
 	}
 	return g, nil
@@ -364,11 +378,32 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	close(g.done)
 	g.retire.Wait()
 	g.plan.Load().Close()
+	g.closeAPIKeys()
 	return errors.Join(errs...)
 }
 
 // Flush writes buffered audit events of the current plan now.
 func (g *Gateway) Flush() { g.plan.Load().Flush() }
+
+// APIKeys returns the open API-key runtime, or nil.
+func (g *Gateway) APIKeys() *pipeline.APIKeys { return g.apiKeys }
+
+func (g *Gateway) closeAPIKeys() {
+	if g.apiKeys != nil {
+		if err := g.apiKeys.Close(); err != nil {
+			g.log.Error("gateway: closing the API-key store", "error", err)
+		}
+	}
+}
+
+func usesMethod(cfg *config.Config, method string) bool {
+	for _, r := range cfg.Routes {
+		if r.Authenticate != nil && slices.Contains(r.Authenticate.Methods, method) {
+			return true
+		}
+	}
+	return false
+}
 
 func (g *Gateway) closeListeners() {
 	for _, fd := range g.listeners {

@@ -30,6 +30,9 @@ type Options struct {
 	// KeySets shares identity provider key sets across reloads. Default:
 	// a fresh registry per plan (no sharing).
 	KeySets *KeySets
+	// APIKeys is the open API-key runtime; required when a route accepts
+	// api_key (the gateway opens it at start).
+	APIKeys *APIKeys
 }
 
 // Build compiles a validated configuration into a Plan. Everything
@@ -84,7 +87,7 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		if err != nil {
 			return nil, file.Errorf(fmt.Sprintf("routes[%d]", i), "%v", err)
 		}
-		if rt.Stages, err = p.buildStages(rc, cfg.IdentityHeaders, verifier); err != nil {
+		if rt.Stages, err = p.buildStages(rc, cfg.IdentityHeaders, verifier, opts.APIKeys); err != nil {
 			return nil, file.Errorf(fmt.Sprintf("routes[%d].authenticate", i), "%v", err)
 		}
 		p.routes = append(p.routes, rt)

@@ -121,7 +121,7 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 }
 
 // buildStages compiles a route's authentication and identity headers.
-func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verifier *jwt.Verifier) ([]Stage, error) {
+func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verifier *jwt.Verifier, keys *APIKeys) ([]Stage, error) {
 	if rc.Public {
 		// Public routes still strip the Authorization header unless told
 		// otherwise, and never carry identity headers.
@@ -137,6 +137,20 @@ func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verif
 				return nil, err
 			}
 			chain.Authenticators = append(chain.Authenticators, ja)
+		case "api_key":
+			if keys == nil {
+				return nil, fmt.Errorf("api_key needs the API-key store, which is not open")
+			}
+			if a.APIKeyQueryParam != "" {
+				p.log.Warn("pipeline: route reads API keys from a query parameter; keys in URLs leak into browser history and proxy logs",
+					"route", rc.Name, "param", a.APIKeyQueryParam)
+			}
+			ka, release, err := keys.authenticator(rc.Name, rc.Tags, a.APIKeyQueryParam)
+			if err != nil {
+				return nil, err
+			}
+			p.closers = append(p.closers, release)
+			chain.Authenticators = append(chain.Authenticators, ka)
 		default:
 			return nil, fmt.Errorf("unknown authentication method %q", m)
 		}

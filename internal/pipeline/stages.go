@@ -8,6 +8,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/identity"
 )
 
 // authenticateStage runs a route's authentication chain and records the
@@ -16,6 +17,14 @@ type authenticateStage struct {
 	chain *authn.Chain
 	audit audit.Logger
 	realm string
+}
+
+// challengeScheme is the WWW-Authenticate scheme of a method.
+func challengeScheme(m identity.Method) string {
+	if m == identity.MethodAPIKey {
+		return "ApiKey"
+	}
+	return "Bearer"
 }
 
 func (s *authenticateStage) Name() string { return "authenticate" }
@@ -49,7 +58,7 @@ func (s *authenticateStage) Process(x *Exchange) error {
 	case errors.As(err, &fail):
 		ev.Outcome, ev.Reason, ev.AuthMethod = audit.OutcomeDeny, string(fail.Reason), string(fail.Method)
 		ev.Subject, ev.Issuer, ev.Provider, ev.CredentialID = fail.Subject, fail.Issuer, fail.Provider, fail.CredentialID
-		err = &challengeError{failure: fail, realm: s.realm}
+		err = &challengeError{failure: fail, realm: s.realm, methods: s.methods()}
 	case errors.As(err, &unavl):
 		ev.Outcome, ev.Reason, ev.AuthMethod, ev.Provider = audit.OutcomeError, string(unavl.Reason), string(unavl.Method), unavl.Provider
 	default:
@@ -64,6 +73,15 @@ func (s *authenticateStage) Process(x *Exchange) error {
 type challengeError struct {
 	failure *authn.Failure
 	realm   string
+	methods []identity.Method
+}
+
+func (s *authenticateStage) methods() []identity.Method {
+	out := make([]identity.Method, len(s.chain.Authenticators))
+	for i, a := range s.chain.Authenticators {
+		out[i] = a.Method()
+	}
+	return out
 }
 
 func (e *challengeError) Error() string { return e.failure.Error() }
@@ -72,12 +90,32 @@ func (e *challengeError) Unwrap() error { return e.failure }
 // wwwAuthenticate builds the RFC 6750 §3 challenge. A request that carried
 // no credential gets no error code (§3.1); a bad one gets invalid_token and
 // a description meant for an honest client.
+//
+// With no credential at all, every accepted scheme is offered (one
+// challenge per scheme, RFC 9110 §11.6.1); otherwise the failing method's.
 func (e *challengeError) wwwAuthenticate() string {
 	var b strings.Builder
-	b.WriteString(`Bearer realm="`)
-	b.WriteString(e.realm)
-	b.WriteByte('"')
-	if e.failure.Reason != authn.ReasonMissing {
+	if e.failure.Reason == authn.ReasonMissing {
+		seen := map[string]bool{}
+		for _, m := range e.methods {
+			scheme := challengeScheme(m)
+			if seen[scheme] {
+				continue
+			}
+			seen[scheme] = true
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(scheme + ` realm="` + e.realm + `"`)
+		}
+		if b.Len() == 0 {
+			b.WriteString(`Bearer realm="` + e.realm + `"`)
+		}
+		return b.String()
+	}
+	scheme := challengeScheme(e.failure.Method)
+	b.WriteString(scheme + ` realm="` + e.realm + `"`)
+	if scheme == "Bearer" {
 		b.WriteString(`, error="invalid_token", error_description="`)
 		b.WriteString(quoteSafe(e.failure.Description))
 		b.WriteByte('"')

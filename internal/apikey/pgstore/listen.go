@@ -1,0 +1,120 @@
+package pgstore
+
+import (
+	"cmp"
+	"context"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Listener timing. The idle check catches connections that died without a
+// reset (a half-open TCP connection would otherwise wait forever, and every
+// revocation sent meanwhile would be missed).
+const (
+	listenIdleCheck  = 30 * time.Second
+	listenPingWait   = 5 * time.Second
+	listenDialWait   = 10 * time.Second // per reconnect attempt, connect and LISTEN
+	listenMinBackoff = 100 * time.Millisecond
+	listenMaxBackoff = 10 * time.Second
+)
+
+// listener delivers NOTIFY payloads on NotifyChannel to onChange over a
+// dedicated connection (a pooled one would be handed to queries), and
+// reconnects with capped exponential backoff when it breaks.
+type listener struct {
+	cfg      *pgx.ConnConfig
+	onChange func(keyID string)
+
+	idleCheck, pingWait, minBackoff, maxBackoff time.Duration // zero: the package defaults
+}
+
+// connectListener opens a connection and subscribes it to NotifyChannel.
+func connectListener(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{NotifyChannel}.Sanitize()); err != nil {
+		closeQuietly(conn)
+		return nil, err
+	}
+	return conn, nil
+}
+
+// run owns conn and returns once ctx is done, with no connection open.
+func (l *listener) run(ctx context.Context, conn *pgx.Conn) {
+	for {
+		l.receive(ctx, conn)
+		closeQuietly(conn)
+		if conn = l.reconnect(ctx); conn == nil {
+			return
+		}
+		// Whatever was notified while we were away is lost.
+		l.onChange(FlushAll)
+	}
+}
+
+// receive hands notifications to onChange until the connection fails or ctx
+// is done.
+func (l *listener) receive(ctx context.Context, conn *pgx.Conn) {
+	idle := cmp.Or(l.idleCheck, listenIdleCheck)
+	for {
+		wctx, cancel := context.WithTimeout(ctx, idle)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err == nil {
+			l.onChange(n.Payload)
+			continue
+		}
+		if ctx.Err() != nil || !pgconn.Timeout(err) || conn.IsClosed() {
+			return
+		}
+		// Quiet for a while: make sure the server is still there.
+		pctx, cancel := context.WithTimeout(ctx, cmp.Or(l.pingWait, listenPingWait))
+		err = conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// reconnect retries until it is listening again, or returns nil once ctx is
+// done.
+func (l *listener) reconnect(ctx context.Context) *pgx.Conn {
+	backoff := cmp.Or(l.minBackoff, listenMinBackoff)
+	maxBackoff := cmp.Or(l.maxBackoff, listenMaxBackoff)
+	for {
+		// Full jitter in [backoff/2, backoff): replicas that lost the
+		// database together do not reconnect in lockstep.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		dctx, cancel := context.WithTimeout(ctx, listenDialWait)
+		conn, err := connectListener(dctx, l.cfg)
+		cancel()
+		if err == nil {
+			return conn
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// closeQuietly closes conn without waiting long for a server that may be
+// gone.
+func closeQuietly(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = conn.Close(ctx)
+}

@@ -1,0 +1,174 @@
+// Package pgstore is the PostgreSQL implementation of apikey.Store, for
+// several gateway replicas sharing one key database.
+//
+// Every table lives in one schema (Options.Schema), created and migrated by
+// Open. Writes that change what a key authenticates (CreateKey, UpdateKey,
+// DeleteConsumer) send a notification on the channel "gatehouse_keys" in the
+// same transaction, so other replicas drop cached keys as soon as the write
+// commits (see Options.OnChange).
+//
+// Errors wrap the apikey sentinels: apikey.ErrNotFound for missing rows and
+// foreign-key violations, apikey.ErrConflict for unique violations, and
+// apikey.ErrUnavailable when the database cannot be reached or times out,
+// so that the gateway fails closed with 503.
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gatehouse/gatehouse/internal/apikey"
+)
+
+// DefaultSchema is the schema used when Options.Schema is empty.
+const DefaultSchema = "gatehouse"
+
+// NotifyChannel is the LISTEN/NOTIFY channel that carries key changes. Its
+// payload is a key id, or FlushAll.
+const NotifyChannel = "gatehouse_keys"
+
+// FlushAll is the key id passed to Options.OnChange when notifications may
+// have been missed (the listener reconnected): callers drop every cached key.
+const FlushAll = "*"
+
+// Options configures Open. The zero value is usable.
+type Options struct {
+	// Schema holds the store's tables. Default DefaultSchema ("gatehouse").
+	// It is created if missing. It must be a plain lower-case identifier
+	// (a-z, 0-9, _; at most 63 bytes) so that no two spellings name the same
+	// schema. Tests use a unique schema per test for isolation.
+	Schema string
+
+	// OnChange, if set, is called with a key id when a key is created,
+	// updated (revoked, rotated, re-scoped, …) or deleted with its consumer,
+	// by this or any other replica using the same database. Key caches drop
+	// that key at once instead of waiting for their TTL.
+	//
+	// It is called with FlushAll ("*") after the listener reconnects, since
+	// notifications sent while it was disconnected are lost: callers must
+	// then drop every cached key (and any negative cache).
+	//
+	// Calls come from one goroutine, in commit order, and never after Close
+	// returns; a slow OnChange delays the notifications behind it, and one
+	// that calls Close, or blocks until Close returns, deadlocks Close. Nil
+	// (default) starts no listener and holds no extra connection.
+	//
+	// Notifications are per database, not per schema: stores on different
+	// schemas of one database see each other's key ids. That costs a spurious
+	// cache drop, never a missed one.
+	OnChange func(keyID string)
+}
+
+// Store is an apikey.Store backed by PostgreSQL through a pgx pool. It is
+// safe for concurrent use.
+type Store struct {
+	pool   *pgxpool.Pool
+	schema string
+	q      queries
+
+	stopListen context.CancelFunc
+	listenDone chan struct{}
+	closeOnce  sync.Once
+	closed     atomic.Bool
+}
+
+var _ apikey.Store = (*Store)(nil)
+
+// Open connects to the database named by dsn (a libpq URL or key=value
+// string; pool settings such as pool_max_conns and connect_timeout are
+// honoured), creates and migrates the schema, and, if opts.OnChange is set,
+// starts listening for key changes on a dedicated connection.
+//
+// Open fails, wrapping apikey.ErrUnavailable, if the database cannot be
+// reached: a replica that cannot migrate or listen must not serve.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	schema := opts.Schema
+	if schema == "" {
+		schema = DefaultSchema
+	}
+	if !validSchema(schema) {
+		return nil, fmt.Errorf("pgstore: invalid schema name %q: want a-z, 0-9 and _, starting with a letter or _, at most 63 bytes", schema)
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: parse dsn: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: open pool: %w", err)
+	}
+	s := &Store{
+		pool:   pool,
+		schema: schema,
+		q:      newQueries(pgx.Identifier{schema}.Sanitize()),
+	}
+	if err := migrate(ctx, pool, schema); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if opts.OnChange != nil {
+		// Listen before returning, so no change committed after Open
+		// returns can be missed.
+		conn, err := connectListener(ctx, cfg.ConnConfig)
+		if err != nil {
+			pool.Close()
+			return nil, wrapErr("listen", err)
+		}
+		lctx, cancel := context.WithCancel(context.Background())
+		s.stopListen = cancel
+		s.listenDone = make(chan struct{})
+		l := &listener{cfg: cfg.ConnConfig, onChange: opts.OnChange}
+		go func() {
+			defer close(s.listenDone)
+			l.run(lctx, conn)
+		}()
+	}
+	return s, nil
+}
+
+// Close stops the listener, waits for it to exit and closes the pool,
+// waiting for connections in use to be released. Later calls do nothing.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.closed.Store(true)
+		if s.stopListen != nil {
+			s.stopListen()
+			<-s.listenDone
+		}
+		s.pool.Close()
+	})
+	return nil
+}
+
+// fail wraps a failed operation's error (see wrapErr). Calls racing with
+// or following Close fail as unavailable.
+func (s *Store) fail(op string, err error) error {
+	if s.closed.Load() && kindOf(err) == nil {
+		err = fmt.Errorf("%w: %w", errClosed, err)
+	}
+	return wrapErr(op, err)
+}
+
+// validSchema accepts plain lower-case identifiers. PostgreSQL folds
+// unquoted names to lower case and truncates at 63 bytes; refusing anything
+// else means the name in the config is exactly the name in the database.
+func validSchema(s string) bool {
+	if s == "" || len(s) > 63 || strings.HasPrefix(s, "pg_") {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r == '_':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,43 @@
+package config
+
+// APIKeys configures API-key authentication: where consumers and hashed
+// keys are stored, the key format and how keys are read from requests.
+// Store settings take effect at start; a reload keeps the open store.
+type APIKeys struct {
+	// Store is where consumers and key hashes live.
+	Store KeyStore `yaml:"store" desc:"Where consumers and key hashes are stored."`
+	// Prefix starts every key (e.g. gate_live_), so secret scanners and
+	// humans recognise leaked keys. Default gate_live_.
+	Prefix string `yaml:"prefix" desc:"Prefix of every key, for leak detection by secret scanners. Default gate_live_."`
+	// Pepper, if set, keys the stored hashes with HMAC-SHA-256, so a stolen
+	// database alone cannot be used to test keys. At least 32 bytes; give
+	// it with ${ENV}. Changing it invalidates every key.
+	Pepper string `yaml:"pepper" desc:"Server-side secret for HMAC-SHA-256 key hashes (at least 32 bytes, via ${ENV}); without it keys are stored as SHA-256. Changing it invalidates every key."`
+	// Header carrying the key. Default X-API-Key.
+	Header string `yaml:"header" desc:"Header carrying the key. Default X-API-Key."`
+	// AuthorizationSchemes accepted in the Authorization header. Default [ApiKey].
+	AuthorizationSchemes []string `yaml:"authorization_schemes" desc:"Authorization schemes that carry a key, e.g. [ApiKey, Bearer]. Default [ApiKey]."`
+	// CacheTTL bounds how long a verified key is served from memory; it is
+	// how long a revocation takes to reach other replicas without
+	// PostgreSQL notifications. Default 30s.
+	CacheTTL Duration `yaml:"cache_ttl" desc:"How long a verified key is cached; the bound on revocation delay across replicas without notifications. Default 30s."`
+	// NegativeCacheTTL: unknown keys are remembered this long. Default 10s.
+	NegativeCacheTTL Duration `yaml:"negative_cache_ttl" desc:"How long an unknown key is remembered, so floods do not reach the store. Default 10s."`
+	// RotationGrace is how long the old key keeps working after a rotation. Default 24h.
+	RotationGrace Duration `yaml:"rotation_grace" desc:"How long the old key keeps working after rotate. Default 24h; 0 ends it at once."`
+	// LastUsedInterval is how often last-used times are written, batched. Default 10s.
+	LastUsedInterval Duration `yaml:"last_used_interval" desc:"How often last-used times are written to the store, in one batch. Default 10s."`
+}
+
+// KeyStore selects the store.
+type KeyStore struct {
+	// Type is embedded (a single file, no server) or postgres (shared by
+	// replicas). Default embedded.
+	Type string `yaml:"type" enum:"embedded,postgres" desc:"embedded (one file, no server) or postgres (several replicas). Default embedded."`
+	// Path of the embedded store file. Default gatehouse-keys.db.
+	Path string `yaml:"path" desc:"File of the embedded store. Default gatehouse-keys.db."`
+	// DSN of the PostgreSQL database; use ${ENV} for the password.
+	DSN string `yaml:"dsn" desc:"PostgreSQL connection string (postgres type); use ${ENV} for credentials."`
+	// Schema in PostgreSQL. Default gatehouse.
+	Schema string `yaml:"schema" desc:"PostgreSQL schema. Default gatehouse."`
+}
