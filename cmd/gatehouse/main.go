@@ -4,6 +4,9 @@
 //	gatehouse validate -c FILE     check a configuration, listing every error
 //	gatehouse schema               print the configuration's JSON Schema
 //	gatehouse version              print the version
+//	gatehouse consumers …          manage consumers through the admin API
+//	gatehouse keys …               manage API keys through the admin API
+//	gatehouse admin-token          print a new admin token and its hash
 package main
 
 import (
@@ -33,10 +36,13 @@ Usage:
   gatehouse <command> [flags]
 
 Commands:
-  run        Run the gateway (default config: gatehouse.yaml)
-  validate   Check a configuration file and list every error with file:line:column
-  schema     Print the JSON Schema of the configuration file
-  version    Print the version
+  run          Run the gateway (default config: gatehouse.yaml)
+  validate     Check a configuration file and list every error with file:line:column
+  schema       Print the JSON Schema of the configuration file
+  version      Print the version
+  consumers    Create, list, show and delete consumers (admin API)
+  keys         Create, list, show, rotate and revoke API keys (admin API)
+  admin-token  Print a new admin token and its hash for admin.token_hash
 
 Run "gatehouse <command> --help" for a command's flags.
 `
@@ -66,6 +72,12 @@ func runCLI(args []string, stdout, stderr io.Writer) int {
 		return cmdSchema(args[1:], stdout, stderr)
 	case "version":
 		return cmdVersion(args[1:], stdout, stderr)
+	case "consumers":
+		return cmdConsumers(args[1:], stdout, stderr)
+	case "keys":
+		return cmdKeys(args[1:], stdout, stderr)
+	case "admin-token":
+		return cmdAdminToken(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -169,7 +181,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		// Compile too: a config is valid only if the gateway can build it.
 		var plan *pipeline.Plan
-		plan, err = pipeline.Build(cfg, file, pipeline.Options{Stdout: io.Discard, Stderr: io.Discard})
+		plan, err = pipeline.Build(cfg, file, pipeline.Options{Stdout: io.Discard, Stderr: io.Discard, Validating: true})
 		if err == nil {
 			plan.Close()
 		}

@@ -39,7 +39,7 @@ const (
 // decodes the file on top of it.
 func Default() *Config {
 	return &Config{
-		Admin:     Admin{Address: DefaultAdminAddress},
+		Admin:     Admin{Address: DefaultAdminAddress, TokenFile: "gatehouse-admin.token"},
 		AccessLog: AccessLog{Output: "stdout"},
 		Log:       Log{Level: "info", Format: "json"},
 		Lifecycle: Lifecycle{DrainTimeout: Duration(DefaultDrainTimeout)},

@@ -81,6 +81,13 @@ type Admin struct {
 	// Address is host:port. Default "127.0.0.1:9901". Exposing it beyond
 	// loopback shows readiness details to the network.
 	Address string `yaml:"address" desc:"host:port of the admin listener. Default 127.0.0.1:9901 (loopback only)."`
+	// TokenHash is "sha256:<hex>" of the admin API token (see `gatehouse
+	// admin-token`). Only the hash is configured; the token never is.
+	TokenHash string `yaml:"token_hash" desc:"sha256:<hex> of the admin API token (gatehouse admin-token prints a token and its hash). Default: a token generated at start and written to token_file."`
+	// TokenFile receives a token generated at start when token_hash is not
+	// set (mode 0600), for the CLI on the same machine. Empty with no
+	// token_hash disables the admin API. Default gatehouse-admin.token.
+	TokenFile string `yaml:"token_file" desc:"Where a token generated at start is written (mode 0600) when token_hash is unset; the CLI reads it. Empty with no token_hash disables the admin API. Default gatehouse-admin.token."`
 	// Disabled turns the admin listener off. Default false.
 	Disabled bool `yaml:"disabled" desc:"Turn the admin listener off. Default false."`
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/url"
@@ -59,6 +60,11 @@ func validate(c *Config, f *File) Errors {
 					add(p+".tls", "cannot load certificate and key: %v", err)
 				}
 			}
+		}
+	}
+	if h := c.Admin.TokenHash; h != "" {
+		if _, err := ParseTokenHash(h); err != nil {
+			add("admin.token_hash", "%v", err)
 		}
 	}
 	if !c.Admin.Disabled {
@@ -223,4 +229,14 @@ func checkHostPort(addr string) error {
 		return fmt.Errorf("%q: invalid port", addr)
 	}
 	return nil
+}
+
+// ParseTokenHash decodes "sha256:<64 hex digits>".
+func ParseTokenHash(s string) ([]byte, error) {
+	hexPart, ok := strings.CutPrefix(s, "sha256:")
+	b, err := hex.DecodeString(hexPart)
+	if !ok || err != nil || len(b) != 32 {
+		return nil, fmt.Errorf("must be sha256: followed by 64 hex digits (gatehouse admin-token prints one)")
+	}
+	return b, nil
 }

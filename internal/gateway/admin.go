@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/problem"
 )
 
@@ -14,8 +16,11 @@ import (
 //	/readyz   ready: a configuration is loaded, its identity sources are
 //	          usable and the instance is not draining; 503 otherwise, so a
 //	          load balancer stops sending traffic before shutdown.
-func (g *Gateway) adminHandler() http.Handler {
+func (g *Gateway) adminHandler(cfg *config.Config) (http.Handler, error) {
 	mux := http.NewServeMux()
+	if err := g.mountAdminAPI(mux, cfg, planAudit{g}); err != nil {
+		return nil, err
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 	})
@@ -54,8 +59,14 @@ func (g *Gateway) adminHandler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.RouteNotFound, "Unknown admin endpoint.", "")
 	})
-	return mux
+	return mux, nil
 }
+
+// planAudit sends lifecycle events to the current plan's audit sink, so
+// they follow audit.output across reloads.
+type planAudit struct{ g *Gateway }
+
+func (a planAudit) Log(e *audit.Event) { a.g.plan.Load().Audit().Log(e) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

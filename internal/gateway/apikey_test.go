@@ -80,6 +80,9 @@ func TestAPIKeysThroughGateway(t *testing.T) {
 				h.Get("X-Auth-Scopes") != "orders:read" || h.Get("X-Auth-Groups") != "partners" {
 				t.Fatalf("identity headers %v", h)
 			}
+			if _, sent := h["X-Api-Key"]; sent {
+				t.Fatal("the API key was forwarded upstream")
+			}
 
 			// Malformed, unknown, revoked and expired keys look the same to
 			// the client; only the audit event knows why.

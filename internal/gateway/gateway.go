@@ -60,7 +60,8 @@ type Gateway struct {
 	admin     *http.Server
 	adminLn   net.Listener
 
-	apiKeys *pipeline.APIKeys // opened at start when a route accepts api_key
+	apiKeys    *pipeline.APIKeys // opened at start when a route accepts api_key
+	stopExpiry func()            // stops the key-expiry watcher
 
 	retire sync.WaitGroup
 	done   chan struct{}
@@ -158,8 +159,12 @@ func (g *Gateway) bind(cfg *config.Config) error {
 			return fmt.Errorf("gateway: admin listener: %w", err)
 		}
 		g.adminLn = ln
+		adminHandler, err := g.adminHandler(cfg)
+		if err != nil {
+			return err
+		}
 		g.admin = &http.Server{
-			Handler:           g.adminHandler(),
+			Handler:           adminHandler,
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      10 * time.Second,
@@ -376,6 +381,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 	}
 	close(g.done)
+	if g.stopExpiry != nil {
+		g.stopExpiry()
+	}
 	g.retire.Wait()
 	g.plan.Load().Close()
 	g.closeAPIKeys()

@@ -24,7 +24,6 @@ func (g *Gateway) Run(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	g.Serve()
 
 	var changes <-chan struct{}
 	if g.opts.ConfigPath != "" && g.cfg.Load().Lifecycle.WatchEnabled() {
@@ -36,6 +35,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 			changes = ch
 		}
 	}
+
+	// Serve only once the watch is in place, so a change made right after
+	// the first answered request is never missed.
+	g.Serve()
 
 	for {
 		select {

@@ -33,6 +33,10 @@ type Options struct {
 	// APIKeys is the open API-key runtime; required when a route accepts
 	// api_key (the gateway opens it at start).
 	APIKeys *APIKeys
+	// Validating builds a plan only to check a configuration (gatehouse
+	// validate): stages that need process resources (the API-key store)
+	// are checked for configuration errors but not connected.
+	Validating bool
 }
 
 // Build compiles a validated configuration into a Plan. Everything
@@ -48,7 +52,7 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
 	}
-	p := &Plan{log: opts.Log}
+	p := &Plan{log: opts.Log, validating: opts.Validating}
 	defer func() {
 		if err != nil {
 			p.Close()

@@ -138,6 +138,9 @@ func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verif
 			}
 			chain.Authenticators = append(chain.Authenticators, ja)
 		case "api_key":
+			if keys == nil && p.validating {
+				continue
+			}
 			if keys == nil {
 				return nil, fmt.Errorf("api_key needs the API-key store, which is not open")
 			}
@@ -159,6 +162,10 @@ func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verif
 	ih := identityHeaders{
 		subject: canon(h.Subject), issuer: canon(h.Issuer), method: canon(h.Method), clientID: canon(h.ClientID),
 		scopes: canon(h.Scopes), roles: canon(h.Roles), groups: canon(h.Groups), forwardAuthorization: h.ForwardAuthorization,
+	}
+	if slices.Contains(a.Methods, "api_key") && keys != nil {
+		ih.credentialHeaders = []string{canon(keys.cfg.Header)}
+		ih.credentialQuery = a.APIKeyQueryParam
 	}
 	claims := make([]string, 0, len(h.Claims))
 	for c := range h.Claims {
@@ -217,6 +224,9 @@ func identityHeaderNames(cfg *config.Config) []string {
 	slices.Sort(out)
 	return out
 }
+
+// Audit is the plan's audit sink.
+func (p *Plan) Audit() audit.Logger { return p.audit }
 
 // Flush writes buffered audit events now (tests, shutdown).
 func (p *Plan) Flush() {

@@ -81,6 +81,7 @@ type Plan struct {
 	stripHeaders []string
 	providers    []providerHealth
 	audit        audit.Logger
+	validating   bool
 	log          *slog.Logger
 	closers      []func()
 	readies      []func() error

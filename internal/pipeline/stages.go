@@ -139,6 +139,10 @@ type identityHeaders struct {
 	subject, issuer, method, clientID, scopes, roles, groups string
 	claims                                                   []claimHeader
 	forwardAuthorization                                     bool
+	// credentialHeaders (the API-key header) and credentialQuery (a
+	// route's API-key query parameter) are removed with Authorization.
+	credentialHeaders []string
+	credentialQuery   string
 }
 
 type claimHeader struct{ claim, header string }
@@ -156,6 +160,16 @@ func (s *identityHeadersStage) Process(x *Exchange) error {
 		// The backend hears who the caller is from the identity headers; it
 		// does not need the credential itself.
 		h.Del("Authorization")
+		for _, name := range s.h.credentialHeaders {
+			h.Del(name)
+		}
+		if q := s.h.credentialQuery; q != "" {
+			u := x.Request.URL
+			if vals := u.Query(); vals.Has(q) {
+				vals.Del(q)
+				u.RawQuery = vals.Encode()
+			}
+		}
 	}
 	id := x.Identity
 	if id == nil {

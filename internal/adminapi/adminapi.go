@@ -1,0 +1,157 @@
+// Package adminapi is Gatehouse's JSON REST admin API: consumers and the
+// API-key lifecycle (package keymgmt) over HTTP, for operators and the
+// CLI. Mount it on the admin listener (loopback by default), never on the
+// public one.
+//
+// Every /v1 request must carry "Authorization: Bearer <admin token>".
+// Errors are RFC 9457 problem+json with stable type URNs. The OpenAPI 3.1
+// description is served without a token at GET /openapi.json; it is
+// generated from nothing, but a test holds it equal to the route table.
+package adminapi
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	_ "embed"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/keymgmt"
+)
+
+// Config configures New.
+type Config struct {
+	// Service runs the lifecycle. Required.
+	Service *keymgmt.Service
+	// TokenHash is the SHA-256 of the admin token (32 bytes). Requests
+	// must send "Authorization: Bearer <token>"; the token's hash is
+	// compared in constant time, and the token itself is never kept. nil
+	// or empty (or not 32 bytes) disables the API: every /v1 request gets
+	// 503 "admin-disabled". The admin token grants full control over
+	// every consumer and key: keep the listener on loopback.
+	TokenHash []byte
+	// Log receives request failures (never tokens or keys). Default
+	// slog.Default().
+	Log *slog.Logger
+}
+
+// route is one admin API operation. The table below is the single source
+// for the mux and for the test that checks the OpenAPI document.
+type route struct {
+	method  string
+	path    string // ServeMux pattern path, also the OpenAPI path
+	handler func(a *api, w http.ResponseWriter, r *http.Request)
+}
+
+// routes is every /v1 operation.
+var routes = []route{
+	{http.MethodPost, "/v1/consumers", (*api).createConsumer},
+	{http.MethodGet, "/v1/consumers", (*api).listConsumers},
+	{http.MethodGet, "/v1/consumers/{consumer}", (*api).getConsumer},
+	{http.MethodDelete, "/v1/consumers/{consumer}", (*api).deleteConsumer},
+	{http.MethodPost, "/v1/consumers/{consumer}/keys", (*api).createKey},
+	{http.MethodGet, "/v1/keys", (*api).listKeys},
+	{http.MethodGet, "/v1/keys/{key}", (*api).getKey},
+	{http.MethodPost, "/v1/keys/{key}/rotate", (*api).rotateKey},
+	{http.MethodPost, "/v1/keys/{key}/revoke", (*api).revokeKey},
+}
+
+// openAPIPath serves the OpenAPI document, without authentication.
+const openAPIPath = "/openapi.json"
+
+//go:embed openapi.json
+var openAPIDoc []byte
+
+type api struct {
+	svc       *keymgmt.Service
+	tokenHash []byte // nil: disabled
+	log       *slog.Logger
+	mux       *http.ServeMux
+}
+
+// New returns the admin API handler: /v1/... (token required) and
+// GET /openapi.json.
+func New(cfg Config) http.Handler {
+	a := &api{svc: cfg.Service, log: cfg.Log, mux: http.NewServeMux()}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	switch len(cfg.TokenHash) {
+	case sha256.Size:
+		a.tokenHash = append([]byte(nil), cfg.TokenHash...)
+	case 0:
+	default:
+		a.log.Warn("adminapi: token hash is not 32 bytes (SHA-256); admin API disabled", "len", len(cfg.TokenHash))
+	}
+
+	allowed := map[string][]string{}
+	for _, rt := range routes {
+		h := rt.handler
+		a.mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) { h(a, w, r) })
+		allowed[rt.path] = append(allowed[rt.path], rt.method)
+	}
+	// Known paths with another method: 405 as problem+json, not the
+	// mux's plain text.
+	for path, methods := range allowed {
+		allow := strings.Join(methods, ", ")
+		a.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeProblem(w, probMethod, "", nil)
+		})
+	}
+	a.mux.HandleFunc("GET "+openAPIPath, serveOpenAPI)
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, probNotFound, "", nil)
+	})
+	return a
+}
+
+func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(openAPIDoc)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(openAPIDoc)
+}
+
+// ServeHTTP authenticates everything except the OpenAPI document (even
+// unknown paths, so that the route structure is not revealed to callers
+// without the token), then dispatches.
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != openAPIPath && !a.authorize(w, r) {
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// authorize checks the bearer token and answers the request if it fails.
+func (a *api) authorize(w http.ResponseWriter, r *http.Request) bool {
+	if a.tokenHash == nil {
+		writeProblem(w, probDisabled, "no admin token is configured", nil)
+		return false
+	}
+	token, ok := bearerToken(r.Header.Get("Authorization"))
+	// Hash first, so the comparison is over fixed-length values and runs
+	// in constant time whatever the token's length.
+	sum := sha256.Sum256([]byte(token))
+	if subtle.ConstantTimeCompare(sum[:], a.tokenHash) != 1 || !ok {
+		a.log.Warn("adminapi: unauthorized request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "token_present", ok)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-admin"`)
+		writeProblem(w, probUnauthorized, "send the admin token as Authorization: Bearer <token>", nil)
+		return false
+	}
+	return true
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer" header
+// (scheme case-insensitive, RFC 9110 section 11.1).
+func bearerToken(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
