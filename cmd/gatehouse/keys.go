@@ -59,6 +59,8 @@ Commands:
   show KEY_ID
   rotate KEY_ID [--grace 24h]
   revoke KEY_ID
+  hash [--generate]      print the sha256:<hex> hash of a key read from stdin
+                         (or of a new key) for api_keys.static
 
 Run "gatehouse keys <command> --help" for a command's flags.
 `
@@ -89,6 +91,7 @@ func cmdKeys(args []string, stdout, stderr io.Writer) int {
 		"show":   keysShow,
 		"rotate": keysRotate,
 		"revoke": keysRevoke,
+		"hash":   keysHash,
 	}, args, stdout, stderr)
 }
 

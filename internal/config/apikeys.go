@@ -27,17 +27,38 @@ type APIKeys struct {
 	RotationGrace Duration `yaml:"rotation_grace" desc:"How long the old key keeps working after rotate. Default 24h; 0 ends it at once."`
 	// LastUsedInterval is how often last-used times are written, batched. Default 10s.
 	LastUsedInterval Duration `yaml:"last_used_interval" desc:"How often last-used times are written to the store, in one batch. Default 10s."`
+	// Static keys declared here, as hashes.
+	Static []StaticAPIKey `yaml:"static" desc:"Keys declared in the configuration as hashes (no key management needed)."`
 }
 
 // KeyStore selects the store.
 type KeyStore struct {
 	// Type is embedded (a single file, no server) or postgres (shared by
 	// replicas). Default embedded.
-	Type string `yaml:"type" enum:"embedded,postgres" desc:"embedded (one file, no server) or postgres (several replicas). Default embedded."`
+	Type string `yaml:"type" enum:"embedded,postgres,static" desc:"embedded (one file, no server), postgres (several replicas), or static (only the keys under api_keys.static, no store at all). Default embedded."`
 	// Path of the embedded store file. Default gatehouse-keys.db.
 	Path string `yaml:"path" desc:"File of the embedded store. Default gatehouse-keys.db."`
 	// DSN of the PostgreSQL database; use ${ENV} for the password.
 	DSN string `yaml:"dsn" desc:"PostgreSQL connection string (postgres type); use ${ENV} for credentials."`
 	// Schema in PostgreSQL. Default gatehouse.
 	Schema string `yaml:"schema" desc:"PostgreSQL schema. Default gatehouse."`
+}
+
+// StaticAPIKey is a key declared in the configuration, as a hash: for
+// setups that need a few fixed keys and no key management. Reloads apply
+// changes to static keys.
+type StaticAPIKey struct {
+	// ID names the key in logs and audit events. Required, unique.
+	ID string `yaml:"id" desc:"Key id shown in audit events. Required."`
+	// Consumer is the owning consumer's name. Required.
+	Consumer string `yaml:"consumer" desc:"Name of the consumer the key belongs to. Required."`
+	// Hash is the key's lookup hash, "sha256:<hex>", as printed by
+	// `gatehouse keys hash` (HMAC-SHA-256 when api_keys.pepper is set). Required.
+	Hash string `yaml:"hash" desc:"sha256:<hex> lookup hash of the key, as printed by gatehouse keys hash (it follows api_keys.pepper). Required."`
+	// Scopes granted to the key.
+	Scopes []string `yaml:"scopes" desc:"Scopes granted to the key."`
+	// Groups of the consumer.
+	Groups []string `yaml:"groups" desc:"Groups of the consumer."`
+	// Routes restricts the key to these route names or tags.
+	Routes []string `yaml:"routes" desc:"Route names or tags the key is restricted to. Default: any route accepting api_key."`
 }

@@ -231,6 +231,26 @@ func validateAPIKeys(k APIKeys, f *File) Errors {
 			add("api_keys.store.dsn", "required for the postgres store")
 		}
 	}
+	ids := map[string]bool{}
+	for i, s := range k.Static {
+		p := fmt.Sprintf("api_keys.static[%d]", i)
+		switch {
+		case !nameRE.MatchString(s.ID):
+			add(p+".id", "required: letters, digits, '.', '_' and '-'")
+		case ids[s.ID]:
+			add(p+".id", "duplicate static key id %q", s.ID)
+		}
+		ids[s.ID] = true
+		if err := apikey.ValidateConsumerName(s.Consumer); err != nil {
+			add(p+".consumer", "%v", err)
+		}
+		if _, err := ParseTokenHash(s.Hash); err != nil {
+			add(p+".hash", "%v", strings.Replace(err.Error(), "gatehouse admin-token", "gatehouse keys hash", 1))
+		}
+	}
+	if k.Store.Type == "static" && len(k.Static) == 0 {
+		add("api_keys.static", "the static store needs at least one key")
+	}
 	if _, err := apikey.NewFormat(k.Prefix); err != nil {
 		add("api_keys.prefix", "%v", err)
 	}

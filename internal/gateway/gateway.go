@@ -319,6 +319,9 @@ func (g *Gateway) reloadData(data []byte, force bool) error {
 			g.listeners[i].cert.Store(c)
 		}
 	}
+	if g.apiKeys != nil {
+		g.apiKeys.SetStatic(cfg.APIKeys.Static)
+	}
 	prev := g.plan.Load()
 	g.install(cfg, plan)
 	g.hash = sum

@@ -25,6 +25,7 @@ type APIKeys struct {
 	Hasher *apikey.Hasher
 	cfg    config.APIKeys
 	touch  *authnapikey.Toucher
+	static *apikey.Static
 
 	mu    sync.Mutex
 	auths map[*authnapikey.Authenticator]struct{}
@@ -46,19 +47,41 @@ func OpenAPIKeys(ctx context.Context, cfg config.APIKeys, log *slog.Logger) (*AP
 		return nil, err
 	}
 	k := &APIKeys{Format: format, Hasher: hasher, cfg: cfg, auths: map[*authnapikey.Authenticator]struct{}{}}
+	var next apikey.Store
 	switch cfg.Store.Type {
+	case "static":
+		// Only the keys in the configuration; nothing to open.
 	case "postgres":
 		// Other replicas' changes arrive by LISTEN/NOTIFY and drop cached
 		// keys at once; cache_ttl bounds the delay if a notification is lost.
-		k.Store, err = pgstore.Open(ctx, cfg.Store.DSN, pgstore.Options{Schema: cfg.Store.Schema, OnChange: k.Invalidate})
+		next, err = pgstore.Open(ctx, cfg.Store.DSN, pgstore.Options{Schema: cfg.Store.Schema, OnChange: k.Invalidate})
 	default:
-		k.Store, err = boltstore.Open(cfg.Store.Path, boltstore.Options{})
+		next, err = boltstore.Open(cfg.Store.Path, boltstore.Options{})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("api keys: %w", err)
 	}
+	k.static = apikey.NewStatic(next)
+	k.Store = k.static
+	k.SetStatic(cfg.Static)
 	k.touch = authnapikey.NewToucher(k.Store, cfg.LastUsedInterval.Std(), log)
 	return k, nil
+}
+
+// SetStatic replaces the keys declared in the configuration (at start and
+// on every reload) and drops every cached key, so removed ones stop at once.
+// The entries were validated with the configuration.
+func (k *APIKeys) SetStatic(keys []config.StaticAPIKey) {
+	out := make([]apikey.StaticKey, 0, len(keys))
+	for _, s := range keys {
+		hash, err := config.ParseTokenHash(s.Hash)
+		if err != nil {
+			continue
+		}
+		out = append(out, apikey.StaticKey{ID: s.ID, ConsumerName: s.Consumer, Hash: hash, Scopes: s.Scopes, Groups: s.Groups, Routes: s.Routes})
+	}
+	k.static.Set(out)
+	k.Invalidate("*")
 }
 
 // Invalidate drops a key (or "*": every key) from every authenticator's
