@@ -20,6 +20,7 @@ const SchemaVersion = "1"
 // Event types.
 const (
 	TypeAuthentication = "authn.decision"
+	TypeAuthorization  = "authz.decision"
 )
 
 // Outcomes.
@@ -47,6 +48,9 @@ type Event struct {
 	Provider      string    `json:"provider,omitempty"`
 	ClientID      string    `json:"client_id,omitempty"`
 	CredentialID  string    `json:"credential_id,omitempty"`
+	// Policy and Rule name what decided an authorization (authz.decision).
+	Policy string `json:"policy,omitempty"`
+	Rule   string `json:"rule,omitempty"`
 }
 
 // Logger receives events. Implementations are safe for concurrent use.

@@ -32,6 +32,8 @@ type Config struct {
 	IdentityHeaders IdentityHeaders `yaml:"identity_headers" desc:"Headers that carry the caller's identity upstream (routes may override)."`
 	// APIKeys configures API-key authentication and its store.
 	APIKeys APIKeys `yaml:"api_keys" desc:"API keys: store, key format and where keys are read from requests."`
+	// Policies are named authorization policies that routes refer to.
+	Policies map[string]Policy `yaml:"policies" desc:"Named authorization policies, shared by routes (routes[].policy)."`
 	// Audit is where authentication decisions are recorded.
 	Audit Audit `yaml:"audit" desc:"Audit events: one per authentication decision."`
 	// Routes map requests to upstreams. Order matters only for ties (see docs/routing.md).
@@ -142,6 +144,10 @@ type Route struct {
 	Public bool `yaml:"public" desc:"No authentication on this route. Every route must set either public: true or authenticate."`
 	// Authenticate lists the credentials this route accepts.
 	Authenticate *Authenticate `yaml:"authenticate" desc:"The credentials this route accepts."`
+	// Policy names a policy from the top-level policies.
+	Policy string `yaml:"policy" desc:"Name of a policy under policies; alternative to an inline authorize block."`
+	// Authorize is this route's own policy.
+	Authorize *Policy `yaml:"authorize" desc:"This route's authorization policy (scopes, roles, groups, claims, per-method rules, CEL)."`
 	// Tags group routes, e.g. for API keys restricted to route tags.
 	Tags []string `yaml:"tags" desc:"Route tags; API keys may be restricted to route names or tags."`
 	// IdentityHeaders overrides the top-level identity_headers for this route.

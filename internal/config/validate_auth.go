@@ -114,6 +114,7 @@ func validateAuth(c *Config, f *File) Errors {
 
 	errs = append(errs, validateIdentityHeaders(c.IdentityHeaders, "identity_headers", f)...)
 	errs = append(errs, validateAPIKeys(c.APIKeys, f)...)
+	errs = append(errs, validateAuthz(c, f)...)
 	if c.Audit.Output == "" {
 		add("audit.output", "must be stdout, stderr or a file path")
 	}
@@ -273,6 +274,50 @@ func validateAPIKeys(k APIKeys, f *File) Errors {
 	}
 	if k.LastUsedInterval == 0 {
 		add("api_keys.last_used_interval", "must be greater than 0")
+	}
+	return errs
+}
+
+// validateAuthz checks what can be checked before compiling policies
+// (that happens when the plan is built, with the same error locations).
+func validateAuthz(c *Config, f *File) Errors {
+	var errs Errors
+	add := func(path, format string, args ...any) { errs = append(errs, f.Errorf(path, format, args...)) }
+	checkMethods := func(path string, p Policy) {
+		for i, m := range p.Methods {
+			mp := fmt.Sprintf("%s.methods[%d]", path, i)
+			if len(m.Methods) == 0 {
+				add(mp+".methods", "at least one HTTP method is required")
+			}
+			for j, meth := range m.Methods {
+				if !methodRE.MatchString(meth) {
+					add(fmt.Sprintf("%s.methods[%d]", mp, j), "%q is not an upper-case HTTP method", meth)
+				}
+			}
+		}
+	}
+	for name, p := range c.Policies {
+		if !nameRE.MatchString(name) {
+			add("policies."+name, "policy names use letters, digits, '.', '_' and '-'")
+		}
+		checkMethods("policies."+name, p)
+	}
+	for i, r := range c.Routes {
+		path := fmt.Sprintf("routes[%d]", i)
+		hasPolicy := r.Policy != "" || r.Authorize != nil
+		switch {
+		case r.Policy != "" && r.Authorize != nil:
+			add(path+".authorize", "set either policy (a named policy) or authorize (inline), not both")
+		case r.Public && hasPolicy:
+			add(path+".public", "a public route has no caller identity to authorize; remove the policy or authenticate the route")
+		case r.Policy != "":
+			if _, ok := c.Policies[r.Policy]; !ok {
+				add(path+".policy", "unknown policy %q", r.Policy)
+			}
+		}
+		if r.Authorize != nil {
+			checkMethods(path+".authorize", *r.Authorize)
+		}
 	}
 	return errs
 }

@@ -19,7 +19,7 @@ func providerYAML(name string, p *testidp.Provider, extra string) string {
     issuer: %q
     audiences: [%q]
     insecure_allow_http: true
-    claims: {roles: realm_access.roles, extra: {email: email}}
+    claims: {roles: realm_access.roles, groups: groups, extra: {email: email}}
 %s`, name, p.Issuer, p.Audience, extra)
 }
 

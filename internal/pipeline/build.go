@@ -84,6 +84,10 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		return nil, err
 	}
 	p.stripHeaders = identityHeaderNames(cfg)
+	policies, err := compileNamedPolicies(cfg, file)
+	if err != nil {
+		return nil, err
+	}
 
 	entries := make([]route.Entry[*Route], 0, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
@@ -91,7 +95,11 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		if err != nil {
 			return nil, file.Errorf(fmt.Sprintf("routes[%d]", i), "%v", err)
 		}
-		if rt.Stages, err = p.buildStages(rc, cfg.IdentityHeaders, verifier, opts.APIKeys); err != nil {
+		pol, err := routePolicy(i, rc, policies, file)
+		if err != nil {
+			return nil, err
+		}
+		if rt.Stages, err = p.buildStages(rc, cfg.IdentityHeaders, verifier, opts.APIKeys, pol, opts.Now); err != nil {
 			return nil, file.Errorf(fmt.Sprintf("routes[%d].authenticate", i), "%v", err)
 		}
 		p.routes = append(p.routes, rt)

@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authn/jwt"
+	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/keyset"
 )
@@ -121,7 +122,7 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 }
 
 // buildStages compiles a route's authentication and identity headers.
-func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verifier *jwt.Verifier, keys *APIKeys) ([]Stage, error) {
+func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verifier *jwt.Verifier, keys *APIKeys, pol *authz.Policy, now func() time.Time) ([]Stage, error) {
 	if rc.Public {
 		// Public routes still strip the Authorization header unless told
 		// otherwise, and never carry identity headers.
@@ -175,10 +176,14 @@ func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verif
 	for _, c := range claims {
 		ih.claims = append(ih.claims, claimHeader{claim: c, header: canon(h.Claims[c])})
 	}
-	return []Stage{
-		&authenticateStage{chain: chain, audit: p.audit, realm: a.Realm},
-		&identityHeadersStage{h: ih},
-	}, nil
+	stages := []Stage{&authenticateStage{chain: chain, audit: p.audit, realm: a.Realm}}
+	if pol != nil {
+		if now == nil {
+			now = time.Now
+		}
+		stages = append(stages, &authorizeStage{policy: pol, audit: p.audit, realm: a.Realm, now: now})
+	}
+	return append(stages, &identityHeadersStage{h: ih}), nil
 }
 
 func headersFor(rc config.Route, global config.IdentityHeaders) config.IdentityHeaders {

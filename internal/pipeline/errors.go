@@ -30,12 +30,13 @@ func (e *MethodNotAllowedError) Error() string {
 // The error's own text is never sent: it may hold internal addresses.
 func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err error) {
 	var (
-		t      problem.Type
-		detail string
-		mna    *MethodNotAllowedError
-		tooBig *http.MaxBytesError
-		chall  *challengeError
-		unavl  *authn.UnavailableError
+		t         problem.Type
+		detail    string
+		mna       *MethodNotAllowedError
+		tooBig    *http.MaxBytesError
+		chall     *challengeError
+		unavl     *authn.UnavailableError
+		forbidden *ForbiddenError
 	)
 	switch {
 	case errors.Is(err, proxy.ErrClientGone):
@@ -53,6 +54,12 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 			detail = "Authentication is required."
 		}
 		w.Header().Set("WWW-Authenticate", chall.wwwAuthenticate())
+	case errors.As(err, &forbidden):
+		// The rule that denied goes to the audit event only.
+		t, detail = problem.Forbidden, "The caller is not allowed to perform this request."
+		if c := forbidden.wwwAuthenticate(); c != "" {
+			w.Header().Set("WWW-Authenticate", c)
+		}
 	case errors.As(err, &unavl):
 		// Fail closed: the credential could not be checked, so the request
 		// is refused, with a status that tells the client to retry.

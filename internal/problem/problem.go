@@ -30,6 +30,7 @@ var (
 	BadRequest       = Type{"bad-request", "Bad request", http.StatusBadRequest}
 	RouteNotFound    = Type{"route-not-found", "No route matches the request", http.StatusNotFound}
 	Unauthorized     = Type{"unauthorized", "Authentication required or failed", http.StatusUnauthorized}
+	Forbidden        = Type{"forbidden", "Not allowed", http.StatusForbidden}
 	MethodNotAllowed = Type{"method-not-allowed", "Method not allowed on this route", http.StatusMethodNotAllowed}
 	BodyTooLarge     = Type{"request-body-too-large", "Request body too large", http.StatusRequestEntityTooLarge}
 	Internal         = Type{"internal-error", "Internal error", http.StatusInternalServerError}
