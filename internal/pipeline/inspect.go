@@ -1,0 +1,196 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/accesslog"
+	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/route"
+)
+
+// Outcome is what the pipeline would decide for one request, without
+// reaching the upstream: the answer of `gatehouse policy test` and
+// `gatehouse explain`.
+type Outcome struct {
+	// Status is the response status; 200 means the request would have been
+	// forwarded to the upstream.
+	Status int
+	// Route is the matched route's name ("" for 400, 404 and 405).
+	Route string
+	// Reason is the stable code of a refusal: the authentication or
+	// authorization reason, or the problem type slug; "ok" when allowed.
+	Reason string
+	// Rule is the policy rule that denied, for 403.
+	Rule string
+	// Steps describe each decision in order, one line each; filled only
+	// when explaining.
+	Steps []string
+}
+
+// Inspect runs request id, route match and the route's stages for r, as
+// ServeHTTP does, but stops before the body limit and the proxy: nothing
+// is sent upstream. With id set, authentication is skipped and id is the
+// caller the later stages see (a policy test of a known identity). With
+// explain, Steps lists the route chosen, each authenticator tried and every
+// policy rule evaluated. Audit events are written as for a real request.
+func (p *Plan) Inspect(r *http.Request, id *identity.Identity, explain bool) Outcome {
+	var out Outcome
+	step := func(format string, args ...any) {
+		if explain {
+			out.Steps = append(out.Steps, fmt.Sprintf(format, args...))
+		}
+	}
+	rec := &recorder{ResponseWriter: httptest.NewRecorder()}
+	e := &accesslog.Entry{Start: time.Now(), Method: r.Method, Host: r.Host, Path: r.URL.Path, ClientIP: p.resolver.ClientIP(r)}
+	fail := func(err error) Outcome {
+		p.respond(rec, r, e, err)
+		out.Status, out.Reason = rec.status, refusalReason(err, e.Error)
+		var fe *ForbiddenError
+		if errors.As(err, &fe) {
+			out.Rule = fe.Decision.Rule
+		}
+		step("result: %d %s", out.Status, out.Reason)
+		return out
+	}
+
+	e.RequestID = r.Header.Get("X-Request-Id")
+	stripIdentityHeaders(r.Header, p.stripHeaders)
+	if !cleanPath(r.URL.Path) {
+		step("path %q is not absolute or has dot segments", r.URL.Path)
+		return fail(errBadPath)
+	}
+	res := p.table.Match(r.Host, r.URL.Path, r.Method)
+	switch res.Status {
+	case route.NotFound:
+		step("route: none matches host %q, path %q", r.Host, r.URL.Path)
+		return fail(errRouteNotFound)
+	case route.MethodNotAllowed:
+		step("route: host and path match, but not method %s (allow: %s)", r.Method, res.Allow)
+		return fail(&MethodNotAllowedError{Allow: res.Allow})
+	}
+	rt := res.Value
+	out.Route, e.Route = rt.Name, rt.Name
+	step("route: %s", rt.Name)
+	x := &Exchange{Request: r, Route: rt, Params: res.Params, ClientIP: e.ClientIP, Log: e}
+	authenticated := false
+	for _, s := range rt.Stages {
+		switch st := s.(type) {
+		case *authenticateStage:
+			authenticated = true
+			if id != nil {
+				x.Identity = id
+				step("authenticate: skipped; given identity %s (method %s)", describe(id), id.Method)
+				continue
+			}
+			if explain {
+				p.explainChain(st.chain, r, step)
+			}
+		case *authorizeStage:
+			if explain {
+				d := st.policy.Explain(authzInput(x, st.now()))
+				for _, t := range d.Trace {
+					mark := "pass"
+					if !t.Passed {
+						mark = "FAIL"
+					}
+					step("authorize: policy %s: %s: %s (%s)", st.policy.Name(), t.Rule, mark, t.Detail)
+				}
+			}
+		}
+		if err := s.Process(x); err != nil {
+			return fail(err)
+		}
+		if _, ok := s.(*authenticateStage); ok {
+			step("authenticate: caller %s", describe(x.Identity))
+		}
+	}
+	out.Status, out.Reason = http.StatusOK, "ok"
+	if !authenticated {
+		step("public route: no authentication")
+	}
+	step("result: 200, forwarded to the upstream")
+	return out
+}
+
+// explainChain tries each authenticator of a chain as Chain.Authenticate
+// does, reporting each outcome. It only explains: the authenticate stage
+// itself decides.
+func (p *Plan) explainChain(c *authn.Chain, r *http.Request, step func(string, ...any)) {
+	mode := "any of"
+	if c.RequireAll {
+		mode = "all of"
+	}
+	step("authenticate: %s %d method(s), anonymous allowed: %t", mode, len(c.Authenticators), c.AllowAnonymous)
+	for _, a := range c.Authenticators {
+		got, err := a.Authenticate(r.Clone(r.Context()))
+		var (
+			fail  *authn.Failure
+			unavl *authn.UnavailableError
+		)
+		switch {
+		case err == nil && got != nil:
+			step("authenticate: %s: ok, %s", a.Method(), describe(got))
+			if !c.RequireAll {
+				return
+			}
+		case errors.Is(err, authn.ErrNoCredential):
+			step("authenticate: %s: no credential of this kind", a.Method())
+			if c.RequireAll {
+				return
+			}
+		case errors.As(err, &fail):
+			step("authenticate: %s: failed: %s", a.Method(), fail.Reason)
+			return
+		case errors.As(err, &unavl):
+			step("authenticate: %s: unavailable: %s", a.Method(), unavl.Reason)
+			return
+		default:
+			step("authenticate: %s: error", a.Method())
+			return
+		}
+	}
+}
+
+// refusalReason is the stable code of a refusal.
+func refusalReason(err error, slug string) string {
+	var (
+		fe    *ForbiddenError
+		ce    *challengeError
+		unavl *authn.UnavailableError
+	)
+	switch {
+	case errors.As(err, &fe):
+		return string(fe.Decision.Reason)
+	case errors.As(err, &ce):
+		return string(ce.failure.Reason)
+	case errors.As(err, &unavl):
+		return string(unavl.Reason)
+	}
+	return slug
+}
+
+func describe(id *identity.Identity) string {
+	if id.IsAnonymous() {
+		return "anonymous"
+	}
+	s := fmt.Sprintf("subject=%q", id.Subject)
+	if id.Provider != "" {
+		s += fmt.Sprintf(" provider=%q", id.Provider)
+	}
+	if len(id.Scopes) > 0 {
+		s += " scopes=[" + strings.Join(id.Scopes, " ") + "]"
+	}
+	if len(id.Roles) > 0 {
+		s += " roles=[" + strings.Join(id.Roles, ",") + "]"
+	}
+	if len(id.Groups) > 0 {
+		s += " groups=[" + strings.Join(id.Groups, ",") + "]"
+	}
+	return s
+}
