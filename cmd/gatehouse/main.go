@@ -7,6 +7,8 @@
 //	gatehouse consumers …          manage consumers through the admin API
 //	gatehouse keys …               manage API keys through the admin API
 //	gatehouse admin-token          print a new admin token and its hash
+//	gatehouse policy test -c FILE CASES  run policy test cases offline
+//	gatehouse explain -c FILE PATH       explain the decision for one request
 package main
 
 import (
@@ -43,6 +45,8 @@ Commands:
   consumers    Create, list, show and delete consumers (admin API)
   keys         Create, list, show, rotate and revoke API keys (admin API)
   admin-token  Print a new admin token and its hash for admin.token_hash
+  policy test  Run routing, authentication and policy test cases offline (CI)
+  explain      Explain the route, authentication and policy decision for one request
 
 Run "gatehouse <command> --help" for a command's flags.
 `
@@ -78,6 +82,10 @@ func runCLI(args []string, stdout, stderr io.Writer) int {
 		return cmdKeys(args[1:], stdout, stderr)
 	case "admin-token":
 		return cmdAdminToken(args[1:], stdout, stderr)
+	case "policy":
+		return cmdPolicy(args[1:], stdout, stderr)
+	case "explain":
+		return cmdExplain(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
