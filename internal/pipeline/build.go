@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/accesslog"
@@ -73,7 +74,7 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		if closer != nil {
 			p.closers = append(p.closers, func() { _ = closer.Close() })
 		}
-		p.access = accesslog.New(w, cfg.AccessLog.RedactQueryParams)
+		p.access = accesslog.New(w, redactedParams(cfg))
 	}
 
 	if err := p.buildAudit(cfg, file, opts); err != nil {
@@ -145,6 +146,18 @@ func (p *Plan) buildRoute(rc config.Route) (*Route, error) {
 		MaxBodyBytes: int64(rc.MaxBodyBytes),
 		Deadline:     rc.Upstream.Timeouts.Request.Std(),
 	}, nil
+}
+
+// redactedParams adds every route's API-key query parameter to the
+// configured list: a key sent in a URL must never reach the access log.
+func redactedParams(cfg *config.Config) []string {
+	out := slices.Clone(cfg.AccessLog.RedactQueryParams)
+	for _, r := range cfg.Routes {
+		if r.Authenticate != nil && r.Authenticate.APIKeyQueryParam != "" {
+			out = append(out, r.Authenticate.APIKeyQueryParam)
+		}
+	}
+	return out
 }
 
 // openOutput resolves a log destination: "stdout", "stderr" or a file

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"io"
+	"slices"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -109,5 +110,23 @@ routes:
 		if res.StatusCode != 200 {
 			b.Fatalf("status %d", res.StatusCode)
 		}
+	}
+}
+
+func TestAPIKeyQueryParamIsRedactedInAccessLog(t *testing.T) {
+	cfg, _, err := config.Parse("t.yaml", []byte(`
+api_keys: {store: {type: static}, static: [{id: s, consumer: c, hash: "sha256:`+strings.Repeat("ab", 32)+`"}]}
+routes:
+  - name: r
+    match: {path_prefix: /}
+    authenticate: {methods: [api_key], api_key_query_param: k}
+    upstream: {targets: ["builtin:echo"]}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := redactedParams(cfg)
+	if !slices.Contains(got, "k") {
+		t.Fatalf("redacted params %v lack the route's api key parameter", got)
 	}
 }
