@@ -2,9 +2,9 @@ package pipeline
 
 import (
 	"io"
-	"slices"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
