@@ -1,6 +1,8 @@
 package adminapi
 
 import (
+	"github.com/gatehouse/gatehouse/internal/problem"
+
 	"bytes"
 	"encoding/json"
 	"mime"
@@ -152,9 +154,9 @@ func TestOpenAPIDocument(t *testing.T) {
 		d.schema(t, "/components/schemas/"+name)
 	}
 	// Every problem slug the API uses is described.
-	for _, p := range []problemType{probInvalid, probUnauthorized, probNotFound, probConflict, probTooLarge, probMediaType, probInternal, probUnavailable, probDisabled} {
-		if !bytes.Contains(openAPIDoc, []byte(p.slug)) {
-			t.Errorf("problem slug %q not in the document", p.slug)
+	for _, p := range []problem.Type{probInvalid, probUnauthorized, probNotFound, probConflict, probTooLarge, probMediaType, probInternal, probUnavailable, probDisabled} {
+		if !bytes.Contains(openAPIDoc, []byte(p.Slug)) {
+			t.Errorf("problem slug %q not in the document", p.Slug)
 		}
 	}
 }

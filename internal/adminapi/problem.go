@@ -1,71 +1,36 @@
 package adminapi
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 
 	"github.com/gatehouse/gatehouse/internal/apikey"
 	"github.com/gatehouse/gatehouse/internal/keymgmt"
+	"github.com/gatehouse/gatehouse/internal/problem"
 )
 
-// problemContentType is the media type of every error body (RFC 9457).
-const problemContentType = "application/problem+json"
-
-// problemType is one kind of admin API error. Slugs are stable; the type
-// URI is "urn:gatehouse:problem:" + slug, as in package problem.
-type problemType struct {
-	slug   string
-	title  string
-	status int
-}
-
-// The admin API's problem catalogue.
+// The admin API's problem catalogue (see package problem for the format).
 var (
-	probInvalid      = problemType{"invalid-request", "Invalid request", http.StatusBadRequest}
-	probUnauthorized = problemType{"admin-unauthorized", "Admin token missing or invalid", http.StatusUnauthorized}
-	probNotFound     = problemType{"not-found", "Not found", http.StatusNotFound}
-	probMethod       = problemType{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
-	probConflict     = problemType{"conflict", "Conflict", http.StatusConflict}
-	probTooLarge     = problemType{"request-body-too-large", "Request body too large", http.StatusRequestEntityTooLarge}
-	probMediaType    = problemType{"unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType}
-	probInternal     = problemType{"internal-error", "Internal error", http.StatusInternalServerError}
-	probUnavailable  = problemType{"store-unavailable", "Key store unavailable", http.StatusServiceUnavailable}
-	probDisabled     = problemType{"admin-disabled", "Admin API disabled", http.StatusServiceUnavailable}
+	probInvalid      = problem.Type{Slug: "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest}
+	probUnauthorized = problem.Type{Slug: "admin-unauthorized", Title: "Admin token missing or invalid", Status: http.StatusUnauthorized}
+	probNotFound     = problem.Type{Slug: "not-found", Title: "Not found", Status: http.StatusNotFound}
+	probMethod       = problem.Type{Slug: "method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed}
+	probConflict     = problem.Type{Slug: "conflict", Title: "Conflict", Status: http.StatusConflict}
+	probTooLarge     = problem.Type{Slug: "request-body-too-large", Title: "Request body too large", Status: http.StatusRequestEntityTooLarge}
+	probMediaType    = problem.Type{Slug: "unsupported-media-type", Title: "Unsupported media type", Status: http.StatusUnsupportedMediaType}
+	probInternal     = problem.Type{Slug: "internal-error", Title: "Internal error", Status: http.StatusInternalServerError}
+	probUnavailable  = problem.Type{Slug: "store-unavailable", Title: "Key store unavailable", Status: http.StatusServiceUnavailable}
+	probDisabled     = problem.Type{Slug: "admin-disabled", Title: "Admin API disabled", Status: http.StatusServiceUnavailable}
 )
-
-// problemDetails is the body: RFC 9457 members plus "errors", the list of
-// invalid fields of a 400.
-type problemDetails struct {
-	Type   string               `json:"type"`
-	Title  string               `json:"title"`
-	Status int                  `json:"status"`
-	Detail string               `json:"detail,omitempty"`
-	Errors []keymgmt.FieldError `json:"errors,omitempty"`
-}
 
 // writeProblem sends a problem. detail and fields must be safe to show:
 // they never carry a token, a key or internal error text.
-func writeProblem(w http.ResponseWriter, t problemType, detail string, fields []keymgmt.FieldError) {
-	body, err := json.Marshal(problemDetails{
-		Type:   "urn:gatehouse:problem:" + t.slug,
-		Title:  t.title,
-		Status: t.status,
-		Detail: detail,
-		Errors: fields,
-	})
-	if err != nil {
-		body = []byte(`{"type":"urn:gatehouse:problem:internal-error","title":"Internal error","status":500}`)
+func writeProblem(w http.ResponseWriter, t problem.Type, detail string, fields []keymgmt.FieldError) {
+	if len(fields) == 0 {
+		problem.Write(w, t, detail, "")
+		return
 	}
-	body = append(body, '\n')
-	h := w.Header()
-	h.Set("Content-Type", problemContentType)
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(t.status)
-	_, _ = w.Write(body)
+	problem.WriteFields(w, t, detail, "", fields)
 }
 
 // writeError maps a service error to its problem, with errors.Is/As only.

@@ -187,6 +187,17 @@ func (r *response) decode(t *testing.T, v any) {
 	}
 }
 
+// problemDetails is a decoded problem body with its field errors.
+type problemDetails struct {
+	Type   string               `json:"type"`
+	Title  string               `json:"title"`
+	Status int                  `json:"status"`
+	Detail string               `json:"detail,omitempty"`
+	Errors []keymgmt.FieldError `json:"errors,omitempty"`
+}
+
+const problemContentType = "application/problem+json"
+
 // problem decodes a problem body and checks its media type.
 func (r *response) problem(t *testing.T) problemDetails {
 	t.Helper()

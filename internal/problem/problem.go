@@ -48,16 +48,25 @@ type Details struct {
 	Detail    string `json:"detail,omitempty"`
 	Instance  string `json:"instance,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
+	// Errors lists invalid fields of a bad request (an extension member).
+	Errors any `json:"errors,omitempty"`
 }
 
 // Write sends a problem response. detail must be safe to show to anyone.
 func Write(w http.ResponseWriter, t Type, detail, requestID string) {
+	WriteFields(w, t, detail, requestID, nil)
+}
+
+// WriteFields sends a problem response with an "errors" member naming the
+// invalid fields (nil: none). Everything in it must be safe to show.
+func WriteFields(w http.ResponseWriter, t Type, detail, requestID string, fields any) {
 	body, err := json.Marshal(Details{
 		Type:      t.URI(),
 		Title:     t.Title,
 		Status:    t.Status,
 		Detail:    detail,
 		RequestID: requestID,
+		Errors:    fields,
 	})
 	if err != nil {
 		// Marshalling a struct of strings cannot fail; keep a safe answer anyway.
