@@ -3,6 +3,7 @@ package jwt
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -31,16 +32,25 @@ type Verifier struct {
 	// maxBytes is the largest provider limit, checked before parsing.
 	maxBytes int
 	now      func() time.Time
+	// cache remembers verified tokens; nil when disabled.
+	cache *tokenCache
 }
 
 // NewVerifier compiles providers into a Verifier. It refuses an empty list,
 // duplicate names or issuers, unknown algorithms, "none", and any provider
 // without an issuer, audience or key source. now is the clock (nil:
-// time.Now).
+// time.Now). Verified tokens are cached (DefaultCacheSize entries); see
+// NewVerifierWithOptions.
 func NewVerifier(providers []Provider, now func() time.Time) (*Verifier, error) {
+	return NewVerifierWithOptions(providers, VerifierOptions{Now: now})
+}
+
+// NewVerifierWithOptions is NewVerifier with options; see VerifierOptions.
+func NewVerifierWithOptions(providers []Provider, opts VerifierOptions) (*Verifier, error) {
 	if len(providers) == 0 {
 		return nil, errNoProviders
 	}
+	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
@@ -69,6 +79,12 @@ func NewVerifier(providers []Provider, now func() time.Time) (*Verifier, error) 
 				v.algs = append(v.algs, a)
 			}
 		}
+	}
+	switch size := opts.CacheSize; {
+	case size == 0:
+		v.cache = newTokenCache(DefaultCacheSize)
+	case size > 0:
+		v.cache = newTokenCache(size)
 	}
 	return v, nil
 }
@@ -132,6 +148,17 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 		return nil, failure(authn.ReasonTooLarge, nil, fmt.Errorf("authn/jwt: token of %d bytes exceeds %d", len(raw), v.maxBytes))
 	}
 
+	// A token that verified before is accepted again only if the checks
+	// that can change since (times, route, keys) still pass; anything else
+	// goes through the full verification below.
+	var cacheKey [sha256.Size]byte
+	if v.cache != nil {
+		cacheKey = tokenHash(raw)
+		if id := v.cache.get(ctx, &cacheKey, allowed, v.now()); id != nil {
+			return id, nil
+		}
+	}
+
 	// 2. Shape and parsing.
 	parts, clean := shape(raw)
 	switch {
@@ -187,14 +214,19 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 	}
 
 	// 5. Keys and signature.
-	if fail, unavailable := p.verifySignature(ctx, jws, alg, h.KeyID); fail != nil {
+	key, fail, unavailable := p.verifySignature(ctx, jws, alg, h.KeyID)
+	if fail != nil {
 		return nil, fail
 	} else if unavailable != nil {
 		return nil, unavailable
 	}
 
 	// 6. Claims, now authentic.
-	return p.identity(claims, v.now())
+	id, err := p.identity(claims, v.now())
+	if err == nil && v.cache != nil {
+		v.cache.put(&cacheKey, cacheEntryFor(id, p, h.KeyID, alg, key, claims))
+	}
+	return id, err
 }
 
 // selectProvider reads iss, unverified, to pick the provider.
@@ -216,16 +248,16 @@ func (v *Verifier) selectProvider(claims map[string]any) (*provider, *authn.Fail
 }
 
 // verifySignature finds the provider's keys for kid and verifies the
-// signature with each key that suits alg.
-func (p *provider) verifySignature(ctx context.Context, jws *jose.JSONWebSignature, alg jose.SignatureAlgorithm, kid string) (*authn.Failure, *authn.UnavailableError) {
+// signature with each key that suits alg. It returns the key that verified.
+func (p *provider) verifySignature(ctx context.Context, jws *jose.JSONWebSignature, alg jose.SignatureAlgorithm, kid string) (any, *authn.Failure, *authn.UnavailableError) {
 	keys, err := p.keys.Lookup(ctx, kid)
 	if err != nil {
 		if errors.Is(err, keyset.ErrUnknownKID) {
-			return failure(authn.ReasonUnknownKID, p, fmt.Errorf("authn/jwt: %w", err)), nil
+			return nil, failure(authn.ReasonUnknownKID, p, fmt.Errorf("authn/jwt: %w", err)), nil
 		}
 		// ErrUnavailable, a cancelled context or anything unexpected: the
 		// token could not be checked, so it is not accepted either.
-		return nil, &authn.UnavailableError{Method: identity.MethodJWT, Reason: authn.ReasonKeysUnavailable, Provider: p.name, Err: fmt.Errorf("authn/jwt: provider %q: %w", p.name, err)}
+		return nil, nil, &authn.UnavailableError{Method: identity.MethodJWT, Reason: authn.ReasonKeysUnavailable, Provider: p.name, Err: fmt.Errorf("authn/jwt: provider %q: %w", p.name, err)}
 	}
 	tried := 0
 	for i := range keys {
@@ -241,13 +273,13 @@ func (p *provider) verifySignature(ctx context.Context, jws *jose.JSONWebSignatu
 		}
 		tried++
 		if _, err := jws.Verify(k.Key); err == nil {
-			return nil, nil
+			return k.Key, nil, nil
 		}
 	}
 	if tried == 0 {
-		return failure(authn.ReasonBadSignature, p, fmt.Errorf("authn/jwt: no %s key among %d", alg, len(keys))), nil
+		return nil, failure(authn.ReasonBadSignature, p, fmt.Errorf("authn/jwt: no %s key among %d", alg, len(keys))), nil
 	}
-	return failure(authn.ReasonBadSignature, p, fmt.Errorf("authn/jwt: signature does not verify with %d %s key(s)", tried, alg)), nil
+	return nil, failure(authn.ReasonBadSignature, p, fmt.Errorf("authn/jwt: signature does not verify with %d %s key(s)", tried, alg)), nil
 }
 
 // checkHeader refuses header parameters that would have us fetch or trust

@@ -1,0 +1,266 @@
+package jwt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse/gatehouse/internal/authn"
+)
+
+// cacheFixture is a verifier over providers a (skew 30s) and b, with a
+// clock the test moves.
+type cacheFixture struct {
+	v          *Verifier
+	srcA, srcB *fakeKeys
+	clock      atomic.Int64 // UnixNano
+}
+
+func (f *cacheFixture) set(t time.Time) { f.clock.Store(t.UnixNano()) }
+
+func newCacheFixture(t testing.TB, size int) *cacheFixture {
+	t.Helper()
+	k := keys()
+	f := &cacheFixture{
+		srcA: &fakeKeys{keys: []jose.JSONWebKey{pub(k.rsaA, "rsa"), pub(k.hmac, "hs")}},
+		srcB: &fakeKeys{keys: []jose.JSONWebKey{pub(k.rsaB, "rsa-b")}},
+	}
+	f.set(testNow)
+	v, err := NewVerifierWithOptions([]Provider{
+		{Name: "a", Issuer: issA, Audiences: []string{aud}, Keys: f.srcA, ClockSkew: 30 * time.Second, MaxLifetime: time.Hour,
+			Algorithms: []jose.SignatureAlgorithm{jose.RS256, jose.HS256}},
+		{Name: "b", Issuer: issB, Audiences: []string{aud}, Keys: f.srcB},
+	}, VerifierOptions{Now: func() time.Time { return time.Unix(0, f.clock.Load()) }, CacheSize: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.v = v
+	return f
+}
+
+func TestCacheHitSkipsVerification(t *testing.T) {
+	f := newCacheFixture(t, 0)
+	token := sign(t, jose.RS256, keys().rsaA, "rsa", claims(issA, nil))
+	ctx := context.Background()
+	first := must(f.v.Verify(ctx, token))
+	if n := f.v.cache.len(); n != 1 {
+		t.Fatalf("cache holds %d entries, want 1", n)
+	}
+	if again := must(f.v.Verify(ctx, token)); again != first {
+		t.Fatal("a hit returned another identity than the cached one")
+	}
+	// A full RS256 verification costs well over a hundred allocations; a
+	// hit costs the fake key source's lookup at most.
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := f.v.Verify(ctx, token); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 2 {
+		t.Fatalf("a cache hit costs %.0f allocations: not served from the cache", allocs)
+	}
+	h := tokenHash(token)
+	if _, ok := f.v.cache.shard(&h).m[h]; !ok {
+		t.Fatal("the cache is not keyed by the token's SHA-256")
+	}
+}
+
+func TestCacheTimes(t *testing.T) {
+	k := keys()
+	exp := testNow.Add(5 * time.Minute)
+	nbf := testNow.Add(10 * time.Second) // in the future, within the 30s leeway
+	const skew = 30 * time.Second
+	for _, tc := range []struct {
+		name   string
+		at     time.Time
+		reason authn.Reason // "" accepted
+	}{
+		{"exp+skew exactly", exp.Add(skew), ""},
+		{"just past exp+skew", exp.Add(skew + time.Nanosecond), authn.ReasonExpired},
+		{"nbf-skew exactly", nbf.Add(-skew), ""},
+		{"just before nbf-skew", nbf.Add(-skew - time.Nanosecond), authn.ReasonNotYetValid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newCacheFixture(t, 0)
+			cold := newCacheFixture(t, -1)
+			token := sign(t, jose.RS256, k.rsaA, "rsa", claims(issA, map[string]any{"exp": exp.Unix(), "nbf": nbf.Unix(), "iat": nbf.Unix()}))
+			must(f.v.Verify(context.Background(), token)) // cached at testNow
+			f.set(tc.at)
+			cold.set(tc.at)
+			_, err := f.v.Verify(context.Background(), token)
+			_, coldErr := cold.v.Verify(context.Background(), token)
+			if reasonOf(err) != tc.reason || reasonOf(coldErr) != tc.reason {
+				t.Fatalf("cached: %v; uncached: %v; want reason %q", err, coldErr, tc.reason)
+			}
+			if tc.reason == authn.ReasonExpired && f.v.cache.len() != 0 {
+				t.Fatal("an expired entry was kept")
+			}
+		})
+	}
+}
+
+func TestCacheFailuresNotCached(t *testing.T) {
+	f := newCacheFixture(t, 0)
+	k := keys()
+	ctx := context.Background()
+	for _, token := range []string{
+		sign(t, jose.RS256, k.rsaA, "rsa", claims(issA, map[string]any{"aud": "other"})),
+		sign(t, jose.RS256, k.attacker, "rsa", claims(issA, nil)),
+		sign(t, jose.RS256, k.rsaA, "rsa", claims(issA, map[string]any{"exp": testNow.Add(-time.Hour).Unix()})),
+	} {
+		if _, err := f.v.Verify(ctx, token); err == nil {
+			t.Fatal("accepted")
+		}
+	}
+	f.srcA.err = errUnavailableForTest
+	token := sign(t, jose.RS256, k.rsaA, "rsa", claims(issA, nil))
+	var u *authn.UnavailableError
+	if _, err := f.v.Verify(ctx, token); !errors.As(err, &u) {
+		t.Fatalf("got %v, want UnavailableError", err)
+	}
+	if n := f.v.cache.len(); n != 0 {
+		t.Fatalf("%d failures cached", n)
+	}
+	f.srcA.err = nil
+	must(f.v.Verify(ctx, token))
+	if n := f.v.cache.len(); n != 1 {
+		t.Fatalf("cache holds %d entries, want 1", n)
+	}
+}
+
+// TestCacheKeys: a cached token is served only while the key source would
+// still let its key verify it.
+func TestCacheKeys(t *testing.T) {
+	k := keys()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		change func(f *cacheFixture)
+		reason authn.Reason
+	}{
+		{"key removed", func(f *cacheFixture) { f.srcA.keys = f.srcA.keys[1:] }, authn.ReasonUnknownKID},
+		{"kid reused for another key", func(f *cacheFixture) { f.srcA.keys[0] = pub(k.rsaB, "rsa") }, authn.ReasonBadSignature},
+		{"keys unavailable", func(f *cacheFixture) { f.srcA.err = errUnavailableForTest }, authn.ReasonKeysUnavailable},
+		{"same key re-parsed", func(f *cacheFixture) {
+			var j jose.JSONWebKey
+			if err := j.UnmarshalJSON(must(f.srcA.keys[0].MarshalJSON())); err != nil {
+				panic(err)
+			}
+			f.srcA.keys[0] = j // equal key, new pointer: still a hit
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newCacheFixture(t, 0)
+			f.srcA.keys = append([]jose.JSONWebKey(nil), f.srcA.keys...)
+			token := sign(t, jose.RS256, k.rsaA, "rsa", claims(issA, nil))
+			must(f.v.Verify(ctx, token))
+			tc.change(f)
+			if _, err := f.v.Verify(ctx, token); reasonOf(err) != tc.reason {
+				t.Fatalf("got %v, want reason %q", err, tc.reason)
+			}
+		})
+	}
+}
+
+func TestCacheBound(t *testing.T) {
+	f := newCacheFixture(t, 5)
+	k := keys()
+	for i := range 50 {
+		token := sign(t, jose.HS256, k.hmac, "hs", claims(issA, map[string]any{"jti": fmt.Sprint(i)}))
+		for range 2 {
+			must(f.v.Verify(context.Background(), token))
+		}
+		if n := f.v.cache.len(); n > 5 {
+			t.Fatalf("cache holds %d entries, bound is 5", n)
+		}
+	}
+	if n := f.v.cache.len(); n == 0 {
+		t.Fatal("nothing cached")
+	}
+	if newCacheFixture(t, -1).v.cache != nil {
+		t.Fatal("a negative size did not disable the cache")
+	}
+}
+
+func TestCacheProviderRestriction(t *testing.T) {
+	f := newCacheFixture(t, 0)
+	token := sign(t, jose.RS256, keys().rsaA, "rsa", claims(issA, nil))
+	must(f.v.Verify(context.Background(), token)) // cached, any provider
+	onlyB := must(NewAuthenticator(f.v, []string{"b"}))
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	if _, err := onlyB.Authenticate(r); reasonOf(err) != authn.ReasonProviderDenied {
+		t.Fatalf("got %v, want %q", err, authn.ReasonProviderDenied)
+	}
+	onlyA := must(NewAuthenticator(f.v, []string{"a"}))
+	if id, err := onlyA.Authenticate(r); err != nil || id.Provider != "a" {
+		t.Fatalf("got %v, %v", id, err)
+	}
+}
+
+// TestCacheTampered: a variant of a cached token is a different key and is
+// verified in full.
+func TestCacheTampered(t *testing.T) {
+	f := newCacheFixture(t, 0)
+	token := sign(t, jose.RS256, keys().rsaA, "rsa", claims(issA, nil))
+	must(f.v.Verify(context.Background(), token))
+	flip := func(i int) string {
+		b := []byte(token)
+		if b[i] == 'A' {
+			b[i] = 'B'
+		} else {
+			b[i] = 'A'
+		}
+		return string(b)
+	}
+	for _, variant := range []string{flip(len(token) / 2), flip(len(token) - 10), flip(5), token + "A", token[:len(token)-4]} {
+		if id, err := f.v.Verify(context.Background(), variant); err == nil {
+			t.Fatalf("tampered token accepted: %+v", id)
+		}
+	}
+	must(f.v.Verify(context.Background(), token))
+}
+
+func TestCacheConcurrent(t *testing.T) {
+	f := newCacheFixture(t, 4)
+	k := keys()
+	var tokens []string
+	for i := range 8 {
+		tokens = append(tokens, sign(t, jose.HS256, k.hmac, "hs", claims(issA, map[string]any{"jti": fmt.Sprint(i)})))
+	}
+	bad := sign(t, jose.HS256, k.hmac, "hs", claims(issA, map[string]any{"aud": "other"}))
+	auth := must(NewAuthenticator(f.v, []string{"b"}))
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				token := tokens[(g+i)%len(tokens)]
+				if _, err := f.v.Verify(context.Background(), token); err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := f.v.Verify(context.Background(), bad); err == nil {
+					t.Error("bad token accepted")
+					return
+				}
+				r := httptest.NewRequest("GET", "/", nil)
+				r.Header.Set("Authorization", "Bearer "+token)
+				if _, err := auth.Authenticate(r); reasonOf(err) != authn.ReasonProviderDenied {
+					t.Errorf("got %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := f.v.cache.len(); n > 4 {
+		t.Fatalf("cache holds %d entries, bound is 4", n)
+	}
+}
