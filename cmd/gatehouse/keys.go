@@ -327,6 +327,23 @@ func apiContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), adminRequestTimeout)
 }
 
+// callAdmin makes one admin API request with the command's client, under
+// the request timeout, and reports a failure on stderr; when ok is false
+// the command exits with code.
+func callAdmin[T any](a *adminFlags, stderr io.Writer, do func(context.Context, *adminclient.Client) (T, error)) (out T, code int, ok bool) {
+	c, code := a.client(stderr)
+	if c == nil {
+		return out, code, false
+	}
+	ctx, cancel := apiContext()
+	defer cancel()
+	out, err := do(ctx, c)
+	if err != nil {
+		return out, apiFailed(stderr, c.BaseURL, err), false
+	}
+	return out, exitOK, true
+}
+
 // --- consumers ---
 
 func consumersCreate(args []string, stdout, stderr io.Writer) int {
@@ -343,19 +360,15 @@ func consumersCreate(args []string, stdout, stderr io.Writer) int {
 	if *name == "" {
 		return a.usageError("--name is required")
 	}
-	c, code := a.client(stderr)
-	if c == nil {
-		return code
-	}
-	ctx, cancel := apiContext()
-	defer cancel()
 	nc := adminclient.NewConsumer{Name: *name, Groups: groups, Tags: tags}
 	if len(meta) > 0 {
 		nc.Metadata = meta
 	}
-	out, err := c.CreateConsumer(ctx, nc)
-	if err != nil {
-		return apiFailed(stderr, c.BaseURL, err)
+	out, code, ok := callAdmin(a, stderr, func(ctx context.Context, c *adminclient.Client) (*adminclient.Consumer, error) {
+		return c.CreateConsumer(ctx, nc)
+	})
+	if !ok {
+		return code
 	}
 	if a.json {
 		return printJSON(stdout, out)
@@ -370,15 +383,11 @@ func consumersList(args []string, stdout, stderr io.Writer) int {
 	if _, code, stop := a.parseArgs(args, stdout); stop {
 		return code
 	}
-	c, code := a.client(stderr)
-	if c == nil {
+	list, code, ok := callAdmin(a, stderr, func(ctx context.Context, c *adminclient.Client) ([]adminclient.Consumer, error) {
+		return c.ListConsumers(ctx)
+	})
+	if !ok {
 		return code
-	}
-	ctx, cancel := apiContext()
-	defer cancel()
-	list, err := c.ListConsumers(ctx)
-	if err != nil {
-		return apiFailed(stderr, c.BaseURL, err)
 	}
 	if a.json {
 		if list == nil {
@@ -401,15 +410,11 @@ func consumersShow(args []string, stdout, stderr io.Writer) int {
 	if stop {
 		return code
 	}
-	c, code := a.client(stderr)
-	if c == nil {
+	out, code, ok := callAdmin(a, stderr, func(ctx context.Context, c *adminclient.Client) (*adminclient.Consumer, error) {
+		return c.GetConsumer(ctx, pos[0])
+	})
+	if !ok {
 		return code
-	}
-	ctx, cancel := apiContext()
-	defer cancel()
-	out, err := c.GetConsumer(ctx, pos[0])
-	if err != nil {
-		return apiFailed(stderr, c.BaseURL, err)
 	}
 	if a.json {
 		return printJSON(stdout, out)
@@ -424,14 +429,10 @@ func consumersDelete(args []string, stdout, stderr io.Writer) int {
 	if stop {
 		return code
 	}
-	c, code := a.client(stderr)
-	if c == nil {
+	if _, code, ok := callAdmin(a, stderr, func(ctx context.Context, c *adminclient.Client) (struct{}, error) {
+		return struct{}{}, c.DeleteConsumer(ctx, pos[0])
+	}); !ok {
 		return code
-	}
-	ctx, cancel := apiContext()
-	defer cancel()
-	if err := c.DeleteConsumer(ctx, pos[0]); err != nil {
-		return apiFailed(stderr, c.BaseURL, err)
 	}
 	if a.json {
 		return printJSON(stdout, map[string]string{"deleted": pos[0]})
@@ -481,17 +482,13 @@ func keysCreate(args []string, stdout, stderr io.Writer) int {
 			return a.usageError("--expires-in %q: want a positive duration such as 720h", *expiresIn)
 		}
 	}
-	c, code := a.client(stderr)
-	if c == nil {
-		return code
-	}
-	ctx, cancel := apiContext()
-	defer cancel()
-	out, err := c.CreateKey(ctx, *consumer, adminclient.NewKey{
-		Name: *name, Scopes: scopes, Routes: routes, RateLimitTier: *tier, ExpiresIn: *expiresIn,
+	out, code, ok := callAdmin(a, stderr, func(ctx context.Context, c *adminclient.Client) (*adminclient.IssuedKey, error) {
+		return c.CreateKey(ctx, *consumer, adminclient.NewKey{
+			Name: *name, Scopes: scopes, Routes: routes, RateLimitTier: *tier, ExpiresIn: *expiresIn,
+		})
 	})
-	if err != nil {
-		return apiFailed(stderr, c.BaseURL, err)
+	if !ok {
+		return code
 	}
 	if a.json {
 		return printJSON(stdout, out)
@@ -508,15 +505,11 @@ func keysList(args []string, stdout, stderr io.Writer) int {
 	if _, code, stop := a.parseArgs(args, stdout); stop {
 		return code
 	}
-	c, code := a.client(stderr)
-	if c == nil {
+	list, code, ok := callAdmin(a, stderr, func(ctx context.Context, c *adminclient.Client) ([]adminclient.Key, error) {
+		return c.ListKeys(ctx, *consumer)
+	})
+	if !ok {
 		return code
-	}
-	ctx, cancel := apiContext()
-	defer cancel()
-	list, err := c.ListKeys(ctx, *consumer)
-	if err != nil {
-		return apiFailed(stderr, c.BaseURL, err)
 	}
 	if a.json {
 		if list == nil {
@@ -540,15 +533,11 @@ func keysShow(args []string, stdout, stderr io.Writer) int {
 	if stop {
 		return code
 	}
-	c, code := a.client(stderr)
-	if c == nil {
+	k, code, ok := callAdmin(a, stderr, func(ctx context.Context, c *adminclient.Client) (*adminclient.Key, error) {
+		return c.GetKey(ctx, pos[0])
+	})
+	if !ok {
 		return code
-	}
-	ctx, cancel := apiContext()
-	defer cancel()
-	k, err := c.GetKey(ctx, pos[0])
-	if err != nil {
-		return apiFailed(stderr, c.BaseURL, err)
 	}
 	if a.json {
 		return printJSON(stdout, k)
@@ -569,15 +558,11 @@ func keysRotate(args []string, stdout, stderr io.Writer) int {
 			return a.usageError("--grace %q: want a duration such as 24h, or 0s", *grace)
 		}
 	}
-	c, code := a.client(stderr)
-	if c == nil {
+	out, code, ok := callAdmin(a, stderr, func(ctx context.Context, c *adminclient.Client) (*adminclient.RotatedKey, error) {
+		return c.RotateKey(ctx, pos[0], adminclient.Rotation{Grace: *grace})
+	})
+	if !ok {
 		return code
-	}
-	ctx, cancel := apiContext()
-	defer cancel()
-	out, err := c.RotateKey(ctx, pos[0], adminclient.Rotation{Grace: *grace})
-	if err != nil {
-		return apiFailed(stderr, c.BaseURL, err)
 	}
 	if a.json {
 		return printJSON(stdout, out)
@@ -602,15 +587,11 @@ func keysRevoke(args []string, stdout, stderr io.Writer) int {
 	if stop {
 		return code
 	}
-	c, code := a.client(stderr)
-	if c == nil {
+	k, code, ok := callAdmin(a, stderr, func(ctx context.Context, c *adminclient.Client) (*adminclient.Key, error) {
+		return c.RevokeKey(ctx, pos[0])
+	})
+	if !ok {
 		return code
-	}
-	ctx, cancel := apiContext()
-	defer cancel()
-	k, err := c.RevokeKey(ctx, pos[0])
-	if err != nil {
-		return apiFailed(stderr, c.BaseURL, err)
 	}
 	if a.json {
 		return printJSON(stdout, k)
