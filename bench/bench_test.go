@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary play the harness's server roles, as the
+// harness binary does: the smoke test starts it again as its children.
+func TestMain(m *testing.M) {
+	if role := os.Getenv(roleEnv); role != "" {
+		if err := runChild(role, os.Args[1:]); err != nil {
+			os.Stderr.WriteString("bench " + role + ": " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestHarnessSmoke runs the whole harness with tiny phases: every server
+// starts, the self-check passes (credentials are required and checked),
+// every scenario is measured without a failed request, and the table, the
+// JSON and the budget are produced. The numbers themselves are not judged
+// here: performance is judged by the full run, not by a unit test.
+func TestHarnessSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three servers and sends a few thousand requests")
+	}
+	out := filepath.Join(t.TempDir(), "results.json")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{
+		"-rounds", "1", "-warmup", "100ms", "-duration", "300ms", "-latency", "300ms",
+		"-cold-tokens", "200", "-conns", "8", "-soak", "2s", "-soak-warmup", "1s",
+		"-check=false", "-json", out,
+	}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res results
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"direct", "bare-proxy", "gatehouse-public", "apikey",
+		"jwt-rs256-warm", "jwt-es256-warm", "jwt-eddsa-warm",
+		"jwt-rs256-cold", "jwt-es256-cold", "jwt-eddsa-cold", "jwt-rs256-cel"}
+	if len(res.Scenarios) != len(want) {
+		t.Fatalf("%d scenarios, want %d", len(res.Scenarios), len(want))
+	}
+	for i, s := range res.Scenarios {
+		if s.Name != want[i] {
+			t.Errorf("scenario %d = %s, want %s", i, s.Name, want[i])
+		}
+		if s.RPS <= 0 || s.Rounds[0].Requests == 0 || s.Latency[0].Requests == 0 {
+			t.Errorf("%s: nothing measured: %+v", s.Name, s)
+		}
+		if s.AllocsPerReq <= 0 || s.P99 <= 0 || s.P99 < s.P50 || s.P999 < s.P99 {
+			t.Errorf("%s: implausible figures: allocs %.1f p50 %v p99 %v p99.9 %v", s.Name, s.AllocsPerReq, s.P50, s.P99, s.P999)
+		}
+		if !strings.Contains(stdout.String(), "| "+s.Name+" |") {
+			t.Errorf("%s missing from the Markdown table", s.Name)
+		}
+	}
+	if bare := res.Scenarios[1]; bare.Ratio != 1 {
+		t.Errorf("bare proxy ratio %v, want 1", bare.Ratio)
+	}
+	// Cold phases may use at most the tokens they were given.
+	for _, s := range res.Scenarios {
+		if s.Kind == kindCold && s.Rounds[0].Requests > 200 {
+			t.Errorf("%s: %d requests from 200 tokens", s.Name, s.Rounds[0].Requests)
+		}
+	}
+	if res.Soak == nil || res.Soak.Requests == 0 || res.Soak.Baseline.HeapInuse == 0 || res.Soak.End.HeapInuse == 0 {
+		t.Errorf("soak not measured: %+v", res.Soak)
+	}
+	// 6 throughput lines (4 warm kinds + cel + cold RS256), 9 latency lines, 2 soak lines.
+	if len(res.Budget) != 6+9+2 {
+		t.Errorf("%d budget lines, want %d: %+v", len(res.Budget), 6+9+2, res.Budget)
+	}
+}
+
+func TestBudget(t *testing.T) {
+	ms := time.Millisecond
+	mk := func(warmRatio, coldRatio float64, added time.Duration, heapGrowth uint64, goroutines int) *results {
+		r := &results{Settings: map[string]any{"connections": 64}}
+		r.Scenarios = []*scenarioResult{
+			{Name: "bare-proxy", Kind: kindReference, Ratio: 1},
+			{Name: "apikey", Kind: kindWarm, Ratio: warmRatio, P99Added: added},
+			{Name: "jwt-rs256-cold", Kind: kindCold, Ratio: coldRatio, P99Added: added},
+			{Name: "jwt-es256-cold", Kind: kindCold, Ratio: 0.1, P99Added: added},
+		}
+		r.Soak = &soakResult{Duration: "60s",
+			Baseline: stats{HeapInuse: 100 << 20, Goroutines: 50},
+			End:      stats{HeapInuse: 100<<20 + heapGrowth, Goroutines: 50 + goroutines}}
+		r.evaluateBudget()
+		return r
+	}
+	for _, tc := range []struct {
+		name   string
+		r      *results
+		failed []string // rules expected to fail, by prefix
+	}{
+		{"all met", mk(0.95, 0.7, ms/2, 1<<20, 2), nil},
+		{"at the limits", mk(0.90, 0.60, ms, 10<<20, 10), nil},
+		{"warm too slow", mk(0.89, 0.7, 0, 0, 0), []string{"apikey throughput"}},
+		{"cold too slow", mk(0.95, 0.59, 0, 0, 0), []string{"jwt-rs256-cold throughput"}},
+		{"latency", mk(0.95, 0.7, ms+1, 0, 0), []string{"apikey p99", "jwt-rs256-cold p99", "jwt-es256-cold p99"}},
+		{"heap grows", mk(0.95, 0.7, 0, 11<<20, 0), []string{"heap in use"}},
+		{"goroutines leak", mk(0.95, 0.7, 0, 0, 11), []string{"goroutines"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var failed []string
+			for _, l := range tc.r.Budget {
+				if !l.Pass {
+					failed = append(failed, l.Rule)
+				}
+			}
+			if len(failed) != len(tc.failed) {
+				t.Fatalf("failed %q, want %q", failed, tc.failed)
+			}
+			for i := range failed {
+				if !strings.HasPrefix(failed[i], tc.failed[i]) {
+					t.Fatalf("failed %q, want %q", failed, tc.failed)
+				}
+			}
+			if tc.r.budgetMet() != (len(tc.failed) == 0) {
+				t.Fatal("budgetMet disagrees with the lines")
+			}
+		})
+	}
+}
+
+func TestQuantile(t *testing.T) {
+	p := &phase{}
+	for i := 1; i <= 1000; i++ {
+		p.lat = append(p.lat, time.Duration(i))
+	}
+	for q, want := range map[float64]time.Duration{0.5: 500, 0.99: 990, 0.999: 999, 1: 1000, 0: 1} {
+		if got := p.quantile(q); got != want {
+			t.Errorf("quantile(%v) = %v, want %v", q, got, want)
+		}
+	}
+	if (&phase{}).quantile(0.99) != 0 {
+		t.Error("empty phase")
+	}
+}
+
+func TestPoolEndsWhenUsedUp(t *testing.T) {
+	p := &pool{values: []string{"a", "b"}}
+	for _, want := range []string{"a", "b"} {
+		if got, ok := p.next(); !ok || got != want {
+			t.Fatalf("next = %q %v, want %q", got, ok, want)
+		}
+	}
+	if _, ok := p.next(); ok {
+		t.Fatal("a used-up pool must end the phase")
+	}
+	c := &cycle{values: []string{"a", "b"}}
+	for _, want := range []string{"a", "b", "a"} {
+		if got, _ := c.next(); got != want {
+			t.Fatalf("cycle = %q, want %q", got, want)
+		}
+	}
+}
+
+func TestTamperChangesTheCredential(t *testing.T) {
+	for _, v := range []string{"Bearer aaaaaaaaaaaaaaaaaaaa", "gh_AAAAAAAAAAAAAAAAAAAAAAAA"} {
+		got := tamper(v)
+		if got == v || len(got) != len(v) {
+			t.Errorf("tamper(%q) = %q", v, got)
+		}
+	}
+}
+
+func TestOptions(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		ok   bool
+	}{
+		{nil, true},
+		{[]string{"-quick"}, true},
+		{[]string{"-quick", "-soak", "0"}, true},
+		{[]string{"-conns", "0"}, false},
+		{[]string{"-rate", "1.5"}, false},
+		{[]string{"-soak", "5s", "-soak-warmup", "5s"}, false},
+		{[]string{"-duration", "1h"}, false},
+		{[]string{"extra"}, false},
+	} {
+		o, err := parseOptions(tc.args, &bytes.Buffer{})
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: err %v, want ok=%v", tc.args, err, tc.ok)
+		}
+		if err == nil && len(tc.args) == 3 && o.soak != 0 {
+			t.Errorf("%q: -soak given explicitly must win over -quick", tc.args)
+		}
+	}
+}

@@ -1,0 +1,320 @@
+package main
+
+// The servers under test each run in a process of their own (this binary,
+// started again with roleEnv set), so that the allocations and heap of each
+// are measured apart from the load generator's, and so that a Go scheduler
+// shared with the client cannot flatter or penalise one scenario.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/http/pprof"
+	"net/url"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/pipeline"
+)
+
+// roleEnv selects a server role when this binary is started as a child.
+const roleEnv = "GATEHOUSE_BENCH_ROLE"
+
+// childLifetime bounds how long any child lives, whatever happens to the
+// harness: a load test must stop by itself.
+const childLifetime = 30 * time.Minute
+
+// ready is the one JSON line a child prints once it serves.
+type ready struct {
+	Addr    string `json:"addr"`    // the server under test
+	Admin   string `json:"admin"`   // Gatehouse's admin listener, if any
+	Control string `json:"control"` // /stats and /debug/pprof of the child
+}
+
+// runChild serves the role named by roleEnv until its standard input
+// closes (the harness exited or closed it) or childLifetime passes.
+func runChild(role string, args []string) error {
+	var (
+		rd       ready
+		shutdown func()
+		err      error
+	)
+	switch role {
+	case "upstream":
+		rd.Addr, shutdown, err = serveUpstream()
+	case "bare":
+		if len(args) != 1 {
+			return errors.New("bare: want the upstream URL")
+		}
+		rd.Addr, shutdown, err = serveBareProxy(args[0])
+	case "gatehouse":
+		if len(args) != 1 {
+			return errors.New("gatehouse: want the configuration file")
+		}
+		rd.Addr, rd.Admin, shutdown, err = serveGatehouse(args[0])
+	default:
+		return fmt.Errorf("unknown role %q", role)
+	}
+	if err != nil {
+		return err
+	}
+	defer shutdown()
+	ctl, err := listen()
+	if err != nil {
+		return err
+	}
+	go func() { _ = http.Serve(ctl, controlHandler()) }()
+	rd.Control = ctl.Addr().String()
+	if err := json.NewEncoder(os.Stdout).Encode(rd); err != nil {
+		return err
+	}
+	stdinClosed := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(stdinClosed)
+	}()
+	select {
+	case <-stdinClosed:
+	case <-time.After(childLifetime):
+	}
+	return nil
+}
+
+func listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// serveUpstream is the trivial backend every scenario ends at. It echoes
+// the subject Gatehouse asserted, so the harness can check that identity
+// really travelled.
+func serveUpstream() (string, func(), error) {
+	ln, err := listen()
+	if err != nil {
+		return "", nil, err
+	}
+	body := []byte("ok\n")
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if s := r.Header.Get("X-Auth-Subject"); s != "" {
+				w.Header()["X-Seen-Subject"] = []string{s}
+			}
+			w.Header()["Content-Type"] = []string{"text/plain"}
+			_, _ = w.Write(body)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() { _ = srv.Serve(ln) }()
+	return ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+// serveBareProxy is the reference: httputil.ReverseProxy with the same
+// upstream transport settings and pooled copy buffers as Gatehouse's proxy
+// (internal/proxy), and nothing else. Without the buffer pool it would
+// allocate 32 KiB per request and flatter every ratio.
+func serveBareProxy(upstream string) (string, func(), error) {
+	target, err := url.Parse(upstream)
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := listen()
+	if err != nil {
+		return "", nil, err
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.SetXForwarded()
+		},
+		Transport: &http.Transport{
+			DialContext:         dialer.DialContext,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+			ForceAttemptHTTP2:   true,
+			DisableCompression:  true,
+		},
+		BufferPool: &bufferPool{},
+	}
+	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+// serveGatehouse runs the real gateway (the code `gatehouse run` runs) on
+// the harness's configuration file.
+func serveGatehouse(path string) (addr, admin string, shutdown func(), err error) {
+	cfg, file, err := config.Load(path)
+	if err != nil {
+		return "", "", nil, err
+	}
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	gw, err := gateway.New(cfg, file, gateway.Options{
+		Log:      logger,
+		Pipeline: pipeline.Options{Log: logger, Stdout: io.Discard, Stderr: os.Stderr},
+	})
+	if err != nil {
+		return "", "", nil, err
+	}
+	gw.Serve()
+	shutdown = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = gw.Shutdown(ctx)
+	}
+	a := gw.Addr("main")
+	if a == nil || gw.AdminAddr() == nil {
+		shutdown()
+		return "", "", nil, errors.New("gatehouse: the configuration needs a listener named main and an admin listener")
+	}
+	return a.String(), gw.AdminAddr().String(), shutdown, nil
+}
+
+// stats is what a child reports of its own memory.
+type stats struct {
+	Mallocs    uint64 `json:"mallocs"`     // cumulative heap objects allocated
+	TotalAlloc uint64 `json:"total_alloc"` // cumulative bytes allocated
+	HeapInuse  uint64 `json:"heap_inuse"`  // bytes in in-use heap spans
+	HeapAlloc  uint64 `json:"heap_alloc"`  // bytes of reachable (and not yet swept) objects
+	NumGC      uint32 `json:"num_gc"`
+	Goroutines int    `json:"goroutines"`
+}
+
+func readStats(gc bool) stats {
+	if gc {
+		runtime.GC()
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return stats{
+		Mallocs: m.Mallocs, TotalAlloc: m.TotalAlloc, HeapInuse: m.HeapInuse,
+		HeapAlloc: m.HeapAlloc, NumGC: m.NumGC, Goroutines: runtime.NumGoroutine(),
+	}
+}
+
+func controlHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(readStats(r.URL.Query().Get("gc") == "1"))
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	return mux
+}
+
+// child is a server process started by the harness.
+type child struct {
+	name  string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	ready
+	stderr *lockedBuffer
+}
+
+// startChild starts this binary in role and waits for its ready line.
+func startChild(ctx context.Context, role string, args ...string) (*child, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe, args...)
+	cmd.Env = append(os.Environ(), roleEnv+"="+role)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	c := &child{name: role, cmd: cmd, stdin: stdin, stderr: &lockedBuffer{}}
+	cmd.Stderr = c.stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(stdout).ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &c.ready)
+	}
+	if err != nil {
+		c.stop()
+		return nil, fmt.Errorf("%s did not start: %v\n%s", role, err, c.stderr.tail())
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return c, nil
+}
+
+// stop closes the child's standard input, which makes it exit, and waits;
+// a child that does not exit within 10 s is killed.
+func (c *child) stop() {
+	_ = c.stdin.Close()
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// stats asks the child for its memory statistics, after a full GC when gc.
+func (c *child) stats(gc bool) (stats, error) {
+	u := "http://" + c.Control + "/stats"
+	if gc {
+		u += "?gc=1"
+	}
+	res, err := http.Get(u)
+	if err != nil {
+		return stats{}, err
+	}
+	defer res.Body.Close()
+	var s stats
+	err = json.NewDecoder(res.Body).Decode(&s)
+	return s, err
+}
+
+// lockedBuffer keeps the last 64 KiB a child wrote to standard error.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - 64<<10; over > 0 {
+		b.buf = b.buf[over:]
+	}
+	return len(p), nil
+}
+
+func (b *lockedBuffer) tail() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.TrimSpace(string(b.buf))
+}
+
+// bufferPool recycles the ReverseProxy's 32 KiB copy buffers.
+type bufferPool struct{ pool sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if p, ok := b.pool.Get().(*[]byte); ok {
+		return *p
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }

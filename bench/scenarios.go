@@ -1,0 +1,327 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/adminclient"
+)
+
+// kind tells how a scenario's credentials behave, which decides the
+// budget it is held to.
+type kind string
+
+const (
+	kindReference kind = "reference" // direct, bare proxy: no credential
+	kindPublic    kind = "public"    // Gatehouse, no credential
+	kindWarm      kind = "warm"      // the same credential every request
+	kindCold      kind = "cold"      // a credential never seen before, every request
+)
+
+// scenario is one configuration measured in every round.
+type scenario struct {
+	Name        string
+	Description string
+	Kind        kind
+	server      string // "upstream", "bare" or "gatehouse"
+	path        string
+	header      string
+	// credential returns the credentials for a phase that may send up to
+	// n requests; nil for scenarios without credentials.
+	credential func(n int) (credentials, error)
+}
+
+// bed is the running test bed: the three servers and what the scenarios
+// need from them.
+type bed struct {
+	dir      string
+	upstream *child
+	bare     *child
+	gate     *child
+	issuers  map[string]*issuer
+	apiKey   string
+	minted   int // tokens minted so far: every token's subject is distinct
+	children []*child
+}
+
+// gatehouseConfig is the configuration of the Gatehouse under test: what a
+// production deployment has (access log and audit on, to files), one
+// route per scenario, keys for three providers and an embedded key store.
+const gatehouseConfig = `# Written by the benchmark harness (bench/).
+listeners:
+  - name: main
+    address: "127.0.0.1:0"
+admin:
+  address: "127.0.0.1:0"
+  token_file: {{dir}}/admin.token
+access_log:
+  output: {{dir}}/access.log
+audit:
+  output: {{dir}}/audit.log
+log:
+  level: warn
+lifecycle:
+  watch_config: false
+  drain_timeout: 1s
+identity_providers:
+{{providers}}
+api_keys:
+  store:
+    type: embedded
+    path: {{dir}}/keys.db
+routes:
+  - name: public
+    public: true
+    match: {path_prefix: /public}
+    upstream: {targets: ["{{upstream}}"]}
+  - name: apikey
+    match: {path_prefix: /apikey}
+    authenticate: {methods: [api_key]}
+    upstream: {targets: ["{{upstream}}"]}
+  - name: jwt
+    match: {path_prefix: /jwt}
+    authenticate: {methods: [jwt]}
+    upstream: {targets: ["{{upstream}}"]}
+  - name: jwt-policy
+    match: {path: "/policy/{tenant}/orders"}
+    authenticate: {methods: [jwt]}
+    authorize:
+      scopes: {all_of: [orders:read]}
+      expression: >-
+        "bench" in identity.groups && identity.subject.startsWith("user-")
+        && request.path_params.tenant == "acme" && request.method == "GET"
+    upstream: {targets: ["{{upstream}}"]}
+`
+
+const providerConfig = `  - name: %s
+    issuer: %s
+    audiences: [%s]
+    algorithms: [%s]
+    static_keys: {files: [%s]}
+    claims: {groups: groups}
+`
+
+// startBed starts the upstream, the bare proxy and Gatehouse, and issues
+// the API key the API-key scenario uses.
+func startBed(ctx context.Context, dir string) (_ *bed, err error) {
+	b := &bed{dir: dir, issuers: map[string]*issuer{}}
+	defer func() {
+		if err != nil {
+			b.stop()
+		}
+	}()
+	issuers, err := newIssuers(dir)
+	if err != nil {
+		return nil, err
+	}
+	var providers strings.Builder
+	for _, is := range issuers {
+		b.issuers[is.name] = is
+		fmt.Fprintf(&providers, providerConfig, is.name, is.iss, audience, is.alg, is.jwks)
+	}
+	if b.upstream, err = b.start(ctx, "upstream"); err != nil {
+		return nil, err
+	}
+	upstreamURL := "http://" + b.upstream.Addr
+	if b.bare, err = b.start(ctx, "bare", upstreamURL); err != nil {
+		return nil, err
+	}
+	cfg := strings.NewReplacer("{{dir}}", dir, "{{providers}}", strings.TrimRight(providers.String(), "\n"),
+		"{{upstream}}", upstreamURL).Replace(gatehouseConfig)
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	if b.gate, err = b.start(ctx, "gatehouse", cfgPath); err != nil {
+		return nil, err
+	}
+	if b.apiKey, err = b.issueAPIKey(ctx); err != nil {
+		return nil, fmt.Errorf("issuing the API key: %w", err)
+	}
+	return b, nil
+}
+
+func (b *bed) start(ctx context.Context, role string, args ...string) (*child, error) {
+	c, err := startChild(ctx, role, args...)
+	if err != nil {
+		return nil, err
+	}
+	b.children = append(b.children, c)
+	return c, nil
+}
+
+func (b *bed) stop() {
+	for i := len(b.children) - 1; i >= 0; i-- {
+		b.children[i].stop()
+	}
+}
+
+// issueAPIKey creates a consumer and a key through the admin API, as an
+// operator would.
+func (b *bed) issueAPIKey(ctx context.Context) (string, error) {
+	token, err := os.ReadFile(filepath.Join(b.dir, "admin.token"))
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ac := &adminclient.Client{BaseURL: "http://" + b.gate.Admin, Token: strings.TrimSpace(string(token))}
+	if _, err := ac.CreateConsumer(ctx, adminclient.NewConsumer{Name: "bench", Groups: []string{"bench"}}); err != nil {
+		return "", err
+	}
+	k, err := ac.CreateKey(ctx, "bench", adminclient.NewKey{Name: "bench", Scopes: []string{"orders:read"}})
+	if err != nil {
+		return "", err
+	}
+	return k.Secret, nil
+}
+
+// server returns the child a scenario sends its requests to.
+func (b *bed) server(s *scenario) *child {
+	switch s.server {
+	case "upstream":
+		return b.upstream
+	case "bare":
+		return b.bare
+	}
+	return b.gate
+}
+
+func (b *bed) url(s *scenario) string { return "http://" + b.server(s).Addr + s.path }
+
+// mint signs n new tokens of issuer name.
+func (b *bed) mint(name string, n int) ([]string, error) {
+	toks, err := b.issuers[name].mintMany(n, b.minted)
+	b.minted += n
+	return toks, err
+}
+
+// scenarios lists what every round measures, in the order measured.
+func (b *bed) scenarios() []*scenario {
+	list := []*scenario{
+		{Name: "direct", Kind: kindReference, server: "upstream", path: "/direct",
+			Description: "The load generator straight to the upstream: the ceiling of this machine."},
+		{Name: "bare-proxy", Kind: kindReference, server: "bare", path: "/bare",
+			Description: "A bare httputil.ReverseProxy (Rewrite, X-Forwarded-*), same transport settings: the reference for every ratio."},
+		{Name: "gatehouse-public", Kind: kindPublic, server: "gatehouse", path: "/public/x",
+			Description: "Gatehouse on a public route: request id, header stripping, routing, access log, proxy."},
+		{Name: "apikey", Kind: kindWarm, server: "gatehouse", path: "/apikey/x", header: "X-API-Key",
+			credential: func(int) (credentials, error) { return repeated(b.apiKey), nil },
+			Description: "An API key from the embedded (bbolt) store, the same key every request; authn audit event and identity headers."},
+	}
+	for _, alg := range []string{"rs256", "es256", "eddsa"} {
+		upper := strings.ToUpper(alg)
+		if alg == "eddsa" {
+			upper = "EdDSA"
+		}
+		list = append(list, &scenario{Name: "jwt-" + alg + "-warm", Kind: kindWarm, server: "gatehouse", path: "/jwt/x", header: "Authorization",
+			credential: func(int) (credentials, error) {
+				t, err := b.mint(alg, 1)
+				if err != nil {
+					return nil, err
+				}
+				return repeated("Bearer " + t[0]), nil
+			},
+			Description: "A " + upper + " JWT, one token repeated: served by the verified-token cache."})
+	}
+	for _, alg := range []string{"rs256", "es256", "eddsa"} {
+		upper := strings.ToUpper(alg)
+		if alg == "eddsa" {
+			upper = "EdDSA"
+		}
+		list = append(list, &scenario{Name: "jwt-" + alg + "-cold", Kind: kindCold, server: "gatehouse", path: "/jwt/x", header: "Authorization",
+			credential: func(n int) (credentials, error) {
+				toks, err := b.mint(alg, n)
+				if err != nil {
+					return nil, err
+				}
+				for i := range toks {
+					toks[i] = "Bearer " + toks[i]
+				}
+				return &pool{values: toks}, nil
+			},
+			Description: "A " + upper + " JWT never seen before on every request (pre-minted): full parse and signature check."})
+	}
+	list = append(list, &scenario{Name: "jwt-rs256-cel", Kind: kindWarm, server: "gatehouse", path: "/policy/acme/orders", header: "Authorization",
+		credential: func(int) (credentials, error) {
+			t, err := b.mint("rs256", 1)
+			if err != nil {
+				return nil, err
+			}
+			return repeated("Bearer " + t[0]), nil
+		},
+		Description: "An RS256 JWT (repeated) on a route with a scope rule and a CEL expression over identity and request."})
+	return list
+}
+
+// selfCheck proves, before anything is measured, that each scenario does
+// what its name says: credentials are required and really checked, and
+// the identity reaches the upstream.
+func (b *bed) selfCheck(ctx context.Context, list []*scenario) error {
+	c := newClient(1)
+	defer c.CloseIdleConnections()
+	get := func(url, header, value string) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return nil, err
+		}
+		if header != "" {
+			req.Header.Set(header, value)
+		}
+		res, err := c.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		res.Body.Close()
+		return res, nil
+	}
+	for _, s := range list {
+		value := ""
+		if s.credential != nil {
+			cr, err := s.credential(1)
+			if err != nil {
+				return err
+			}
+			value, _ = cr.next()
+		}
+		res, err := get(b.url(s), s.header, value)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.Name, err)
+		}
+		if res.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: status %d with a valid credential", s.Name, res.StatusCode)
+		}
+		if s.credential == nil {
+			continue
+		}
+		if got := res.Header.Get("X-Seen-Subject"); got == "" {
+			return fmt.Errorf("%s: the upstream saw no X-Auth-Subject", s.Name)
+		}
+		for _, bad := range []string{"", tamper(value)} {
+			res, err := get(b.url(s), s.header, bad)
+			if err != nil {
+				return fmt.Errorf("%s: %w", s.Name, err)
+			}
+			if res.StatusCode != http.StatusUnauthorized {
+				return fmt.Errorf("%s: status %d with credential %q, want 401", s.Name, res.StatusCode, bad)
+			}
+		}
+	}
+	return nil
+}
+
+// tamper changes one character in the middle of a credential, so that its
+// format still holds but its signature (or hash) no longer matches.
+func tamper(v string) string {
+	i := len(v) - 10 // inside a JWT's signature, inside an API key's secret
+	r := byte('A')
+	if v[i] == 'A' {
+		r = 'B'
+	}
+	return v[:i] + string(r) + v[i+1:]
+}
