@@ -211,7 +211,7 @@ func (b *bed) scenarios() []*scenario {
 		{Name: "gatehouse-public", Kind: kindPublic, server: "gatehouse", path: "/public/x",
 			Description: "Gatehouse on a public route: request id, header stripping, routing, access log, proxy."},
 		{Name: "apikey", Kind: kindWarm, server: "gatehouse", path: "/apikey/x", header: "X-API-Key",
-			credential: func(int) (credentials, error) { return repeated(b.apiKey), nil },
+			credential:  func(int) (credentials, error) { return repeated(b.apiKey), nil },
 			Description: "An API key from the embedded (bbolt) store, the same key every request; authn audit event and identity headers."},
 	}
 	for _, alg := range []string{"rs256", "es256", "eddsa"} {
