@@ -1,16 +1,23 @@
-// Package accesslog writes one structured JSON line per request through
-// log/slog. It never logs headers, cookies or bodies, and it replaces the
-// values of credential-carrying query parameters before anything is written.
+// Package accesslog writes one structured JSON line per request. It never
+// logs headers, cookies or bodies, and it replaces the values of
+// credential-carrying query parameters before anything is written.
+//
+// Lines have the shape of log/slog's JSONHandler output (time, level, msg,
+// then the request's fields), but are encoded by hand into a pooled buffer:
+// this runs on every request, and slog's generic attribute handling cost
+// more than everything else Gatehouse does for a public route.
 package accesslog
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/jsonenc"
 )
 
 // builtinRedacted are query parameters that carry credentials in common
@@ -48,22 +55,49 @@ type Entry struct {
 
 // Logger writes access log lines. Safe for concurrent use.
 type Logger struct {
-	log    *slog.Logger
+	out    *output // nil: the Logger writes nothing
 	redact map[string]bool
 }
 
-// New returns a Logger writing JSON lines to w. extraRedact adds query
-// parameter names (case-insensitive) to the built-in list of credentials.
+// New returns a Logger writing JSON lines to w, one Write per line, as
+// each request ends. extraRedact adds query parameter names
+// (case-insensitive) to the built-in list of credentials.
 func New(w io.Writer, extraRedact []string) *Logger {
-	redact := make(map[string]bool, len(builtinRedacted)+len(extraRedact))
+	return &Logger{out: &output{w: w}, redact: redactSet(extraRedact)}
+}
+
+// NewBuffered is New with the lines collected in a buffer (BufferSize),
+// written when it is full, by Flush, and otherwise at most FlushInterval
+// after a line enters it, so a request never waits for a write to the
+// log's destination. Every Write holds whole lines only, so several
+// Loggers can share one destination without splitting each other's lines.
+//
+// Close writes what is buffered and closes closer (may be nil): call it
+// when the Logger is retired, so no line is lost on a graceful stop. A
+// line logged after Close is written through to w at once.
+func NewBuffered(w io.Writer, closer io.Closer, extraRedact []string) *Logger {
+	out := &output{w: w, closer: closer, buf: make([]byte, 0, BufferSize)}
+	out.timer = time.AfterFunc(time.Hour, func() { _ = out.flush() })
+	out.timer.Stop()
+	return &Logger{out: out, redact: redactSet(extraRedact)}
+}
+
+// FlushInterval bounds how long a line may sit in a buffered Logger.
+const FlushInterval = 200 * time.Millisecond
+
+// BufferSize is the buffer of a buffered Logger; lines are written sooner
+// when it fills up.
+const BufferSize = 64 << 10
+
+func redactSet(extra []string) map[string]bool {
+	redact := make(map[string]bool, len(builtinRedacted)+len(extra))
 	for _, k := range builtinRedacted {
 		redact[k] = true
 	}
-	for _, k := range extraRedact {
+	for _, k := range extra {
 		redact[strings.ToLower(k)] = true
 	}
-	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})
-	return &Logger{log: slog.New(h), redact: redact}
+	return redact
 }
 
 // Discard is a Logger that writes nothing (access log disabled).
@@ -71,71 +105,194 @@ func Discard() *Logger { return &Logger{} }
 
 // Log writes e as one line.
 func (l *Logger) Log(e *Entry) {
-	if l == nil || l.log == nil {
+	if l == nil || l.out == nil {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 20)
-	attrs = append(attrs,
-		slog.String("request_id", e.RequestID),
-		slog.String("listener", e.Listener),
-		slog.String("route", e.Route),
-		slog.String("method", e.Method),
-		slog.String("host", e.Host),
-		slog.String("path", e.Path),
-	)
-	if e.RawQuery != "" {
-		attrs = append(attrs, slog.String("query", l.RedactQuery(e.RawQuery)))
+	bp := linePool.Get().(*[]byte)
+	line := l.appendLine((*bp)[:0], e, time.Now())
+	l.out.write(line)
+	if cap(line) <= maxPooledLine {
+		*bp = line
+		linePool.Put(bp)
 	}
-	attrs = append(attrs,
-		slog.String("proto", e.Proto),
-		slog.Int("status", e.Status),
-		slog.Int64("bytes", e.Bytes),
-		slog.Float64("duration_ms", ms(e.Duration)),
-		slog.String("client_ip", addrString(e.ClientIP)),
-	)
+}
+
+// linePool holds line buffers; maxPooledLine keeps a rare huge line (a
+// long query string) from being held forever.
+var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledLine = 16 << 10
+
+// appendLine appends e as the JSON line log/slog's JSONHandler would
+// write for it at time now: the same keys, in the same order, with the
+// same formatting of strings, numbers and times.
+func (l *Logger) appendLine(b []byte, e *Entry, now time.Time) []byte {
+	b = append(b, `{"time":"`...)
+	b = now.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request","request_id":`...)
+	b = jsonenc.AppendString(b, e.RequestID, jsonenc.Slog)
+	b = appendField(b, `,"listener":`, e.Listener)
+	b = appendField(b, `,"route":`, e.Route)
+	b = appendField(b, `,"method":`, e.Method)
+	b = appendField(b, `,"host":`, e.Host)
+	b = appendField(b, `,"path":`, e.Path)
+	if e.RawQuery != "" {
+		var scratch [256]byte
+		b = append(b, `,"query":`...)
+		b = jsonenc.AppendString(b, l.appendRedactedQuery(scratch[:0], e.RawQuery), jsonenc.Slog)
+	}
+	b = appendField(b, `,"proto":`, e.Proto)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(e.Status), 10)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, e.Bytes, 10)
+	b = append(b, `,"duration_ms":`...)
+	b = jsonenc.AppendFloat(b, ms(e.Duration))
+	b = append(b, `,"client_ip":`...)
+	if e.ClientIP.IsValid() {
+		var scratch [64]byte
+		b = jsonenc.AppendString(b, e.ClientIP.AppendTo(scratch[:0]), jsonenc.Slog)
+	} else {
+		b = append(b, `""`...)
+	}
 	if e.Upstream != "" {
-		attrs = append(attrs,
-			slog.String("upstream", e.Upstream),
-			slog.Float64("upstream_latency_ms", ms(e.UpstreamLatency)))
+		b = appendField(b, `,"upstream":`, e.Upstream)
+		b = append(b, `,"upstream_latency_ms":`...)
+		b = jsonenc.AppendFloat(b, ms(e.UpstreamLatency))
 	}
 	if e.Subject != "" || e.AuthMethod != "" {
-		attrs = append(attrs, slog.String("subject", e.Subject), slog.String("auth_method", e.AuthMethod))
+		b = appendField(b, `,"subject":`, e.Subject)
+		b = appendField(b, `,"auth_method":`, e.AuthMethod)
 	}
 	if e.Error != "" {
-		attrs = append(attrs, slog.String("error", e.Error))
+		b = appendField(b, `,"error":`, e.Error)
 	}
-	l.log.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+	return append(b, "}\n"...)
+}
+
+func appendField(b []byte, key, value string) []byte {
+	b = append(b, key...)
+	return jsonenc.AppendString(b, value, jsonenc.Slog)
 }
 
 // RedactQuery returns rawQuery with the values of credential parameters
 // replaced. A pair whose name cannot be decoded is redacted too: an
 // encoding trick must not smuggle a secret past the filter.
 func (l *Logger) RedactQuery(rawQuery string) string {
-	var b strings.Builder
-	b.Grow(len(rawQuery))
-	for i, pair := range strings.Split(rawQuery, "&") {
+	return string(l.appendRedactedQuery(make([]byte, 0, len(rawQuery)), rawQuery))
+}
+
+// appendRedactedQuery appends RedactQuery(rawQuery) to b.
+func (l *Logger) appendRedactedQuery(b []byte, rawQuery string) []byte {
+	for i, rest := 0, rawQuery; ; i++ {
+		pair, next, more := strings.Cut(rest, "&")
 		if i > 0 {
-			b.WriteByte('&')
+			b = append(b, '&')
 		}
 		name, _, hasValue := strings.Cut(pair, "=")
-		key, err := url.QueryUnescape(name)
-		if err != nil || l.redact[strings.ToLower(key)] {
-			b.WriteString(name)
-			if hasValue || err != nil {
-				b.WriteString("=" + Redacted)
-			}
-			continue
+		key, err := name, error(nil)
+		if strings.ContainsAny(name, "%+") {
+			// Without these, unescaping is the identity and cannot fail.
+			key, err = url.QueryUnescape(name)
 		}
-		b.WriteString(pair)
+		if err != nil || l.redact[strings.ToLower(key)] {
+			b = append(b, name...)
+			if hasValue || err != nil {
+				b = append(b, "="+Redacted...)
+			}
+		} else {
+			b = append(b, pair...)
+		}
+		if !more {
+			return b
+		}
+		rest = next
 	}
-	return b.String()
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func addrString(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
+// Flush writes buffered lines now.
+func (l *Logger) Flush() error {
+	if l == nil || l.out == nil {
+		return nil
 	}
-	return a.String()
+	return l.out.flush()
+}
+
+// Close writes buffered lines and closes the destination given to
+// NewBuffered. Lines logged afterwards are written through unbuffered.
+func (l *Logger) Close() error {
+	if l == nil || l.out == nil {
+		return nil
+	}
+	return l.out.close()
+}
+
+// output is where lines go: straight to w, or through buf when the Logger
+// is buffered (buf has capacity) and not closed.
+type output struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closer io.Closer
+	buf    []byte
+	timer  *time.Timer // flushes FlushInterval after buf stops being empty
+	closed bool
+}
+
+func (o *output) write(line []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if cap(o.buf) == 0 || o.closed {
+		_, _ = o.w.Write(line)
+		return
+	}
+	if len(o.buf)+len(line) > cap(o.buf) {
+		o.flushLocked()
+		if len(line) > cap(o.buf) {
+			_, _ = o.w.Write(line)
+			return
+		}
+	}
+	if len(o.buf) == 0 {
+		o.timer.Reset(FlushInterval)
+	}
+	o.buf = append(o.buf, line...)
+}
+
+func (o *output) flush() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.flushLocked()
+}
+
+// flushLocked writes the buffer. On a write error the buffered lines are
+// dropped, as an unbuffered Logger drops a line it cannot write.
+func (o *output) flushLocked() error {
+	if len(o.buf) == 0 {
+		return nil
+	}
+	_, err := o.w.Write(o.buf)
+	o.buf = o.buf[:0]
+	return err
+}
+
+func (o *output) close() error {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return nil
+	}
+	o.closed = true
+	if o.timer != nil {
+		o.timer.Stop()
+	}
+	err := o.flushLocked()
+	o.mu.Unlock()
+	if o.closer != nil {
+		if cerr := o.closer.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
 }

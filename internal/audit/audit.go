@@ -7,7 +7,6 @@ package audit
 
 import (
 	"bufio"
-	"encoding/json"
 	"io"
 	"sync"
 	"time"
@@ -55,6 +54,8 @@ type Event struct {
 
 // Logger receives events. Implementations are safe for concurrent use.
 type Logger interface {
+	// Log records e. It must not keep e after it returns: the pipeline
+	// reuses one Event per request.
 	Log(e *Event)
 }
 
@@ -64,7 +65,8 @@ type Discard struct{}
 // Log implements Logger.
 func (Discard) Log(*Event) {}
 
-// Writer writes events as JSON lines. Events are encoded by the caller's
+// Writer writes events as JSON lines, exactly as encoding/json.Marshal
+// encodes an Event (see appendEvent). Events are encoded by the caller's
 // goroutine and written through a buffer that is flushed by a background
 // goroutine at least every FlushInterval, so a request never waits for a
 // disk write, and Close flushes everything: no acknowledged event is lost
@@ -113,17 +115,20 @@ func (w *Writer) Log(e *Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
-	line, err := json.Marshal(e)
-	if err != nil {
-		return
+	bp := linePool.Get().(*[]byte)
+	line, ok := appendEvent((*bp)[:0], e)
+	if ok {
+		line = append(line, '\n')
+		w.mu.Lock()
+		if !w.closed {
+			_, _ = w.buf.Write(line)
+		}
+		w.mu.Unlock()
 	}
-	line = append(line, '\n')
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return
+	if cap(line) <= maxPooledLine {
+		*bp = line
+		linePool.Put(bp)
 	}
-	_, _ = w.buf.Write(line)
 }
 
 // Flush writes buffered events now.

@@ -393,7 +393,8 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Flush writes buffered audit events of the current plan now.
+// Flush writes buffered access log lines and audit events of the current
+// plan now.
 func (g *Gateway) Flush() { g.plan.Load().Flush() }
 
 // APIKeys returns the open API-key runtime, or nil.

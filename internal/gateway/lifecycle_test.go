@@ -300,6 +300,7 @@ func TestAccessLogNeverHoldsCredentials(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("status %d", res.StatusCode)
 	}
+	tg.Flush() // the access log is buffered
 	for _, secret := range []string{"SECRET1", "SECRET2", "SECRET3"} {
 		if strings.Contains(tg.accessLog.String(), secret) || strings.Contains(tg.opLog.String(), secret) {
 			t.Fatalf("%s reached a log", secret)

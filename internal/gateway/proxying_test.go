@@ -69,6 +69,7 @@ func TestForwardingHeaders(t *testing.T) {
 					t.Errorf("hop-by-hop header %s reached the upstream", hop)
 				}
 			}
+			tg.Flush() // the access log is buffered
 			lines := tg.accessLog.lines(t)
 			if got := lines[len(lines)-1]["client_ip"]; got != tc.wantLoggedClientIP {
 				t.Errorf("logged client_ip %v, want %s", got, tc.wantLoggedClientIP)

@@ -25,25 +25,19 @@ func (s *authorizeStage) Name() string { return "authorize" }
 
 func (s *authorizeStage) Process(x *Exchange) error {
 	d := s.policy.Evaluate(authzInput(x, s.now()))
-	ev := audit.Event{
-		Type: audit.TypeAuthorization, RequestID: x.RequestID, Route: x.Route.Name,
-		HTTPMethod: x.Request.Method, Path: x.Request.URL.Path,
-		Reason: string(d.Reason), Rule: d.Rule, Policy: s.policy.Name(),
-	}
-	if x.ClientIP.IsValid() {
-		ev.ClientIP = x.ClientIP.String()
-	}
+	ev := x.auditEvent(audit.TypeAuthorization)
+	ev.Reason, ev.Rule, ev.Policy = string(d.Reason), d.Rule, s.policy.Name()
 	if id := x.Identity; id != nil {
 		ev.AuthMethod, ev.Subject, ev.Issuer, ev.Provider, ev.ClientID, ev.CredentialID =
 			string(id.Method), id.Subject, id.Issuer, id.Provider, id.ClientID, id.CredentialID
 	}
 	if d.Allow {
 		ev.Outcome = audit.OutcomeAllow
-		s.audit.Log(&ev)
+		s.audit.Log(ev)
 		return nil
 	}
 	ev.Outcome = audit.OutcomeDeny
-	s.audit.Log(&ev)
+	s.audit.Log(ev)
 	return &ForbiddenError{Decision: d, realm: s.realm, bearer: x.Identity != nil && x.Identity.Method == identity.MethodJWT}
 }
 

@@ -71,10 +71,11 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		if err != nil {
 			return nil, file.Errorf("access_log.output", "cannot open: %v", err)
 		}
-		if closer != nil {
-			p.closers = append(p.closers, func() { _ = closer.Close() })
-		}
-		p.access = accesslog.New(w, redactedParams(cfg))
+		// Buffered, so a request never waits for the write; Close (on
+		// shutdown and when a reload retires the plan) writes the rest.
+		access := accesslog.NewBuffered(w, closer, redactedParams(cfg))
+		p.access = access
+		p.closers = append(p.closers, func() { _ = access.Close() })
 	}
 
 	if err := p.buildAudit(cfg, file, opts); err != nil {

@@ -233,8 +233,10 @@ func identityHeaderNames(cfg *config.Config) []string {
 // Audit is the plan's audit sink.
 func (p *Plan) Audit() audit.Logger { return p.audit }
 
-// Flush writes buffered audit events now (tests, shutdown).
+// Flush writes buffered access log lines and audit events now (tests,
+// shutdown).
 func (p *Plan) Flush() {
+	_ = p.access.Flush()
 	if f, ok := p.audit.(interface{ Flush() error }); ok {
 		_ = f.Flush()
 	}

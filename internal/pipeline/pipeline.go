@@ -56,6 +56,24 @@ type Exchange struct {
 	Identity *identity.Identity
 	// Log is the access log entry; stages add who the caller is.
 	Log *accesslog.Entry
+
+	// event is the audit event a stage is filling in, kept here so that
+	// logging one does not allocate (audit.Logger does not keep it).
+	event audit.Event
+	// clientIP is ClientIP as text, made once for all audit events.
+	clientIP string
+}
+
+// auditEvent returns x's scratch event, reset to the request's fields.
+func (x *Exchange) auditEvent(typ string) *audit.Event {
+	if x.clientIP == "" && x.ClientIP.IsValid() {
+		x.clientIP = x.ClientIP.String()
+	}
+	x.event = audit.Event{
+		Type: typ, RequestID: x.RequestID, Route: x.Route.Name, ClientIP: x.clientIP,
+		HTTPMethod: x.Request.Method, Path: x.Request.URL.Path,
+	}
+	return &x.event
 }
 
 // Route is one compiled route.
@@ -104,8 +122,11 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 	defer func() { *st = state{}; statePool.Put(st) }()
 
 	rid := requestid.FromIncoming(r.Header.Get(requestid.Header))
-	r.Header.Set(requestid.Header, rid)
-	w.Header().Set(requestid.Header, rid)
+	// One allocation for both headers; each gets its own element, capped
+	// so that an append to one can never write into the other.
+	ids := []string{rid, rid}
+	r.Header[requestid.Header] = ids[0:1:1]
+	w.Header()[requestid.Header] = ids[1:2:2]
 
 	st.rec = recorder{ResponseWriter: w}
 	rec := &st.rec

@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -128,5 +130,41 @@ routes:
 	got := redactedParams(cfg)
 	if !slices.Contains(got, "k") {
 		t.Fatalf("redacted params %v lack the route's api key parameter", got)
+	}
+}
+
+// TestAccessLogWrittenOnFlushAndClose: the access log is buffered, so
+// Flush and Close (shutdown, a retired plan) must write every line.
+func TestAccessLogWrittenOnFlushAndClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "access.log")
+	p := buildPlan(t, `
+access_log: {output: "`+path+`"}
+routes:
+  - name: r
+    public: true
+    match: {path_prefix: /}
+    upstream: {targets: ["builtin:echo"]}
+`)
+	serve := func(id string) {
+		req := httptest.NewRequest("GET", "http://gw.test/x?token=s3cret", nil)
+		req.Header.Set("X-Request-Id", id)
+		p.ServeHTTP(httptest.NewRecorder(), req, "test")
+	}
+	lines := func() []string {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	}
+	serve("rid-1")
+	p.Flush()
+	if got := lines(); len(got) != 1 || !strings.Contains(got[0], `"request_id":"rid-1"`) || strings.Contains(got[0], "s3cret") {
+		t.Fatalf("after Flush: %q", got)
+	}
+	serve("rid-2")
+	p.Close()
+	if got := lines(); len(got) != 2 || !strings.Contains(got[1], `"request_id":"rid-2"`) {
+		t.Fatalf("after Close: %q", got)
 	}
 }

@@ -31,22 +31,8 @@ func (s *authenticateStage) Name() string { return "authenticate" }
 
 func (s *authenticateStage) Process(x *Exchange) error {
 	id, err := s.chain.Authenticate(x.Request)
-	ev := audit.Event{
-		Type:       audit.TypeAuthentication,
-		RequestID:  x.RequestID,
-		Route:      x.Route.Name,
-		HTTPMethod: x.Request.Method,
-		Path:       x.Request.URL.Path,
-	}
-	if x.ClientIP.IsValid() {
-		ev.ClientIP = x.ClientIP.String()
-	}
-	var (
-		fail  *authn.Failure
-		unavl *authn.UnavailableError
-	)
-	switch {
-	case err == nil:
+	ev := x.auditEvent(audit.TypeAuthentication)
+	if err == nil {
 		ev.Outcome, ev.Reason = audit.OutcomeAllow, string(authn.ReasonOK)
 		if id.IsAnonymous() {
 			ev.Reason = string(authn.ReasonAnonymous)
@@ -55,16 +41,32 @@ func (s *authenticateStage) Process(x *Exchange) error {
 		ev.ClientID, ev.CredentialID = id.ClientID, id.CredentialID
 		x.Identity = id
 		x.Log.Subject, x.Log.AuthMethod = id.Subject, string(id.Method)
+		s.audit.Log(ev)
+		return nil
+	}
+	err = s.refusal(ev, err)
+	s.audit.Log(ev)
+	return err
+}
+
+// refusal records a failed authentication in ev and returns the error
+// respond maps to the answer. It is apart from Process so that the
+// errors.As targets are only allocated for a refused request.
+func (s *authenticateStage) refusal(ev *audit.Event, err error) error {
+	var (
+		fail  *authn.Failure
+		unavl *authn.UnavailableError
+	)
+	switch {
 	case errors.As(err, &fail):
 		ev.Outcome, ev.Reason, ev.AuthMethod = audit.OutcomeDeny, string(fail.Reason), string(fail.Method)
 		ev.Subject, ev.Issuer, ev.Provider, ev.CredentialID = fail.Subject, fail.Issuer, fail.Provider, fail.CredentialID
-		err = &challengeError{failure: fail, realm: s.realm, methods: s.methods()}
+		return &challengeError{failure: fail, realm: s.realm, methods: s.methods()}
 	case errors.As(err, &unavl):
 		ev.Outcome, ev.Reason, ev.AuthMethod, ev.Provider = audit.OutcomeError, string(unavl.Reason), string(unavl.Method), unavl.Provider
 	default:
 		ev.Outcome, ev.Reason = audit.OutcomeError, "internal_error"
 	}
-	s.audit.Log(&ev)
 	return err
 }
 
@@ -158,10 +160,11 @@ func (s *identityHeadersStage) Process(x *Exchange) error {
 	h := x.Request.Header
 	if !s.h.forwardAuthorization {
 		// The backend hears who the caller is from the identity headers; it
-		// does not need the credential itself.
-		h.Del("Authorization")
+		// does not need the credential itself. (The names are canonical,
+		// as Header.Del would make them.)
+		delete(h, "Authorization")
 		for _, name := range s.h.credentialHeaders {
-			h.Del(name)
+			delete(h, name)
 		}
 		if q := s.h.credentialQuery; q != "" {
 			u := x.Request.URL
@@ -175,9 +178,17 @@ func (s *identityHeadersStage) Process(x *Exchange) error {
 	if id == nil {
 		return nil
 	}
+	// All values share one allocation; each header gets its own element,
+	// capped so that an append to one header cannot reach the next.
+	var values []string
 	set := func(name, value string) {
 		if name != "" && value != "" && headerValueSafe(value) {
-			h[name] = []string{value}
+			if values == nil {
+				values = make([]string, 0, 7+len(s.h.claims))
+			}
+			values = append(values, value)
+			n := len(values)
+			h[name] = values[n-1 : n : n]
 		}
 	}
 	set(s.h.method, string(id.Method))

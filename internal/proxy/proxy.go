@@ -82,6 +82,12 @@ type Config struct {
 	// Resolver decides whose forwarding headers are believed. Default nil:
 	// nobody's, so incoming X-Forwarded-* and Forwarded are replaced.
 	Resolver *clientip.Resolver
+	// Transport, if set, carries every exchange instead of the Proxy's own
+	// http.Transport (whose timeouts and pool settings above then do not
+	// apply, and builtin:echo targets cannot be reached). It is for tests
+	// and benchmarks that need an upstream without a network. Default nil:
+	// the Proxy's own transport.
+	Transport http.RoundTripper
 	// Logger receives httputil.ReverseProxy's own diagnostics (such as a
 	// read error while copying a response body) at debug level. They
 	// contain no request headers. Default nil: discarded.
@@ -177,9 +183,13 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger != nil {
 		errorLog = slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)
 	}
+	var rt http.RoundTripper = p.transport
+	if cfg.Transport != nil {
+		rt = cfg.Transport
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
-		Transport:      p.transport,
+		Transport:      rt,
 		ModifyResponse: recordResponse,
 		ErrorHandler:   recordError,
 		ErrorLog:       errorLog,
@@ -350,7 +360,7 @@ func exchangeFrom(ctx context.Context) *exchange {
 func recordResponse(res *http.Response) error {
 	// The pipeline already set the request id on the response; an
 	// upstream's own copy would be added as a second value.
-	res.Header.Del("X-Request-Id")
+	delete(res.Header, "X-Request-Id") // canonical, as Header.Del would make it
 	if ex := exchangeFrom(res.Request.Context()); ex != nil {
 		ex.status = res.StatusCode
 		ex.latency = time.Since(ex.start)
@@ -449,13 +459,23 @@ func isUpgrade(r *http.Request) bool {
 // copyBuffers spares each response body copy a fresh 32 KiB allocation.
 var copyBuffers httputil.BufferPool = &bufferPool{}
 
+// copyBufferSize is the size of the buffers in copyBuffers.
+const copyBufferSize = 32 << 10
+
+// bufferPool pools array pointers rather than slices, so that Put does
+// not allocate a slice header to store in the pool each time.
 type bufferPool struct{ pool sync.Pool }
 
 func (b *bufferPool) Get() []byte {
-	if buf, ok := b.pool.Get().(*[]byte); ok {
-		return *buf
+	if buf, ok := b.pool.Get().(*[copyBufferSize]byte); ok {
+		return buf[:]
 	}
-	return make([]byte, 32*1024)
+	return make([]byte, copyBufferSize)
 }
 
-func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) < copyBufferSize {
+		return // not one of ours
+	}
+	b.pool.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
+}

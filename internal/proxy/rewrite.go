@@ -132,28 +132,36 @@ func (p *Proxy) setForwarding(h http.Header, in *http.Request) {
 	if in.TLS != nil {
 		proto = "https"
 	}
+	// The values set here share one allocation; each header gets its own
+	// element, capped so that an append to one cannot reach the next.
+	values := make([]string, 0, 4)
+	set := func(key, value string) {
+		values = append(values, value)
+		n := len(values)
+		h[key] = values[n-1 : n : n]
+	}
 
 	if peer.IsValid() {
 		ip := peer.String()
 		if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
-		h["X-Forwarded-For"] = []string{ip}
+		set("X-Forwarded-For", ip)
 	}
-	keepOrSet(h, in.Header, trusted, "X-Forwarded-Proto", proto)
-	keepOrSet(h, in.Header, trusted, "X-Forwarded-Host", in.Host)
+	keepOrSet(h, in.Header, trusted, "X-Forwarded-Proto", proto, set)
+	keepOrSet(h, in.Header, trusted, "X-Forwarded-Host", in.Host, set)
 
 	elem := forwardedElement(peer, in.Host, proto)
 	if prior := in.Header["Forwarded"]; trusted && len(prior) > 0 {
 		elem = strings.Join(prior, ", ") + ", " + elem
 	}
-	h["Forwarded"] = []string{elem}
+	set("Forwarded", elem)
 }
 
 // keepOrSet copies the incoming header key when trusted and present, else
-// sets it to value. The copied slice is capped so that a later append on
-// the outbound header can never write into the inbound one.
-func keepOrSet(out, in http.Header, trusted bool, key, value string) {
+// sets it to value with set. The copied slice is capped so that a later
+// append on the outbound header can never write into the inbound one.
+func keepOrSet(out, in http.Header, trusted bool, key, value string, set func(key, value string)) {
 	if v := in[key]; trusted && len(v) > 0 {
 		out[key] = v[:len(v):len(v)]
 		return
@@ -162,7 +170,7 @@ func keepOrSet(out, in http.Header, trusted bool, key, value string) {
 		delete(out, key)
 		return
 	}
-	out[key] = []string{value}
+	set(key, value)
 }
 
 // forwardedElement formats this hop's RFC 7239 element:
@@ -170,16 +178,17 @@ func keepOrSet(out, in http.Header, trusted bool, key, value string) {
 // quoted as the RFC requires; an unknown peer is "unknown".
 func forwardedElement(peer netip.Addr, host, proto string) string {
 	var b strings.Builder
-	b.Grow(32 + len(host))
+	b.Grow(64 + len(host))
 	b.WriteString("for=")
+	var text [64]byte // an address as text, without a string allocation
 	switch {
 	case !peer.IsValid():
 		b.WriteString("unknown")
 	case peer.Is4():
-		b.WriteString(peer.String())
+		b.Write(peer.AppendTo(text[:0]))
 	default:
 		b.WriteString(`"[`)
-		b.WriteString(peer.WithZone("").String())
+		b.Write(peer.WithZone("").AppendTo(text[:0]))
 		b.WriteString(`]"`)
 	}
 	if host != "" {

@@ -1,0 +1,56 @@
+package audit
+
+import (
+	"sync"
+
+	"github.com/gatehouse/gatehouse/internal/jsonenc"
+)
+
+// appendEvent appends e as the JSON that encoding/json.Marshal writes for
+// it (same keys, order, omitempty and escaping), without reflection: one
+// event is written per authentication and authorization decision, so on
+// every authenticated request. ok is false when Marshal would fail, which
+// only a Time that RFC 3339 cannot express does.
+func appendEvent(b []byte, e *Event) (_ []byte, ok bool) {
+	b = append(b, `{"schema_version":`...)
+	b = jsonenc.AppendString(b, e.SchemaVersion, jsonenc.Marshal)
+	b = append(b, `,"time":"`...)
+	b, err := e.Time.AppendText(b)
+	if err != nil {
+		return b, false
+	}
+	b = append(b, `","event":`...)
+	b = jsonenc.AppendString(b, e.Type, jsonenc.Marshal)
+	b = appendOmitEmpty(b, `,"request_id":`, e.RequestID)
+	b = appendOmitEmpty(b, `,"route":`, e.Route)
+	b = appendOmitEmpty(b, `,"client_ip":`, e.ClientIP)
+	b = appendOmitEmpty(b, `,"http_method":`, e.HTTPMethod)
+	b = appendOmitEmpty(b, `,"path":`, e.Path)
+	b = appendOmitEmpty(b, `,"auth_method":`, e.AuthMethod)
+	b = append(b, `,"outcome":`...)
+	b = jsonenc.AppendString(b, e.Outcome, jsonenc.Marshal)
+	b = append(b, `,"reason":`...)
+	b = jsonenc.AppendString(b, e.Reason, jsonenc.Marshal)
+	b = appendOmitEmpty(b, `,"subject":`, e.Subject)
+	b = appendOmitEmpty(b, `,"issuer":`, e.Issuer)
+	b = appendOmitEmpty(b, `,"provider":`, e.Provider)
+	b = appendOmitEmpty(b, `,"client_id":`, e.ClientID)
+	b = appendOmitEmpty(b, `,"credential_id":`, e.CredentialID)
+	b = appendOmitEmpty(b, `,"policy":`, e.Policy)
+	b = appendOmitEmpty(b, `,"rule":`, e.Rule)
+	return append(b, '}'), true
+}
+
+func appendOmitEmpty(b []byte, key, value string) []byte {
+	if value == "" {
+		return b
+	}
+	b = append(b, key...)
+	return jsonenc.AppendString(b, value, jsonenc.Marshal)
+}
+
+// linePool holds event buffers; maxPooledLine keeps a rare huge event
+// from being held forever.
+var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+const maxPooledLine = 16 << 10

@@ -1,0 +1,55 @@
+package audit
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestAppendEventMatchesMarshal(t *testing.T) {
+	full := Event{
+		SchemaVersion: SchemaVersion, Time: time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.UTC), Type: TypeAuthorization,
+		RequestID: "rid", Route: "r", ClientIP: "2001:db8::1", HTTPMethod: "GET", Path: "/a<b>&c\"d\\e\n\x00\u2028\xff",
+		AuthMethod: "jwt", Outcome: OutcomeDeny, Reason: "scope_missing", Subject: "alice", Issuer: "https://idp",
+		Provider: "idp", ClientID: "cli", CredentialID: "jti-1", Policy: "route:r", Rule: "scopes.all_of",
+	}
+	for i, e := range []Event{
+		{},
+		full,
+		{SchemaVersion: SchemaVersion, Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("x", -5*3600-30*60)),
+			Type: TypeAuthentication, Outcome: OutcomeAllow, Reason: "ok", Subject: "\b\f\t"},
+		{Time: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{Time: time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("", 24*3600))},
+		{Time: time.Now()},
+	} {
+		want, err := json.Marshal(&e)
+		got, ok := appendEvent(nil, &e)
+		if (err == nil) != ok {
+			t.Fatalf("case %d: Marshal error %v, appendEvent ok %v", i, err, ok)
+		}
+		if ok && string(got) != string(want) {
+			t.Errorf("case %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}
+
+func FuzzAppendEvent(f *testing.F) {
+	f.Add("rid", "/a", "alice", "<script>", int64(0), int64(0))
+	f.Add("\x00\xff", "\u2028", "", "&", int64(-1<<62), int64(3600))
+	f.Fuzz(func(t *testing.T, rid, path, subject, rule string, unixNano, offset int64) {
+		e := Event{
+			SchemaVersion: SchemaVersion, Time: time.Unix(0, unixNano).In(time.FixedZone("", int(offset%(48*3600)))),
+			Type: TypeAuthentication, RequestID: rid, Path: path, Outcome: OutcomeAllow, Reason: subject,
+			Subject: subject, Issuer: path, Rule: rule, ClientIP: rid,
+		}
+		want, err := json.Marshal(&e)
+		got, ok := appendEvent(nil, &e)
+		if (err == nil) != ok {
+			t.Fatalf("Marshal error %v, appendEvent ok %v", err, ok)
+		}
+		if ok && string(got) != string(want) {
+			t.Fatalf("\n got %s\nwant %s", got, want)
+		}
+	})
+}
