@@ -35,7 +35,7 @@ func TestHarnessSmoke(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "results.json")
 	var stdout, stderr bytes.Buffer
 	code := run([]string{
-		"-rounds", "1", "-warmup", "100ms", "-duration", "300ms", "-latency", "300ms",
+		"-slices", "2", "-warmup", "100ms", "-duration", "400ms", "-latency", "400ms",
 		"-cold-tokens", "200", "-conns", "8", "-soak", "2s", "-soak-warmup", "1s",
 		"-check=false", "-json", out,
 	}, &stdout, &stderr)
@@ -60,7 +60,7 @@ func TestHarnessSmoke(t *testing.T) {
 		if s.Name != want[i] {
 			t.Errorf("scenario %d = %s, want %s", i, s.Name, want[i])
 		}
-		if s.RPS <= 0 || s.Rounds[0].Requests == 0 || s.Latency[0].Requests == 0 {
+		if s.RPS <= 0 || s.Throughput.Requests == 0 || s.Latency.Requests == 0 || s.Reference.Requests == 0 || s.RefLatency.Requests == 0 {
 			t.Errorf("%s: nothing measured: %+v", s.Name, s)
 		}
 		if s.AllocsPerReq <= 0 || s.P99 <= 0 || s.P99 < s.P50 || s.P999 < s.P99 {
@@ -70,13 +70,13 @@ func TestHarnessSmoke(t *testing.T) {
 			t.Errorf("%s missing from the Markdown table", s.Name)
 		}
 	}
-	if bare := res.Scenarios[1]; bare.Ratio != 1 {
-		t.Errorf("bare proxy ratio %v, want 1", bare.Ratio)
+	if bare := res.Scenarios[1]; bare.Ratio != 1 || bare.P99Added != 0 {
+		t.Errorf("bare proxy ratio %v, added p99 %v; want 1 and 0", bare.Ratio, bare.P99Added)
 	}
 	// Cold phases may use at most the tokens they were given.
 	for _, s := range res.Scenarios {
-		if s.Kind == kindCold && s.Rounds[0].Requests > 200 {
-			t.Errorf("%s: %d requests from 200 tokens", s.Name, s.Rounds[0].Requests)
+		if s.Kind == kindCold && s.Throughput.Requests > 200 {
+			t.Errorf("%s: %d requests from 200 tokens", s.Name, s.Throughput.Requests)
 		}
 	}
 	if res.Soak == nil || res.Soak.Requests == 0 || res.Soak.Baseline.HeapInuse == 0 || res.Soak.End.HeapInuse == 0 {
@@ -189,6 +189,7 @@ func TestOptions(t *testing.T) {
 		{nil, true},
 		{[]string{"-quick"}, true},
 		{[]string{"-quick", "-soak", "0"}, true},
+		{[]string{"-slices", "0"}, false},
 		{[]string{"-conns", "0"}, false},
 		{[]string{"-rate", "1.5"}, false},
 		{[]string{"-soak", "5s", "-soak-warmup", "5s"}, false},

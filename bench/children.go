@@ -23,6 +23,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -93,7 +95,22 @@ func runChild(role string, args []string) error {
 	return nil
 }
 
+// accepted counts the connections this child's server listener accepted.
+var accepted atomic.Int64
+
 func listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// countingListener counts accepted connections: a server under test that
+// made its clients reconnect would pay for it in every figure.
+type countingListener struct{ net.Listener }
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		accepted.Add(1)
+	}
+	return c, err
+}
 
 // serveUpstream is the trivial backend every scenario ends at. It echoes
 // the subject Gatehouse asserted, so the harness can check that identity
@@ -114,7 +131,7 @@ func serveUpstream() (string, func(), error) {
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	go func() { _ = srv.Serve(ln) }()
+	go func() { _ = srv.Serve(countingListener{ln}) }()
 	return ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
@@ -147,7 +164,7 @@ func serveBareProxy(upstream string) (string, func(), error) {
 		BufferPool: &bufferPool{},
 	}
 	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	go func() { _ = srv.Serve(countingListener{ln}) }()
 	return ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
@@ -188,6 +205,10 @@ type stats struct {
 	HeapAlloc  uint64 `json:"heap_alloc"`  // bytes of reachable (and not yet swept) objects
 	NumGC      uint32 `json:"num_gc"`
 	Goroutines int    `json:"goroutines"`
+	// CPU is the process's user and system CPU time so far (getrusage).
+	CPU time.Duration `json:"cpu_ns"`
+	// Conns counts the connections the server has accepted.
+	Conns int64 `json:"conns"`
 }
 
 func readStats(gc bool) stats {
@@ -196,9 +217,13 @@ func readStats(gc bool) stats {
 	}
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return stats{
 		Mallocs: m.Mallocs, TotalAlloc: m.TotalAlloc, HeapInuse: m.HeapInuse,
 		HeapAlloc: m.HeapAlloc, NumGC: m.NumGC, Goroutines: runtime.NumGoroutine(),
+		CPU:   time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
+		Conns: accepted.Load(),
 	}
 }
 

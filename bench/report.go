@@ -16,6 +16,10 @@ type measurement struct {
 	P999         time.Duration `json:"p999_ns"`
 	AllocsPerReq float64       `json:"allocs_per_request"` // in the server process
 	BytesPerReq  float64       `json:"bytes_per_request"`
+	// CPUPerReq is the server process's CPU time (user + system) per request.
+	CPUPerReq time.Duration `json:"cpu_per_request_ns"`
+	// UpstreamConns counts the connections the upstream accepted meanwhile.
+	UpstreamConns int64 `json:"upstream_connections"`
 }
 
 // latency is one fixed-rate phase.
@@ -27,29 +31,51 @@ type latency struct {
 	P999     time.Duration `json:"p999_ns"`
 }
 
-// scenarioResult is a scenario's rounds and their medians.
+// scenarioResult is one scenario measured beside the bare proxy.
 type scenarioResult struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	Kind        kind   `json:"kind"`
 
-	Rounds  []*measurement `json:"rounds"`
-	Latency []*latency     `json:"latency_rounds"`
+	// Throughput and Reference are the scenario and the bare proxy in the
+	// same closed-loop pairing; Latency and RefLatency at the same fixed rate.
+	Throughput *measurement `json:"throughput"`
+	Reference  *measurement `json:"reference"`
+	Latency    *latency     `json:"latency"`
+	RefLatency *latency     `json:"reference_latency"`
 
-	// Medians over rounds.
-	RPS          float64 `json:"rps"`
-	Ratio        float64 `json:"ratio_to_bare_proxy"` // median of each round's ratio
-	AllocsPerReq float64 `json:"allocs_per_request"`
-	BytesPerReq  float64 `json:"bytes_per_request"`
-	// Saturated (closed-loop) latency percentiles.
-	SatP50  time.Duration `json:"saturated_p50_ns"`
-	SatP99  time.Duration `json:"saturated_p99_ns"`
-	SatP999 time.Duration `json:"saturated_p999_ns"`
-	// Fixed-rate latency percentiles and the p99 added over the bare proxy.
-	P50      time.Duration `json:"p50_ns"`
-	P99      time.Duration `json:"p99_ns"`
-	P999     time.Duration `json:"p999_ns"`
-	P99Added time.Duration `json:"p99_added_ns"` // median of each round's difference
+	// The table's figures.
+	RPS          float64       `json:"rps"`
+	Ratio        float64       `json:"ratio_to_bare_proxy"`
+	AllocsPerReq float64       `json:"allocs_per_request"`
+	BytesPerReq  float64       `json:"bytes_per_request"`
+	SatP99       time.Duration `json:"saturated_p99_ns"`
+	P50          time.Duration `json:"p50_ns"`
+	P99          time.Duration `json:"p99_ns"`
+	P999         time.Duration `json:"p999_ns"`
+	P99Added     time.Duration `json:"p99_added_ns"`
+}
+
+func newScenarioResult(s *scenario, tx, tb, lx, lb *side, rate float64) (*scenarioResult, error) {
+	r := &scenarioResult{Name: s.Name, Description: s.Description, Kind: s.Kind}
+	var err error
+	if r.Throughput, err = tx.measurement(); err != nil {
+		return nil, err
+	}
+	if r.Reference, err = tb.measurement(); err != nil {
+		return nil, err
+	}
+	if r.Latency, err = lx.latency(rate); err != nil {
+		return nil, err
+	}
+	if r.RefLatency, err = lb.latency(rate); err != nil {
+		return nil, err
+	}
+	r.RPS, r.Ratio = r.Throughput.RPS, r.Throughput.RPS/r.Reference.RPS
+	r.AllocsPerReq, r.BytesPerReq, r.SatP99 = r.Throughput.AllocsPerReq, r.Throughput.BytesPerReq, r.Throughput.P99
+	r.P50, r.P99, r.P999 = r.Latency.P50, r.Latency.P99, r.Latency.P999
+	r.P99Added = r.Latency.P99 - r.RefLatency.P99
+	return r, nil
 }
 
 // budgetLine is one line of the budget, checked.
@@ -68,59 +94,18 @@ type results struct {
 	Scenarios []*scenarioResult `json:"scenarios"`
 	Soak      *soakResult       `json:"soak,omitempty"`
 	Budget    []budgetLine      `json:"budget"`
-
-	byName map[string]*scenarioResult
 }
 
-func newResults(o *options, list []*scenario) *results {
-	r := &results{
+func newResults(o *options) *results {
+	return &results{
 		Date:    time.Now().UTC().Format(time.RFC3339),
 		Machine: machine(),
 		Settings: map[string]any{
-			"connections": o.conns, "rounds": o.rounds, "warmup": o.warmup.String(),
-			"throughput_phase": o.duration.String(), "latency_phase": o.latency.String(),
-			"latency_rate_fraction_of_bare_proxy": o.rateFraction, "cold_tokens_per_phase": o.coldTokens,
+			"connections": o.conns, "slices": o.slices, "warmup": o.warmup.String(),
+			"throughput_per_side": o.duration.String(), "latency_per_side": o.latency.String(),
+			"latency_rate_fraction_of_bare_proxy": o.rateFraction, "cold_tokens": o.coldTokens,
 			"soak": o.soak.String(), "soak_warmup": o.soakWarmup.String(),
 		},
-		byName: map[string]*scenarioResult{},
-	}
-	for _, s := range list {
-		sr := &scenarioResult{Name: s.Name, Description: s.Description, Kind: s.Kind}
-		r.Scenarios = append(r.Scenarios, sr)
-		r.byName[s.Name] = sr
-	}
-	return r
-}
-
-func (r *results) add(name string, _ int, m *measurement) {
-	r.byName[name].Rounds = append(r.byName[name].Rounds, m)
-}
-
-func (r *results) addLatency(name string, _ int, l *latency) {
-	r.byName[name].Latency = append(r.byName[name].Latency, l)
-}
-
-// summarise takes the medians; ratios and added latency are computed per
-// round (against the bare proxy of the same round) before the median.
-func (r *results) summarise() {
-	bare := r.byName["bare-proxy"]
-	for _, s := range r.Scenarios {
-		var rps, ratio, allocs, bytes []float64
-		var s50, s99, s999, p50, p99, p999, added []time.Duration
-		for i, m := range s.Rounds {
-			rps = append(rps, m.RPS)
-			ratio = append(ratio, m.RPS/bare.Rounds[i].RPS)
-			allocs = append(allocs, m.AllocsPerReq)
-			bytes = append(bytes, m.BytesPerReq)
-			s50, s99, s999 = append(s50, m.P50), append(s99, m.P99), append(s999, m.P999)
-		}
-		for i, l := range s.Latency {
-			p50, p99, p999 = append(p50, l.P50), append(p99, l.P99), append(p999, l.P999)
-			added = append(added, l.P99-bare.Latency[i].P99)
-		}
-		s.RPS, s.Ratio, s.AllocsPerReq, s.BytesPerReq = median(rps), median(ratio), median(allocs), median(bytes)
-		s.SatP50, s.SatP99, s.SatP999 = median(s50), median(s99), median(s999)
-		s.P50, s.P99, s.P999, s.P99Added = median(p50), median(p99), median(p999), median(added)
 	}
 }
 
@@ -184,17 +169,18 @@ func (r *results) budgetMet() bool {
 func (r *results) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Run %s · %s · %s · %s CPUs (%s)\n\n", r.Date, r.Machine["go"], r.Machine["os_arch"], r.Machine["cpus"], r.Machine["cpu"])
-	fmt.Fprintf(&b, "%v connections, %v rounds (medians), throughput phases of %v, latency phases of %v at %.0f%% of the bare proxy's throughput.\n\n",
-		r.Settings["connections"], r.Settings["rounds"], r.Settings["throughput_phase"], r.Settings["latency_phase"], 100*r.Settings["latency_rate_fraction_of_bare_proxy"].(float64))
-	b.WriteString("| scenario | req/s | × bare proxy | p50 | p99 | p99.9 | p99 added | saturated p99 | allocs/req | B/req |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "%v connections; each scenario in turns with the bare proxy (%v slices a side): %v closed-loop, then %v at a fixed %.0f req/s (%.0f%% of the bare proxy's throughput).\n\n",
+		r.Settings["connections"], r.Settings["slices"], r.Settings["throughput_per_side"], r.Settings["latency_per_side"], r.Settings["latency_rate"], 100*r.Settings["latency_rate_fraction_of_bare_proxy"].(float64))
+	b.WriteString("| scenario | req/s | × bare proxy | p50 | p99 | p99.9 | p99 added | saturated p99 | server CPU/req | allocs/req | B/req |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Scenarios {
 		added := "—"
 		if s.Kind != kindReference {
 			added = fmtMS(s.P99Added)
 		}
-		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %s | %s | %s | %s | %s | %.1f | %.0f |\n",
-			s.Name, s.RPS, s.Ratio, fmtMS(s.P50), fmtMS(s.P99), fmtMS(s.P999), added, fmtMS(s.SatP99), s.AllocsPerReq, s.BytesPerReq)
+		fmt.Fprintf(&b, "| %s | %.0f | %.2f | %s | %s | %s | %s | %s | %.1f µs | %.1f | %.0f |\n",
+			s.Name, s.RPS, s.Ratio, fmtMS(s.P50), fmtMS(s.P99), fmtMS(s.P999), added, fmtMS(s.SatP99),
+			float64(s.Throughput.CPUPerReq)/1e3, s.AllocsPerReq, s.BytesPerReq)
 	}
 	if s := r.Soak; s != nil {
 		fmt.Fprintf(&b, "\nSoak: %s of mixed traffic (%d requests, %.0f req/s) over a pool of %d distinct tokens (token cache bound %d); heap in use after GC %s at %s → %s at the end; goroutines %d → %d.\n",
