@@ -205,3 +205,26 @@ func TestOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestTurnsAlternateAndBalance(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want string
+	}{
+		{1, "BX"},
+		{2, "BXXB"},
+		{4, "BXXBBXXB"},
+	} {
+		var got strings.Builder
+		for _, isX := range turns(tc.n) {
+			if isX {
+				got.WriteByte('X')
+			} else {
+				got.WriteByte('B')
+			}
+		}
+		if got.String() != tc.want {
+			t.Errorf("turns(%d) = %s, want %s", tc.n, got.String(), tc.want)
+		}
+	}
+}

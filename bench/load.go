@@ -158,28 +158,31 @@ func (r *recorder) phase(elapsed time.Duration) *phase {
 // closedLoop keeps conns requests in flight for d (or until the
 // credentials run out): each connection sends its next request as soon as
 // the previous one is answered. This measures throughput; its latencies
-// are those of a saturated server.
+// are those of a saturated server. Requests in flight at the end are
+// waited for, not cancelled, so connections stay open for the next phase
+// (a cancelled request closes its connection, at every hop).
 func closedLoop(ctx context.Context, c *http.Client, t *target, conns int, d time.Duration) *phase {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
 	var rec recorder
 	var wg sync.WaitGroup
 	start := time.Now()
+	deadline := start.Add(d)
 	var last atomic.Int64 // when the last request finished, for an honest elapsed time
 	for range conns {
 		wg.Go(func() {
 			lat := make([]time.Duration, 0, 4096)
 			var errs int64
 			var first error
-			for ctx.Err() == nil {
+			for ctx.Err() == nil && time.Now().Before(deadline) {
 				t0 := time.Now()
 				more, err := do(ctx, c, t)
 				if !more {
 					break
 				}
+				end := time.Now()
+				storeMax(&last, int64(end.Sub(start)))
 				if err != nil {
 					if ctx.Err() != nil {
-						break // cut off by the end of the phase: not an error
+						break // interrupted: not the server's failure
 					}
 					errs++
 					if first == nil {
@@ -187,9 +190,7 @@ func closedLoop(ctx context.Context, c *http.Client, t *target, conns int, d tim
 					}
 					continue
 				}
-				end := time.Now()
 				lat = append(lat, end.Sub(t0))
-				last.Store(int64(end.Sub(start)))
 			}
 			rec.add(lat, errs, first)
 		})
@@ -241,4 +242,14 @@ func fixedRate(ctx context.Context, c *http.Client, t *target, conns int, rate f
 	}
 	wg.Wait()
 	return rec.phase(time.Since(start))
+}
+
+// storeMax raises v to n if n is larger.
+func storeMax(v *atomic.Int64, n int64) {
+	for {
+		old := v.Load()
+		if n <= old || v.CompareAndSwap(old, n) {
+			return
+		}
+	}
 }

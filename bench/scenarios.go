@@ -273,6 +273,7 @@ func (b *bed) selfCheck(ctx context.Context, list []*scenario) error {
 		if header != "" {
 			req.Header.Set(header, value)
 		}
+		req.Header.Set("X-Bench-Check", "1")
 		res, err := c.Do(req)
 		if err != nil {
 			return nil, err
