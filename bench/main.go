@@ -4,7 +4,7 @@
 // httputil.ReverseProxy, and through Gatehouse with each kind of
 // credential; then it checks the performance budget in BENCHMARKS.md.
 //
-//	go run ./bench                 # the full run (about 6 minutes)
+//	go run ./bench                 # the full run (about 7 minutes)
 //	go run ./bench -quick          # a quick look (about 1 minute)
 //
 // Everything listens on 127.0.0.1, every phase is bounded in time (and the
