@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -210,7 +211,8 @@ func (c *child) profile(d time.Duration, path string) func() error {
 	go func() {
 		done <- func() error {
 			secs := max(1, int(d.Round(time.Second)/time.Second))
-			res, err := newClient(1).Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", c.Control, secs))
+			client := &http.Client{Timeout: time.Duration(secs)*time.Second + 30*time.Second}
+			res, err := client.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", c.Control, secs))
 			if err != nil {
 				return err
 			}
