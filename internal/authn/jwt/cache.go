@@ -1,6 +1,7 @@
 package jwt
 
 import (
+	"container/heap"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -47,9 +48,35 @@ type tokenCache struct {
 }
 
 type cacheShard struct {
-	mu    sync.Mutex
-	m     map[[sha256.Size]byte]cacheEntry
-	limit int
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]cacheEntry
+	// byExpiry orders the keys by the moment their entry stops being
+	// served (exp plus the provider's clock skew), so that expired entries
+	// are evicted first and the one closest to expiry makes room when the
+	// shard is full. It may hold stale items (a key since removed or
+	// replaced); they are skipped when they come up.
+	byExpiry expiryHeap
+	limit    int
+}
+
+// expiryItem is a key and when its entry expired, as stored in the heap.
+type expiryItem struct {
+	at  time.Time
+	key [sha256.Size]byte
+}
+
+// expiryHeap is a min-heap of expiryItems by at (container/heap).
+type expiryHeap []expiryItem
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiryItem)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
 }
 
 // cacheEntry is what a successful verification established, and what a
@@ -64,6 +91,10 @@ type cacheEntry struct {
 	// exp is always set; nbf and iat are zero when the token has none.
 	exp, nbf, iat time.Time
 }
+
+// expiresAt is when the entry stops being served: after exp plus the
+// provider's leeway, as checkTimes decides.
+func (e *cacheEntry) expiresAt() time.Time { return e.exp.Add(e.p.skew) }
 
 // tokenHash is the cache key of raw. Sum256 only reads its argument, so
 // the string's bytes are hashed in place rather than copied: a copy would
@@ -103,7 +134,7 @@ func (c *tokenCache) get(ctx context.Context, key *[sha256.Size]byte, allowed []
 	}
 	p := e.p
 	// The same comparisons as checkTimes.
-	if now.After(e.exp.Add(p.skew)) {
+	if now.After(e.expiresAt()) {
 		s.mu.Lock()
 		delete(s.m, *key)
 		s.mu.Unlock()
@@ -122,22 +153,48 @@ func (c *tokenCache) get(ctx context.Context, key *[sha256.Size]byte, allowed []
 	return e.id
 }
 
-// put remembers a verified token, evicting an arbitrary entry when the
-// shard is full.
-func (c *tokenCache) put(key *[sha256.Size]byte, e cacheEntry) {
+// put remembers a verified token. Entries whose token has expired by now
+// are evicted first, so no entry outlives its token by more than the time
+// until the next put on its shard (and none is ever served after it);
+// when the shard is still full, the entry closest to expiry makes room.
+func (c *tokenCache) put(key *[sha256.Size]byte, e cacheEntry, now time.Time) {
 	s := c.shard(key)
 	if s.limit == 0 {
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.m[*key]; !ok && len(s.m) >= s.limit {
-		for k := range s.m {
-			delete(s.m, k)
-			break
+	for len(s.byExpiry) > 0 && now.After(s.byExpiry[0].at) {
+		s.evictFirst()
+	}
+	if _, ok := s.m[*key]; !ok {
+		for len(s.m) >= s.limit && len(s.byExpiry) > 0 {
+			s.evictFirst()
 		}
 	}
 	s.m[*key] = e
+	heap.Push(&s.byExpiry, expiryItem{at: e.expiresAt(), key: *key})
+	if len(s.byExpiry) > 2*s.limit {
+		s.rebuild() // too many stale items: the heap must stay bounded too
+	}
+}
+
+// evictFirst pops the earliest item and deletes its entry, unless the
+// item is stale (the key is gone or was stored again with another expiry).
+func (s *cacheShard) evictFirst() {
+	it := heap.Pop(&s.byExpiry).(expiryItem)
+	if e, ok := s.m[it.key]; ok && e.expiresAt().Equal(it.at) {
+		delete(s.m, it.key)
+	}
+}
+
+// rebuild makes the heap hold exactly the map's entries.
+func (s *cacheShard) rebuild() {
+	s.byExpiry = s.byExpiry[:0]
+	for k, e := range s.m {
+		s.byExpiry = append(s.byExpiry, expiryItem{at: e.expiresAt(), key: k})
+	}
+	heap.Init(&s.byExpiry)
 }
 
 // len counts the entries; tests only.

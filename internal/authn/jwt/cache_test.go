@@ -264,3 +264,59 @@ func TestCacheConcurrent(t *testing.T) {
 		t.Fatalf("cache holds %d entries, bound is 4", n)
 	}
 }
+
+// TestCacheEvictsByExpiry drives one shard directly: expired entries go
+// first, whatever the shard's fill; a full shard drops the entry closest to
+// expiry; stale heap items never grow without bound.
+func TestCacheEvictsByExpiry(t *testing.T) {
+	p := &provider{skew: 30 * time.Second}
+	key := func(n byte) *[32]byte { return &[32]byte{0, n} } // all in shard 0
+	entry := func(exp time.Time) cacheEntry { return cacheEntry{p: p, exp: exp} }
+	has := func(c *tokenCache, n byte) bool {
+		_, ok := c.shards[0].m[*key(n)]
+		return ok
+	}
+	now := testNow
+
+	c := newTokenCache(3 * cacheShards) // three entries a shard
+	c.put(key(1), entry(now.Add(time.Minute)), now)
+	c.put(key(2), entry(now.Add(10*time.Minute)), now)
+	// Past key 1's exp but within its leeway: still kept.
+	later := now.Add(time.Minute + 20*time.Second)
+	c.put(key(3), entry(now.Add(20*time.Minute)), later)
+	if !has(c, 1) {
+		t.Fatal("an entry within its clock-skew leeway was evicted")
+	}
+	// Past exp + skew: the next put on the shard evicts it, though the
+	// shard has room.
+	later = now.Add(2 * time.Minute)
+	c.shards[0].mu.Lock()
+	delete(c.shards[0].m, *key(3)) // make room, so only expiry can evict key 1
+	c.shards[0].mu.Unlock()
+	c.put(key(4), entry(now.Add(30*time.Minute)), later)
+	if has(c, 1) {
+		t.Fatal("an expired entry survived a put on its shard")
+	}
+	if !has(c, 2) || !has(c, 4) {
+		t.Fatal("a live entry was evicted while there was room")
+	}
+
+	// Full of live entries: the one expiring first makes room.
+	c.put(key(5), entry(now.Add(40*time.Minute)), later)
+	c.put(key(6), entry(now.Add(50*time.Minute)), later)
+	if has(c, 2) || !has(c, 4) || !has(c, 5) || !has(c, 6) {
+		t.Fatalf("full shard evicted the wrong entry: %v", c.shards[0].m)
+	}
+
+	// The same token stored again and again leaves stale items behind;
+	// the heap is rebuilt before it exceeds twice the shard's size.
+	for i := range 100 {
+		c.put(key(6), entry(now.Add(time.Duration(50+i)*time.Minute)), later)
+		if n := len(c.shards[0].byExpiry); n > 2*c.shards[0].limit+1 {
+			t.Fatalf("expiry heap grew to %d items for %d entries", n, len(c.shards[0].m))
+		}
+	}
+	if len(c.shards[0].m) != 3 {
+		t.Fatalf("shard holds %d entries, want 3", len(c.shards[0].m))
+	}
+}

@@ -222,9 +222,10 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 	}
 
 	// 6. Claims, now authentic.
-	id, err := p.identity(claims, v.now())
+	now := v.now()
+	id, err := p.identity(claims, now)
 	if err == nil && v.cache != nil {
-		v.cache.put(&cacheKey, cacheEntryFor(id, p, h.KeyID, alg, key, claims))
+		v.cache.put(&cacheKey, cacheEntryFor(id, p, h.KeyID, alg, key, claims), now)
 	}
 	return id, err
 }
