@@ -15,6 +15,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -65,7 +66,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured load before each scenario, on each side")
 	fs.DurationVar(&o.duration, "duration", 6*time.Second, "closed-loop (throughput) time per scenario, and as much again for the bare proxy beside it")
 	fs.DurationVar(&o.latency, "latency", 6*time.Second, "fixed-rate (latency) time per scenario, and as much again for the bare proxy beside it")
-	fs.Float64Var(&o.rateFraction, "rate", 0.1, "fixed rate of the latency phase, as a fraction of the bare proxy's throughput in the same round")
+	fs.Float64Var(&o.rateFraction, "rate", 0.1, "fixed rate of the latency phases, as a fraction of the bare proxy's calibrated throughput")
 	fs.IntVar(&o.coldTokens, "cold-tokens", 60000, "distinct tokens minted for each cold throughput measurement (it ends early when they run out)")
 	fs.DurationVar(&o.soak, "soak", 60*time.Second, "memory soak of Gatehouse after the scenarios; 0 skips it")
 	fs.DurationVar(&o.soakWarmup, "soak-warmup", 15*time.Second, "part of the soak before the baseline heap is taken")
@@ -111,7 +112,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 func run(args []string, stdout, stderr io.Writer) int {
 	o, err := parseOptions(args, stderr)
 	if err != nil {
-		if err == flag.ErrHelp {
+		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		fmt.Fprintf(stderr, "bench: %v\n", err)

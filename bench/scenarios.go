@@ -23,7 +23,7 @@ const (
 	kindCold      kind = "cold"      // a credential never seen before, every request
 )
 
-// scenario is one configuration measured in every round.
+// scenario is one configuration measured beside the bare proxy.
 type scenario struct {
 	Name        string
 	Description string
@@ -201,7 +201,7 @@ func (b *bed) mint(name string, n int) ([]string, error) {
 	return toks, err
 }
 
-// scenarios lists what every round measures, in the order measured.
+// scenarios lists what is measured, in order.
 func (b *bed) scenarios() []*scenario {
 	list := []*scenario{
 		{Name: "direct", Kind: kindReference, server: "upstream", path: "/direct",
