@@ -198,16 +198,16 @@ func (b *bed) measureAll(ctx context.Context, o *options, list []*scenario, res 
 	return nil
 }
 
-// pairedThroughput measures x and the bare proxy closed-loop, in turns.
-func (b *bed) pairedThroughput(ctx context.Context, o *options, x, bare *scenario) (sx, sb *side, err error) {
-	if sx, err = b.newSide(x, o.coldTokens, o.conns); err != nil {
+// pair prepares both sides of a pairing with x, credentials for n
+// requests on x's side, and warms each side up (x's with credentials of its
+// own, so a cold scenario's measured tokens stay unseen).
+func (b *bed) pair(x, bare *scenario, n, conns int, warmUp func(*http.Client, *target) *phase) (sx, sb *side, err error) {
+	if sx, err = b.newSide(x, n, conns); err != nil {
 		return nil, nil, err
 	}
-	defer sx.client.CloseIdleConnections()
-	if sb, err = b.referenceSide(x, bare, o.conns); err != nil {
+	if sb, err = b.referenceSide(x, bare, conns); err != nil {
 		return nil, nil, err
 	}
-	defer sb.client.CloseIdleConnections()
 	warm, err := b.targetFor(x, warmTokens)
 	if err != nil {
 		return nil, nil, err
@@ -216,10 +216,23 @@ func (b *bed) pairedThroughput(ctx context.Context, o *options, x, bare *scenari
 		s *side
 		t *target
 	}{{sx, warm}, {sb, sb.target}} {
-		if p := closedLoop(ctx, w.s.client, w.t, o.conns, o.warmup); p.Errors > 0 {
+		if p := warmUp(w.s.client, w.t); p.Errors > 0 {
+			sx.client.CloseIdleConnections()
+			sb.client.CloseIdleConnections()
 			return nil, nil, fmt.Errorf("warm-up: %d errors, first: %s", p.Errors, p.FirstErr)
 		}
 	}
+	return sx, sb, nil
+}
+
+// pairedThroughput measures x and the bare proxy closed-loop, in turns.
+func (b *bed) pairedThroughput(ctx context.Context, o *options, x, bare *scenario) (sx, sb *side, err error) {
+	warmUp := func(c *http.Client, t *target) *phase { return closedLoop(ctx, c, t, o.conns, o.warmup) }
+	if sx, sb, err = b.pair(x, bare, o.coldTokens, o.conns, warmUp); err != nil {
+		return nil, nil, err
+	}
+	defer sx.client.CloseIdleConnections()
+	defer sb.client.CloseIdleConnections()
 	slice := o.duration / time.Duration(o.slices)
 	var stopProfiles []func() error
 	if o.cpuProfile == x.Name {
@@ -273,28 +286,14 @@ func (b *bed) pairedThroughput(ctx context.Context, o *options, x, bare *scenari
 // turns.
 func (b *bed) pairedLatency(ctx context.Context, o *options, x, bare *scenario, rate float64) (sx, sb *side, err error) {
 	n := int(rate*o.latency.Seconds()) + 100
-	if sx, err = b.newSide(x, n, o.conns); err != nil {
+	warmFor := min(o.warmup, time.Duration(float64(warmTokens)/rate*float64(time.Second)))
+	// The warm-up opens the connections, at the same rate.
+	warmUp := func(c *http.Client, t *target) *phase { return fixedRate(ctx, c, t, o.conns, rate, warmFor) }
+	if sx, sb, err = b.pair(x, bare, n, o.conns, warmUp); err != nil {
 		return nil, nil, err
 	}
 	defer sx.client.CloseIdleConnections()
-	if sb, err = b.referenceSide(x, bare, o.conns); err != nil {
-		return nil, nil, err
-	}
 	defer sb.client.CloseIdleConnections()
-	warmFor := min(o.warmup, time.Duration(float64(warmTokens)/rate*float64(time.Second)))
-	warm, err := b.targetFor(x, warmTokens)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, w := range []struct {
-		s *side
-		t *target
-	}{{sx, warm}, {sb, sb.target}} {
-		// The warm-up opens the connections, at the same rate.
-		if p := fixedRate(ctx, w.s.client, w.t, o.conns, rate, warmFor); p.Errors > 0 {
-			return nil, nil, fmt.Errorf("warm-up: %d errors, first: %s", p.Errors, p.FirstErr)
-		}
-	}
 	slice := o.latency / time.Duration(o.slices)
 	for _, isX := range turns(o.slices) {
 		s := sb
