@@ -43,12 +43,15 @@ type Reason string
 
 // Reasons shared by credential types. Sub-packages may add their own.
 const (
-	ReasonOK              Reason = "ok"
-	ReasonAnonymous       Reason = "anonymous"
-	ReasonMissing         Reason = "credential_missing"
-	ReasonMalformed       Reason = "token_malformed"
-	ReasonTooLarge        Reason = "token_too_large"
-	ReasonEncrypted       Reason = "token_encrypted"
+	ReasonOK        Reason = "ok"
+	ReasonAnonymous Reason = "anonymous"
+	ReasonMissing   Reason = "credential_missing"
+	ReasonMalformed Reason = "token_malformed"
+	ReasonTooLarge  Reason = "token_too_large"
+	ReasonEncrypted Reason = "token_encrypted"
+	// ReasonUnsupported: a bearer value that is not a JWS at all (an
+	// opaque token), so no JWT check could even start.
+	ReasonUnsupported     Reason = "token_unsupported"
 	ReasonNested          Reason = "token_nested"
 	ReasonAlgorithm       Reason = "algorithm_not_allowed"
 	ReasonKeyHeader       Reason = "forbidden_key_header"

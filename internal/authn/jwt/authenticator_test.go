@@ -50,6 +50,11 @@ func TestAuthenticatorHeaders(t *testing.T) {
 		{"Bearer with comma list", []string{"Bearer " + tok + ", Basic a"}, nil, authn.ReasonMalformed},
 		{"Bearer with bad token", []string{"Bearer " + bad}, nil, authn.ReasonBadSignature},
 		{"Bearer with garbage", []string{"Bearer !!!"}, nil, authn.ReasonMalformed},
+		// An opaque token is refused (never "not mine" with only jwt
+		// configured: that would fall through to anonymous) and described
+		// honestly.
+		{"Bearer with an opaque token", []string{"Bearer ory_at_abc123.def456"}, nil, authn.ReasonUnsupported},
+		{"Bearer with a one-part opaque token", []string{"Bearer gho_16C7e42F292c6912E7710c838347Ae178B4a"}, nil, authn.ReasonUnsupported},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
@@ -72,6 +77,9 @@ func TestAuthenticatorHeaders(t *testing.T) {
 				}
 				if strings.Contains(err.Error(), tok) || strings.Contains(fail.Description, tok) {
 					t.Fatal("error repeats the token")
+				}
+				if tc.reason == authn.ReasonUnsupported && fail.Description != "The bearer token is not a JWT; this route accepts only JWT access tokens." {
+					t.Fatalf("description %q", fail.Description)
 				}
 			default:
 				if err != nil || id == nil || id.Subject != "user-1" {

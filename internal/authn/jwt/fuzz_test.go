@@ -28,6 +28,9 @@ func FuzzVerify(f *testing.F) {
 		sign(f, jose.RS256, k.attacker, "rsa", claims(issA, nil), func(so *jose.SignerOptions) { so.EmbedJWK = true }),
 		sign(f, jose.RS256, k.rsaA, "rsa", claims(issA, map[string]any{"exp": "x", "aud": 1.5, "sub": []any{nil}})),
 		sign(f, jose.HS256, k.hmac, "", claims(issH, map[string]any{"exp": 1e300, "nbf": -1e300, "iat": 0})),
+		// Signed, but not text (RFC 7519 section 7.2): never accepted.
+		signRS256Raw(f, `{"alg":"RS256","kid":"rsa"}`, payloadWithSub("\"u\xff\"")),
+		signRS256Raw(f, `{"alg":"RS256","kid":"rsa"}`, payloadWithSub(`"u\ud800"`)),
 	}
 	// The tokens we signed that verify; nothing else ever may.
 	valid := map[string]bool{}

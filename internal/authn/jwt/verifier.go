@@ -112,15 +112,21 @@ const maxAuditIssuer = 256
 // The checks run in this order, each with its own reason:
 //
 //  1. longer than the largest provider's MaxTokenBytes: token_too_large
-//  2. a byte other than base64url or '.': token_malformed; five parts
-//     (JWE): token_encrypted; not three parts of canonical base64url with a
-//     JSON header: token_malformed; an alg no provider allows (none, an
+//  2. a well-formed bearer value (RFC 6750 b64token) of neither three nor
+//     five dot-separated parts, i.e. an opaque token, not a JWT at all:
+//     token_unsupported; a byte other than base64url or '.':
+//     token_malformed; five parts (JWE): token_encrypted; not three parts
+//     of canonical base64url with a
+//     JSON header that is valid UTF-8 text (RFC 7519 section 7.2):
+//     token_malformed; an alg no provider allows (none, an
 //     HMAC nobody listed, …): algorithm_not_allowed, without any
 //     verification being attempted
 //  3. jku, x5u or jwk header: forbidden_key_header (keys come only from the
 //     provider's key source); crit or b64: unsupported_crit; cty JWT:
 //     token_nested
-//  4. payload not a JSON object: token_malformed; iss (read unverified,
+//  4. payload not valid UTF-8 text (invalid bytes, or a \u escape of a
+//     lone surrogate, which encoding/json would both turn into U+FFFD) or
+//     not a JSON object: token_malformed; iss (read unverified,
 //     only to select the provider) missing: missing_claim, unknown:
 //     unknown_issuer; then the provider's size limit, its algorithms
 //     (algorithm_not_allowed) and RequiredType (token_type_mismatch)
@@ -162,14 +168,21 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 	// 2. Shape and parsing.
 	parts, clean := shape(raw)
 	switch {
+	case parts != 3 && parts != 5 && b64token(raw):
+		// Neither JWS nor JWE compact form, but a well-formed bearer
+		// value: an opaque token (Hydra's ory_at_…, Auth0's, GitHub's),
+		// not a broken JWT.
+		return nil, failure(authn.ReasonUnsupported, nil, errNotJWT)
+	case parts != 3 && parts != 5:
+		return nil, failure(authn.ReasonMalformed, nil, errParts)
 	case !clean:
 		return nil, failure(authn.ReasonMalformed, nil, errEncoding)
 	case parts == 5:
 		return nil, failure(authn.ReasonEncrypted, nil, errEncrypted)
-	case parts != 3:
-		return nil, failure(authn.ReasonMalformed, nil, errParts)
 	case !canonical(raw):
 		return nil, failure(authn.ReasonMalformed, nil, errEncoding)
+	case !headerIsText(raw):
+		return nil, failure(authn.ReasonMalformed, nil, errNotText)
 	}
 	jws, err := jose.ParseSignedCompact(raw, v.algs)
 	if err != nil {
@@ -189,7 +202,11 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 	// 4. Provider selection. The payload is parsed once, here; its claims
 	// other than iss are read only after the signature over these very
 	// bytes has verified.
-	claims, err := decodeClaims(jws.UnsafePayloadWithoutVerification())
+	payload := jws.UnsafePayloadWithoutVerification()
+	if !validJSONText(payload) {
+		return nil, failure(authn.ReasonMalformed, nil, errNotText)
+	}
+	claims, err := decodeClaims(payload)
 	if err != nil {
 		return nil, failure(authn.ReasonMalformed, nil, err)
 	}
@@ -388,6 +405,24 @@ func shape(raw string) (parts int, clean bool) {
 	return parts, clean
 }
 
+// b64token reports whether raw is a non-empty b64token, the syntax of a
+// bearer credential (RFC 6750 section 2.1): 1*( ALPHA / DIGIT / "-" / "."
+// / "_" / "~" / "+" / "/" ) *"=".
+func b64token(raw string) bool {
+	body := strings.TrimRight(raw, "=")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case b64url[c], c == '.', c == '~', c == '+', c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // strictB64 rejects non-zero padding bits, which the default decoder
 // ignores.
 var strictB64 = base64.RawURLEncoding.Strict()
@@ -425,6 +460,7 @@ func auditString(s string, n int) string {
 var (
 	errEncrypted = errors.New("authn/jwt: encrypted token (JWE)")
 	errParts     = errors.New("authn/jwt: not a compact JWS of three parts")
+	errNotJWT    = errors.New("authn/jwt: bearer value is not a JWT (not three dot-separated parts)")
 	errEncoding  = errors.New("authn/jwt: not canonical base64url")
 	errKeyHeader = errors.New("authn/jwt: jku, x5u or jwk header")
 	errCrit      = errors.New("authn/jwt: crit or b64 header: no extension is supported")
@@ -437,6 +473,7 @@ var (
 // never which key, audience or value was expected.
 const (
 	descMalformed   = "The access token is malformed."
+	descUnsupported = "The bearer token is not a JWT; this route accepts only JWT access tokens."
 	descTooLarge    = "The access token is too large."
 	descEncrypted   = "Encrypted access tokens are not accepted."
 	descExpired     = "The access token is expired."
@@ -450,6 +487,8 @@ func failure(reason authn.Reason, p *provider, err error) *authn.Failure {
 	switch reason {
 	case authn.ReasonMalformed:
 		f.Description = descMalformed
+	case authn.ReasonUnsupported:
+		f.Description = descUnsupported
 	case authn.ReasonTooLarge:
 		f.Description = descTooLarge
 	case authn.ReasonEncrypted:

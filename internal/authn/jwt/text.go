@@ -1,0 +1,94 @@
+package jwt
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// validJSONText reports whether b, a JOSE header or a JWT claims set, is
+// text in the sense of RFC 7519 section 7.2 (steps 5 and 10): valid UTF-8,
+// and no \u escape that encodes a lone UTF-16 surrogate. encoding/json
+// replaces both kinds of garbage with U+FFFD, so without this check two
+// different byte strings (two different subjects) would decode to one
+// identity. It must run on the raw bytes, before JSON decoding.
+//
+// b is not otherwise checked for JSON syntax (the decoder does that); a
+// backslash is only legal inside a JSON string, so every backslash starts
+// an escape and the scan needs no string state.
+func validJSONText(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for {
+		i := bytes.IndexByte(b, '\\')
+		if i < 0 || i+1 >= len(b) {
+			return true
+		}
+		b = b[i+1:]
+		if b[0] != 'u' {
+			b = b[1:] // a one-character escape, \\ included
+			continue
+		}
+		r, ok := hex4(b[1:])
+		if !ok {
+			return true // invalid JSON: the decoder refuses it
+		}
+		b = b[5:]
+		switch {
+		case utf16.IsSurrogate(r) && r < 0xDC00:
+			// A high surrogate must be followed at once by an escaped
+			// low surrogate.
+			if len(b) < 6 || b[0] != '\\' || b[1] != 'u' {
+				return false
+			}
+			lo, ok := hex4(b[2:])
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			b = b[6:]
+		case utf16.IsSurrogate(r):
+			return false // a low surrogate on its own
+		}
+	}
+}
+
+// hex4 decodes the four hex digits at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// headerIsText decodes the protected header of raw (whose parts are known
+// to be canonical base64url) and checks it with validJSONText: go-jose
+// decodes the header itself and would replace invalid UTF-8 in kid or typ.
+// It runs on the cache-miss path only, where go-jose allocates far more.
+func headerIsText(raw string) bool {
+	enc, _, _ := strings.Cut(raw, ".")
+	b, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil {
+		return true // not base64: the parser refuses it
+	}
+	return validJSONText(b)
+}
+
+var errNotText = errors.New("authn/jwt: header or claims are not valid UTF-8 text (invalid bytes or a lone surrogate escape)")

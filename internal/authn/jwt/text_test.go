@@ -1,0 +1,172 @@
+package jwt
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/gatehouse/gatehouse/internal/authn"
+)
+
+// signRS256Raw signs exactly the given header and payload bytes with
+// provider a's RSA key: go-jose (and encoding/json) would repair invalid
+// UTF-8 before signing, and the point is to sign what they would not.
+func signRS256Raw(t testing.TB, header, payload string) string {
+	t.Helper()
+	input := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(payload))
+	sum := sha256.Sum256([]byte(input))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, keys().rsaA, crypto.SHA256, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// payloadWithSub is a valid claims set for provider a whose sub is the raw
+// JSON text sub (quotes included, escapes as given).
+func payloadWithSub(sub string) string {
+	c := claims(issA, nil)
+	return fmt.Sprintf(`{"iss":%q,"aud":%q,"exp":%d,"iat":%d,"nbf":%d,"jti":"j","sub":%s}`,
+		c["iss"], c["aud"], c["exp"], c["iat"], c["nbf"], sub)
+}
+
+// TestClaimsMustBeText: RFC 7519 section 7.2 step 10: the claims set (and
+// step 5, the header) must be valid UTF-8. encoding/json turns every
+// invalid sequence and every lone surrogate escape into U+FFFD, so distinct
+// subjects would reach the backend as one; each is refused instead.
+func TestClaimsMustBeText(t *testing.T) {
+	fx := newFixture(t, nil)
+	const rsHeader = `{"alg":"RS256","kid":"rsa"}`
+	for _, tc := range []struct {
+		name            string
+		header, payload string
+		wantSubject     string // "" = must fail with token_malformed
+	}{
+		{"plain subject accepted", rsHeader, payloadWithSub(`"alice"`), "alice"},
+		{"non-ASCII subject accepted", rsHeader, payloadWithSub(`"zoë-日本"`), "zoë-日本"},
+		{"escaped surrogate pair accepted", rsHeader, payloadWithSub(`"smile-\ud83d\ude00"`), "smile-😀"},
+		{"escaped backslash before u accepted", rsHeader, payloadWithSub(`"a\\ud800"`), `a\ud800`},
+		{"escaped BMP character accepted", rsHeader, payloadWithSub(`"\u00e9t\u00E9"`), "été"},
+
+		{"invalid byte 0xff in sub", rsHeader, payloadWithSub("\"admin\xff\""), ""},
+		{"invalid byte 0xfe in sub", rsHeader, payloadWithSub("\"admin\xfe\""), ""},
+		{"truncated sequence in sub", rsHeader, payloadWithSub("\"admin\xc3\""), ""},
+		{"overlong encoding of /", rsHeader, payloadWithSub("\"a\xc0\xafb\""), ""},
+		{"encoded surrogate bytes", rsHeader, payloadWithSub("\"a\xed\xa0\x80\""), ""},
+		{"lone high surrogate escape", rsHeader, payloadWithSub(`"admin\ud800"`), ""},
+		{"lone low surrogate escape", rsHeader, payloadWithSub(`"admin\udc00"`), ""},
+		{"high surrogate then BMP escape", rsHeader, payloadWithSub(`"admin\ud800\u0041"`), ""},
+		{"reversed surrogate pair", rsHeader, payloadWithSub(`"\ude00\ud83d"`), ""},
+		{"lone surrogate in a claim name", rsHeader, payloadWithSub(`"alice","x\udfff":1`), ""},
+		{"invalid byte in an unmapped claim", rsHeader, payloadWithSub("\"alice\",\"note\":\"\xff\""), ""},
+		{"invalid byte in kid", "{\"alg\":\"RS256\",\"kid\":\"rsa\xff\"}", payloadWithSub(`"alice"`), ""},
+		{"lone surrogate in typ", `{"alg":"RS256","kid":"rsa","typ":"at+jwt\ud800"}`, payloadWithSub(`"alice"`), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := signRS256Raw(t, tc.header, tc.payload)
+			id, err := fx.v.Verify(context.Background(), tok)
+			if tc.wantSubject != "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if id.Subject != tc.wantSubject {
+					t.Fatalf("subject %q, want %q", id.Subject, tc.wantSubject)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted with subject %q", id.Subject)
+			}
+			if r := reasonOf(err); r != authn.ReasonMalformed {
+				t.Fatalf("reason %q, want %q (%v)", r, authn.ReasonMalformed, err)
+			}
+		})
+	}
+
+	// The defect this guards against: two tokens with different invalid
+	// subjects must not both pass as one identity.
+	a := signRS256Raw(t, rsHeader, payloadWithSub("\"user\xff\""))
+	b := signRS256Raw(t, rsHeader, payloadWithSub("\"user\xfe\""))
+	for _, tok := range []string{a, b} {
+		if id, err := fx.v.Verify(context.Background(), tok); err == nil {
+			t.Fatalf("token with an invalid subject accepted as %q", id.Subject)
+		}
+	}
+}
+
+func TestValidJSONText(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{`{}`, true},
+		{`{"a":"\\"}`, true},
+		{`{"a":"\\\\u"}`, true},
+		{`{"a":"\ud83d\ude00"}`, true},
+		{`{"a":"\uD83D\uDE00"}`, true},
+		{`{"a":"\u"}`, true}, // broken escape: left to the JSON decoder
+		{`\`, true},
+		{`{"a":"\ud83d"}`, false},
+		{`{"a":"\ud83d\`, false},
+		{`{"a":"\ud83d\u`, false},
+		{`{"a":"\ud83d\uzzzz"}`, false},
+		{`{"a":"\ude00"}`, false},
+		{`{"a":"\uDFFF"}`, false},
+		{"{\"a\":\"\x80\"}", false},
+		{"\xef\xbf\xbd", true}, // U+FFFD itself is a valid character
+	} {
+		if got := validJSONText([]byte(tc.in)); got != tc.want {
+			t.Errorf("validJSONText(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzValidJSONText: whatever validJSONText passes, encoding/json decodes
+// without inventing a U+FFFD (its sign of a repaired byte or surrogate):
+// a replacement character may only come from the input itself.
+func FuzzValidJSONText(f *testing.F) {
+	for _, s := range []string{`{"sub":"a"}`, `{"sub":"\ud83d\ude00"}`, `{"sub":"\ud800"}`, "{\"sub\":\"\xff\"}",
+		`["\\ud800"]`, `"\uDBFF\uDFFF"`, `"\ufffd"`, "\"\xef\xbf\xbd\""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !validJSONText(b) || !json.Valid(b) {
+			return
+		}
+		if bytes.Contains(b, []byte("\xef\xbf\xbd")) || bytes.Contains(bytes.ToLower(b), []byte("ufffd")) {
+			return // a replacement character the input asked for
+		}
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("json.Valid but Unmarshal fails: %v", err)
+		}
+		var walk func(any)
+		walk = func(v any) {
+			switch x := v.(type) {
+			case string:
+				if strings.ContainsRune(x, utf8.RuneError) {
+					t.Fatalf("validJSONText passed %q, which decodes to %q", b, x)
+				}
+			case []any:
+				for _, e := range x {
+					walk(e)
+				}
+			case map[string]any:
+				for k, e := range x {
+					walk(k)
+					walk(e)
+				}
+			}
+		}
+		walk(v)
+	})
+}
