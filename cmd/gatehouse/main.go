@@ -26,6 +26,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/keyset"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
 )
 
@@ -149,7 +150,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		ConfigPath: *path,
 		Log:        logger,
 		LogLevel:   level,
-		Pipeline:   pipeline.Options{Log: logger, Stdout: stdout, Stderr: stderr},
+		Pipeline:   pipeline.Options{Log: logger, Stdout: stdout, Stderr: stderr, UserAgent: keyset.UserAgent(versionString())},
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse: %v\n", err)

@@ -77,12 +77,19 @@ type KeyCache struct {
 	MinRefreshInterval Duration `yaml:"min_refresh_interval" desc:"Lower bound on Cache-Control max-age. Default 1m."`
 	// MaxRefreshInterval bounds a long max-age from above. Default 24h.
 	MaxRefreshInterval Duration `yaml:"max_refresh_interval" desc:"Upper bound on Cache-Control max-age. Default 24h."`
-	// UnknownKIDInterval: at most one refetch for unknown key ids per interval. Default 30s.
-	UnknownKIDInterval Duration `yaml:"unknown_kid_interval" desc:"At most one refetch triggered by unknown key ids per interval. Default 30s."`
-	// NegativeCacheTTL: how long an unknown key id is remembered. Default 1m.
-	NegativeCacheTTL Duration `yaml:"negative_cache_ttl" desc:"How long an unknown key id is remembered without refetching. Default 1m."`
-	// MaxStale: how long the last good keys serve while the provider is unreachable; then requests fail closed (503). Default 24h.
-	MaxStale Duration `yaml:"max_stale" desc:"How long the last good keys keep serving while the provider is unreachable; after that requests fail closed. Default 24h."`
+	// UnknownKIDInterval: at most one refetch for unknown key ids per
+	// interval. A lookup the limit refuses is not remembered; a refetch is
+	// scheduled for when the interval has passed. Default 30s.
+	UnknownKIDInterval Duration `yaml:"unknown_kid_interval" desc:"At most one refetch triggered by unknown key ids per interval; a refused one is scheduled for when the interval has passed (so a flood of forged kids delays a new key by one interval at most). Default 30s."`
+	// NegativeCacheTTL is deprecated and ignored: unknown key ids are no
+	// longer remembered (a forged token could otherwise make Gatehouse
+	// refuse a key the provider publishes next). Accepted so that existing
+	// files still load; a warning is logged when it is set.
+	NegativeCacheTTL Duration `yaml:"negative_cache_ttl" desc:"Deprecated and ignored (unknown key ids are no longer remembered, so a forged token cannot block a key the provider publishes next); a warning is logged when set."`
+	// MaxStale: how long the last good keys serve while the provider is
+	// unreachable; then requests fail closed (503). Must not be shorter
+	// than refresh_interval or min_refresh_interval. Default 24h.
+	MaxStale Duration `yaml:"max_stale" desc:"How long the last good keys keep serving while the provider is unreachable; after that requests fail closed (503). Must not be shorter than refresh_interval or min_refresh_interval. Default 24h."`
 	// FetchTimeout bounds one discovery or JWKS request. Default 5s.
 	FetchTimeout Duration `yaml:"fetch_timeout" desc:"Timeout of one discovery or JWKS request. Default 5s."`
 }

@@ -219,6 +219,18 @@ routes:
 			`identity_providers[0].algorithms[0]: "none" is never accepted`,
 			`identity_providers[0].keys.max_stale: must be greater than 0`,
 		}},
+		{"max_stale shorter than refresh_interval", `identity_providers:
+  - name: p
+    issuer: https://issuer.example
+    audiences: [api]
+    keys: {max_stale: 10m}
+` + minimal, []string{`c.yaml:5:23: identity_providers[0].keys.max_stale: 10m0s is shorter than refresh_interval 15m0s: keys would be refused as stale between two scheduled refreshes`}},
+		{"max_stale shorter than min_refresh_interval", `identity_providers:
+  - name: p
+    issuer: https://issuer.example
+    audiences: [api]
+    keys: {max_stale: 30s, refresh_interval: 10s, min_refresh_interval: 45s, max_refresh_interval: 1h}
+` + minimal, []string{`identity_providers[0].keys.max_stale: 30s is shorter than min_refresh_interval 45s`}},
 		{"route without authentication", `routes:
   - name: closed
     match: {path_prefix: /}

@@ -70,7 +70,6 @@ func (p *IdentityProvider) setDefaults() {
 		MinRefreshInterval: Duration(time.Minute),
 		MaxRefreshInterval: Duration(24 * time.Hour),
 		UnknownKIDInterval: Duration(30 * time.Second),
-		NegativeCacheTTL:   Duration(time.Minute),
 		MaxStale:           Duration(24 * time.Hour),
 		FetchTimeout:       Duration(5 * time.Second),
 	}

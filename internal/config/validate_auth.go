@@ -105,10 +105,20 @@ func validateAuth(c *Config, f *File) Errors {
 			val Duration
 		}{{"refresh_interval", k.RefreshInterval}, {"min_refresh_interval", k.MinRefreshInterval},
 			{"max_refresh_interval", k.MaxRefreshInterval}, {"unknown_kid_interval", k.UnknownKIDInterval},
-			{"negative_cache_ttl", k.NegativeCacheTTL}, {"max_stale", k.MaxStale}, {"fetch_timeout", k.FetchTimeout}} {
+			{"max_stale", k.MaxStale}, {"fetch_timeout", k.FetchTimeout}} {
 			if d.val == 0 {
 				add(path+".keys."+d.key, "must be greater than 0")
 			}
+		}
+		// Keys older than max_stale are refused: if the set waits longer
+		// than that between refreshes, a healthy provider's keys go stale
+		// between two fetches and its tokens get 503.
+		switch {
+		case k.MaxStale == 0:
+		case k.MaxStale < k.RefreshInterval:
+			add(path+".keys.max_stale", "%s is shorter than refresh_interval %s: keys would be refused as stale between two scheduled refreshes; raise max_stale or lower refresh_interval", k.MaxStale, k.RefreshInterval)
+		case k.MaxStale < k.MinRefreshInterval:
+			add(path+".keys.max_stale", "%s is shorter than min_refresh_interval %s: keys would be refused as stale between two refreshes; raise max_stale or lower min_refresh_interval", k.MaxStale, k.MinRefreshInterval)
 		}
 	}
 

@@ -292,9 +292,15 @@ func (g *Gateway) reloadData(data []byte, force bool) error {
 	if err != nil {
 		return g.reloadFailed(err)
 	}
-	// Swap only to a plan whose identity sources work: a reload must never
-	// turn a serving gateway into one that answers 503.
+	// A reload refetches the keys of providers the new plan shares with
+	// the old one (new providers are fetching already, static key files
+	// were just read), so that a key removed at the provider is refused
+	// once the reload returns. A provider that cannot be reached keeps its
+	// last good keys (within max_stale); RefreshKeys logs that. Then swap
+	// only to a plan whose identity sources work: a reload must never turn
+	// a serving gateway into one that answers 503.
 	rctx, cancel := context.WithTimeout(context.Background(), ReloadReadyTimeout)
+	_ = plan.RefreshKeys(rctx)
 	err = plan.WaitReady(rctx)
 	cancel()
 	if err != nil {

@@ -54,7 +54,7 @@ func TestHostileTokensThroughGateway(t *testing.T) {
 	idp := testidp.Start(t)
 	up := newUpstream(t, "api")
 	tg := startGateway(t, header+"audit: {output: stderr}\nidentity_providers:\n"+
-		providerYAML("idp", idp, "    max_token_lifetime: 1h\n    keys: {unknown_kid_interval: 50ms, negative_cache_ttl: 50ms}\n")+
+		providerYAML("idp", idp, "    max_token_lifetime: 1h\n    keys: {unknown_kid_interval: 50ms}\n")+
 		"routes:\n"+authedRoute("api", "/api", up.URL, "")).serve()
 	tg.waitReady(t)
 

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -18,21 +20,12 @@ const (
 	DefaultMinRefreshInterval = time.Minute
 	DefaultMaxRefreshInterval = 24 * time.Hour
 	DefaultUnknownKIDInterval = 30 * time.Second
-	DefaultNegativeCacheTTL   = time.Minute
 	DefaultMaxStale           = 24 * time.Hour
 	DefaultMaxKeys            = 100
 
 	// MaxBodyBytes bounds JWKS and discovery responses; a larger body is a
 	// failed fetch, so a hostile or broken endpoint cannot exhaust memory.
 	MaxBodyBytes = 1 << 20
-
-	// maxNegativeEntries bounds the unknown-kid cache so that a flood of
-	// random kids cannot grow memory without limit. When it is full, unknown
-	// kids are still refused (and still rate-limited), just not remembered.
-	maxNegativeEntries = 10000
-	// maxNegativeKIDBytes keeps absurdly long kids out of that cache (they
-	// are refused all the same), bounding it to about 2.5 MB.
-	maxNegativeKIDBytes = 256
 )
 
 // Config describes where one identity provider's verification keys come from
@@ -63,6 +56,10 @@ type Config struct {
 	// redirects that change the scheme (an https fetch never follows a
 	// redirect to http).
 	HTTPClient *http.Client
+	// UserAgent is sent with every discovery and JWKS request, so that the
+	// provider's operators can tell Gatehouse's fetches apart (and see its
+	// version). Default: UserAgent(""), "Gatehouse/<module version>".
+	UserAgent string
 	// FetchTimeout bounds each discovery or JWKS request. Default: 5s.
 	FetchTimeout time.Duration
 	// RefreshInterval is the time between background refreshes when the
@@ -79,19 +76,22 @@ type Config struct {
 	// UnknownKIDInterval allows at most one refetch triggered by unknown
 	// kids per interval. This is what stops a flood of tokens with made-up
 	// kids from turning the gateway into an amplifier against the
-	// provider. Default: 30s.
+	// provider. A lookup the limit refuses is answered ErrUnknownKID, but
+	// the kid is not remembered (nothing was checked), and a refetch is
+	// scheduled for the moment the interval has passed, so a key the
+	// provider has just published is found then even if an attacker used
+	// up the previous refetch. Nothing else is remembered about unknown
+	// kids: no negative cache that a forged token could seed with the kid
+	// of a key about to be published. Default: 30s.
 	UnknownKIDInterval time.Duration
-	// NegativeCacheTTL is how long an unknown kid is remembered and refused
-	// without fetching. Default: 1m.
-	NegativeCacheTTL time.Duration
 	// MaxStale is how long the last good keys keep serving after the last
 	// successful fetch while refreshes fail. After that, lookups fail
 	// closed with ErrUnavailable. Default: 24h.
 	MaxStale time.Duration
 	// MaxKeys refuses JWKS documents with more keys than this. Default: 100.
 	MaxKeys int
-	// Now is the clock used for staleness, rate limits and the negative
-	// cache. Default: time.Now.
+	// Now is the clock used for staleness and rate limits. Default:
+	// time.Now.
 	Now func() time.Time
 	// Log receives refresh failures and key changes. Default: slog.Default().
 	Log *slog.Logger
@@ -143,7 +143,6 @@ func (cfg Config) withDefaults() (Config, source, error) {
 		{"min_refresh_interval", &cfg.MinRefreshInterval, DefaultMinRefreshInterval},
 		{"max_refresh_interval", &cfg.MaxRefreshInterval, DefaultMaxRefreshInterval},
 		{"unknown_kid_interval", &cfg.UnknownKIDInterval, DefaultUnknownKIDInterval},
-		{"negative_cache_ttl", &cfg.NegativeCacheTTL, DefaultNegativeCacheTTL},
 		{"max_stale", &cfg.MaxStale, DefaultMaxStale},
 	} {
 		if *d.v < 0 {
@@ -169,6 +168,9 @@ func (cfg Config) withDefaults() (Config, source, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = UserAgent("")
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -183,6 +185,32 @@ func (cfg Config) withDefaults() (Config, source, error) {
 		}
 	}
 	return cfg, src, nil
+}
+
+// UserAgent returns the User-Agent header of key fetches for a Gatehouse
+// version ("v1.2.3", or "v1.2.3 (abcdef123456)" as `gatehouse version`
+// prints it): "Gatehouse/v1.2.3". The version is cut to its first word and
+// to the characters of an HTTP token; "" means the module version from the
+// build information, or "dev".
+func UserAgent(version string) string {
+	version = strings.TrimSpace(version)
+	if version == "" {
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			version = bi.Main.Version
+		}
+	}
+	version, _, _ = strings.Cut(version, " ")
+	version = strings.Map(func(r rune) rune {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', strings.ContainsRune("!#$%&'*+-.^_`|~", r):
+			return r
+		}
+		return -1
+	}, version)
+	if version == "" {
+		version = "dev"
+	}
+	return "Gatehouse/" + version
 }
 
 // checkHTTPURL accepts absolute http and https URLs with a host.

@@ -124,6 +124,7 @@ func (s *Set) get(ctx context.Context, rawURL string) ([]byte, http.Header, erro
 		return nil, nil, fmt.Errorf("request %s: %w", redactURL(rawURL), err)
 	}
 	req.Header.Set("Accept", "application/json, application/jwk-set+json")
+	req.Header.Set("User-Agent", s.cfg.UserAgent)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		var uerr *url.Error

@@ -5,9 +5,13 @@
 // A Set is built for the request path: lookups of known key ids never block
 // on the network. A token with an unknown kid may trigger one refetch, shared
 // by all concurrent callers and limited to one per UnknownKIDInterval, so a
-// flood of made-up kids cannot be turned against the provider. When the
-// provider is down, the last good keys keep serving until MaxStale; after
-// that every lookup fails closed with ErrUnavailable.
+// flood of made-up kids cannot be turned against the provider. A lookup that
+// limit refuses leaves no trace but a refetch scheduled for when the limit
+// allows it: what was not checked is not remembered, so a flood of forged
+// tokens just before a rotation delays the new key by one interval at most.
+// When the provider is down, the last good keys keep serving until MaxStale;
+// after that every lookup fails closed with ErrUnavailable. Refresh (on a
+// configuration reload) refetches at once.
 package keyset
 
 import (
@@ -52,10 +56,11 @@ type Set struct {
 	lastErr     error         // error of the last fetch; nil after a success
 	interval    time.Duration // refresh interval derived from the last success
 
-	negative         map[string]time.Time // unknown kid -> remembered until
-	lastUnknownFetch time.Time            // start of the last fetch caused by an unknown kid
+	lastUnknownFetch time.Time   // start of the last fetch caused by an unknown kid
+	pending          *time.Timer // refetch scheduled after a rate-limited lookup
 
 	inflight  *fetchCall    // the one fetch in progress, shared by all waiters
+	fetchSeq  uint64        // number of fetches started
 	refreshed chan struct{} // signalled (buffer 1) after each successful fetch
 	changed   chan struct{} // closed and replaced on every state change
 	closed    bool
@@ -65,6 +70,7 @@ type Set struct {
 type fetchCall struct {
 	done chan struct{}
 	err  error
+	seq  uint64 // the Set's fetchSeq when it started
 }
 
 // Health is a snapshot of a Set for health endpoints and logs.
@@ -102,7 +108,6 @@ func New(cfg Config) (*Set, error) {
 		cfg:       cfg,
 		src:       src,
 		client:    cfg.HTTPClient,
-		negative:  make(map[string]time.Time),
 		changed:   make(chan struct{}),
 		refreshed: make(chan struct{}, 1),
 		jwksURI:   cfg.JWKSURI,
@@ -183,6 +188,10 @@ func (s *Set) Close() {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
+		if s.pending != nil {
+			s.pending.Stop()
+			s.pending = nil
+		}
 		s.broadcastLocked()
 		s.mu.Unlock()
 		s.cancel()
@@ -233,10 +242,15 @@ func (s *Set) run() {
 	}
 }
 
+// currentInterval is the wait until the next refresh after a success: the
+// interval derived from the last response, but never more than half of
+// MaxStale, so that a provider announcing a long max-age (up to
+// MaxRefreshInterval) is asked again, and has a retry to spare, before its
+// keys go stale and its tokens get 503.
 func (s *Set) currentInterval() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.interval
+	return min(s.interval, s.cfg.MaxStale/2)
 }
 
 // nextBackoff doubles the retry delay within its bounds.
@@ -252,7 +266,7 @@ func (s *Set) nextBackoff(prev time.Duration) time.Duration {
 // refresh runs (or joins) one fetch for the background loop.
 func (s *Set) refresh() error {
 	s.mu.Lock()
-	call := s.startFetchLocked(s.cfg.Now(), false)
+	call, _ := s.startFetchLocked(s.cfg.Now(), false)
 	s.mu.Unlock()
 	if call == nil {
 		return errClosed
@@ -269,26 +283,87 @@ var errClosed = errors.New("keyset: closed")
 
 // startFetchLocked returns the fetch in flight, or starts one. A fetch
 // caused by a lookup (byLookup) is allowed at most once per
-// UnknownKIDInterval; nil means it was refused, or the Set is closed.
-func (s *Set) startFetchLocked(now time.Time, byLookup bool) *fetchCall {
+// UnknownKIDInterval: limited reports a refusal. nil without limited means
+// the Set is closed.
+func (s *Set) startFetchLocked(now time.Time, byLookup bool) (call *fetchCall, limited bool) {
 	if s.closed {
-		return nil
+		return nil, false
 	}
 	if s.inflight != nil {
-		return s.inflight
+		return s.inflight, false
 	}
 	if byLookup {
 		if !s.lastUnknownFetch.IsZero() && now.Sub(s.lastUnknownFetch) < s.cfg.UnknownKIDInterval {
-			return nil
+			return nil, true
 		}
 		s.lastUnknownFetch = now
 	}
-	call := &fetchCall{done: make(chan struct{})}
+	s.fetchSeq++
+	call = &fetchCall{done: make(chan struct{}), seq: s.fetchSeq}
 	s.inflight = call
 	s.lastAttempt = now
 	s.wg.Add(1)
 	go s.doFetch(call, s.jwksURI)
-	return call
+	return call, false
+}
+
+// scheduleLocked arranges one refetch for the moment the unknown-kid rate
+// limit allows it, after a lookup the limit refused: the kid that asked
+// may be a key the provider has just published, and the next lookup for
+// it should find it even if nothing else triggers a fetch. Many refused
+// lookups share one timer, so a flood costs the provider no more than the
+// limit allows.
+func (s *Set) scheduleLocked(now time.Time) {
+	if s.pending != nil || s.closed {
+		return
+	}
+	delay := max(s.lastUnknownFetch.Add(s.cfg.UnknownKIDInterval).Sub(now), 0)
+	s.pending = time.AfterFunc(delay, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.pending = nil
+		now := s.cfg.Now()
+		if _, limited := s.startFetchLocked(now, true); limited {
+			// Only with a clock that is not the timer's (tests): the
+			// delay is positive, so this cannot spin.
+			s.scheduleLocked(now)
+		}
+	})
+}
+
+// Refresh fetches the keys now, regardless of the refresh schedule and the
+// unknown-kid rate limit, and returns the result of a fetch that started
+// after the call (a fetch already in flight may have read the document
+// before the provider changed it: it is waited for, then another starts).
+// On success the fetched set replaces the current one, so a key removed at
+// the provider is refused from then on; on failure the current keys stay
+// (and serve until MaxStale) and the error is returned. Static sets have
+// nothing to fetch: nil. A configuration reload calls Refresh.
+func (s *Set) Refresh(ctx context.Context) error {
+	if s.src == sourceStatic {
+		return nil
+	}
+	s.mu.Lock()
+	after := s.fetchSeq
+	for {
+		call := s.inflight
+		if call == nil {
+			call, _ = s.startFetchLocked(s.cfg.Now(), false)
+		}
+		s.mu.Unlock()
+		if call == nil {
+			return fmt.Errorf("keyset: provider %q: %w", s.cfg.Name, errClosed)
+		}
+		select {
+		case <-call.done:
+		case <-ctx.Done():
+			return fmt.Errorf("keyset: provider %q: refresh: %w", s.cfg.Name, ctx.Err())
+		}
+		if call.seq > after {
+			return call.err
+		}
+		s.mu.Lock()
+	}
 }
 
 // doFetch performs one fetch and publishes its result.
@@ -326,11 +401,6 @@ func (s *Set) doFetch(call *fetchCall, jwksURI string) {
 		s.interval = s.cfg.RefreshInterval
 		if res.hasMaxAge {
 			s.interval = min(max(res.maxAge, s.cfg.MinRefreshInterval), s.cfg.MaxRefreshInterval)
-		}
-		for kid := range s.negative {
-			if _, ok := s.byKID[kid]; ok || now.After(s.negative[kid]) {
-				delete(s.negative, kid)
-			}
 		}
 	}
 	after := keyIDs(s.keys)
@@ -387,10 +457,12 @@ func (s *Set) broadcastLocked() {
 // returned slice is shared: callers must not modify it.
 //
 // Errors (test them with errors.Is): ErrUnknownKID when no such key exists
-// even after the refetch the lookup was allowed to make (or the kid is
-// remembered as unknown); ErrUnavailable when there are no usable keys
-// (never fetched, or past MaxStale) or the refetch needed to answer failed.
-// Lookups of known kids never touch the network.
+// even after the refetch the lookup was allowed to make, or when the
+// unknown-kid rate limit refused that refetch (then one is scheduled for
+// when the limit allows it, and the kid is not remembered); ErrUnavailable
+// when there are no usable keys (never fetched, or past MaxStale) or the
+// refetch needed to answer failed. Lookups of known kids never touch the
+// network.
 func (s *Set) Lookup(ctx context.Context, kid string) ([]jose.JSONWebKey, error) {
 	if s.src == sourceStatic {
 		return s.lookupStatic(kid)
@@ -403,18 +475,20 @@ func (s *Set) Lookup(ctx context.Context, kid string) ([]jose.JSONWebKey, error)
 			s.mu.Unlock()
 			return keys, nil
 		}
-		if until, ok := s.negative[kid]; ok {
-			if now.Before(until) {
-				s.mu.Unlock()
-				return nil, fmt.Errorf("%w %q", ErrUnknownKID, kid)
-			}
-			delete(s.negative, kid)
-		}
 	}
-	call := s.startFetchLocked(now, true)
+	call, limited := s.startFetchLocked(now, true)
 	if call == nil {
-		// Rate-limited (or closed): answer from what we have.
+		// Rate-limited (or closed): answer from what we have, and make
+		// sure the refetch this lookup could not have happens as soon as
+		// it may.
+		if limited {
+			s.scheduleLocked(now)
+		}
 		err := s.answerLocked(now, kid, s.lastErr)
+		if limited && errors.Is(err, ErrUnknownKID) {
+			next := s.lastUnknownFetch.Add(s.cfg.UnknownKIDInterval).Sub(now)
+			err = fmt.Errorf("%w (not checked: refetch rate-limited by unknown_kid_interval, next in %s)", err, next.Round(time.Millisecond))
+		}
 		s.mu.Unlock()
 		return nil, err
 	}
@@ -448,16 +522,6 @@ func (s *Set) answerLocked(now time.Time, kid string, fetchErr error) error {
 		// The key may exist, but we could not ask: fail closed as
 		// unavailable rather than calling the token bad.
 		return fmt.Errorf("%w: provider %q: kid %q not cached and refresh failed: %w", ErrUnavailable, s.cfg.Name, kid, fetchErr)
-	}
-	if len(s.negative) >= maxNegativeEntries {
-		for k, until := range s.negative {
-			if !now.Before(until) {
-				delete(s.negative, k)
-			}
-		}
-	}
-	if len(s.negative) < maxNegativeEntries && len(kid) <= maxNegativeKIDBytes {
-		s.negative[kid] = now.Add(s.cfg.NegativeCacheTTL)
 	}
 	return fmt.Errorf("%w %q", ErrUnknownKID, kid)
 }

@@ -4,8 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -215,5 +220,58 @@ func TestCloseIdempotentAndStartAfterClose(t *testing.T) {
 	}
 	if p.JWKSHits() != 0 {
 		t.Fatalf("closed Set fetched %d times", p.JWKSHits())
+	}
+}
+
+// TestUserAgent: discovery and JWKS requests name Gatehouse and its
+// version, so a provider's operators can tell its fetches apart.
+func TestUserAgent(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]string{}
+	var issuer string
+	p := testidp.Start(t, testidp.WithAlgorithm(jose.ES256))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.URL.Path] = r.Header.Get("User-Agent")
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			_, _ = fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, issuer, issuer+"/jwks")
+		case "/jwks":
+			resp, err := http.Get(p.JWKSURI)
+			if err != nil {
+				http.Error(w, err.Error(), 502)
+				return
+			}
+			defer resp.Body.Close()
+			_, _ = io.Copy(w, resp.Body)
+		}
+	}))
+	defer srv.Close()
+	issuer = srv.URL
+	s := newSet(t, keyset.Config{Issuer: issuer, Discovery: true, UserAgent: keyset.UserAgent("v1.2.3 (0123456789ab)")})
+	waitReady(t, s)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, path := range []string{"/.well-known/openid-configuration", "/jwks"} {
+		if got := seen[path]; got != "Gatehouse/v1.2.3" {
+			t.Errorf("User-Agent of %s = %q, want Gatehouse/v1.2.3", path, got)
+		}
+	}
+
+	for in, want := range map[string]string{
+		"v1.2.3":                "Gatehouse/v1.2.3",
+		"v0.0.0-2026 (abcdef)":  "Gatehouse/v0.0.0-2026",
+		"(devel)":               "Gatehouse/devel",
+		"dev":                   "Gatehouse/dev",
+		"v1\r\nX-Injected: yes": "Gatehouse/v1X-Injected",
+		"  ":                    keyset.UserAgent(""),
+	} {
+		if got := keyset.UserAgent(in); got != want {
+			t.Errorf("UserAgent(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := keyset.UserAgent(""); !strings.HasPrefix(got, "Gatehouse/") || len(got) <= len("Gatehouse/") {
+		t.Errorf("default UserAgent = %q", got)
 	}
 }

@@ -26,6 +26,9 @@ type Options struct {
 	Stdout, Stderr io.Writer
 	// HTTPClient fetches identity provider keys. Default: the key set's own.
 	HTTPClient *http.Client
+	// UserAgent is sent with discovery and JWKS requests, e.g.
+	// keyset.UserAgent(version). Default: keyset's, from the build info.
+	UserAgent string
 	// Now is the clock for token validation. Default time.Now.
 	Now func() time.Time
 	// KeySets shares identity provider key sets across reloads. Default:

@@ -17,8 +17,13 @@ import (
 	"github.com/gatehouse/gatehouse/internal/keyset"
 )
 
-// providerHealth is what the admin listener shows of an identity provider.
-type providerHealth = *keyset.Set
+// providerHealth is an identity provider's key set, as the admin listener
+// shows it and a reload refreshes it.
+type providerHealth struct {
+	name   string
+	set    *keyset.Set
+	reused bool // taken over from an earlier plan: RefreshKeys refetches it
+}
 
 // buildAudit opens the audit sink.
 func (p *Plan) buildAudit(cfg *config.Config, file *config.File, opts Options) error {
@@ -52,14 +57,18 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 			JWKSURI:            pc.JWKSURI,
 			Discovery:          pc.JWKSURI == "" && pc.StaticKeys == nil,
 			HTTPClient:         opts.HTTPClient,
+			UserAgent:          opts.UserAgent,
 			FetchTimeout:       pc.Keys.FetchTimeout.Std(),
 			RefreshInterval:    pc.Keys.RefreshInterval.Std(),
 			MinRefreshInterval: pc.Keys.MinRefreshInterval.Std(),
 			MaxRefreshInterval: pc.Keys.MaxRefreshInterval.Std(),
 			UnknownKIDInterval: pc.Keys.UnknownKIDInterval.Std(),
-			NegativeCacheTTL:   pc.Keys.NegativeCacheTTL.Std(),
 			MaxStale:           pc.Keys.MaxStale.Std(),
 			Log:                p.log,
+		}
+		if pc.Keys.NegativeCacheTTL != 0 {
+			p.log.Warn("pipeline: identity_providers[].keys.negative_cache_ttl is deprecated and ignored: unknown key ids are no longer remembered",
+				"provider", pc.Name)
 		}
 		if sk := pc.StaticKeys; sk != nil {
 			for j, f := range sk.Files {
@@ -81,13 +90,13 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 		if registry == nil {
 			registry = NewKeySets()
 		}
-		set, release, err := registry.acquire(pc, func() (*keyset.Set, error) { return keyset.New(kc) })
+		set, release, reused, err := registry.acquire(pc, func() (*keyset.Set, error) { return keyset.New(kc) })
 		if err != nil {
 			return nil, file.Errorf(path, "%v", err)
 		}
 		p.closers = append(p.closers, release)
 		p.readies = append(p.readies, set.Ready)
-		p.providers = append(p.providers, set)
+		p.providers = append(p.providers, providerHealth{name: pc.Name, set: set, reused: reused})
 
 		algs := pc.Algorithms
 		if len(algs) == 0 {
@@ -246,8 +255,8 @@ func (p *Plan) Flush() {
 // listener.
 func (p *Plan) ProviderHealth() []keyset.Health {
 	out := make([]keyset.Health, 0, len(p.providers))
-	for _, s := range p.providers {
-		out = append(out, s.Health())
+	for _, ph := range p.providers {
+		out = append(out, ph.set.Health())
 	}
 	return out
 }

@@ -1,19 +1,25 @@
 package pipeline
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"sync"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/keyset"
 )
 
-// KeySets shares identity providers' key sets between successive plans.
-// A reload that leaves a provider's settings unchanged keeps its key set:
-// no refetch, no wait for readiness, and a reload still applies while that
-// provider is unreachable (its last good keys keep serving up to max_stale).
+// KeySets shares identity providers' fetched key sets between successive
+// plans. A reload that leaves a provider's settings unchanged keeps its key
+// set object (its refresh schedule and rate-limit state) and warm keys, so
+// a reload still applies while that provider is unreachable (its last good
+// keys keep serving up to max_stale); but the reload refetches the keys at
+// once (Plan.RefreshKeys), so a key removed at the provider is refused as
+// soon as the reload has returned. Static key sets are never shared: their
+// files are read again by every build.
 type KeySets struct {
 	mu   sync.Mutex
 	sets map[string]*sharedSet
@@ -29,21 +35,31 @@ func NewKeySets() *KeySets { return &KeySets{sets: map[string]*sharedSet{}} }
 
 // acquire returns the key set for a provider's settings, creating and
 // starting it when no plan has one, and a release function for Plan.Close.
-func (k *KeySets) acquire(pc config.IdentityProvider, mk func() (*keyset.Set, error)) (*keyset.Set, func(), error) {
+// reused reports that the set was already serving an earlier plan.
+func (k *KeySets) acquire(pc config.IdentityProvider, mk func() (*keyset.Set, error)) (set *keyset.Set, release func(), reused bool, err error) {
+	if pc.StaticKeys != nil {
+		// Nothing to keep warm, and the files may have changed: a fresh
+		// set from what this build has just read.
+		set, err := mk()
+		if err != nil {
+			return nil, nil, false, err
+		}
+		return set, set.Close, false, nil
+	}
 	fp := fingerprint(pc)
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if s, ok := k.sets[fp]; ok {
 		s.refs++
-		return s.set, k.releaser(fp), nil
+		return s.set, k.releaser(fp), true, nil
 	}
-	set, err := mk()
+	set, err = mk()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	set.Start()
 	k.sets[fp] = &sharedSet{set: set, refs: 1}
-	return set, k.releaser(fp), nil
+	return set, k.releaser(fp), false, nil
 }
 
 func (k *KeySets) releaser(fp string) func() {
@@ -64,26 +80,47 @@ func (k *KeySets) releaser(fp string) func() {
 	}
 }
 
-// fingerprint identifies the settings a key set depends on. Static key
-// files are named by path: a changed file needs a changed path or a restart
-// of the provider entry, which is what operators expect of a reload anyway.
-// The HMAC secret enters only as a hash.
+// fingerprint identifies the settings a fetched key set depends on.
 func fingerprint(pc config.IdentityProvider) string {
-	var secret string
-	if pc.StaticKeys != nil && pc.StaticKeys.HMACSecret != "" {
-		sum := sha256.Sum256([]byte(pc.StaticKeys.HMACSecret))
-		secret = hex.EncodeToString(sum[:])
-	}
-	var files []string
-	if pc.StaticKeys != nil {
-		files = pc.StaticKeys.Files
-	}
 	b, _ := json.Marshal(struct {
-		Name, Issuer, JWKSURI, Secret string
-		Files                         []string
-		Keys                          config.KeyCache
-		HTTP                          bool
-	}{pc.Name, pc.Issuer, pc.JWKSURI, secret, files, pc.Keys, pc.InsecureAllowHTTP})
+		Name, Issuer, JWKSURI string
+		Keys                  config.KeyCache
+		HTTP                  bool
+	}{pc.Name, pc.Issuer, pc.JWKSURI, pc.Keys, pc.InsecureAllowHTTP})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// RefreshKeys refetches, concurrently, the keys of every fetched key set
+// this plan took over from an earlier one (new sets are fetching already;
+// static sets were read by Build). A reload calls it before swapping the
+// plan in, so that keys removed at a provider are refused from the moment
+// the reload returns (emergency revocation). A provider that cannot be
+// reached keeps its last good keys, within max_stale: the failure is
+// logged as a warning and returned, joined, for the caller to report, but
+// it does not make the reload fail.
+func (p *Plan) RefreshKeys(ctx context.Context) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, ph := range p.providers {
+		if !ph.reused {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := ph.set.Refresh(ctx); err != nil {
+				p.log.Warn("pipeline: reload could not refetch an identity provider's keys; its previous keys keep serving (up to max_stale)",
+					"provider", ph.name, "error", err.Error())
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
