@@ -11,8 +11,16 @@ type IdentityProvider struct {
 	// static_keys, keys come from OIDC discovery at
 	// <issuer>/.well-known/openid-configuration. Required.
 	Issuer string `yaml:"issuer" desc:"Issuer URL; must equal the token's iss exactly. Keys come from OIDC discovery unless jwks_uri or static_keys is set. Required."`
-	// Audiences accepted in aud; a token must carry at least one. Required.
-	Audiences []string `yaml:"audiences" desc:"Accepted audiences; the token's aud must contain one. Required."`
+	// Audiences accepted in aud (or in AudienceClaim); a token must carry
+	// at least one. Required.
+	Audiences []string `yaml:"audiences" desc:"Accepted audiences; the token's aud (or audience_claim) must contain one. Required."`
+	// AudienceClaim is the claim checked against Audiences instead of aud,
+	// for providers whose access tokens carry no aud (Amazon Cognito:
+	// client_id). Default aud. Security: tokens without aud are accepted
+	// only with this set, and then any token of the issuer whose
+	// AudienceClaim holds one of Audiences passes; pin the token kind with
+	// claim_values (Cognito: token_use: [access]).
+	AudienceClaim string `yaml:"audience_claim" desc:"Claim checked against audiences instead of aud, for providers whose access tokens have no aud (Cognito: client_id). Default aud; aud is then not checked. Pin the token kind with claim_values (Cognito: token_use: [access])."`
 	// JWKSURI fetches keys from this URL instead of discovery.
 	JWKSURI string `yaml:"jwks_uri" desc:"Fetch signing keys from this JWKS URL instead of OIDC discovery."`
 	// StaticKeys configures keys that are never fetched.
@@ -59,8 +67,11 @@ type ClaimsMapping struct {
 	Subject string `yaml:"subject" desc:"Claim holding the subject. Default sub."`
 	// ClientID claim path. Default client_id, then azp.
 	ClientID string `yaml:"client_id" desc:"Claim holding the OAuth client id. Default client_id, then azp."`
-	// Scopes claim path. Default scope (space-separated), then scp (array).
-	Scopes string `yaml:"scopes" desc:"Claim holding scopes. Default scope (space-separated), then scp (array)."`
+	// Scopes is the claim path holding the scopes, or a list of paths tried
+	// in order: the first claim present in the token is used, even if it is
+	// empty (Auth0: [permissions, scope]). Default scope (space-separated),
+	// then scp (array).
+	Scopes ClaimPaths `yaml:"scopes" desc:"Claim holding scopes, or a list of claims tried in order (the first present in the token is used, even if empty), e.g. [permissions, scope] for Auth0. Default scope (space-separated), then scp (array)."`
 	// Roles claim path, e.g. realm_access.roles (Keycloak), roles (Entra).
 	Roles string `yaml:"roles" desc:"Claim path holding roles, e.g. realm_access.roles (Keycloak), roles (Entra ID)."`
 	// Groups claim path, e.g. groups (Okta), cognito:groups (Cognito).
@@ -68,6 +79,15 @@ type ClaimsMapping struct {
 	// Extra copies more claims into the identity: name → claim path.
 	Extra map[string]string `yaml:"extra" desc:"More claims to copy into the identity, as name: claim.path."`
 }
+
+// ClaimPaths is one claim path, or a list of claim paths tried in order.
+// The file may give a single string ("scope") or a list ([permissions,
+// scope]); an empty string means the default.
+type ClaimPaths []string
+
+// oneOrMany marks the type for the decoder and the schema: a scalar is a
+// list of one.
+func (ClaimPaths) oneOrMany() {}
 
 // KeyCache tunes a provider's key set. See docs/authentication.md.
 type KeyCache struct {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -342,4 +343,39 @@ func FuzzParse(f *testing.F) {
 			t.Fatal("a valid config must have routes")
 		}
 	})
+}
+
+// TestClaimPathsStringOrList: claims.scopes takes one claim path or a
+// list tried in order; an empty string keeps the default.
+func TestClaimPathsStringOrList(t *testing.T) {
+	provider := func(scopes string) string {
+		return "identity_providers:\n  - name: p\n    issuer: https://i.example\n    audiences: [a]\n    claims: {scopes: " + scopes + "}\n" + minimal
+	}
+	for _, tc := range []struct {
+		name, scopes string
+		want         []string
+		err          string
+	}{
+		{"string", "permissions", []string{"permissions"}, ""},
+		{"list", "[permissions, scope]", []string{"permissions", "scope"}, ""},
+		{"empty string keeps the default", `""`, nil, ""},
+		{"empty list entry", `[permissions, ""]`, nil, "identity_providers[0].claims.scopes[1]: empty claim path"},
+		{"mapping refused", "{a: b}", nil, "identity_providers[0].claims.scopes: expected a list, got a mapping"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := Parse("c.yaml", []byte(provider(tc.scopes)), env(nil))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := []string(cfg.IdentityProviders[0].Claims.Scopes); !slices.Equal(got, tc.want) {
+				t.Fatalf("scopes %q, want %q", got, tc.want)
+			}
+		})
+	}
 }

@@ -19,6 +19,14 @@ type scalarParser interface {
 	parseScalar(string) error
 }
 
+// oneOrMany is implemented by list types that may also be written as a
+// single scalar, meaning a list of one (an empty scalar: an empty list).
+type oneOrMany interface {
+	oneOrMany()
+}
+
+var oneOrManyType = reflect.TypeFor[oneOrMany]()
+
 // defaulter is implemented by list elements that have defaults of their
 // own; it runs on each new element before its keys are decoded.
 type defaulter interface {
@@ -167,6 +175,13 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 }
 
 func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind == yaml.ScalarNode && v.Type().Implements(oneOrManyType) {
+		s, ok := d.scalar(n, path)
+		if ok && s != "" {
+			v.Set(reflect.Append(reflect.MakeSlice(v.Type(), 0, 1), reflect.ValueOf(s).Convert(v.Type().Elem())))
+		}
+		return
+	}
 	if n.Kind != yaml.SequenceNode {
 		d.errorf(n, path, "expected a list, got %s", kindName(n))
 		return

@@ -52,6 +52,9 @@ func schemaFor(t reflect.Type) schemaObject {
 			schemaObject{"$ref": "#/$defs/env"},
 		}}
 	}
+	if t.Kind() == reflect.Slice && t.Implements(oneOrManyType) {
+		return schemaObject{"anyOf": []any{schemaFor(t.Elem()), schemaObject{"type": "array", "items": schemaFor(t.Elem())}}}
+	}
 	switch t.Kind() {
 	case reflect.Pointer:
 		return schemaFor(t.Elem())

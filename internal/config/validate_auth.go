@@ -93,6 +93,11 @@ func validateAuth(c *Config, f *File) Errors {
 		if hasHMACSecret && !listsHMAC {
 			add(path+".algorithms", "list HS256, HS384 or HS512 to use the hmac_secret (symmetric algorithms are never enabled implicitly)")
 		}
+		for j, sc := range p.Claims.Scopes {
+			if sc == "" {
+				add(fmt.Sprintf("%s.claims.scopes[%d]", path, j), "empty claim path")
+			}
+		}
 		if p.MaxTokenSize < 1024 {
 			add(path+".max_token_size", "must be at least 1KiB")
 		}

@@ -106,6 +106,7 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 			Name:           pc.Name,
 			Issuer:         pc.Issuer,
 			Audiences:      pc.Audiences,
+			AudienceClaim:  pc.AudienceClaim,
 			Keys:           set,
 			ClockSkew:      pc.ClockSkew.Std(),
 			MaxLifetime:    pc.MaxTokenLifetime.Std(),

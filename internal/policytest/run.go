@@ -1,6 +1,7 @@
 package policytest
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -77,6 +78,7 @@ type testIssuer struct {
 	signer   jose.Signer
 	issuer   string
 	audience string
+	audClaim string // where audience goes: aud, or the provider's audience_claim
 }
 
 // Run runs every case against cfg, which is not modified: the copy the
@@ -139,6 +141,7 @@ func replaceProviderKeys(c *config.Config, test []Issuer, dir string) (map[strin
 		out[is.Name] = &testIssuer{issuer: is.Issuer}
 		if aud := c.IdentityProviders[i].Audiences; len(aud) > 0 {
 			out[is.Name].audience = aud[0]
+			out[is.Name].audClaim = cmp.Or(c.IdentityProviders[i].AudienceClaim, "aud")
 		}
 	}
 	for i := range c.IdentityProviders {
@@ -253,7 +256,7 @@ func (t *testIssuer) mint(claims map[string]any) (string, error) {
 	now := time.Now()
 	all := map[string]any{"iss": t.issuer, "iat": now.Unix(), "exp": now.Add(tokenLifetime).Unix()}
 	if t.audience != "" {
-		all["aud"] = t.audience
+		all[t.audClaim] = t.audience
 	}
 	for k, v := range claims {
 		all[k] = v

@@ -29,7 +29,7 @@ func (p *provider) identity(c map[string]any, now time.Time) (*identity.Identity
 	if err != nil {
 		return fail(reason, err)
 	}
-	if reason, err := p.checkAudience(c["aud"]); err != nil {
+	if reason, err := p.checkAudience(lookup(c, p.audClaim)); err != nil {
 		return fail(reason, err)
 	}
 	for _, path := range p.required {
@@ -135,12 +135,12 @@ func (p *provider) checkTimes(c map[string]any, now time.Time) (time.Time, authn
 	return exp, "", nil
 }
 
-// checkAudience requires aud (a string or an array of strings) to contain
-// one of the provider's audiences.
+// checkAudience requires aud (or the provider's audience claim: a string
+// or an array of strings) to contain one of the provider's audiences.
 func (p *provider) checkAudience(aud any) (authn.Reason, error) {
 	switch a := aud.(type) {
 	case nil:
-		return authn.ReasonMissingClaim, errors.New("authn/jwt: aud is missing")
+		return authn.ReasonMissingClaim, fmt.Errorf("authn/jwt: %s is missing", p.audClaim)
 	case string:
 		if slices.Contains(p.audiences, a) {
 			return "", nil
@@ -152,7 +152,7 @@ func (p *provider) checkAudience(aud any) (authn.Reason, error) {
 			}
 		}
 	}
-	return authn.ReasonAudience, errors.New("authn/jwt: no accepted audience in aud")
+	return authn.ReasonAudience, fmt.Errorf("authn/jwt: no accepted audience in %s", p.audClaim)
 }
 
 // maxNumericDate bounds NumericDate seconds (about 285 million years) so

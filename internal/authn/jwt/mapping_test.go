@@ -93,9 +93,29 @@ func TestClaimMappings(t *testing.T) {
 		},
 		{
 			name:    "explicit scopes path",
-			mapping: Mapping{Scopes: "permissions"},
+			mapping: Mapping{Scopes: []string{"permissions"}},
 			claims:  map[string]any{"scope": "a", "permissions": []string{"read:orders"}},
 			check:   func(t *testing.T, got mapped) { want(t, got.Scopes, []string{"read:orders"}) },
+		},
+		{
+			name:    "Auth0: permissions first",
+			mapping: Mapping{Scopes: []string{"permissions", "scope"}},
+			claims:  map[string]any{"scope": "openid profile", "permissions": []string{"read:orders", "write:orders"}},
+			check:   func(t *testing.T, got mapped) { want(t, got.Scopes, []string{"read:orders", "write:orders"}) },
+		},
+		{
+			name:    "Auth0: scope when permissions is absent",
+			mapping: Mapping{Scopes: []string{"permissions", "scope"}},
+			claims:  map[string]any{"scope": "read:orders openid"},
+			check:   func(t *testing.T, got mapped) { want(t, got.Scopes, []string{"read:orders", "openid"}) },
+		},
+		{
+			// A present but empty preferred claim is the answer: no
+			// fallback to a claim the user did not get permissions from.
+			name:    "Auth0: empty permissions does not fall back",
+			mapping: Mapping{Scopes: []string{"permissions", "scope"}},
+			claims:  map[string]any{"scope": "read:orders", "permissions": []string{}},
+			check:   func(t *testing.T, got mapped) { want(t, len(got.Scopes), 0) },
 		},
 		{
 			name:    "URL-named claims (Auth0 namespaced)",

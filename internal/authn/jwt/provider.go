@@ -50,6 +50,12 @@ type Provider struct {
 	// contain at least one of them. Required: a token minted for another
 	// API of the same provider must not be accepted here.
 	Audiences []string
+	// AudienceClaim is the claim path compared with Audiences instead of
+	// aud, for providers whose access tokens have no aud but name their
+	// intended recipient elsewhere (Amazon Cognito: client_id). aud is then
+	// not checked at all. Default "aud". Never set it to dodge a missing
+	// aud without naming the claim that replaces it.
+	AudienceClaim string
 	// Algorithms allowed in the alg header. Default: RS256 RS384 RS512
 	// PS256 PS384 PS512 ES256 ES384 ES512 EdDSA. HS256/HS384/HS512 are
 	// accepted only when listed here (their keys are shared secrets), and
@@ -94,9 +100,12 @@ type Mapping struct {
 	// ClientID is the claim path of the OAuth client id. Default
 	// "client_id", then "azp".
 	ClientID string
-	// Scopes is the claim path of the granted scopes, a space-separated
-	// string or an array of strings. Default "scope", then "scp".
-	Scopes string
+	// Scopes are the claim paths of the granted scopes (a space-separated
+	// string or an array of strings), tried in order: the first claim
+	// present in the token is used, even when empty, so a token that has
+	// the preferred claim is never read from a fallback (Auth0:
+	// "permissions", then "scope"). Default "scope", then "scp".
+	Scopes []string
 	// Roles is the claim path of the caller's roles (an array of strings,
 	// or a single string), e.g. "realm_access.roles" (Keycloak) or "roles"
 	// (Entra ID). Default: none.
@@ -132,6 +141,7 @@ type provider struct {
 	name        string
 	issuer      string
 	audiences   []string
+	audClaim    string
 	algs        []jose.SignatureAlgorithm
 	keys        KeySource
 	skew        time.Duration
@@ -184,6 +194,7 @@ func compileProvider(i int, p Provider) (*provider, error) {
 		name:        p.Name,
 		issuer:      p.Issuer,
 		audiences:   slices.Clone(p.Audiences),
+		audClaim:    orDefault(p.AudienceClaim, "aud"),
 		keys:        p.Keys,
 		skew:        p.ClockSkew,
 		maxLifetime: p.MaxLifetime,
@@ -237,8 +248,11 @@ func compileProvider(i int, p Provider) (*provider, error) {
 		c.clientID = []string{m.ClientID}
 	}
 	c.scopes = []string{"scope", "scp"}
-	if m.Scopes != "" {
-		c.scopes = []string{m.Scopes}
+	if len(m.Scopes) > 0 {
+		if slices.Contains(m.Scopes, "") {
+			return nil, errorf("empty scopes claim path")
+		}
+		c.scopes = slices.Clone(m.Scopes)
 	}
 	for name, path := range m.Claims {
 		if name == "" || path == "" {

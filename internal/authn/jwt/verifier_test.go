@@ -95,6 +95,36 @@ func TestAudienceForms(t *testing.T) {
 	}
 }
 
+// TestAudienceClaim: aud is required by default, even when another claim
+// holds an accepted value; a provider configured with AudienceClaim (Amazon
+// Cognito: client_id) checks that claim instead, and only that one.
+func TestAudienceClaim(t *testing.T) {
+	k := keys()
+	def := newFixture(t, nil)
+	cognito := newFixture(t, func(p *Provider) { p.Audiences = []string{"app-client-1"}; p.AudienceClaim = "client_id" })
+	for _, tc := range []struct {
+		name   string
+		fx     *fixture
+		change map[string]any
+		want   authn.Reason // "" = accepted
+	}{
+		{"default: no aud refused", def, map[string]any{"aud": nil, "client_id": aud}, authn.ReasonMissingClaim},
+		{"default: aud accepted", def, nil, ""},
+		{"client_id: accepted without aud", cognito, map[string]any{"aud": nil, "client_id": "app-client-1"}, ""},
+		{"client_id: another client refused", cognito, map[string]any{"aud": nil, "client_id": "app-client-2"}, authn.ReasonAudience},
+		{"client_id: missing refused", cognito, map[string]any{"aud": nil}, authn.ReasonMissingClaim},
+		{"client_id: aud alone does not do", cognito, map[string]any{"aud": "app-client-1"}, authn.ReasonMissingClaim},
+		{"client_id: not a string refused", cognito, map[string]any{"aud": nil, "client_id": 7}, authn.ReasonAudience},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.fx.v.Verify(context.Background(), sign(t, jose.RS256, k.rsaA, "rsa", claims(issA, tc.change)))
+			if got := reasonOf(err); got != tc.want {
+				t.Fatalf("reason %q, want %q (%v)", got, tc.want, err)
+			}
+		})
+	}
+}
+
 // TestClockSkew checks the exact boundaries of exp, nbf and iat with a
 // 30s leeway and an injected clock.
 func TestClockSkew(t *testing.T) {
