@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // validJSONText reports whether b, a JOSE header or a JWT claims set, is
@@ -81,14 +82,21 @@ func hex4(b []byte) (rune, bool) {
 // headerIsText decodes the protected header of raw (whose parts are known
 // to be canonical base64url) and checks it with validJSONText: go-jose
 // decodes the header itself and would replace invalid UTF-8 in kid or typ.
-// It runs on the cache-miss path only, where go-jose allocates far more.
+// It runs on the cache-miss path only.
 func headerIsText(raw string) bool {
 	enc, _, _ := strings.Cut(raw, ".")
-	b, err := base64.RawURLEncoding.DecodeString(enc)
+	// Headers are small: decode on the stack. Decode only reads its
+	// source, so the string's bytes are used in place.
+	var buf [512]byte
+	dst := buf[:]
+	if n := base64.RawURLEncoding.DecodedLen(len(enc)); n > len(buf) {
+		dst = make([]byte, n)
+	}
+	n, err := base64.RawURLEncoding.Decode(dst, unsafe.Slice(unsafe.StringData(enc), len(enc)))
 	if err != nil {
 		return true // not base64: the parser refuses it
 	}
-	return validJSONText(b)
+	return validJSONText(dst[:n])
 }
 
 var errNotText = errors.New("authn/jwt: header or claims are not valid UTF-8 text (invalid bytes or a lone surrogate escape)")
