@@ -69,11 +69,12 @@ func (k *KeySets) releaser(fp string) func() {
 			k.mu.Lock()
 			s := k.sets[fp]
 			s.refs--
-			if s.refs == 0 {
+			last := s.refs == 0
+			if last {
 				delete(k.sets, fp)
 			}
 			k.mu.Unlock()
-			if s.refs == 0 {
+			if last {
 				s.set.Close()
 			}
 		})
