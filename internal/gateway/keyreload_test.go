@@ -226,3 +226,20 @@ func TestSIGHUPRereadsStaticKeyFiles(t *testing.T) {
 		t.Fatalf("token signed with the replaced key after SIGHUP: %d, want 401", s)
 	}
 }
+
+// TestNegativeCacheTTLDeprecated: the key still loads (old files keep
+// working) and a warning says it does nothing.
+func TestNegativeCacheTTLDeprecated(t *testing.T) {
+	a := newSigningKey(t, "key-a")
+	js := newJWKSServer(t, a)
+	up := newUpstream(t, "api")
+	tg := startGateway(t, header+"audit: {disabled: true}\nidentity_providers:\n"+
+		fmt.Sprintf("  - name: idp\n    issuer: %s\n    audiences: [reload-api]\n    jwks_uri: %s/jwks\n    insecure_allow_http: true\n"+
+			"    keys: {negative_cache_ttl: 1m}\n", reloadIssuer, js.URL)+
+		"routes:\n"+authedRoute("api", "/api", up.URL, "")).serve()
+	tg.waitReady(t)
+	mustContain(t, tg.opLog.String(), "negative_cache_ttl is deprecated and ignored")
+	if s := status(t, tg.url+"/api/x", a.token(t, "alice")); s != 200 {
+		t.Fatalf("status %d", s)
+	}
+}
