@@ -84,7 +84,62 @@ func (p *provider) identity(c map[string]any, now time.Time) (*identity.Identity
 			}
 		}
 	}
+	if field := controlCharField(id); field != "" {
+		// Identity headers cannot carry control characters: such a value
+		// would be dropped on the way to the upstream (a subject, or a
+		// groups list a backend filters on, silently missing) or split a
+		// header in a careless one. Refuse the token rather than forward
+		// an identity that is not the one the token states.
+		return fail(authn.ReasonMalformed, fmt.Errorf("authn/jwt: %s holds a control character", field))
+	}
 	return id, nil
+}
+
+// controlCharField names the first identity field holding a C0 control
+// character (other than tab) or DEL, or returns "".
+func controlCharField(id *identity.Identity) string {
+	for _, f := range []struct {
+		name string
+		v    string
+	}{{"subject", id.Subject}, {"client id", id.ClientID}} {
+		if hasControl(f.v) {
+			return f.name
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    []string
+	}{{"scopes", id.Scopes}, {"roles", id.Roles}, {"groups", id.Groups}} {
+		for _, s := range f.v {
+			if hasControl(s) {
+				return f.name
+			}
+		}
+	}
+	for name, v := range id.Claims {
+		switch t := v.(type) {
+		case string:
+			if hasControl(t) {
+				return "claim " + name
+			}
+		case []any:
+			for _, e := range t {
+				if s, ok := e.(string); ok && hasControl(s) {
+					return "claim " + name
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // checkTimes checks exp (required), nbf, iat and the token's lifetime, with

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/gatehouse/gatehouse/internal/authn"
 )
 
@@ -169,4 +171,42 @@ func FuzzValidJSONText(f *testing.F) {
 		}
 		walk(v)
 	})
+}
+
+// TestIdentityWithoutControlCharacters: a value no identity header can
+// carry would be dropped on the way upstream (an authenticated request
+// without its subject or groups); the token is refused instead.
+func TestIdentityWithoutControlCharacters(t *testing.T) {
+	k := keys()
+	fx := newFixture(t, func(p *Provider) {
+		p.Mapping = Mapping{Groups: "groups", Roles: "roles", Claims: map[string]string{"email": "email", "tags": "tags"}}
+	})
+	for _, tc := range []struct {
+		name   string
+		change map[string]any
+		ok     bool
+	}{
+		{"clean", map[string]any{"groups": []string{"staff", "suspended"}, "email": "a@example.com"}, true},
+		{"tab allowed", map[string]any{"sub": "a\tb"}, true},
+		{"newline in sub", map[string]any{"sub": "alice\r\nX-Auth-Roles: admin"}, false},
+		{"NUL in sub", map[string]any{"sub": "alice\x00"}, false},
+		{"DEL in client_id", map[string]any{"client_id": "c\x7f"}, false},
+		{"control char in one group", map[string]any{"groups": []string{"staff", "suspended\x01"}}, false},
+		{"control char in roles", map[string]any{"roles": "admin\n"}, false},
+		{"control char in scope", map[string]any{"scope": "read\x01write"}, false},
+		{"vertical tab separates scopes", map[string]any{"scope": "read\x0bwrite"}, true},
+		{"control char in an extra claim", map[string]any{"email": "a@example.com\r\n"}, false},
+		{"control char in an extra array claim", map[string]any{"tags": []any{"x", "y\x1b"}}, false},
+		{"control char in an unmapped claim", map[string]any{"note": "x\ny"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := fx.v.Verify(context.Background(), sign(t, jose.RS256, k.rsaA, "rsa", claims(issA, tc.change)))
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("refused: %v", err)
+			case !tc.ok && reasonOf(err) != authn.ReasonMalformed:
+				t.Fatalf("err = %v, want token_malformed", err)
+			}
+		})
+	}
 }
