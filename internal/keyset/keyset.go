@@ -337,7 +337,8 @@ func (s *Set) scheduleLocked(now time.Time) {
 // before the provider changed it: it is waited for, then another starts).
 // On success the fetched set replaces the current one, so a key removed at
 // the provider is refused from then on; on failure the current keys stay
-// (and serve until MaxStale) and the error is returned. Static sets have
+// (and serve until MaxStale) and the error is returned. With discovery,
+// the discovery document is fetched again as well. Static sets have
 // nothing to fetch: nil. A configuration reload calls Refresh.
 func (s *Set) Refresh(ctx context.Context) error {
 	if s.src == sourceStatic {
@@ -348,6 +349,11 @@ func (s *Set) Refresh(ctx context.Context) error {
 	for {
 		call := s.inflight
 		if call == nil {
+			if s.src == sourceDiscovery {
+				// Read the discovery document again too: the reload
+				// re-reads everything the keys depend on.
+				s.jwksURI = ""
+			}
 			call, _ = s.startFetchLocked(s.cfg.Now(), false)
 		}
 		s.mu.Unlock()

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -326,5 +329,54 @@ func TestRefreshIntervalCappedByMaxStale(t *testing.T) {
 	}
 	if hits := p.JWKSHits(); hits < 4 {
 		t.Fatalf("%d JWKS fetches in 1.5s with max_stale 400ms, want a refresh at least every 200ms", hits)
+	}
+}
+
+// TestRefreshRediscovers: with discovery, Refresh reads the discovery
+// document again (the provider may have moved its keys), and a bad
+// document fails the Refresh without losing the keys.
+func TestRefreshRediscovers(t *testing.T) {
+	p := testidp.Start(t, testidp.WithAlgorithm(jose.ES256))
+	var (
+		mu        sync.Mutex
+		discovery int
+		issuer    string
+		badIssuer bool
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			mu.Lock()
+			discovery++
+			iss := issuer
+			if badIssuer {
+				iss = "https://elsewhere.example"
+			}
+			mu.Unlock()
+			_, _ = fmt.Fprintf(w, `{"issuer":%q,"jwks_uri":%q}`, iss, p.JWKSURI)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	issuer = srv.URL
+	s := newSet(t, keyset.Config{Issuer: issuer, Discovery: true, RefreshInterval: time.Hour})
+	waitReady(t, s)
+	count := func() int { mu.Lock(); defer mu.Unlock(); return discovery }
+	before := count()
+	if err := s.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := count() - before; got != 1 {
+		t.Fatalf("Refresh read the discovery document %d times, want 1", got)
+	}
+	mu.Lock()
+	badIssuer = true
+	mu.Unlock()
+	if err := s.Refresh(context.Background()); err == nil || !strings.Contains(err.Error(), "issuer mismatch") {
+		t.Fatalf("Refresh with a wrong issuer in discovery: %v", err)
+	}
+	if err := verifyToken(s, p.Mint(t, nil)); err != nil {
+		t.Fatalf("keys lost after a failed Refresh: %v", err)
 	}
 }
