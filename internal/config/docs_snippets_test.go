@@ -10,11 +10,15 @@ package config_test
 //   - A ```yaml block whose top-level keys are all configuration keys, but
 //     with no routes, is a top-level fragment: it must pass the same checks
 //     once a stub public route is added.
-//   - Any other block says where it sits with a marker on the line before
-//     the fence: <!-- doctest: fragment PATH --> (PATH is a key path such as
-//     routes[] or identity_providers[].claims, "[]" stepping into a list):
-//     it must decode there with the strict decoder (unknown keys, types,
-//     accepted values), without the cross-checks of validation.
+//   - Any other block is a fragment of a section. A marker on the line
+//     before the fence says where it sits: <!-- doctest: fragment PATH -->
+//     (PATH is a key path such as routes[] or identity_providers[].claims,
+//     "[]" stepping into a list element; identity_providers is the list
+//     itself; no PATH is the whole file, without validation). It must decode
+//     there with the strict decoder (unknown keys, types, accepted values),
+//     without the cross-checks of validation. Without a marker, the fragment
+//     must decode at some section (or list of sections) that has every one
+//     of its top-level keys; a fragment whose keys fit no section fails.
 //   - <!-- doctest: invalid --> marks a deliberately broken configuration:
 //     it must fail, and when the next block is ```text, that block must be
 //     exactly the errors `gatehouse validate` prints for it as gatehouse.yaml.
@@ -46,6 +50,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -113,7 +118,12 @@ func TestSnippetCheckerCatchesDrift(t *testing.T) {
 		{"unknown key in a marked fragment", "<!-- doctest: fragment routes[] -->\n```yaml\nauthenticate: {methods: [jwt], realms: r}\n```\n", `unknown key "realms"`},
 		{"fragment marked at the wrong place", "<!-- doctest: fragment identity_providers[] -->\n```yaml\nauthenticate: {methods: [jwt]}\n```\n", `unknown key "authenticate"`},
 		{"list fragment", "<!-- doctest: fragment identity_providers -->\n```yaml\n- name: a\n  issuer: https://a.example\n  audiences: [x]\n  claims: {subjct: sub}\n```\n", `unknown key "subjct"`},
-		{"unmarked fragment that is not top-level", "```yaml\nauthenticate: {methods: [jwt]}\n```\n", "marker"},
+		{"unmarked fragment placed by its keys", "```yaml\nauthenticate: {methods: [jwt]}\n```\n", ""},
+		{"unmarked list fragment placed by its keys", "```yaml\n- name: a\n  issuer: https://a.example\n  audiences: [x]\n```\n", ""},
+		{"unmarked fragment with a key of no section", "```yaml\nauthenticate: {methods: [jwt]}\nrealmz: x\n```\n", "no configuration section has all of the keys"},
+		{"unmarked fragment with a nested unknown key", "```yaml\nauthenticate: {methods: [jwt], realmz: x}\n```\n", `unknown key "realmz"`},
+		{"unmarked list fragment with an unknown key", "```yaml\n- name: a\n  issuer: https://a.example\n  audience: [x]\n```\n", "no configuration section"},
+		{"scalar block", "```yaml\njust text\n```\n", "marker"},
 		{"unknown marker path", "<!-- doctest: fragment routes[].nothing -->\n```yaml\na: b\n```\n", `unknown key "nothing"`},
 		{"fence without a language", "```\nroutes: []\n```\n", "names no language"},
 		{"invalid block that is valid", "<!-- doctest: invalid -->\n```yaml\n" + route + "```\n", "marked invalid"},
@@ -353,20 +363,121 @@ func (c *snippetChecker) checkUnmarked(body string) (*parsedConfig, error) {
 		return nil, nil // only comments (a modeline): nothing to check
 	}
 	m := top.Content[0]
-	if m.Kind != yaml.MappingNode {
-		return nil, errors.New("not a mapping: add a <!-- doctest: fragment PATH --> marker naming where it sits")
-	}
-	for i := 0; i < len(m.Content); i += 2 {
-		if m.Content[i].Value == "routes" {
-			return c.checkConfig(body) // complete: Parse reports unknown keys
+	if m.Kind == yaml.MappingNode {
+		for i := 0; i < len(m.Content); i += 2 {
+			if m.Content[i].Value == "routes" {
+				return c.checkConfig(body) // complete: Parse reports unknown keys
+			}
+		}
+		top := true
+		for i := 0; i < len(m.Content); i += 2 {
+			top = top && topLevelKeys[m.Content[i].Value]
+		}
+		if top {
+			return c.checkConfig(body + stubRoute)
 		}
 	}
-	for i := 0; i < len(m.Content); i += 2 {
-		if key := m.Content[i].Value; !topLevelKeys[key] {
-			return nil, fmt.Errorf("top-level key %q is not a configuration key: if this is a fragment of a section, add a <!-- doctest: fragment PATH --> marker naming where it sits", key)
+	return nil, placeFragment(body, m)
+}
+
+// placeFragment checks an unmarked fragment that is not top-level: it must
+// decode at some section of the configuration that has every one of its
+// keys (a list fragment: at a list of sections). A marker names the place
+// exactly; without one, a fragment whose keys fit no section is an error.
+func placeFragment(body string, n *yaml.Node) error {
+	var keys []string
+	list := n.Kind == yaml.SequenceNode
+	switch {
+	case n.Kind == yaml.MappingNode:
+		for i := 0; i < len(n.Content); i += 2 {
+			keys = append(keys, n.Content[i].Value)
+		}
+	case list && len(n.Content) > 0 && n.Content[0].Kind == yaml.MappingNode:
+		for i := 0; i < len(n.Content[0].Content); i += 2 {
+			keys = append(keys, n.Content[0].Content[i].Value)
+		}
+	default:
+		return errors.New("not a mapping or a list of mappings: add a <!-- doctest: fragment PATH --> marker naming where it sits")
+	}
+	var firstErr error
+	tried := 0
+	for _, pl := range schemaPlaces() {
+		if pl.list != list || !pl.hasAll(keys) {
+			continue
+		}
+		tried++
+		err := config.DecodeAt("fragment", []byte(body), pl.path, docEnv)
+		if err == nil {
+			return nil
+		}
+		if firstErr == nil {
+			firstErr = fmt.Errorf("decoded at %s: %w", pl.path, err)
 		}
 	}
-	return c.checkConfig(body + stubRoute)
+	if tried == 0 {
+		return fmt.Errorf("no configuration section has all of the keys %v: fix the keys, or add a <!-- doctest: fragment PATH --> marker naming where the fragment sits", keys)
+	}
+	return firstErr
+}
+
+// place is a section of the configuration a fragment may sit at.
+type place struct {
+	path string // for DecodeAt
+	list bool   // a list of sections
+	keys map[string]bool
+}
+
+func (p place) hasAll(keys []string) bool {
+	for _, k := range keys {
+		if !p.keys[k] {
+			return false
+		}
+	}
+	return len(keys) > 0
+}
+
+// schemaPlaces lists every section of the configuration (structs, and
+// lists of structs), with their keys.
+func schemaPlaces() []place {
+	var out []place
+	keysOf := func(t reflect.Type) map[string]bool {
+		m := map[string]bool{}
+		for i := 0; i < t.NumField(); i++ {
+			if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
+				m[name] = true
+			}
+		}
+		return m
+	}
+	var walk func(t reflect.Type, path string)
+	walk = func(t reflect.Type, path string) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			p := name
+			if path != "" {
+				p = path + "." + name
+			}
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			switch {
+			case ft.Kind() == reflect.Struct:
+				out = append(out, place{path: p, keys: keysOf(ft)})
+				walk(ft, p)
+			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+				out = append(out, place{path: p, list: true, keys: keysOf(ft.Elem())})
+				out = append(out, place{path: p + "[]", keys: keysOf(ft.Elem())})
+				walk(ft.Elem(), p+"[]")
+			}
+		}
+	}
+	walk(reflect.TypeFor[config.Config](), "")
+	return out
 }
 
 // topLevelKeys are the keys of config.Config.
