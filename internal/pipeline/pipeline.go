@@ -1,7 +1,9 @@
 // Package pipeline is Gatehouse's request pipeline, in one place:
 //
 //	request id → client IP → route match → stages → body limit → reverse proxy
-//	                                  (authenticate → authorize → rate limit → identity headers)
+//	                                  (authenticate → authorize → identity headers)
+//
+// (A rate-limit stage does not exist yet; it would plug in as a Stage.)
 //
 // A Plan is the compiled form of one configuration: its route table, each
 // route's stages and proxy. Nothing is parsed, compiled or looked up by name
