@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 )
@@ -437,4 +438,74 @@ func commandRowHas(readme, cmdSub string) bool {
 		}
 	}
 	return false
+}
+
+// anchorOf is GitHub's anchor for a heading: lower case, punctuation other
+// than '-' and '_' dropped, spaces turned into '-'.
+func anchorOf(heading string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(heading)) {
+		switch {
+		case r == ' ':
+			b.WriteByte('-')
+		case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127 && unicode.IsLetter(r):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// anchors lists the anchors of a Markdown page's headings (outside code).
+func anchors(page string) map[string]bool {
+	out := map[string]bool{}
+	inCode := false
+	for _, line := range strings.Split(page, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			inCode = !inCode
+			continue
+		}
+		if !inCode && strings.HasPrefix(line, "#") {
+			out[anchorOf(strings.ReplaceAll(strings.TrimLeft(line, "#"), "`", ""))] = true
+		}
+	}
+	return out
+}
+
+// TestDocsLinksResolve: every relative link of README.md and docs/ names a
+// file that exists and, with a #fragment, a heading of that file.
+func TestDocsLinksResolve(t *testing.T) {
+	linkRE := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	for _, page := range docPages(t) {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(repoRoot, page)
+		for _, m := range linkRE.FindAllStringSubmatch(string(text), -1) {
+			link := m[1]
+			if strings.Contains(link, "://") || strings.HasPrefix(link, "mailto:") {
+				continue
+			}
+			file, frag, _ := strings.Cut(link, "#")
+			target := page
+			if file != "" {
+				target = filepath.Join(filepath.Dir(page), file)
+			}
+			info, err := os.Stat(target)
+			if err != nil {
+				t.Errorf("%s: link %s: %v", rel, link, err)
+				continue
+			}
+			if frag == "" || info.IsDir() || !strings.HasSuffix(target, ".md") {
+				continue
+			}
+			b, err := os.ReadFile(target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !anchors(string(b))[frag] {
+				t.Errorf("%s: link %s: no heading with the anchor #%s", rel, link, frag)
+			}
+		}
+	}
 }
