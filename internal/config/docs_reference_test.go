@@ -23,7 +23,9 @@ import (
 	"testing"
 	"unicode"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/problem"
 )
 
 func readPage(t *testing.T, rel string) string {
@@ -210,10 +212,13 @@ func stringLit(e ast.Expr) (string, bool) {
 	return s, err == nil
 }
 
-// problemSlugs finds every problem type the code defines: each
+// problemType is a problem type the code defines.
+type problemType struct{ slug, title string }
+
+// problemTypes finds every problem type the code defines: each
 // problem.Type composite literal, anywhere under internal/ and cmd/.
-func problemSlugs(t *testing.T) []string {
-	var out []string
+func problemTypes(t *testing.T) []problemType {
+	var out []problemType
 	for path, f := range goFiles(t, "internal", "cmd") {
 		inProblem := filepath.Base(filepath.Dir(path)) == "problem"
 		ast.Inspect(f, func(n ast.Node) bool {
@@ -224,24 +229,77 @@ func problemSlugs(t *testing.T) []string {
 			if tn := typeName(cl.Type); tn != "problem.Type" && !(inProblem && tn == "Type") {
 				return true
 			}
+			var pt problemType
 			for i, el := range cl.Elts {
+				key, val := "", el
 				if kv, ok := el.(*ast.KeyValueExpr); ok {
-					if typeName(kv.Key) == "Slug" {
-						if s, ok := stringLit(kv.Value); ok {
-							out = append(out, s)
-						}
-					}
-				} else if i == 0 {
-					if s, ok := stringLit(el); ok {
-						out = append(out, s)
+					key, val = typeName(kv.Key), kv.Value
+				} else {
+					key = []string{"Slug", "Title"}[min(i, 1)]
+					if i > 1 {
+						key = ""
 					}
 				}
+				if s, ok := stringLit(val); ok {
+					switch key {
+					case "Slug":
+						pt.slug = s
+					case "Title":
+						pt.title = s
+					}
+				}
+			}
+			if pt.slug != "" {
+				out = append(out, pt)
 			}
 			return true
 		})
 	}
+	return out
+}
+
+// problemSlugs lists the slugs of problemTypes, sorted.
+func problemSlugs(t *testing.T) []string {
+	var out []string
+	for _, pt := range problemTypes(t) {
+		out = append(out, pt.slug)
+	}
 	sort.Strings(out)
 	return slices.Compact(out)
+}
+
+// TestDocsProblemExamples: every problem+json body shown in the docs has
+// only the members the code writes, and a type and title the code sends.
+func TestDocsProblemExamples(t *testing.T) {
+	types := problemTypes(t)
+	seen := 0
+	for _, page := range docPages(t) {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(repoRoot, page)
+		for i, line := range strings.Split(string(text), "\n") {
+			if !strings.HasPrefix(line, `{"type":"urn:gatehouse:problem:`) {
+				continue
+			}
+			seen++
+			var d problem.Details
+			dec := json.NewDecoder(strings.NewReader(line))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&d); err != nil {
+				t.Errorf("%s:%d: problem example: %v", rel, i+1, err)
+				continue
+			}
+			slug := strings.TrimPrefix(d.Type, "urn:gatehouse:problem:")
+			if !slices.Contains(types, problemType{slug, d.Title}) {
+				t.Errorf("%s:%d: problem example with type %s and title %q: the code sends no such pair", rel, i+1, d.Type, d.Title)
+			}
+		}
+	}
+	if seen < 3 {
+		t.Fatalf("only %d problem examples found", seen)
+	}
 }
 
 // TestEveryProblemTypeDocumented: each problem type the code can send is
@@ -255,6 +313,13 @@ func TestEveryProblemTypeDocumented(t *testing.T) {
 	for _, s := range slugs {
 		if !strings.Contains(page, "| `urn:gatehouse:problem:"+s+"` |") {
 			t.Errorf("docs/errors.md has no catalogue row for urn:gatehouse:problem:%s", s)
+		}
+	}
+	types := problemTypes(t)
+	rowRE := regexp.MustCompile("(?m)^\\| `urn:gatehouse:problem:([a-z0-9-]+)` \\| \\d+ \\| ([^|]+?) \\|")
+	for _, m := range rowRE.FindAllStringSubmatch(page, -1) {
+		if !slices.Contains(types, problemType{m[1], m[2]}) {
+			t.Errorf("docs/errors.md: the row of %s has the title %q, which the code does not send with it", m[1], m[2])
 		}
 	}
 	for _, m := range regexp.MustCompile("urn:gatehouse:problem:([a-z0-9-]+)").FindAllStringSubmatch(page, -1) {
@@ -507,5 +572,57 @@ func TestDocsLinksResolve(t *testing.T) {
 				t.Errorf("%s: link %s: no heading with the anchor #%s", rel, link, frag)
 			}
 		}
+	}
+}
+
+// TestDocsAuditExamples: every JSON example of an audit event in the docs
+// (a ```json line with "schema_version") has only the fields of
+// audit.Event, a known event type and a reason code the code defines.
+func TestDocsAuditExamples(t *testing.T) {
+	reasons, events := auditCodes(t)
+	// Lifecycle events repeat their action as the reason.
+	for _, e := range events {
+		if action, ok := strings.CutPrefix(e, "apikey."); ok {
+			reasons = append(reasons, action)
+		}
+	}
+	seen := 0
+	for _, page := range docPages(t) {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rel, _ := filepath.Rel(repoRoot, page)
+		bs, err := blocks(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bs {
+			if b.lang != "json" {
+				continue
+			}
+			for _, line := range strings.Split(strings.TrimSpace(b.body), "\n") {
+				if !strings.Contains(line, `"schema_version"`) {
+					continue
+				}
+				seen++
+				var ev audit.Event
+				dec := json.NewDecoder(strings.NewReader(line))
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(&ev); err != nil {
+					t.Errorf("%s:%d: audit event example: %v", rel, b.line, err)
+					continue
+				}
+				if ev.SchemaVersion != audit.SchemaVersion || !slices.Contains(events, ev.Type) || !slices.Contains(reasons, ev.Reason) {
+					t.Errorf("%s:%d: audit event example with schema_version %q, event %q, reason %q: not what the code writes", rel, b.line, ev.SchemaVersion, ev.Type, ev.Reason)
+				}
+				if !slices.Contains([]string{audit.OutcomeAllow, audit.OutcomeDeny, audit.OutcomeError}, ev.Outcome) {
+					t.Errorf("%s:%d: audit event example with outcome %q", rel, b.line, ev.Outcome)
+				}
+			}
+		}
+	}
+	if seen < 5 {
+		t.Fatalf("only %d audit event examples found", seen)
 	}
 }
