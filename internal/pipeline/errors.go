@@ -46,6 +46,11 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 			w.status = 499
 		}
 		return
+	case errors.Is(err, proxy.ErrMalformedBody):
+		// The body's framing is broken, so where the next request on this
+		// connection starts is unknown: answer, then close the connection.
+		t, detail = problem.BadRequest, "The request body is malformed (invalid chunked encoding)."
+		w.Header().Set("Connection", "close")
 	case errors.Is(err, errBadPath):
 		t, detail = problem.BadRequest, "The request path must be absolute and must not contain \".\" or \"..\" segments."
 	case errors.As(err, &chall):
