@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -119,4 +120,100 @@ func TestMalformedChunkedBody(t *testing.T) {
 		}
 		up.completeBodies()
 	})
+}
+
+// TestAmbiguousFramingRefused: a request with both Content-Length and
+// Transfer-Encoding (RFC 9112 §6.1), or with Transfer-Encoding in HTTP/1.0,
+// is refused with 400 problem+json before anything else happens, and the
+// connection is closed, so the bytes after its head (here, a smuggled
+// request) are never read as a request. The upstream receives nothing.
+func TestAmbiguousFramingRefused(t *testing.T) {
+	up := newBodyUpstream(t)
+	tg := startGateway(t, header+"routes:\n"+routeYAML("up", "{path_prefix: /}", `{targets: ["`+up.url+`"]}`)).serve()
+	const smuggled = "GET /admin HTTP/1.1\r\nHost: gw.test\r\n\r\n"
+	for _, tc := range []struct{ name, request string }{
+		{"Content-Length then Transfer-Encoding", "POST /x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},
+		{"Transfer-Encoding then Content-Length", "POST /x HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n" + smuggled},
+		{"lower case names", "POST /x HTTP/1.1\r\nhost: gw.test\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},
+		{"zero Content-Length", "POST /x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+		{"GET with both", "GET /x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},
+		{"HTTP/1.0 with both", "POST /x HTTP/1.0\r\nHost: gw.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+		{"HTTP/1.0 with Transfer-Encoding", "POST /x HTTP/1.0\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, tg.url)
+			res, body := c.send(tc.request)
+			checkRefusedAndClosed(t, c, res, body)
+			select {
+			case <-up.seen:
+				t.Fatal("the upstream received a request")
+			case <-time.After(100 * time.Millisecond):
+			}
+		})
+	}
+
+	t.Run("after a good request on the same connection", func(t *testing.T) {
+		c := dialRaw(t, tg.url)
+		if res, body := c.send("GET /first HTTP/1.1\r\nHost: gw.test\r\n\r\n"); res.StatusCode != 200 {
+			t.Fatalf("first request: %d %s", res.StatusCode, body)
+		}
+		<-up.seen
+		res, body := c.send("POST /x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled)
+		checkRefusedAndClosed(t, c, res, body)
+		select {
+		case <-up.seen:
+			t.Fatal("the upstream received a request")
+		case <-time.After(100 * time.Millisecond):
+		}
+		up.completeBodies()
+	})
+
+	t.Run("pipelined requests with bodies stay in step", func(t *testing.T) {
+		c := dialRaw(t, tg.url)
+		body := "GET /x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+		raw := "POST /a HTTP/1.1\r\nHost: gw.test\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body +
+			"POST /b HTTP/1.1\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n" + strconv.FormatInt(int64(len(body)), 16) + "\r\n" + body + "\r\n0\r\n\r\n" +
+			"GET /c HTTP/1.1\r\nHost: gw.test\r\n\r\n"
+		if _, err := io.WriteString(c.conn, raw); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if res, b := c.read(); res.StatusCode != 200 {
+				t.Fatalf("request %d: %d %s", i, res.StatusCode, b)
+			}
+		}
+		if got := up.completeBodies(); len(got) != 3 || got[0] != body || got[1] != body {
+			t.Fatalf("upstream bodies %q", got)
+		}
+		for range 3 {
+			<-up.seen
+		}
+	})
+
+	// net/http itself refuses these (501 Not Implemented) and closes the
+	// connection before the pipeline runs.
+	for _, tc := range []struct{ name, te string }{
+		{"gzip", "Transfer-Encoding: gzip\r\n"},
+		{"identity", "Transfer-Encoding: identity\r\n"},
+		{"gzip, chunked", "Transfer-Encoding: gzip, chunked\r\n"},
+		{"chunked twice in one header", "Transfer-Encoding: chunked, chunked\r\n"},
+		{"two headers", "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"},
+		{"chunked with a parameter", "Transfer-Encoding: chunked;q=1\r\n"},
+	} {
+		t.Run("Transfer-Encoding "+tc.name, func(t *testing.T) {
+			c := dialRaw(t, tg.url)
+			res, body := c.send("POST /x HTTP/1.1\r\nHost: gw.test\r\n" + tc.te + "\r\n0\r\n\r\n")
+			if res.StatusCode < 400 || res.StatusCode >= 600 {
+				t.Fatalf("status %d: %s", res.StatusCode, body)
+			}
+			if !c.closedByServer() {
+				t.Fatal("connection left open")
+			}
+			select {
+			case <-up.seen:
+				t.Fatal("the upstream received a request")
+			case <-time.After(100 * time.Millisecond):
+			}
+		})
+	}
 }

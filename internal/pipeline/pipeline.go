@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/accesslog"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/clientip"
+	"github.com/gatehouse/gatehouse/internal/framing"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/requestid"
@@ -156,6 +157,12 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 	defer p.finish(rec, r, e)
 
 	stripIdentityHeaders(r.Header, p.stripHeaders)
+	if err := framing.Check(r); err != nil {
+		// Before anything else: an answer that keeps the connection
+		// open would let the bytes after this head be read as a request.
+		p.respond(rec, r, e, err)
+		return
+	}
 	if !cleanPath(r.URL.Path) {
 		p.respond(rec, r, e, errBadPath)
 		return
