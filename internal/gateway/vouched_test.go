@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -120,5 +121,28 @@ func TestClientIdentityCopiesNeverReachUpstream(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestClientIdentityTrailersNeverReachUpstream: a chunked request may
+// declare trailers; one named like an identity header must not reach the
+// upstream either (some backends merge trailers into headers).
+func TestClientIdentityTrailersNeverReachUpstream(t *testing.T) {
+	trailers := make(chan http.Header, 1)
+	up := newHandlerUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		trailers <- r.Trailer
+	})
+	tg := startGateway(t, header+"routes:\n"+routeYAML("open", "{path_prefix: /}", `{targets: ["`+up+`"]}`)).serve()
+	res, body := dialRaw(t, tg.url).send("POST /x HTTP/1.1\r\nHost: gw.test\r\nTrailer: X-Auth-Subject, X-Auth-Groups, X-Request-Id, X-Other\r\n" +
+		"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Auth-Subject: admin\r\nX-Auth-Groups: admins\r\nX-Request-Id: forged\r\nX-Other: 1\r\n\r\n")
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d: %s", res.StatusCode, body)
+	}
+	got := <-trailers
+	for _, name := range []string{"X-Auth-Subject", "X-Auth-Groups", "X-Request-Id"} {
+		if v, ok := got[name]; ok {
+			t.Errorf("trailer %s reached the upstream: %q", name, v)
+		}
 	}
 }

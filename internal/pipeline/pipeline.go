@@ -156,7 +156,7 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 	}
 	defer p.finish(rec, r, e)
 
-	stripIdentityHeaders(r.Header, p.stripHeaders)
+	stripIdentityCopies(r, p.stripHeaders)
 	if err := framing.Check(r); err != nil {
 		// Before anything else: an answer that keeps the connection
 		// open would let the bytes after this head be read as a request.

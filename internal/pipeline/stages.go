@@ -240,6 +240,16 @@ func headerValueSafe(v string) bool {
 	return true
 }
 
+// stripIdentityCopies removes client-sent copies of every identity header
+// name from r's headers and from the trailers it declared: a trailer is a
+// header too for a backend that merges them.
+func stripIdentityCopies(r *http.Request, names []string) {
+	stripIdentityHeaders(r.Header, names)
+	if len(r.Trailer) > 0 {
+		stripIdentityHeaders(r.Trailer, names)
+	}
+}
+
 // stripIdentityHeaders removes client-sent copies of every identity header
 // name configured anywhere, on every request, authenticated or not.
 //

@@ -38,20 +38,21 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		delete(pr.Out.Header, "Upgrade")
 		delete(pr.Out.Header, "Connection")
 	}
-	setVouched(pr.Out.Header, ex)
+	setVouched(pr.Out.Header, pr.Out.Trailer, ex)
 }
 
 // setVouched writes the headers the gateway vouches for on the outgoing
-// headers h. It runs after hop-by-hop removal, so no client Connection
+// headers h, and removes them from the outgoing trailers tr. It runs after hop-by-hop removal, so no client Connection
 // header can remove them, and each replaces any client-sent value. The
 // values live in ex.vals when they fit, each capped so that an append to
 // one header cannot reach the next.
-func setVouched(h http.Header, ex *exchange) {
+func setVouched(h, tr http.Header, ex *exchange) {
 	vals := ex.vals[:0:len(ex.vals)]
 	if len(ex.vouched) > len(ex.vals) {
 		vals = make([]string, 0, len(ex.vouched))
 	}
 	for _, v := range ex.vouched {
+		delete(tr, v.Name) // never also as a client-declared trailer
 		vals = append(vals, v.Value)
 		n := len(vals)
 		h[v.Name] = vals[n-1 : n : n]
