@@ -190,6 +190,18 @@ func TestAmbiguousFramingRefused(t *testing.T) {
 		}
 	})
 
+	t.Run("OPTIONS * reaches the pipeline and the count stays in step", func(t *testing.T) {
+		c := dialRaw(t, tg.url)
+		if res, body := c.send("OPTIONS * HTTP/1.1\r\nHost: gw.test\r\n\r\n"); res.StatusCode != 400 {
+			t.Fatalf("OPTIONS *: %d %s", res.StatusCode, body)
+		}
+		if res, body := c.send("GET /next HTTP/1.1\r\nHost: gw.test\r\n\r\n"); res.StatusCode != 200 {
+			t.Fatalf("next request: %d %s", res.StatusCode, body)
+		}
+		<-up.seen
+		up.completeBodies()
+	})
+
 	// net/http itself refuses these (501 Not Implemented) and closes the
 	// connection before the pipeline runs.
 	for _, tc := range []struct{ name, te string }{
