@@ -351,10 +351,6 @@ func classify(clientCtx context.Context, ex *exchange) error {
 	switch {
 	case errors.As(bodyErr, &tooLarge):
 		return fmt.Errorf("proxy: reading request body: %w", bodyErr)
-	case bodyErr != nil && !clientBroke(bodyErr):
-		// Checked before the client's context, which a broken body may
-		// also end: the client is still there and must hear why.
-		return fmt.Errorf("%w: %w", ErrMalformedBody, bodyErr)
 	case ex.hijack.hijacked:
 		return fmt.Errorf("%w: after switching protocols: %w", ErrClientGone, err)
 	case context.Cause(ex.Context) == errRequestTimeout:
@@ -365,7 +361,12 @@ func classify(clientCtx context.Context, ex *exchange) error {
 		// A deadline set by the caller, not a departed client.
 		return fmt.Errorf("%w: %s: %w", ErrUpstreamTimeout, name, err)
 	case clientCtx.Err() != nil:
+		// Also an HTTP/2 client that reset its stream mid-body.
 		return fmt.Errorf("%w: %w", ErrClientGone, err)
+	case !clientBroke(bodyErr):
+		// The client is still there (an HTTP/1.x framing error does not
+		// end the request's context) and must hear why.
+		return fmt.Errorf("%w: %w", ErrMalformedBody, bodyErr)
 	case bodyErr != nil:
 		return fmt.Errorf("%w: reading request body: %w", ErrClientGone, bodyErr)
 	}
@@ -376,13 +377,16 @@ func classify(clientCtx context.Context, ex *exchange) error {
 	return fmt.Errorf("%w: %s: %w", ErrUpstreamUnavailable, name, err)
 }
 
-// clientBroke reports whether a request body read error means the client
+// clientBroke reports whether a request body read error (nil: none) means the client
 // stopped sending (closed, reset or timed out its connection, or ended it
 // mid-body) rather than sent a body whose framing is malformed. net/http
 // does not export its framing errors, so they are recognised as everything
 // that is not a transport failure: an unknown error is answered 400 and the
 // connection closed, which is also the safe answer to a vanished client.
 func clientBroke(err error) bool {
+	if err == nil {
+		return true
+	}
 	var netErr net.Error
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
 		errors.Is(err, net.ErrClosed) || errors.Is(err, context.Canceled) ||
