@@ -1,5 +1,7 @@
 package framing
 
+import "bytes"
+
 // observer follows HTTP/1.x request framing over the bytes of one
 // connection, as they are read, without copying them: request heads and
 // chunk-size lines byte by byte, body data skipped by count.
@@ -68,9 +70,11 @@ func (o *observer) stop() { o.st = sStopped }
 
 func (o *observer) isBad(i int) bool { return o.badHead != 0 && i >= o.badHead-1 }
 
-// feed advances the observer over p.
+// feed advances the observer over p. Only header names, Content-Length
+// values and chunk sizes are looked at byte by byte; request lines, other
+// header values, trailers and body data are skipped in bulk.
 func (o *observer) feed(p []byte) {
-	for i := 0; i < len(p); i++ {
+	for i := 0; i < len(p); {
 		switch o.st {
 		case sStopped:
 			return
@@ -80,7 +84,7 @@ func (o *observer) feed(p []byte) {
 				n = o.remain
 			}
 			o.remain -= n
-			i += int(n) - 1
+			i += int(n)
 			if o.remain == 0 {
 				if o.st == sBody {
 					o.st = sHeadStart
@@ -89,8 +93,47 @@ func (o *observer) feed(p []byte) {
 				}
 			}
 			continue
+		case sName:
+			if !o.maybeCL && !o.maybeTE {
+				// A header that does not matter: its value is skipped
+				// with it (a line without a colon is rejected anyway).
+				o.st, o.cur = sValue, fOther
+				continue
+			}
+		case sRequestLine, sValue, sTrailLine:
+			if o.st == sValue && o.cur == fCL {
+				break // parsed byte by byte
+			}
+			j := bytes.IndexByte(p[i:], '\n')
+			if j < 0 {
+				o.skipped(p[i:])
+				return
+			}
+			o.skipped(p[i : i+j])
+			i += j // at the LF, which step handles
 		}
 		o.step(p[i])
+		i++
+	}
+}
+
+// skipped notes bytes of a line that feed skipped: of a request line, the
+// last ones are its version.
+func (o *observer) skipped(b []byte) {
+	if o.st != sRequestLine {
+		return
+	}
+	k, n := len(b), 0
+	for k > 0 && n < len(o.tail) {
+		k--
+		if b[k] != '\r' {
+			n++
+		}
+	}
+	for _, c := range b[k:] {
+		if c != '\r' {
+			o.requestLineByte(c)
+		}
 	}
 }
 

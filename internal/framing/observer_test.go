@@ -135,3 +135,33 @@ func FuzzObserver(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkObserver is the cost the observer adds to a typical request
+// head and to a 64 KiB chunked upload.
+func BenchmarkObserver(b *testing.B) {
+	head := []byte("GET /api/users/42?page=2 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: bench/1.0\r\n" +
+		"Accept: application/json\r\nAuthorization: Bearer " + strings.Repeat("x", 600) + "\r\nX-Request-Id: 7b14f9f85899ef522d772873cca912bf\r\n\r\n")
+	b.Run("head", func(b *testing.B) {
+		o := &observer{}
+		b.SetBytes(int64(len(head)))
+		b.ReportAllocs()
+		for b.Loop() {
+			o.feed(head)
+		}
+	})
+	upload := []byte("POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+	for range 16 {
+		upload = append(upload, "1000\r\n"...)
+		upload = append(upload, make([]byte, 0x1000)...)
+		upload = append(upload, "\r\n"...)
+	}
+	upload = append(upload, "0\r\n\r\n"...)
+	b.Run("chunked_64KiB", func(b *testing.B) {
+		o := &observer{}
+		b.SetBytes(int64(len(upload)))
+		b.ReportAllocs()
+		for b.Loop() {
+			o.feed(upload)
+		}
+	})
+}
