@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/framing"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
 )
 
@@ -144,12 +145,25 @@ func (g *Gateway) bind(cfg *config.Config) error {
 			IdleTimeout:       lc.Timeouts.Idle.Std(),
 			MaxHeaderBytes:    int(lc.MaxHeaderBytes),
 			ErrorLog:          errLog,
+			// Every request reaches the pipeline, "OPTIONS *" included
+			// (it answers 400): framing.Check counts requests per
+			// connection, so net/http must not answer any itself.
+			DisableGeneralOptionsHandler: true,
 		}
 		if lc.TLS != nil {
 			if err := fd.loadCert(lc.TLS); err != nil {
 				return fmt.Errorf("gateway: listener %s: %w", lc.Name, err)
 			}
 			fd.srv.TLSConfig = tlsConfig(lc.TLS, fd)
+		} else {
+			// Plain HTTP/1.x: follow each connection's request framing so
+			// that a request with both Content-Length and
+			// Transfer-Encoding is refused and its connection closed
+			// (net/http accepts it; see package framing). On TLS
+			// listeners net/http must see the *tls.Conn itself.
+			fd.ln = framing.Listener{Listener: ln}
+			fd.srv.ConnContext = framing.ConnContext
+			fd.srv.ConnState = framing.ConnState
 		}
 		g.listeners = append(g.listeners, fd)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/accesslog"
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/framing"
 	"github.com/gatehouse/gatehouse/internal/problem"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 )
@@ -46,6 +47,16 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 			w.status = 499
 		}
 		return
+	case errors.Is(err, proxy.ErrMalformedBody):
+		// The body's framing is broken, so where the next request on this
+		// connection starts is unknown: answer, then close the connection.
+		t, detail = problem.BadRequest, "The request body is malformed (invalid chunked encoding)."
+		w.Header().Set("Connection", "close")
+	case errors.Is(err, framing.ErrAmbiguous):
+		// RFC 9112 §6.1: refuse, and close, so that no byte after this
+		// head is ever read as a request.
+		t, detail = problem.BadRequest, "The request framing is ambiguous (Content-Length with Transfer-Encoding, or Transfer-Encoding in HTTP/1.0)."
+		w.Header().Set("Connection", "close")
 	case errors.Is(err, errBadPath):
 		t, detail = problem.BadRequest, "The request path must be absolute and must not contain \".\" or \"..\" segments."
 	case errors.As(err, &chall):
