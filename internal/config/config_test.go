@@ -324,10 +324,23 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte("routes: [{name: a, match: {path: /x/{id}}, upstream: {targets: [http://h]}}]"))
 	f.Add([]byte("&a [*a]"))
+	f.Add(aliasBomb(5))
+	f.Add(aliasBomb(60))
+	f.Add([]byte("a: &a [x,x,x,x]\nb: &b [*a,*a,*a,*a]\nroutes: &c [*b,*b,*b,*b]\npolicies: {p: {claims: {c: *a}}}\n"))
+	f.Add([]byte("routes: [&r {name: a, tags: [&t x, *t, *t], authorize: {methods: [&m {methods: [*t]}, *m]}}, *r, *r]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, _, err := Parse("fuzz.yaml", data, env(nil))
-		if err == nil && len(cfg.Routes) == 0 {
-			t.Fatal("a valid config must have routes")
+		// Not only "no panic": every input is parsed within a time and
+		// allocation budget proportional to its size.
+		err, alloc, d := measureParse(data)
+		if maxAlloc, maxTime := parseBudget(len(data)); alloc > maxAlloc || d > maxTime {
+			t.Fatalf("Parse of %d bytes cost %d MiB in %v; the budget is %d MiB and %v",
+				len(data), alloc>>20, d, maxAlloc>>20, maxTime)
+		}
+		if err == nil {
+			cfg, _, _ := Parse("fuzz.yaml", data, env(nil))
+			if len(cfg.Routes) == 0 {
+				t.Fatal("a valid config must have routes")
+			}
 		}
 	})
 }

@@ -104,7 +104,7 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 	}
 	g.install(cfg, plan)
 	if opts.ConfigPath != "" {
-		if data, err := os.ReadFile(opts.ConfigPath); err == nil {
+		if data, err := config.ReadFile(opts.ConfigPath); err == nil {
 			g.hash = sha256.Sum256(data)
 		}
 	}
@@ -265,7 +265,7 @@ func (g *Gateway) Reload() error {
 	if g.opts.ConfigPath == "" {
 		return errors.New("gateway: no config file to reload")
 	}
-	data, err := os.ReadFile(g.opts.ConfigPath)
+	data, err := config.ReadFile(g.opts.ConfigPath)
 	if err != nil {
 		return g.reloadFailed(fmt.Errorf("gateway: reload: %w", err))
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/gatehouse/gatehouse/internal/config"
 )
 
 // watchDebounce coalesces the bursts of events an editor or a Kubernetes
@@ -64,7 +66,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 func (g *Gateway) reloadIfChanged() {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	data, err := os.ReadFile(g.opts.ConfigPath)
+	data, err := config.ReadFile(g.opts.ConfigPath)
 	if err != nil {
 		// Mid-swap (rename) the file may be briefly missing; the next event retries.
 		g.log.Debug("gateway: config file not readable yet", "error", err)
