@@ -19,6 +19,12 @@ type scalarParser interface {
 	parseScalar(string) error
 }
 
+// emptySectioner is implemented by sections whose null value needs a
+// better explanation than "give its keys or remove it".
+type emptySectioner interface {
+	emptySection() string
+}
+
 // defaulter is implemented by list elements that have defaults of their
 // own; it runs on each new element before its keys are decoded.
 type defaulter interface {
@@ -117,7 +123,11 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		if v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct {
 			// "tls:" with nothing under it would silently mean "no TLS".
-			d.errorf(n, path, "empty section: give its keys or remove it")
+			if es, ok := reflect.Zero(v.Type()).Interface().(emptySectioner); ok {
+				d.errorf(n, path, "empty section: %s", es.emptySection())
+			} else {
+				d.errorf(n, path, "empty section: give its keys or remove it")
+			}
 		}
 		// Otherwise an explicit null (or an empty value) keeps the default.
 		return
