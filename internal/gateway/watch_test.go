@@ -283,3 +283,25 @@ func TestWatchReloadsOnceOnSwaps(t *testing.T) {
 		})
 	}
 }
+
+// A reload of an alias bomb is refused at once, and the running
+// configuration keeps serving (before the alias budget, a 2 KB file held
+// the reload for minutes and gigabytes).
+func TestReloadRefusesAliasBomb(t *testing.T) {
+	tg := startGateway(t, watchConfig(namedUpstream(t, "one"))).serve()
+	k := 150
+	bomb := header + "routes:\n  - &r {name: r, public: true, match: {path: /r}, upstream: {targets: [\"builtin:echo\"]}, authorize: {methods: &m [&mr {methods: [GET], scopes: {all_of: &s [" +
+		strings.Repeat("a,", k-1) + "a]}}" + strings.Repeat(",*mr", k-1) + "]}}\n" + strings.Repeat("  - {name: x, public: true, match: {path: /x}, upstream: {targets: [\"builtin:echo\"]}, authorize: {methods: *m}}\n", k)
+	mustWrite(t, tg.path, bomb)
+	start := time.Now()
+	err := tg.Reload()
+	if err == nil || !strings.Contains(err.Error(), "aliases") {
+		t.Fatalf("reload of an alias bomb: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("refusing took %v", d)
+	}
+	if _, body := get(t, tg.url+"/"); string(body) != "one" {
+		t.Fatalf("previous configuration not serving: %s", body)
+	}
+}
