@@ -183,8 +183,9 @@ func appendField(b []byte, key, value string) []byte {
 //   - the name is percent-decoded ("api%5Fkey", "+" is a space);
 //   - "api_key[]", "api_key[0]" and "auth[token]" are the arrays and maps of
 //     PHP, Rails and others: each part is checked ("api_key", "auth", "token");
-//   - letters are compared without case ("API_KEY", "Access_Token") and
-//     ".", "-" and " " are the same as "_" (PHP reads "api.key" as api_key).
+//   - letters are compared without case ("API_KEY", "Access_Token"),
+//     spaces around a part are ignored, and ".", "-" and a space inside
+//     are the same as "_" (PHP reads "api.key" and " api key" as api_key).
 //
 // A pair whose name cannot be decoded, or is too long to check, is
 // redacted too: an encoding trick must not smuggle a secret past the filter.
@@ -257,12 +258,19 @@ func (l *Logger) classify(name string) int {
 		buf[n] = normalizeByte(c)
 		n++
 	}
-	// Check the part before the first '[' and each bracketed part.
+	// Check the part before the first '[' and each bracketed part, without
+	// the spaces around it (PHP drops leading spaces; others trim).
 	for start, i := 0, 0; i <= n; i++ {
 		if i < n && buf[i] != '[' && buf[i] != ']' {
 			continue
 		}
-		if i > start && l.redact[string(buf[start:i])] {
+		seg := trimSpaces(buf[start:i])
+		for j, c := range seg {
+			if c == ' ' {
+				seg[j] = '_'
+			}
+		}
+		if len(seg) > 0 && l.redact[string(seg)] {
 			return nameSecret
 		}
 		start = i + 1
@@ -270,15 +278,28 @@ func (l *Logger) classify(name string) int {
 	return nameClean
 }
 
-// normalizeByte folds case and the separators frameworks treat alike.
+// normalizeByte folds case and the separators frameworks treat alike; a
+// space stays a space until the part it is in has been trimmed.
 func normalizeByte(c byte) byte {
 	switch {
 	case 'A' <= c && c <= 'Z':
 		return c + ('a' - 'A')
-	case c == '.' || c == '-' || c == ' ':
+	case c == '.' || c == '-':
 		return '_'
+	case c == '\t':
+		return ' '
 	}
 	return c
+}
+
+func trimSpaces(b []byte) []byte {
+	for len(b) > 0 && b[0] == ' ' {
+		b = b[1:]
+	}
+	for len(b) > 0 && b[len(b)-1] == ' ' {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // normalizeName is classify's normalization for configured names.
@@ -286,6 +307,12 @@ func normalizeName(s string) string {
 	b := []byte(s)
 	for i, c := range b {
 		b[i] = normalizeByte(c)
+	}
+	b = trimSpaces(b)
+	for i, c := range b {
+		if c == ' ' {
+			b[i] = '_'
+		}
 	}
 	return string(b)
 }

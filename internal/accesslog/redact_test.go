@@ -25,6 +25,8 @@ func TestRedactQueryVariants(t *testing.T) {
 		{"PHP dot", "api.key=s", "api.key=REDACTED"},
 		{"space as plus", "api+key=s", "api+key=REDACTED"},
 		{"hyphen", "access-token=s", "access-token=REDACTED"},
+		{"spaces around", "+api_key=s&%20token%20=t&auth[+token]=u", "+api_key=REDACTED&%20token%20=REDACTED&auth[+token]=REDACTED"},
+		{"tab", "%09token=s", "%09token=REDACTED"},
 		{"configured with case and hyphen", "x_session=s&X-SESSION=t&sig_v2=u", "x_session=REDACTED&X-SESSION=REDACTED&sig_v2=REDACTED"},
 		{"bad escape", "api%zzkey=s", "api%zzkey=REDACTED"},
 		{"truncated escape", "token%5=s", "token%5=REDACTED"},
