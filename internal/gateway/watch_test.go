@@ -263,13 +263,30 @@ func TestWatchReloadsOnceOnSwaps(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "symlink to a file elsewhere, target replaced",
+			setup: func(t *testing.T, dir string) string {
+				mustMkdir(t, filepath.Join(dir, "conf"))
+				mustMkdir(t, filepath.Join(dir, "real"))
+				mustWrite(t, filepath.Join(dir, "real", "gatehouse.yaml"), watchConfig(one))
+				mustSymlink(t, "../real/gatehouse.yaml", filepath.Join(dir, "conf", "gatehouse.yaml"))
+				return filepath.Join(dir, "conf", "gatehouse.yaml")
+			},
+			swap: func(t *testing.T, dir string) {
+				p := filepath.Join(dir, "real", "gatehouse.yaml")
+				mustWrite(t, p+".new", watchConfig(two))
+				if err := os.Rename(p+".new", p); err != nil {
+					t.Fatal(err)
+				}
+			},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			path := tc.setup(t, dir)
 			body, reloads := runGatewayAt(t, path)
 			waitFor(t, "serving", 5*time.Second, func() bool { return body() == "one" })
-			busyNeighbour(t, dir)
+			busyNeighbour(t, filepath.Dir(path))
 			time.Sleep(watchDebounce + 200*time.Millisecond)
 			if n := reloads(); n != 0 {
 				t.Fatalf("%d reloads before any change", n)
