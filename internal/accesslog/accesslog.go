@@ -235,9 +235,31 @@ const maxNameLen = 256
 
 // classify normalizes a raw parameter name and looks each of its parts up.
 func (l *Logger) classify(name string) int {
-	if name == "" {
+	if len(name) <= maxNameLen && plainName(name) {
+		// The common case: nothing to decode, fold or split.
+		if l.redact[name] {
+			return nameSecret
+		}
 		return nameClean
 	}
+	return l.classifySlow(name)
+}
+
+// plainName reports whether name is already in normalized form and has a
+// single part.
+func plainName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'A' <= c && c <= 'Z', c == '%', c == '+', c == '[', c == ']', c == '.', c == '-', c == ' ', c == '\t':
+			return false
+		}
+	}
+	return true
+}
+
+// classifySlow is classify for names that need normalizing, in a buffer
+// on the stack.
+func (l *Logger) classifySlow(name string) int {
 	var buf [maxNameLen]byte
 	n := 0
 	for i := 0; i < len(name); i++ {
