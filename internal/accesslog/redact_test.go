@@ -73,3 +73,47 @@ func BenchmarkRedactQuery(b *testing.B) {
 		})
 	}
 }
+
+// FuzzRedactQuery checks that redaction keeps the query's shape (same
+// separators, same names, values either kept or REDACTED), that the fast
+// path for plain names agrees with the general one, and that a secret
+// name's value never survives.
+func FuzzRedactQuery(f *testing.F) {
+	for _, s := range []string{"a=1&token=x", "API_KEY[]=x;b=2", "%5F=1&a%zz=2", "auth[ token ]=x", "=&;&"} {
+		f.Add(s)
+	}
+	l := New(&bytes.Buffer{}, []string{"session"})
+	f.Fuzz(func(t *testing.T, q string) {
+		out := l.RedactQuery(q)
+		in, got := splitPairs(q), splitPairs(out)
+		if len(in) != len(got) {
+			t.Fatalf("%q → %q: %d pairs, want %d", q, out, len(got), len(in))
+		}
+		for i := range in {
+			name, _, _ := strings.Cut(in[i], "=")
+			cls := l.classify(name)
+			if plainName(name) && len(name) <= maxNameLen && cls != l.classifySlow(name) {
+				t.Fatalf("fast and general paths disagree on %q", name)
+			}
+			switch {
+			case got[i] == in[i] && cls == nameClean:
+			case cls != nameClean && (got[i] == name+"="+Redacted || got[i] == name && !strings.Contains(in[i], "=")):
+			default:
+				t.Fatalf("pair %q became %q (class %d)", in[i], got[i], cls)
+			}
+		}
+	})
+}
+
+// splitPairs splits on both separators, keeping empty pairs.
+func splitPairs(q string) []string {
+	var out []string
+	for {
+		i := strings.IndexAny(q, "&;")
+		if i < 0 {
+			return append(out, q)
+		}
+		out = append(out, q[:i])
+		q = q[i+1:]
+	}
+}
