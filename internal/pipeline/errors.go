@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/gatehouse/gatehouse/internal/accesslog"
 	"github.com/gatehouse/gatehouse/internal/authn"
@@ -38,6 +39,7 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		chall     *challengeError
 		unavl     *authn.UnavailableError
 		forbidden *ForbiddenError
+		hdrBig    *HeaderTooLargeError
 	)
 	switch {
 	case errors.Is(err, proxy.ErrClientGone):
@@ -82,6 +84,10 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 	case errors.As(err, &mna):
 		t, detail = problem.MethodNotAllowed, "This path accepts: "+mna.Allow+"."
 		w.Header().Set("Allow", mna.Allow)
+	case errors.As(err, &hdrBig):
+		// Nothing more of this connection is worth reading.
+		t, detail = problem.HeaderTooLarge, "The request line and header fields exceed this listener's limit of "+strconv.FormatInt(hdrBig.Limit, 10)+" bytes."
+		w.Header().Set("Connection", "close")
 	case errors.As(err, &tooBig):
 		t, detail = problem.BodyTooLarge, "The request body exceeds this route's limit."
 	case errors.Is(err, proxy.ErrUpstreamTimeout):
