@@ -11,7 +11,6 @@ package accesslog
 import (
 	"io"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,7 +94,7 @@ func redactSet(extra []string) map[string]bool {
 		redact[k] = true
 	}
 	for _, k := range extra {
-		redact[strings.ToLower(k)] = true
+		redact[normalizeName(k)] = true
 	}
 	return redact
 }
@@ -176,37 +175,182 @@ func appendField(b []byte, key, value string) []byte {
 }
 
 // RedactQuery returns rawQuery with the values of credential parameters
-// replaced. A pair whose name cannot be decoded is redacted too: an
-// encoding trick must not smuggle a secret past the filter.
+// replaced. A parameter is a credential when its name, or one of the
+// bracketed parts of its name, is on the list once both are normalized as
+// the frameworks that read them do:
+//
+//   - pairs are separated by "&" or ";" (some servers split on both);
+//   - the name is percent-decoded ("api%5Fkey", "+" is a space);
+//   - "api_key[]", "api_key[0]" and "auth[token]" are the arrays and maps of
+//     PHP, Rails and others: each part is checked ("api_key", "auth", "token");
+//   - letters are compared without case ("API_KEY", "Access_Token"),
+//     spaces around a part are ignored, and ".", "-" and a space inside
+//     are the same as "_" (PHP reads "api.key" and " api key" as api_key).
+//
+// A pair whose name cannot be decoded, or is too long to check, is
+// redacted too: an encoding trick must not smuggle a secret past the filter.
 func (l *Logger) RedactQuery(rawQuery string) string {
 	return string(l.appendRedactedQuery(make([]byte, 0, len(rawQuery)), rawQuery))
 }
 
-// appendRedactedQuery appends RedactQuery(rawQuery) to b.
+// appendRedactedQuery appends RedactQuery(rawQuery) to b. It allocates
+// nothing beyond b's growth: names are normalized in a stack buffer.
 func (l *Logger) appendRedactedQuery(b []byte, rawQuery string) []byte {
-	for i, rest := 0, rawQuery; ; i++ {
-		pair, next, more := strings.Cut(rest, "&")
-		if i > 0 {
-			b = append(b, '&')
+	rest := rawQuery
+	for {
+		end := strings.IndexAny(rest, "&;")
+		pair := rest
+		if end >= 0 {
+			pair = rest[:end]
 		}
 		name, _, hasValue := strings.Cut(pair, "=")
-		key, err := name, error(nil)
-		if strings.ContainsAny(name, "%+") {
-			// Without these, unescaping is the identity and cannot fail.
-			key, err = url.QueryUnescape(name)
-		}
-		if err != nil || l.redact[strings.ToLower(key)] {
+		switch l.classify(name) {
+		case nameSecret:
 			b = append(b, name...)
-			if hasValue || err != nil {
+			if hasValue {
 				b = append(b, "="+Redacted...)
 			}
-		} else {
+		case nameSuspect:
+			b = append(b, name...)
+			b = append(b, "="+Redacted...)
+		default:
 			b = append(b, pair...)
 		}
-		if !more {
+		if end < 0 {
 			return b
 		}
-		rest = next
+		b = append(b, rest[end])
+		rest = rest[end+1:]
+	}
+}
+
+const (
+	nameClean   = iota
+	nameSecret  // a credential's name
+	nameSuspect // cannot be decoded or is too long to check: treated as a secret
+)
+
+// maxNameLen bounds the normalized names checked; a longer one is suspect.
+const maxNameLen = 256
+
+// classify normalizes a raw parameter name and looks each of its parts up.
+func (l *Logger) classify(name string) int {
+	if len(name) <= maxNameLen && plainName(name) {
+		// The common case: nothing to decode, fold or split.
+		if l.redact[name] {
+			return nameSecret
+		}
+		return nameClean
+	}
+	return l.classifySlow(name)
+}
+
+// plainName reports whether name is already in normalized form and has a
+// single part.
+func plainName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'A' <= c && c <= 'Z', c == '%', c == '+', c == '[', c == ']', c == '.', c == '-', c == ' ', c == '\t':
+			return false
+		}
+	}
+	return true
+}
+
+// classifySlow is classify for names that need normalizing, in a buffer
+// on the stack.
+func (l *Logger) classifySlow(name string) int {
+	var buf [maxNameLen]byte
+	n := 0
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch c {
+		case '%':
+			if i+2 >= len(name) || !isHex(name[i+1]) || !isHex(name[i+2]) {
+				return nameSuspect
+			}
+			c = unhex(name[i+1])<<4 | unhex(name[i+2])
+			i += 2
+		case '+':
+			c = ' '
+		}
+		if n == len(buf) {
+			return nameSuspect
+		}
+		buf[n] = normalizeByte(c)
+		n++
+	}
+	// Check the part before the first '[' and each bracketed part, without
+	// the spaces around it (PHP drops leading spaces; others trim).
+	for start, i := 0, 0; i <= n; i++ {
+		if i < n && buf[i] != '[' && buf[i] != ']' {
+			continue
+		}
+		seg := trimSpaces(buf[start:i])
+		for j, c := range seg {
+			if c == ' ' {
+				seg[j] = '_'
+			}
+		}
+		if len(seg) > 0 && l.redact[string(seg)] {
+			return nameSecret
+		}
+		start = i + 1
+	}
+	return nameClean
+}
+
+// normalizeByte folds case and the separators frameworks treat alike; a
+// space stays a space until the part it is in has been trimmed.
+func normalizeByte(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c + ('a' - 'A')
+	case c == '.' || c == '-':
+		return '_'
+	case c == '\t':
+		return ' '
+	}
+	return c
+}
+
+func trimSpaces(b []byte) []byte {
+	for len(b) > 0 && b[0] == ' ' {
+		b = b[1:]
+	}
+	for len(b) > 0 && b[len(b)-1] == ' ' {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// normalizeName is classify's normalization for configured names.
+func normalizeName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		b[i] = normalizeByte(c)
+	}
+	b = trimSpaces(b)
+	for i, c := range b {
+		if c == ' ' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
 	}
 }
 

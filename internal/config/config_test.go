@@ -155,7 +155,13 @@ lifecycle: {drain_timeout: 10 seconds}
 		{"tls files missing", "listeners: [{address: \":8443\", tls: {cert_file: /nonexistent.pem, key_file: /nonexistent.key}}]\n" + minimal,
 			[]string{`c.yaml:1:37: listeners[0].tls: cannot load certificate and key`}},
 		{"tls key missing", "listeners: [{address: \":8443\", tls: {cert_file: a.pem}}]\n" + minimal,
-			[]string{`c.yaml:1:37: listeners[0].tls.key_file: required when tls is set`}},
+			[]string{`c.yaml:1:37: listeners[0].tls: HTTPS needs cert_file and key_file; key_file is missing (remove tls to serve plain HTTP)`}},
+		{"tls cert missing", "listeners: [{address: \":8443\", tls: {key_file: a.key}}]\n" + minimal,
+			[]string{`c.yaml:1:37: listeners[0].tls: HTTPS needs cert_file and key_file; cert_file is missing (remove tls to serve plain HTTP)`}},
+		{"tls with no keys", "listeners: [{address: \":8443\", tls: {}}]\n" + minimal,
+			[]string{`c.yaml:1:37: listeners[0].tls: HTTPS needs cert_file and key_file; both are missing (remove tls to serve plain HTTP)`}},
+		{"tls with only min_version", "listeners:\n  - address: \":8443\"\n    tls:\n      min_version: \"1.3\"\n" + minimal,
+			[]string{`c.yaml:4:7: listeners[0].tls: HTTPS needs cert_file and key_file; both are missing (remove tls to serve plain HTTP)`}},
 		{"bad trusted proxy", "forwarding: {trusted_proxies: [10.0.0.0/33]}\n" + minimal,
 			[]string{`c.yaml:1:32: forwarding.trusted_proxies[0]: "10.0.0.0/33" is not an IP address or CIDR`}},
 		{"no routes", "log: {level: info}\n",
@@ -199,7 +205,9 @@ routes:
 		}},
 		{"invalid yaml", "routes: [\n  - name: a\n", []string{`c.yaml:1:1: invalid YAML`}},
 		{"empty tls section", "listeners: [{address: \":8443\", tls: }]\n" + minimal,
-			[]string{`listeners[0].tls: empty section`}},
+			[]string{`listeners[0].tls: empty section: tls with nothing under it does not turn TLS off: HTTPS needs cert_file and key_file; remove the tls line to serve plain HTTP`}},
+		{"null tls section", "listeners:\n  - address: \":8443\"\n    tls: null\n" + minimal,
+			[]string{`c.yaml:3:10: listeners[0].tls: empty section: tls with nothing under it does not turn TLS off`}},
 		{"second document", minimal + "---\nroutes: []\n", []string{`more than one YAML document`}},
 		{"HS512 with a short secret", `identity_providers:
   - name: hs
@@ -337,10 +345,23 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
 	f.Add([]byte("routes: [{name: a, match: {path: /x/{id}}, upstream: {targets: [http://h]}}]"))
 	f.Add([]byte("&a [*a]"))
+	f.Add(aliasBomb(5))
+	f.Add(aliasBomb(60))
+	f.Add([]byte("a: &a [x,x,x,x]\nb: &b [*a,*a,*a,*a]\nroutes: &c [*b,*b,*b,*b]\npolicies: {p: {claims: {c: *a}}}\n"))
+	f.Add([]byte("routes: [&r {name: a, tags: [&t x, *t, *t], authorize: {methods: [&m {methods: [*t]}, *m]}}, *r, *r]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, _, err := Parse("fuzz.yaml", data, env(nil))
-		if err == nil && len(cfg.Routes) == 0 {
-			t.Fatal("a valid config must have routes")
+		// Not only "no panic": every input is parsed within a time and
+		// allocation budget proportional to its size.
+		err, alloc, d := measureParse(data)
+		if maxAlloc, maxTime := parseBudget(len(data)); alloc > maxAlloc || d > maxTime {
+			t.Fatalf("Parse of %d bytes cost %d MiB in %v; the budget is %d MiB and %v",
+				len(data), alloc>>20, d, maxAlloc>>20, maxTime)
+		}
+		if err == nil {
+			cfg, _, _ := Parse("fuzz.yaml", data, env(nil))
+			if len(cfg.Routes) == 0 {
+				t.Fatal("a valid config must have routes")
+			}
 		}
 	})
 }

@@ -27,6 +27,12 @@ type oneOrMany interface {
 
 var oneOrManyType = reflect.TypeFor[oneOrMany]()
 
+// emptySectioner is implemented by sections whose null value needs a
+// better explanation than "give its keys or remove it".
+type emptySectioner interface {
+	emptySection() string
+}
+
 // defaulter is implemented by list elements that have defaults of their
 // own; it runs on each new element before its keys are decoded.
 type defaulter interface {
@@ -38,29 +44,98 @@ type defaulter interface {
 // stops at type errors and reports lines without columns; users get every
 // problem, each with file:line:column, and ${ENV} expansion happens on
 // scalar values only, so a secret cannot inject YAML structure.
+//
+// The walk has a budget. The YAML library parses an alias into a pointer
+// to its anchor (cheap), but walking the tree expands it: nested aliases
+// (the "billion laughs" shape) make a file of a few KiB expand into
+// billions of values. Values reached through aliases are counted and the
+// walk stops past MaxAliasExpansion; it also stops after MaxErrors
+// problems, so a large broken file cannot produce an unbounded report.
 type decoder struct {
 	file   string
 	lookup func(string) (string, bool)
 	errs   Errors
 	pos    map[string]position
+
+	aliasDepth int  // > 0 while walking the expansion of an alias
+	expanded   int  // values walked through aliases so far
+	stopped    bool // the budget is spent; nothing more is decoded
 }
 
+// MaxAliasExpansion is how many values all YAML aliases of a configuration
+// may expand to together. Sharing a policy or a list between a few hundred
+// routes stays far below it; an alias bomb reaches it at once.
+const MaxAliasExpansion = 100_000
+
+// MaxErrors is how many problems a configuration reports at most; decoding
+// stops at the first one past it.
+const MaxErrors = 100
+
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
-	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Column: n.Column, Path: path, Msg: fmt.Sprintf(format, args...)})
+	if d.stopped {
+		return
+	}
+	if len(d.errs) == MaxErrors {
+		d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Column: n.Column, Path: path,
+			Msg: fmt.Sprintf("more than %d problems; stopped here", MaxErrors)})
+		d.stopped = true
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	if len(msg) > maxMessage {
+		msg = msg[:maxMessage] + "…"
+	}
+	d.errs = append(d.errs, &Error{File: d.file, Line: n.Line, Column: n.Column, Path: path, Msg: msg})
+}
+
+// maxMessage keeps a message quoting a huge value to a readable size.
+const maxMessage = 400
+
+// spend charges cost values to the alias budget when they are reached
+// through an alias, and reports whether the walk may go on. Lists and
+// mappings charge their length before anything is allocated for them.
+func (d *decoder) spend(n *yaml.Node, path string, cost int) bool {
+	if d.stopped {
+		return false
+	}
+	if d.aliasDepth == 0 {
+		// Without aliases every node is walked once: the file size bounds it.
+		return true
+	}
+	d.expanded += cost
+	if d.expanded > MaxAliasExpansion {
+		d.errorf(n, path, "YAML aliases (*name) expand to more than %d values: the file is refused (nested aliases multiply; repeat the values instead)", MaxAliasExpansion)
+		d.stopped = true
+		return false
+	}
+	return true
 }
 
 var scalarParserType = reflect.TypeFor[scalarParser]()
 
 // decode fills v (addressable) from n. path names v for error messages.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if d.stopped {
+		return
+	}
 	if n.Kind == yaml.AliasNode {
+		d.aliasDepth++
+		defer func() { d.aliasDepth-- }()
 		n = n.Alias
+	}
+	// A long scalar costs more: each expansion may copy it (${ENV}).
+	if !d.spend(n, path, 1+len(n.Value)>>8) {
+		return
 	}
 	d.pos[path] = position{n.Line, n.Column}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		if v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct {
 			// "tls:" with nothing under it would silently mean "no TLS".
-			d.errorf(n, path, "empty section: give its keys or remove it")
+			if es, ok := reflect.Zero(v.Type()).Interface().(emptySectioner); ok {
+				d.errorf(n, path, "empty section: %s", es.emptySection())
+			} else {
+				d.errorf(n, path, "empty section: give its keys or remove it")
+			}
 		}
 		// Otherwise an explicit null (or an empty value) keeps the default.
 		return
@@ -150,9 +225,12 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		d.errorf(n, path, "expected a mapping (key: value), got %s", kindName(n))
 		return
 	}
+	if !d.spend(n, path, len(n.Content)) {
+		return
+	}
 	fields := structFields(v.Type())
 	seen := make(map[string]bool, len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
+	for i := 0; i+1 < len(n.Content) && !d.stopped; i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		key := k.Value
 		child := joinPath(path, key)
@@ -186,8 +264,14 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 		d.errorf(n, path, "expected a list, got %s", kindName(n))
 		return
 	}
+	if !d.spend(n, path, len(n.Content)) {
+		return
+	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
+		if d.stopped {
+			return
+		}
 		ev := s.Index(i)
 		if df, ok := ev.Addr().Interface().(defaulter); ok {
 			df.setDefaults()
@@ -205,8 +289,11 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 	if v.Type().Key().Kind() != reflect.String {
 		panic("config: only string-keyed maps are supported")
 	}
+	if !d.spend(n, path, len(n.Content)) {
+		return
+	}
 	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
-	for i := 0; i+1 < len(n.Content); i += 2 {
+	for i := 0; i+1 < len(n.Content) && !d.stopped; i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		child := joinPath(path, k.Value)
 		if m.MapIndex(reflect.ValueOf(k.Value)).IsValid() {
@@ -299,7 +386,11 @@ func kindName(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
-		return fmt.Sprintf("the value %q", n.Value)
+		v := n.Value
+		if len(v) > 64 {
+			v = v[:64] + "…"
+		}
+		return fmt.Sprintf("the value %q", v)
 	default:
 		return "something else"
 	}

@@ -135,12 +135,70 @@ func parentPath(p string) string {
 	return p[:i]
 }
 
+// MaxFileSize is the largest configuration file Load, ReadFile and Parse
+// accept. A real configuration is a few KiB (a thousand routes take about
+// 300 KiB). The limit bounds what parsing can cost: the YAML library needs
+// about 120 MiB and up to two seconds for 1 MiB of the smallest possible
+// values ("[a,a,a,…]"), and that grows with the size.
+const MaxFileSize = 1 << 20
+
+// ErrTooLarge means a configuration file exceeds MaxFileSize.
+var ErrTooLarge = fmt.Errorf("config: file larger than %d bytes (%d MiB)", MaxFileSize, MaxFileSize>>20)
+
+// ReadFile reads a configuration file: a regular file (or a symbolic link
+// to one) of at most MaxFileSize bytes. Anything else is refused before it
+// is read: a device such as /dev/zero would never end, a FIFO would block
+// until a writer appears. The read itself is bounded too (the file may
+// grow between the check and the read).
+func ReadFile(name string) ([]byte, error) {
+	st, err := os.Stat(name)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("config: %s is not a regular file (%s)", name, fileKind(st.Mode()))
+	}
+	if st.Size() > MaxFileSize {
+		return nil, fmt.Errorf("%w: %s has %d bytes", ErrTooLarge, name, st.Size())
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	// The size can change between Stat and Read (and is 0 for devices):
+	// the reader's limit is what bounds the read.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, fmt.Errorf("%w: %s", ErrTooLarge, name)
+	}
+	return data, nil
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	default:
+		return m.Type().String()
+	}
+}
+
 // Load reads, decodes and validates a configuration file. The error, if
 // any, is an Errors listing every problem with its location.
 func Load(name string) (*Config, *File, error) {
-	data, err := os.ReadFile(name)
+	data, err := ReadFile(name)
 	if err != nil {
-		return nil, nil, fmt.Errorf("config: %w", err)
+		return nil, nil, err
 	}
 	return Parse(name, data, os.LookupEnv)
 }
@@ -149,7 +207,14 @@ var yamlLineRE = regexp.MustCompile(`line (\d+)`)
 
 // Parse decodes and validates configuration text. name is used in error
 // messages; lookup resolves ${ENV} references.
+//
+// Parsing has a budget whatever the input: data over MaxFileSize is
+// refused, YAML aliases may expand to at most MaxAliasExpansion values in
+// all, and decoding stops after MaxErrors problems.
 func Parse(name string, data []byte, lookup func(string) (string, bool)) (*Config, *File, error) {
+	if len(data) > MaxFileSize {
+		return nil, nil, Errors{{File: name, Msg: fmt.Sprintf("the file has %d bytes; the limit is %d (%d MiB)", len(data), MaxFileSize, MaxFileSize>>20)}}
+	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	err := dec.Decode(&doc)

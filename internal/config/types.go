@@ -154,6 +154,15 @@ type Route struct {
 	IdentityHeaders *IdentityHeaders `yaml:"identity_headers" desc:"Override the top-level identity_headers for this route."`
 	// MaxBodyBytes caps request bodies; larger ones get 413. Default 10MiB; 0 means no limit.
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes" desc:"Largest request body accepted; larger gets 413. Default 10MiB; 0 means no limit."`
+	// WebSocket lets WebSocket upgrades (GET with "Upgrade: websocket")
+	// through to the upstream once the handshake request has passed
+	// authentication and authorization. Default false: every upgrade
+	// request (WebSocket, h2c or any other protocol) is forwarded as an
+	// ordinary request with its Upgrade header removed, and an upstream's
+	// 101 answer is refused with 502. Security: after the switch the
+	// gateway sees no more requests on that connection, so enable it only
+	// on routes whose upstream speaks WebSocket.
+	WebSocket bool `yaml:"websocket" desc:"Allow WebSocket upgrades (Upgrade: websocket on a GET) to this route's upstream. Default false: upgrades of any protocol are stripped and never tunnelled; after a switch the gateway sees no further requests on the connection."`
 }
 
 // Match selects requests. All given conditions must hold.

@@ -50,15 +50,13 @@ func validate(c *Config, f *File) Errors {
 			add(p+".timeouts.read_header", "must be greater than 0: without it a slow client can hold a connection forever")
 		}
 		if l.TLS != nil {
-			switch {
-			case l.TLS.CertFile == "":
-				add(p+".tls.cert_file", "required when tls is set")
-			case l.TLS.KeyFile == "":
-				add(p+".tls.key_file", "required when tls is set")
-			default:
-				if _, err := tls.LoadX509KeyPair(l.TLS.CertFile, l.TLS.KeyFile); err != nil {
-					add(p+".tls", "cannot load certificate and key: %v", err)
-				}
+			if missing := l.TLS.missingFiles(); missing != "" {
+				// One message for "tls: {}", a tls section holding only
+				// min_version, and a file left out: a listener with tls is
+				// HTTPS, and HTTPS cannot start without both files.
+				add(p+".tls", "HTTPS needs cert_file and key_file; %s missing (remove tls to serve plain HTTP)", missing)
+			} else if _, err := tls.LoadX509KeyPair(l.TLS.CertFile, l.TLS.KeyFile); err != nil {
+				add(p+".tls", "cannot load certificate and key: %v", err)
 			}
 		}
 	}
@@ -113,6 +111,25 @@ func validate(c *Config, f *File) Errors {
 	}
 	errs = append(errs, validateAuth(c, f)...)
 	return errs
+}
+
+// missingFiles names the certificate files a tls section lacks ("" if none).
+func (t *TLS) missingFiles() string {
+	switch {
+	case t.CertFile == "" && t.KeyFile == "":
+		return "both are"
+	case t.CertFile == "":
+		return "cert_file is"
+	case t.KeyFile == "":
+		return "key_file is"
+	}
+	return ""
+}
+
+// emptySection explains "tls:" with nothing under it, which YAML reads as
+// null: it does not mean "TLS off".
+func (*TLS) emptySection() string {
+	return "tls with nothing under it does not turn TLS off: HTTPS needs cert_file and key_file; remove the tls line to serve plain HTTP"
 }
 
 func validateMatch(m Match, p string, f *File) Errors {

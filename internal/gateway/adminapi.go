@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/adminapi"
@@ -33,13 +34,50 @@ func adminTokenHash(c config.Admin) ([]byte, string, error) {
 		return nil, "", err
 	}
 	token := "gha_" + base64.RawURLEncoding.EncodeToString(raw)
-	// Remove first so a file left with wider permissions is not reused.
-	_ = os.Remove(c.TokenFile)
-	if err := os.WriteFile(c.TokenFile, []byte(token+"\n"), 0o600); err != nil {
+	if err := writeSecretFile(c.TokenFile, []byte(token+"\n")); err != nil {
 		return nil, "", fmt.Errorf("gateway: writing admin token file: %w", err)
 	}
 	sum := sha256.Sum256([]byte(token))
 	return sum[:], c.TokenFile, nil
+}
+
+// writeSecretFile replaces the file at name with data, readable by this
+// user only (0600). It never writes through what is at name: a symbolic
+// link planted there (pointing at a file the gateway's user may write) is
+// replaced, not followed, and a file left with wider permissions is not
+// reused. The data goes to a new file created exclusively (O_EXCL, mode
+// 0600) in the same directory, which is then renamed over name: rename
+// replaces the directory entry itself, atomically, so a reader sees the
+// old token or the new one, never half of one.
+func writeSecretFile(name string, data []byte) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp)
+		}
+	}()
+	// CreateTemp already uses 0600; say so in case a umask or a future
+	// change of CreateTemp thinks otherwise.
+	if err = f.Chmod(0o600); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if _, err = f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
 }
 
 // mountAdminAPI adds the key-management API to the admin mux. Without an

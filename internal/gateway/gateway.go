@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/framing"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
 )
 
@@ -104,7 +105,7 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 	}
 	g.install(cfg, plan)
 	if opts.ConfigPath != "" {
-		if data, err := os.ReadFile(opts.ConfigPath); err == nil {
+		if data, err := config.ReadFile(opts.ConfigPath); err == nil {
 			g.hash = sha256.Sum256(data)
 		}
 	}
@@ -137,19 +138,37 @@ func (g *Gateway) bind(cfg *config.Config) error {
 		}
 		fd.ln = ln
 		fd.srv = &http.Server{
-			Handler:           g.handler(fd.name),
+			Handler:           g.handler(fd.name, int64(lc.MaxHeaderBytes)),
 			ReadHeaderTimeout: lc.Timeouts.ReadHeader.Std(),
 			ReadTimeout:       lc.Timeouts.Read.Std(),
 			WriteTimeout:      lc.Timeouts.Write.Std(),
 			IdleTimeout:       lc.Timeouts.Idle.Std(),
-			MaxHeaderBytes:    int(lc.MaxHeaderBytes),
-			ErrorLog:          errLog,
+			// Go reads up to MaxHeaderBytes + 4096 bytes of header on
+			// HTTP/1.1 (its read buffer's slack) and allows a header list
+			// of MaxHeaderBytes + 320 on HTTP/2, answering 431 in plain
+			// text past that; handler enforces the configured limit itself,
+			// exactly, below those.
+			MaxHeaderBytes: int(lc.MaxHeaderBytes),
+			ErrorLog:       errLog,
+			// Every request reaches the pipeline, "OPTIONS *" included
+			// (it answers 400): framing.Check counts requests per
+			// connection, so net/http must not answer any itself.
+			DisableGeneralOptionsHandler: true,
 		}
 		if lc.TLS != nil {
 			if err := fd.loadCert(lc.TLS); err != nil {
 				return fmt.Errorf("gateway: listener %s: %w", lc.Name, err)
 			}
 			fd.srv.TLSConfig = tlsConfig(lc.TLS, fd)
+		} else {
+			// Plain HTTP/1.x: follow each connection's request framing so
+			// that a request with both Content-Length and
+			// Transfer-Encoding is refused and its connection closed
+			// (net/http accepts it; see package framing). On TLS
+			// listeners net/http must see the *tls.Conn itself.
+			fd.ln = framing.Listener{Listener: ln}
+			fd.srv.ConnContext = framing.ConnContext
+			fd.srv.ConnState = framing.ConnState
 		}
 		g.listeners = append(g.listeners, fd)
 	}
@@ -201,11 +220,50 @@ func (fd *frontDoor) loadCert(c *config.TLS) error {
 	return nil
 }
 
-// handler serves every request on the plan current when it arrives.
-func (g *Gateway) handler(listener string) http.Handler {
+// handler serves every request on the plan current when it arrives, and
+// refuses (431) one whose request line and header fields exceed
+// maxHeaderBytes, counted by headerSize.
+func (g *Gateway) handler(listener string, maxHeaderBytes int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.plan.Load().ServeHTTP(w, r, listener)
+		p := g.plan.Load()
+		if maxHeaderBytes > 0 && headerSize(r, maxHeaderBytes) > maxHeaderBytes {
+			p.Refuse(w, r, listener, &pipeline.HeaderTooLargeError{Limit: maxHeaderBytes})
+			return
+		}
+		p.ServeHTTP(w, r, listener)
 	})
+}
+
+// headerSize is the size of r's request line and header fields written in
+// HTTP/1.1 form, whatever protocol carried them:
+//
+//	METHOD SP request-target SP HTTP/x.y CRLF
+//	Name: value CRLF          (once per value, Host and Transfer-Encoding included)
+//
+// The empty line that ends the header is not counted. Whitespace a client
+// added around values (which HTTP allows and Go removes) is not counted
+// either, so the limit is on the content, the same for HTTP/1.1 and
+// HTTP/2. It stops counting once past limit.
+func headerSize(r *http.Request, limit int64) int64 {
+	n := int64(len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2)
+	if _, ok := r.Header["Host"]; !ok && r.Host != "" {
+		// Go moves Host out of the map (and :authority on HTTP/2).
+		n += int64(len("Host: ") + len(r.Host) + 2)
+	}
+	if _, ok := r.Header["Transfer-Encoding"]; !ok {
+		for _, te := range r.TransferEncoding {
+			n += int64(len("Transfer-Encoding: ") + len(te) + 2)
+		}
+	}
+	for name, values := range r.Header {
+		for _, v := range values {
+			n += int64(len(name) + 2 + len(v) + 2)
+		}
+		if n > limit {
+			return n
+		}
+	}
+	return n
 }
 
 // Serve starts serving on every listener and returns at once.
@@ -265,7 +323,7 @@ func (g *Gateway) Reload() error {
 	if g.opts.ConfigPath == "" {
 		return errors.New("gateway: no config file to reload")
 	}
-	data, err := os.ReadFile(g.opts.ConfigPath)
+	data, err := config.ReadFile(g.opts.ConfigPath)
 	if err != nil {
 		return g.reloadFailed(fmt.Errorf("gateway: reload: %w", err))
 	}

@@ -144,7 +144,7 @@ func TestWebSocketThroughGateway(t *testing.T) {
 		}
 	})
 	tg := startGateway(t, header+"routes:\n"+routeYAML("ws", "{path: /ws}",
-		`{targets: ["`+upstream+`"], timeouts: {request: 0}}`)).serve()
+		`{targets: ["`+upstream+`"], timeouts: {request: 0}}`)+"    websocket: true\n").serve()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

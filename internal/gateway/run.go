@@ -5,10 +5,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/gatehouse/gatehouse/internal/config"
 )
 
 // watchDebounce coalesces the bursts of events an editor or a Kubernetes
@@ -64,7 +67,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 func (g *Gateway) reloadIfChanged() {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
-	data, err := os.ReadFile(g.opts.ConfigPath)
+	data, err := config.ReadFile(g.opts.ConfigPath)
 	if err != nil {
 		// Mid-swap (rename) the file may be briefly missing; the next event retries.
 		g.log.Debug("gateway: config file not readable yet", "error", err)
@@ -73,40 +76,69 @@ func (g *Gateway) reloadIfChanged() {
 	_ = g.reloadData(data, false)
 }
 
-// watchFile watches the directory holding path (editors and ConfigMaps
-// replace files by rename, which a watch on the file itself would lose)
-// and sends one notification per burst of events.
+// watchMaxDelay bounds the debounce: a reload starts at most this long
+// after the first relevant event, even if events keep coming (a file being
+// copied slowly, a generator rewriting it in a loop).
+const watchMaxDelay = 2 * time.Second
+
+// watchFile reports changes of the file at path, one notification per
+// burst of events.
+//
+// It watches the directory holding path, not the file: editors save by
+// writing a new file and renaming it over the old one (a watch on the old
+// inode would be lost), and a Kubernetes ConfigMap volume swaps a symlink
+// (gatehouse.yaml -> ..data/gatehouse.yaml, ..data -> ..2026_…). Only
+// events on the entries that make up the path count: the file itself and
+// every symbolic link met while resolving it (whose directories are
+// watched too). Other files in the directory, such as a log file written
+// on every request, are ignored without even being logged, so they can
+// neither postpone a reload nor feed the watch its own debug lines. The
+// debounce is bounded by watchMaxDelay after the first relevant event.
+// Whether the content really changed is for the caller to tell (by hash).
 func watchFile(path string, log interface{ Debug(string, ...any) }) (<-chan struct{}, func(), error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, nil, err
+	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := w.Add(filepath.Dir(path)); err != nil {
+	fw := &fileWatch{path: abs, w: w, dirs: map[string]bool{}}
+	if err := w.Add(filepath.Dir(abs)); err != nil {
 		_ = w.Close()
 		return nil, nil, err
 	}
+	fw.dirs[filepath.Dir(abs)] = true
+	fw.refresh()
 	out := make(chan struct{}, 1)
 	done := make(chan struct{})
 	go func() {
-		var timer *time.Timer
+		timer := time.NewTimer(time.Hour)
+		timer.Stop()
 		var fire <-chan time.Time
+		var first time.Time // first relevant event of the current burst
 		for {
 			select {
 			case <-done:
-				if timer != nil {
-					timer.Stop()
-				}
+				timer.Stop()
 				return
 			case ev, ok := <-w.Events:
 				if !ok {
 					return
 				}
-				log.Debug("gateway: config directory event", "event", ev.String())
-				if timer == nil {
-					timer = time.NewTimer(watchDebounce)
-				} else {
-					timer.Reset(watchDebounce)
+				if !fw.relevant(ev.Name) {
+					continue
 				}
+				log.Debug("gateway: config file event", "event", ev.String())
+				// A swap may have moved the file or its links: follow them.
+				fw.refresh()
+				now := time.Now()
+				if fire == nil {
+					first = now
+				}
+				delay := min(watchDebounce, max(first.Add(watchMaxDelay).Sub(now), 0))
+				timer.Reset(delay)
 				fire = timer.C
 			case err, ok := <-w.Errors:
 				if !ok {
@@ -124,4 +156,88 @@ func watchFile(path string, log interface{ Debug(string, ...any) }) (<-chan stru
 	}()
 	stop := func() { close(done); _ = w.Close() }
 	return out, stop, nil
+}
+
+// fileWatch is the set of directory entries a watched path depends on.
+// Only the watch goroutine uses it.
+type fileWatch struct {
+	path    string
+	w       *fsnotify.Watcher
+	dirs    map[string]bool // directories watched
+	entries map[string]bool // absolute paths whose events matter
+}
+
+func (fw *fileWatch) relevant(name string) bool {
+	if !filepath.IsAbs(name) {
+		name, _ = filepath.Abs(name)
+	}
+	return fw.entries[filepath.Clean(name)]
+}
+
+// refresh recomputes the entries the path resolves through and watches
+// their directories; directories no longer involved stop being watched
+// (except the path's own, which is always watched).
+func (fw *fileWatch) refresh() {
+	entries := resolveChain(fw.path)
+	dirs := map[string]bool{filepath.Dir(fw.path): true}
+	for e := range entries {
+		dirs[filepath.Dir(e)] = true
+	}
+	for d := range dirs {
+		if !fw.dirs[d] && fw.w.Add(d) == nil {
+			fw.dirs[d] = true
+		}
+	}
+	for d := range fw.dirs {
+		if !dirs[d] {
+			_ = fw.w.Remove(d)
+			delete(fw.dirs, d)
+		}
+	}
+	fw.entries = entries
+}
+
+// resolveChain returns path and every symbolic link met while resolving
+// it component by component (as the kernel does), plus the file it finally
+// names. A component that does not exist (mid-swap) ends the chain and is
+// part of it, so its creation counts as an event.
+func resolveChain(path string) map[string]bool {
+	entries := map[string]bool{path: true}
+	dir, rest := filepath.Dir(path), filepath.Base(path)
+	for hops := 0; rest != "" && hops < 64; {
+		name, after, _ := strings.Cut(rest, string(filepath.Separator))
+		rest = after
+		if name == "" || name == "." {
+			continue
+		}
+		if name == ".." {
+			dir = filepath.Dir(dir)
+			continue
+		}
+		p := filepath.Join(dir, name)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			entries[p] = true
+			break
+		}
+		if fi.Mode()&os.ModeSymlink == 0 {
+			dir = p
+			if rest == "" {
+				entries[p] = true
+			}
+			continue
+		}
+		entries[p] = true
+		target, err := os.Readlink(p)
+		if err != nil {
+			break
+		}
+		hops++
+		if filepath.IsAbs(target) {
+			dir = string(filepath.Separator)
+		}
+		rest = strings.TrimPrefix(target, string(filepath.Separator)) + string(filepath.Separator) + rest
+		rest = strings.TrimSuffix(rest, string(filepath.Separator))
+	}
+	return entries
 }

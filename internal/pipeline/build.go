@@ -135,6 +135,7 @@ func (p *Plan) buildRoute(rc config.Route) (*Route, error) {
 		StripPrefix:           rc.Upstream.StripPrefix,
 		AddPrefix:             rc.Upstream.AddPrefix,
 		PreserveHost:          rc.Upstream.PreserveHost,
+		WebSocket:             rc.WebSocket,
 		DialTimeout:           rc.Upstream.Timeouts.Dial.Std(),
 		ResponseHeaderTimeout: rc.Upstream.Timeouts.ResponseHeader.Std(),
 		RequestTimeout:        rc.Upstream.Timeouts.Request.Std(),

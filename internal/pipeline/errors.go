@@ -3,9 +3,11 @@ package pipeline
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/gatehouse/gatehouse/internal/accesslog"
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/framing"
 	"github.com/gatehouse/gatehouse/internal/problem"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 )
@@ -37,6 +39,7 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		chall     *challengeError
 		unavl     *authn.UnavailableError
 		forbidden *ForbiddenError
+		hdrBig    *HeaderTooLargeError
 	)
 	switch {
 	case errors.Is(err, proxy.ErrClientGone):
@@ -46,6 +49,16 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 			w.status = 499
 		}
 		return
+	case errors.Is(err, proxy.ErrMalformedBody):
+		// The body's framing is broken, so where the next request on this
+		// connection starts is unknown: answer, then close the connection.
+		t, detail = problem.BadRequest, "The request body is malformed (invalid chunked encoding)."
+		w.Header().Set("Connection", "close")
+	case errors.Is(err, framing.ErrAmbiguous):
+		// RFC 9112 §6.1: refuse, and close, so that no byte after this
+		// head is ever read as a request.
+		t, detail = problem.BadRequest, "The request framing is ambiguous (Content-Length with Transfer-Encoding, or Transfer-Encoding in HTTP/1.0)."
+		w.Header().Set("Connection", "close")
 	case errors.Is(err, errBadPath):
 		t, detail = problem.BadRequest, "The request path must be absolute and must not contain \".\" or \"..\" segments."
 	case errors.As(err, &chall):
@@ -71,6 +84,10 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 	case errors.As(err, &mna):
 		t, detail = problem.MethodNotAllowed, "This path accepts: "+mna.Allow+"."
 		w.Header().Set("Allow", mna.Allow)
+	case errors.As(err, &hdrBig):
+		// Nothing more of this connection is worth reading.
+		t, detail = problem.HeaderTooLarge, "The request line and header fields exceed this listener's limit of "+strconv.FormatInt(hdrBig.Limit, 10)+" bytes."
+		w.Header().Set("Connection", "close")
 	case errors.As(err, &tooBig):
 		t, detail = problem.BodyTooLarge, "The request body exceeds this route's limit."
 	case errors.Is(err, proxy.ErrUpstreamTimeout):

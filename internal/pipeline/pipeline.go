@@ -1,7 +1,9 @@
 // Package pipeline is Gatehouse's request pipeline, in one place:
 //
 //	request id → client IP → route match → stages → body limit → reverse proxy
-//	                                  (authenticate → authorize → rate limit → identity headers)
+//	                                  (authenticate → authorize → identity headers)
+//
+// (A rate-limit stage does not exist yet; it would plug in as a Stage.)
 //
 // A Plan is the compiled form of one configuration: its route table, each
 // route's stages and proxy. Nothing is parsed, compiled or looked up by name
@@ -19,6 +21,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/accesslog"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/clientip"
+	"github.com/gatehouse/gatehouse/internal/framing"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/requestid"
@@ -42,8 +45,10 @@ type Stage interface {
 // Exchange is the per-request state shared by the stages. It is pooled:
 // stages must not keep a reference to it after Process returns.
 type Exchange struct {
-	// Request is the inbound request; stages may edit its headers, which
-	// then travel upstream.
+	// Request is the inbound request. Stages may remove headers from it
+	// (a credential the upstream need not see); a header the gateway
+	// vouches for is set with SetUpstreamHeader instead, never here, where
+	// a client's Connection header could still remove it.
 	Request   *http.Request
 	Route     *Route
 	Params    route.Params
@@ -57,11 +62,25 @@ type Exchange struct {
 	// Log is the access log entry; stages add who the caller is.
 	Log *accesslog.Entry
 
+	// upstream are the headers the gateway vouches for, set on the
+	// outgoing request by the proxy (see SetUpstreamHeader).
+	upstream []proxy.Header
+
 	// event is the audit event a stage is filling in, kept here so that
 	// logging one does not allocate (audit.Logger does not keep it).
 	event audit.Event
 	// clientIP is ClientIP as text, made once for all audit events.
 	clientIP string
+}
+
+// SetUpstreamHeader makes the upstream request carry name: value, set by
+// the proxy on the outgoing request after hop-by-hop removal, so no client
+// header can remove or precede it; it replaces any client-sent header of
+// that name. name must be canonical (http.CanonicalHeaderKey). This is the
+// one way the gateway vouches for something to the upstream: identity
+// headers, the request id, a signed identity assertion.
+func (x *Exchange) SetUpstreamHeader(name, value string) {
+	x.upstream = append(x.upstream, proxy.Header{Name: name, Value: value})
 }
 
 // auditEvent returns x's scratch event, reset to the request's fields.
@@ -111,6 +130,8 @@ type state struct {
 	rec   recorder
 	x     Exchange
 	entry accesslog.Entry
+	// upstream backs x.upstream, so the usual few headers cost nothing.
+	upstream [8]proxy.Header
 }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
@@ -137,7 +158,13 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 	}
 	defer p.finish(rec, r, e)
 
-	stripIdentityHeaders(r.Header, p.stripHeaders)
+	stripIdentityCopies(r, p.stripHeaders)
+	if err := framing.Check(r); err != nil {
+		// Before anything else: an answer that keeps the connection
+		// open would let the bytes after this head be read as a request.
+		p.respond(rec, r, e, err)
+		return
+	}
 	if !cleanPath(r.URL.Path) {
 		p.respond(rec, r, e, errBadPath)
 		return
@@ -155,7 +182,9 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 	e.Route = rt.Name
 
 	x := &st.x
-	*x = Exchange{Request: r, Route: rt, Params: res.Params, RequestID: rid, ClientIP: e.ClientIP, Log: e}
+	*x = Exchange{Request: r, Route: rt, Params: res.Params, RequestID: rid, ClientIP: e.ClientIP, Log: e,
+		upstream: st.upstream[:0]}
+	x.SetUpstreamHeader(requestid.Header, rid)
 	for _, s := range rt.Stages {
 		if err := s.Process(x); err != nil {
 			p.respond(rec, r, e, err)
@@ -174,9 +203,9 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 	}
 	setDeadlines(w, rt.Deadline)
 
-	result, err := rt.Proxy.Forward(rec, r)
+	result, err := rt.Proxy.Forward(rec, r, x.upstream)
 	e.Upstream, e.UpstreamLatency = result.Target, result.Latency
-	if result.Status == http.StatusSwitchingProtocols && !rec.started() {
+	if result.Switched && !rec.started() {
 		rec.status = result.Status // hijacked for a WebSocket: the recorder never saw it
 	}
 	if err != nil {

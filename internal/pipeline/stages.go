@@ -150,8 +150,11 @@ type identityHeaders struct {
 type claimHeader struct{ claim, header string }
 
 // identityHeadersStage writes the caller's identity into upstream request
-// headers. It runs after authentication; every client-sent header with any
-// configured identity name was already removed when the request arrived.
+// headers (through Exchange.SetUpstreamHeader, so they are set on the
+// outgoing request). It runs after authentication; every client-sent header
+// with any configured identity name was already removed when the request
+// arrived, so a header left unset (no groups, say) reaches the upstream
+// absent, never as the client's copy.
 type identityHeadersStage struct{ h identityHeaders }
 
 func (s *identityHeadersStage) Name() string { return "identity_headers" }
@@ -178,17 +181,11 @@ func (s *identityHeadersStage) Process(x *Exchange) error {
 	if id == nil {
 		return nil
 	}
-	// All values share one allocation; each header gets its own element,
-	// capped so that an append to one header cannot reach the next.
-	var values []string
+	// Set on the outgoing request by the proxy, after hop-by-hop removal:
+	// a client's "Connection: X-Auth-Subject" must not delete them.
 	set := func(name, value string) {
 		if name != "" && value != "" && headerValueSafe(value) {
-			if values == nil {
-				values = make([]string, 0, 7+len(s.h.claims))
-			}
-			values = append(values, value)
-			n := len(values)
-			h[name] = values[n-1 : n : n]
+			x.SetUpstreamHeader(name, value)
 		}
 	}
 	set(s.h.method, string(id.Method))
@@ -241,6 +238,16 @@ func headerValueSafe(v string) bool {
 		}
 	}
 	return true
+}
+
+// stripIdentityCopies removes client-sent copies of every identity header
+// name from r's headers and from the trailers it declared: a trailer is a
+// header too for a backend that merges them.
+func stripIdentityCopies(r *http.Request, names []string) {
+	stripIdentityHeaders(r.Header, names)
+	if len(r.Trailer) > 0 {
+		stripIdentityHeaders(r.Trailer, names)
+	}
 }
 
 // stripIdentityHeaders removes client-sent copies of every identity header

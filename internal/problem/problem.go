@@ -33,6 +33,7 @@ var (
 	Forbidden        = Type{"forbidden", "Not allowed", http.StatusForbidden}
 	MethodNotAllowed = Type{"method-not-allowed", "Method not allowed on this route", http.StatusMethodNotAllowed}
 	BodyTooLarge     = Type{"request-body-too-large", "Request body too large", http.StatusRequestEntityTooLarge}
+	HeaderTooLarge   = Type{"request-header-too-large", "Request header fields too large", http.StatusRequestHeaderFieldsTooLarge}
 	Internal         = Type{"internal-error", "Internal error", http.StatusInternalServerError}
 	UpstreamError    = Type{"upstream-unavailable", "Upstream unavailable", http.StatusBadGateway}
 	Unavailable      = Type{"service-unavailable", "Service unavailable", http.StatusServiceUnavailable}

@@ -56,7 +56,7 @@ func BenchmarkForward(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				clear(w.header)
-				if _, err := p.Forward(w, req); err != nil || w.status != http.StatusOK {
+				if _, err := p.Forward(w, req, nil); err != nil || w.status != http.StatusOK {
 					b.Fatalf("Forward: %v (status %d)", err, w.status)
 				}
 			}

@@ -44,7 +44,7 @@ func newGateway(t testing.TB, cfg Config, maxBody int64) *gateway {
 				panic(v)
 			}
 		}()
-		res, err := p.Forward(w, r)
+		res, err := p.Forward(w, r, nil)
 		g.outcomes <- outcome{res: res, err: err}
 		if err != nil {
 			if code := statusFor(err); code != 0 {

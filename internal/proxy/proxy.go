@@ -44,7 +44,24 @@ var (
 	ErrClientGone = errors.New("proxy: client went away")
 	// ErrInvalidConfig is wrapped by New when the Config cannot be used.
 	ErrInvalidConfig = errors.New("proxy: invalid config")
+	// ErrMalformedBody means the client's request body could not be read
+	// because its framing is broken (a bad chunk size, a bare LF where CRLF
+	// is required, an overlong chunk line or extension, a malformed
+	// trailer). The pipeline answers 400 and closes the connection: after a
+	// framing error, nothing later on the connection can be trusted to
+	// start where the client meant it to.
+	ErrMalformedBody = errors.New("proxy: malformed request body")
 )
+
+// errUnexpectedSwitch refuses a 101 Switching Protocols response that the
+// gateway did not ask for: after a switch the gateway no longer sees
+// requests, so only an upgrade it let through may become a tunnel.
+var errUnexpectedSwitch = errors.New("proxy: upstream switched protocols without an allowed upgrade request")
+
+// Header is one header the gateway vouches for on the upstream request
+// (identity headers, the request id, later a signed identity assertion).
+// Name must be in canonical form (http.CanonicalHeaderKey).
+type Header struct{ Name, Value string }
 
 // errRequestTimeout is the cause attached to the RequestTimeout context, so
 // that its expiry can be told apart from any deadline the caller set.
@@ -88,6 +105,15 @@ type Config struct {
 	// and benchmarks that need an upstream without a network. Default nil:
 	// the Proxy's own transport.
 	Transport http.RoundTripper
+	// WebSocket lets a client's WebSocket upgrade request (a GET with
+	// "Connection: upgrade" and exactly one "Upgrade: websocket") through
+	// to the upstream, which may then switch protocols. Every other
+	// upgrade request, and every upgrade when WebSocket is false, is
+	// forwarded as an ordinary request with its Upgrade header removed,
+	// and a 101 answer to it is refused (ErrUpstreamUnavailable): after a
+	// switch the gateway authenticates nothing, so a tunnel nobody allowed
+	// would be a bypass. Default false.
+	WebSocket bool
 	// Logger receives httputil.ReverseProxy's own diagnostics (such as a
 	// read error while copying a response body) at debug level. They
 	// contain no request headers. Default nil: discarded.
@@ -103,6 +129,9 @@ type Result struct {
 	Latency time.Duration
 	// Status is the upstream's response status; 0 if none arrived.
 	Status int
+	// Switched reports that the client connection was handed over to the
+	// upstream after a 101 (a WebSocket); nothing more can be written.
+	Switched bool
 }
 
 // Proxy forwards requests to one upstream's targets. It is safe for
@@ -114,6 +143,7 @@ type Proxy struct {
 	add            string // trailing slash trimmed; "" = none
 	addEscaped     string // add as it is written in an escaped path
 	preserveHost   bool
+	websocket      bool
 	requestTimeout time.Duration
 	resolver       *clientip.Resolver
 	transport      *http.Transport
@@ -144,6 +174,7 @@ func New(cfg Config) (*Proxy, error) {
 		strip:          strings.TrimRight(cfg.StripPrefix, "/"),
 		add:            strings.TrimRight(cfg.AddPrefix, "/"),
 		preserveHost:   cfg.PreserveHost,
+		websocket:      cfg.WebSocket,
 		requestTimeout: cfg.RequestTimeout,
 		resolver:       cfg.Resolver,
 	}
@@ -235,21 +266,38 @@ func (p *Proxy) Close() {
 
 // Forward proxies r to the next target and reports how it went.
 //
+// vouched are the headers the gateway itself sets for the upstream. They
+// are written on the outgoing request in the Rewrite hook, after
+// ReverseProxy removed the hop-by-hop headers, so a client's Connection
+// header (which names headers to remove) cannot delete any of them; each
+// replaces any client-sent header of the same name. Forward does not keep
+// vouched after it returns.
+//
 // Forward never writes an error response: errors are returned, wrapping
 // ErrUpstreamUnavailable, ErrUpstreamTimeout or ErrClientGone, and the
 // caller writes the answer (the error text is for logs only). When reading
 // the request body fails with *http.MaxBytesError, the returned error wraps
 // that error and no sentinel, so errors.As finds it whatever order the
-// caller checks in. Other request body read failures are ErrClientGone.
+// caller checks in. A request body whose framing is broken (see
+// ErrMalformedBody) is ErrMalformedBody; other request body read failures
+// are ErrClientGone.
 //
 // Once the response has started, an error can no longer be reported to the
 // client: like httputil.ReverseProxy, Forward then panics with
 // http.ErrAbortHandler, which makes net/http abort the connection. A caller
 // that logs every request must do so in a deferred function.
-func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request) (Result, error) {
+func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, vouched []Header) (Result, error) {
 	t := &p.targets[(p.next.Add(1)-1)%uint64(len(p.targets))]
-	ex := &exchange{Context: r.Context(), target: t, start: time.Now()}
-	if isUpgrade(r) {
+	ex := &exchange{Context: r.Context(), target: t, start: time.Now(), vouched: vouched}
+	if hasUpgrade(r.Header) {
+		if p.websocket && isWebSocketUpgrade(r) {
+			ex.upgrade = true
+		} else {
+			// Not allowed here: forwarded as an ordinary request.
+			stripUpgrade(r.Header)
+		}
+	}
+	if ex.upgrade {
 		// Only upgrades hijack the connection; tracking that lets a failure
 		// after the switch be reported as "write nothing".
 		ex.hijack.ResponseWriter = w
@@ -283,7 +331,7 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request) (Result, error) 
 
 	p.rp.ServeHTTP(w, out)
 
-	res := Result{Target: t.name, Latency: ex.latency, Status: ex.status}
+	res := Result{Target: t.name, Latency: ex.latency, Status: ex.status, Switched: ex.hijack.hijacked}
 	if ex.err == nil {
 		return res, nil
 	}
@@ -313,7 +361,12 @@ func classify(clientCtx context.Context, ex *exchange) error {
 		// A deadline set by the caller, not a departed client.
 		return fmt.Errorf("%w: %s: %w", ErrUpstreamTimeout, name, err)
 	case clientCtx.Err() != nil:
+		// Also an HTTP/2 client that reset its stream mid-body.
 		return fmt.Errorf("%w: %w", ErrClientGone, err)
+	case !clientBroke(bodyErr):
+		// The client is still there (an HTTP/1.x framing error does not
+		// end the request's context) and must hear why.
+		return fmt.Errorf("%w: %w", ErrMalformedBody, bodyErr)
 	case bodyErr != nil:
 		return fmt.Errorf("%w: reading request body: %w", ErrClientGone, bodyErr)
 	}
@@ -324,6 +377,23 @@ func classify(clientCtx context.Context, ex *exchange) error {
 	return fmt.Errorf("%w: %s: %w", ErrUpstreamUnavailable, name, err)
 }
 
+// clientBroke reports whether a request body read error (nil: none) means the client
+// stopped sending (closed, reset or timed out its connection, or ended it
+// mid-body) rather than sent a body whose framing is malformed. net/http
+// does not export its framing errors, so they are recognised as everything
+// that is not a transport failure: an unknown error is answered 400 and the
+// connection closed, which is also the safe answer to a vanished client.
+func clientBroke(err error) bool {
+	if err == nil {
+		return true
+	}
+	var netErr net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, http.ErrBodyReadAfterClose) ||
+		errors.As(err, &netErr)
+}
+
 // exchange is the per-request state shared between Forward and the
 // ReverseProxy hooks. It is the request's context itself (embedding the
 // real one), which carries it to the hooks without a separate WithValue
@@ -332,6 +402,13 @@ func classify(clientCtx context.Context, ex *exchange) error {
 type exchange struct {
 	context.Context
 	target  *target
+	vouched []Header
+	// vals backs the vouched headers' values on the outgoing request, so
+	// that setting them costs no allocation for the usual few.
+	vals [8]string
+	// upgrade is set when the request is an upgrade this route allows;
+	// only then may the upstream switch protocols.
+	upgrade bool
 	start   time.Time
 	latency time.Duration
 	status  int
@@ -361,9 +438,17 @@ func recordResponse(res *http.Response) error {
 	// The pipeline already set the request id on the response; an
 	// upstream's own copy would be added as a second value.
 	delete(res.Header, "X-Request-Id") // canonical, as Header.Del would make it
-	if ex := exchangeFrom(res.Request.Context()); ex != nil {
+	ex := exchangeFrom(res.Request.Context())
+	if ex != nil {
 		ex.status = res.StatusCode
 		ex.latency = time.Since(ex.start)
+	}
+	// ReverseProxy itself tunnels a 101 only when its Upgrade matches the
+	// request's, but two empty values match too. Refusing here, before
+	// ReverseProxy looks at it, also closes the upstream connection.
+	if res.StatusCode == http.StatusSwitchingProtocols &&
+		(ex == nil || !ex.upgrade || !isWebSocketProtocol(res.Header)) {
+		return errUnexpectedSwitch
 	}
 	return nil
 }
@@ -441,19 +526,73 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
-// isUpgrade mirrors ReverseProxy's test for a protocol upgrade request.
-func isUpgrade(r *http.Request) bool {
-	if r.Header.Get("Upgrade") == "" {
-		return false
-	}
-	for _, v := range r.Header["Connection"] {
+// hasUpgrade reports whether h asks for a protocol upgrade in any form
+// ReverseProxy or an upstream might act on: an Upgrade header (whatever
+// its value) or an "upgrade" token in Connection.
+func hasUpgrade(h http.Header) bool {
+	_, up := h["Upgrade"]
+	return up || connectionHasToken(h, "upgrade")
+}
+
+// isWebSocketUpgrade reports whether r is a WebSocket opening handshake as
+// RFC 6455 §4.1 frames it: an HTTP/1.1 GET with "Connection: upgrade" and
+// exactly one Upgrade header whose value is exactly "websocket" (any case).
+// A list such as "websocket, h2c" is not one: the upstream could pick the
+// other protocol.
+func isWebSocketUpgrade(r *http.Request) bool {
+	return r.Method == http.MethodGet && r.ProtoMajor == 1 && r.ProtoMinor >= 1 &&
+		connectionHasToken(r.Header, "upgrade") && isWebSocketProtocol(r.Header)
+}
+
+// isWebSocketProtocol reports whether h has exactly one Upgrade header,
+// "websocket" in any case.
+func isWebSocketProtocol(h http.Header) bool {
+	v := h["Upgrade"]
+	return len(v) == 1 && strings.EqualFold(strings.TrimSpace(v[0]), "websocket")
+}
+
+func connectionHasToken(h http.Header, token string) bool {
+	for _, v := range h["Connection"] {
 		for tok := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+			if strings.EqualFold(strings.TrimSpace(tok), token) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// stripUpgrade turns an upgrade request into an ordinary one: the Upgrade
+// header goes and so does the "upgrade" token of Connection (the other
+// tokens keep naming the headers ReverseProxy must drop).
+func stripUpgrade(h http.Header) {
+	delete(h, "Upgrade")
+	conn := h["Connection"]
+	if len(conn) == 0 {
+		return
+	}
+	kept := make([]string, 0, len(conn))
+	for _, v := range conn {
+		var b strings.Builder
+		for tok := range strings.SplitSeq(v, ",") {
+			tok = strings.TrimSpace(tok)
+			if tok == "" || strings.EqualFold(tok, "upgrade") {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(tok)
+		}
+		if b.Len() > 0 {
+			kept = append(kept, b.String())
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Connection")
+		return
+	}
+	h["Connection"] = kept
 }
 
 // copyBuffers spares each response body copy a fresh 32 KiB allocation.

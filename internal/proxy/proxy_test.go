@@ -401,7 +401,7 @@ func TestWebSocketEcho(t *testing.T) {
 			}
 		}
 	})
-	g := newGateway(t, Config{Targets: []*url.URL{target}}, 0)
+	g := newGateway(t, Config{Targets: []*url.URL{target}, WebSocket: true}, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(g.URL, "http")+"/ws", nil)

@@ -11,11 +11,15 @@ import (
 )
 
 // rewrite is the ReverseProxy Rewrite hook. ReverseProxy has already
-// removed hop-by-hop headers and the incoming X-Forwarded-*/Forwarded
-// headers from pr.Out; pr.In must not be modified.
+// removed hop-by-hop headers (including every header a client's
+// Connection header named) and the incoming X-Forwarded-*/Forwarded
+// headers from pr.Out; pr.In must not be modified. Every header the
+// gateway sets for the upstream is set here, on pr.Out, so that nothing
+// the client sends can remove it.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	t := &p.targets[0]
-	if ex := exchangeFrom(pr.In.Context()); ex != nil {
+	ex := exchangeFrom(pr.In.Context())
+	if ex != nil {
 		t = ex.target
 	}
 	p.rewritePath(pr.Out.URL)
@@ -24,6 +28,35 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Host = pr.In.Host
 	}
 	p.setForwarding(pr.Out.Header, pr.In)
+	if ex == nil {
+		return
+	}
+	if !ex.upgrade {
+		// Forward already removed a disallowed upgrade from the inbound
+		// request; this makes sure none is sent whatever ReverseProxy
+		// re-added after its hop-by-hop removal.
+		delete(pr.Out.Header, "Upgrade")
+		delete(pr.Out.Header, "Connection")
+	}
+	setVouched(pr.Out.Header, pr.Out.Trailer, ex)
+}
+
+// setVouched writes the headers the gateway vouches for on the outgoing
+// headers h, and removes them from the outgoing trailers tr. It runs after hop-by-hop removal, so no client Connection
+// header can remove them, and each replaces any client-sent value. The
+// values live in ex.vals when they fit, each capped so that an append to
+// one header cannot reach the next.
+func setVouched(h, tr http.Header, ex *exchange) {
+	vals := ex.vals[:0:len(ex.vals)]
+	if len(ex.vouched) > len(ex.vals) {
+		vals = make([]string, 0, len(ex.vouched))
+	}
+	for _, v := range ex.vouched {
+		delete(tr, v.Name) // never also as a client-declared trailer
+		vals = append(vals, v.Value)
+		n := len(vals)
+		h[v.Name] = vals[n-1 : n : n]
+	}
 }
 
 // rewritePath applies StripPrefix then AddPrefix to u. When the client's
