@@ -210,3 +210,110 @@ func TestIdentityWithoutControlCharacters(t *testing.T) {
 		})
 	}
 }
+
+// TestDuplicateMemberNames: a header or claims set that names a member
+// twice is refused (RFC 7519 section 4 allows refusing or keeping the last;
+// a backend reading the first would see another identity than the one
+// checked).
+func TestDuplicateMemberNames(t *testing.T) {
+	fx := newFixture(t, nil)
+	const rsHeader = `{"alg":"RS256","kid":"rsa"}`
+	c := claims(issA, nil)
+	base := fmt.Sprintf(`"iss":%q,"aud":%q,"exp":%d,"iat":%d,"nbf":%d`, c["iss"], c["aud"], c["exp"], c["iat"], c["nbf"])
+	for _, tc := range []struct {
+		name, header, payload string
+		ok                    bool
+	}{
+		{"no duplicates", rsHeader, `{` + base + `,"sub":"alice","realm_access":{"roles":["a"]},"x":{"sub":"y"}}`, true},
+		{"same name in different objects", rsHeader, `{` + base + `,"sub":"alice","o":{"sub":"bob","o":{"sub":"carol"}},"p":[{"sub":1},{"sub":2}]}`, true},
+		{"name equal to a value", rsHeader, `{` + base + `,"sub":"sub","note":"sub:"}`, true},
+		{"colon inside a string value", rsHeader, `{` + base + `,"sub":"a","k":"sub" , "z":"\":\""}`, true},
+		{"duplicate sub", rsHeader, `{` + base + `,"sub":"alice","sub":"admin"}`, false},
+		{"duplicate iss", rsHeader, `{` + base + `,"sub":"alice","iss":"https://evil.example"}`, false},
+		{"duplicate with an escaped name", rsHeader, `{` + base + `,"sub":"alice","\u0073ub":"admin"}`, false},
+		{"duplicate with whitespace before the colon", rsHeader, `{` + base + `,"sub" : "alice","sub"	:"admin"}`, false},
+		{"duplicate nested role list", rsHeader, `{` + base + `,"sub":"alice","realm_access":{"roles":["a"],"roles":["admin"]}}`, false},
+		{"duplicate inside an array element", rsHeader, `{` + base + `,"sub":"alice","l":[{"a":1,"a":2}]}`, false},
+		{"duplicate kid in the header", `{"alg":"RS256","kid":"other","kid":"rsa"}`, `{` + base + `,"sub":"alice"}`, false},
+		{"duplicate alg in the header", `{"alg":"HS256","alg":"RS256","kid":"rsa"}`, `{` + base + `,"sub":"alice"}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := fx.v.Verify(context.Background(), signRS256Raw(t, tc.header, tc.payload))
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("refused: %v", err)
+			case !tc.ok && err == nil:
+				t.Fatalf("accepted as %q", id.Subject)
+			case !tc.ok && reasonOf(err) != authn.ReasonMalformed:
+				t.Fatalf("reason %q, want token_malformed (%v)", reasonOf(err), err)
+			}
+		})
+	}
+}
+
+// FuzzHasDuplicateKeys: whatever JSON object hasDuplicateKeys passes
+// decodes to exactly as many members as it has names at the top level
+// (encoding/json keeps the last duplicate, so a missed one shows up as a
+// member lost), and the scanner never panics on any input.
+func FuzzHasDuplicateKeys(f *testing.F) {
+	for _, s := range []string{`{"a":1,"b":2}`, `{"a":1,"a":2}`, `{"a":{"a":1}}`, `{"\u0061":1,"a":2}`, `{"a":"\"","a":1}`, `[{"a":1,"a":1}]`, `{"a"`, `"\`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dup := hasDuplicateKeys(b)
+		if !json.Valid(b) {
+			return
+		}
+		var want, got int
+		if !countMembers(b, &want) {
+			return
+		}
+		var v map[string]json.RawMessage
+		if json.Unmarshal(b, &v) != nil {
+			return
+		}
+		got = len(v)
+		if !dup && got != want {
+			t.Fatalf("hasDuplicateKeys(%q) = false, but %d names decode to %d members", b, want, got)
+		}
+		if dup && got == want && !nestedDuplicate(b) {
+			t.Fatalf("hasDuplicateKeys(%q) = true, but the top level has no duplicate and nothing nested does", b)
+		}
+	})
+}
+
+// countMembers counts the member names of the top-level object of b, with
+// encoding/json's tokenizer; false if b is not an object.
+func countMembers(b []byte, n *int) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return false
+	}
+	for dec.More() {
+		if _, err := dec.Token(); err != nil { // the name
+			return false
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return false
+		}
+		*n++
+	}
+	return true
+}
+
+// nestedDuplicate reports whether a value nested in b's top-level object
+// (at any depth) has a duplicate, using the scanner on each member value.
+func nestedDuplicate(b []byte) bool {
+	var v map[string]json.RawMessage
+	if json.Unmarshal(b, &v) != nil {
+		return false
+	}
+	for _, raw := range v {
+		if hasDuplicateKeys(raw) {
+			return true
+		}
+	}
+	return false
+}

@@ -203,7 +203,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 	// other than iss are read only after the signature over these very
 	// bytes has verified.
 	payload := jws.UnsafePayloadWithoutVerification()
-	if !validJSONText(payload) {
+	if !validJSONText(payload) || hasDuplicateKeys(payload) {
 		return nil, failure(authn.ReasonMalformed, nil, errNotText)
 	}
 	claims, err := decodeClaims(payload)
