@@ -116,7 +116,10 @@ func (s identitySource) lookup(key string) (ref.Val, bool) {
 func (s identitySource) materialize() ref.Val { return materialize(s, identityKeys) }
 
 // requestSource is the CEL variable request.
-type requestSource struct{ in *Input }
+type requestSource struct {
+	in     *Input
+	method string // in.Method as the expression sees it
+}
 
 var requestKeys = []string{"method", "host", "path", "path_params", "headers", "query", "client_ip"}
 
@@ -126,7 +129,7 @@ func (s requestSource) lookup(key string) (ref.Val, bool) {
 	in := s.in
 	switch key {
 	case "method":
-		return types.String(in.Method), true
+		return types.String(s.method), true
 	case "host":
 		return types.String(in.Host), true
 	case "path":
