@@ -117,9 +117,9 @@ type activation struct {
 	// method is request.method: "GET" for a HEAD request unless the
 	// expression names HEAD (RFC 9110 §9.3.2: HEAD is authorized as GET).
 	method string
-	ident ref.Val
-	req   ref.Val
-	now   ref.Val
+	ident  ref.Val
+	req    ref.Val
+	now    ref.Val
 }
 
 var _ interpreter.Activation = (*activation)(nil)

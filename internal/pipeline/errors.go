@@ -37,6 +37,7 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		chall     *challengeError
 		unavl     *authn.UnavailableError
 		forbidden *ForbiddenError
+		reqErr    *RequestError
 	)
 	switch {
 	case errors.Is(err, proxy.ErrClientGone):
@@ -48,6 +49,8 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		return
 	case errors.Is(err, errBadPath):
 		t, detail = problem.BadRequest, "The request path must be absolute and must not contain \".\" or \"..\" segments."
+	case errors.As(err, &reqErr):
+		t, detail = reqErr.Type, reqErr.Detail
 	case errors.As(err, &chall):
 		t, detail = problem.Unauthorized, chall.failure.Description
 		if detail == "" {

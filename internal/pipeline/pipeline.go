@@ -97,6 +97,11 @@ type Plan struct {
 	access   *accesslog.Logger
 	// stripHeaders are identity header names removed from every request.
 	stripHeaders []string
+	// hygiene is the compiled request_hygiene (hygiene.go).
+	hygiene hygiene
+	// apiKeyHeader is api_keys.header, canonical: removed before the
+	// upstream on every route, public ones included.
+	apiKeyHeader string
 	providers    []providerHealth
 	audit        audit.Logger
 	validating   bool
@@ -138,17 +143,10 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 	defer p.finish(rec, r, e)
 
 	stripIdentityHeaders(r.Header, p.stripHeaders)
-	if !cleanPath(r.URL.Path) {
-		p.respond(rec, r, e, errBadPath)
-		return
-	}
-	res := p.table.Match(r.Host, r.URL.Path, r.Method)
-	switch res.Status {
-	case route.NotFound:
-		p.respond(rec, r, e, errRouteNotFound)
-		return
-	case route.MethodNotAllowed:
-		p.respond(rec, r, e, &MethodNotAllowedError{Allow: res.Allow})
+	// Request hygiene, then the route match (hygiene.go).
+	res, err := p.route(r, p.peerTrusted(r))
+	if err != nil {
+		p.respond(rec, r, e, err)
 		return
 	}
 	rt := res.Value
@@ -210,28 +208,6 @@ func (p *Plan) finish(rec *recorder, r *http.Request, e *accesslog.Entry) {
 	if v == http.ErrAbortHandler { //nolint:errorlint
 		panic(v)
 	}
-}
-
-// cleanPath reports whether a (decoded) path is absolute and free of "."
-// and ".." segments. Such segments are refused rather than resolved: the
-// route is chosen on the path as sent, and an upstream that resolves
-// "/public/../admin" itself would otherwise serve a path whose route (and
-// its authentication) never ran.
-func cleanPath(p string) bool {
-	if p == "" || p[0] != '/' {
-		return false
-	}
-	for i := 0; i < len(p); {
-		j := i + 1
-		for j < len(p) && p[j] != '/' {
-			j++
-		}
-		if seg := p[i+1 : j]; seg == "." || seg == ".." {
-			return false
-		}
-		i = j
-	}
-	return true
 }
 
 // setDeadlines gives a routed request its route's deadline instead of the
