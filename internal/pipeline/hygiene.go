@@ -329,7 +329,9 @@ func checkPath(path, raw string) (finding, error) {
 		case c == ';':
 			found |= foundPathParam
 		case c == '/':
-			if i > 0 && path[i-1] == '/' {
+			// Judged on the path as sent: "/a/%2F" is an encoded slash
+			// (the route's opt-in decides), not a repeated one.
+			if raw == "" && i > 0 && path[i-1] == '/' {
 				found |= foundRepeatedSlash
 			}
 		case c == '%':
@@ -349,6 +351,10 @@ func checkPath(path, raw string) (finding, error) {
 		switch raw[i] {
 		case '\\':
 			return 0, errPathBackslash
+		case '/':
+			if i > 0 && raw[i-1] == '/' {
+				found |= foundRepeatedSlash
+			}
 		case '#':
 			// Never sent by a browser: a backend that cuts the path here
 			// would serve a different path than the one routed.
@@ -387,12 +393,17 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
-// mergeSlashes rewrites repeated slashes to one, in the decoded and the
-// raw path alike, so the upstream receives the path that was routed.
+// mergeSlashes rewrites repeated slashes to one, in the path as sent, and
+// decodes the result again, so the route, the policy and the upstream see
+// one path (an encoded slash stays encoded).
 func mergeSlashes(u *url.URL) {
-	u.Path = mergeSlashRuns(u.Path)
-	if u.RawPath != "" {
-		u.RawPath = mergeSlashRuns(u.RawPath)
+	if u.RawPath == "" {
+		u.Path = mergeSlashRuns(u.Path)
+		return
+	}
+	u.RawPath = mergeSlashRuns(u.RawPath)
+	if p, err := url.PathUnescape(u.RawPath); err == nil {
+		u.Path = p
 	}
 }
 
