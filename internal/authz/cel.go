@@ -133,7 +133,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.ident, true
 	case "request":
 		if a.req == nil {
-			a.req = &lazyMap{src: requestSource{in: a.in, method: a.method}}
+			a.req = &lazyMap{src: requestSource{a}}
 		}
 		return a.req, true
 	case "now":
