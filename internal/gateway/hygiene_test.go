@@ -239,6 +239,9 @@ func hygieneCorpus() []hostileCase {
 	for _, m := range []string{"PROPFIND", "MKCOL", "GET", "HEAD", "OPTIONS"} {
 		allow(hostileCase{method: m, target: "/dav/x"}) // extension methods listed by the route
 	}
+	// An extension method goes to the route that lists it, past a more
+	// specific one that allows any method.
+	allow(hostileCase{method: "PROPFIND", target: "/dav/any/x"})
 	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"} {
 		allow(hostileCase{method: m, target: "/api/x"})
 	}
@@ -294,6 +297,10 @@ func TestHostileRequestCorpus(t *testing.T) {
   - name: dav
     public: true
     match: {path_prefix: /dav, methods: [GET, PROPFIND, MKCOL, OPTIONS]}
+    upstream: {targets: [`+target+`], preserve_host: true}
+  - name: dav-any
+    public: true
+    match: {path_prefix: /dav/any}
     upstream: {targets: [`+target+`], preserve_host: true}
   - name: override
     public: true

@@ -193,7 +193,11 @@ func (p *Plan) route(r *http.Request, trustedPeer bool) (route.Result[*Route], e
 		res, overridden = p.matchOverride(r, override)
 	}
 	if !overridden {
-		res = p.table.Match(r.Host, r.URL.Path, r.Method)
+		if found&foundExtensionMethod != 0 {
+			res = p.table.MatchListed(r.Host, r.URL.Path, r.Method)
+		} else {
+			res = p.table.Match(r.Host, r.URL.Path, r.Method)
+		}
 		switch res.Status {
 		case route.NotFound:
 			return none, errRouteNotFound
@@ -240,7 +244,11 @@ func (p *Plan) matchOverride(r *http.Request, method string) (res route.Result[*
 	if !slices.Contains(h.allowed, method) && !slices.Contains(h.routeMethods, method) {
 		return res, false
 	}
-	res = p.table.Match(r.Host, r.URL.Path, method)
+	if slices.Contains(h.allowed, method) {
+		res = p.table.Match(r.Host, r.URL.Path, method)
+	} else {
+		res = p.table.MatchListed(r.Host, r.URL.Path, method)
+	}
 	if res.Status != route.Matched {
 		return res, false
 	}

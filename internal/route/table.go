@@ -278,9 +278,21 @@ func compareRank(a, b rule) int {
 // matched pattern has parameters (one allocation) or the result is
 // MethodNotAllowed (building Allow).
 func (t *Table[T]) Match(host, path, method string) Result[T] {
+	return t.match(host, path, method, false)
+}
+
+// MatchListed is Match for a method that only routes naming it in their
+// method list may receive (the gateway's extension methods, such as
+// WebDAV's): routes that allow any method are passed over, so a less
+// specific route that lists the method can still win.
+func (t *Table[T]) MatchListed(host, path, method string) Result[T] {
+	return t.match(host, path, method, true)
+}
+
+func (t *Table[T]) match(host, path, method string, listedOnly bool) Result[T] {
 	var buf [maxHostLen]byte // fits any valid name; a longer Host header spills to the heap
 	h := appendCanonicalHost(buf[:0], host)
-	q := query{host: h, path: path, method: method, slashes: strings.Count(path, "/")}
+	q := query{host: h, path: path, method: method, slashes: strings.Count(path, "/"), listedOnly: listedOnly}
 	r := q.find(t.exact[string(h)])
 	if r == nil && len(t.wildcard) > 0 {
 		r = q.find(t.wildcard)
@@ -304,6 +316,7 @@ type query struct {
 	path, method string
 	slashes      int  // number of '/' in path
 	pathMatched  bool // some rule matched host and path: 405 rather than 404
+	listedOnly   bool // only rules whose method list names the method match
 }
 
 // find returns the first rule in rules that matches the request, and
@@ -320,7 +333,7 @@ func (q *query) find(rules []rule) *rule {
 		}
 		// The method test is the cheaper one; the path only needs testing
 		// on a method mismatch while 405 is still undecided.
-		if ok, implied := r.allows(q.method); ok {
+		if ok, implied := r.allows(q.method); ok && !(q.listedOnly && r.methods == nil) {
 			if r.pat.match(q.path, r.prefix) {
 				if implied {
 					return q.explicitHead(rules[i+1:], r)

@@ -195,6 +195,30 @@ func TestHeadIsGet(t *testing.T) {
 	})
 }
 
+// TestMatchListed: an extension method only goes to a route that names it,
+// even when a more specific route allows any method.
+func TestMatchListed(t *testing.T) {
+	tab := newIndexTable(t, []Spec{
+		0: {Path: "/", Prefix: true, Methods: []string{"PROPFIND", "GET"}},
+		1: {Path: "/x", Prefix: true}, // any method
+		2: {Path: "/y", Prefix: true, Methods: []string{"GET"}},
+	})
+	for _, tc := range []matchCase{
+		{name: "any-method route passed over", path: "/x/a", method: "PROPFIND", index: 0, status: Matched},
+		{name: "listing route", path: "/z", method: "PROPFIND", index: 0, status: Matched},
+		{name: "listing route behind a method-restricted one", path: "/y/a", method: "PROPFIND", index: 0, status: Matched},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkResult(t, tab.MatchListed(tc.host, tc.path, tc.method), tc) })
+	}
+	tab2 := newIndexTable(t, []Spec{{Path: "/x", Prefix: true}})
+	if got := tab2.MatchListed("", "/x", "PROPFIND"); got.Status != MethodNotAllowed || got.Allow != "" {
+		t.Fatalf("only an any-method route: %+v, want 405 with an empty Allow", got)
+	}
+	if got := tab.Match("", "/x/a", "PROPFIND"); got.Index != 1 {
+		t.Fatalf("Match still takes the any-method route: %+v", got)
+	}
+}
+
 func TestHostNormalisation(t *testing.T) {
 	tab := newIndexTable(t, []Spec{
 		{Hosts: []string{"api.example.com"}, Path: "/", Prefix: true},
