@@ -268,9 +268,8 @@ func hygieneCorpus() []hostileCase {
 	for _, h := range []string{"X-API-Key", "x-api-key", "X-Api-Key", "X-API-KEY"} {
 		allow(hostileCase{target: "/api/x", headers: []string{h + ": gate_live_secret"}, gone: []string{h}})
 	}
-	for _, h := range []string{"gw.test.", "gw.test.:8080", "GW.TEST.:80"} {
-		want := strings.Replace(h, ".:", ":", 1)
-		want = strings.TrimSuffix(want, ".")
+	for h, want := range map[string]string{"gw.test.": "gw.test", "gw.test.:8080": "gw.test:8080", "GW.TEST.:80": "gw.test:80",
+		"Api.Example.COM": "api.example.com", "gw.test": "gw.test", "127.0.0.1:8080": "127.0.0.1:8080", "[::1]:8080": "[::1]:8080"} {
 		allow(hostileCase{target: "/api/x", headers: []string{"Host: " + h}, wantHost: want})
 	}
 	return cs

@@ -292,11 +292,12 @@ func (h *hygiene) headers(hd http.Header, trustedPeer bool) (override string, er
 	return override, nil
 }
 
-// normalizeHost removes one trailing dot from the Host ("api.example.com."
-// and "api.example.com.:443" name the same host as without it), so the
-// route, the policy (request.host) and the upstream (preserve_host,
-// X-Forwarded-Host) all see one spelling. A host with an empty label
-// ("a..b", ".a", "a..") is refused.
+// normalizeHost writes the Host in one spelling: lower case, without the
+// trailing dot ("API.Example.com." and "api.example.com.:443" name the same
+// host as "api.example.com"), so the route, the policy (request.host) and
+// the upstream (preserve_host, X-Forwarded-Host) all see the same name. A
+// host with an empty label ("a..b", ".a", "a..") is refused. It allocates
+// only when it changes something.
 func normalizeHost(r *http.Request) error {
 	host := r.Host
 	name, port := host, ""
@@ -309,8 +310,18 @@ func normalizeHost(r *http.Request) error {
 	if name[0] == '.' || strings.Contains(name, "..") {
 		return errInvalidHost
 	}
+	changed := false
 	if name[len(name)-1] == '.' {
-		r.Host = name[:len(name)-1] + port
+		name, changed = name[:len(name)-1], true
+	}
+	for i := 0; i < len(name); i++ {
+		if 'A' <= name[i] && name[i] <= 'Z' {
+			name, changed = strings.ToLower(name), true
+			break
+		}
+	}
+	if changed {
+		r.Host = name + port
 	}
 	return nil
 }
