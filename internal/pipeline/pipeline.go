@@ -1,6 +1,6 @@
 // Package pipeline is Gatehouse's request pipeline, in one place:
 //
-//	request id → client IP → route match → stages → body limit → reverse proxy
+//	request id → client IP → request hygiene → route match → stages → body limit → reverse proxy
 //	                                  (authenticate → authorize → rate limit → identity headers)
 //
 // A Plan is the compiled form of one configuration: its route table, each
