@@ -150,7 +150,7 @@ func hygieneCorpus() []hostileCase {
 		}
 		refuse("raw backslash", slug, status, "GET", p)
 	}
-	for _, p := range []string{"/a%5Cb", "/a%5cb", "/public%5C..%5Cadmin", "/%5Cadmin", "/api/x%5C", "/legacy/%5c", "/a%5C%5Cb"} {
+	for _, p := range []string{"/a%5Cb", "/a%5cb", "/public%5Cx%5Cadmin", "/%5Cadmin", "/api/x%5C", "/legacy/%5c", "/a%5C%5Cb"} {
 		refuse("encoded backslash", "path-encoded-separator", 400, "GET", p)
 	}
 
@@ -158,7 +158,8 @@ func hygieneCorpus() []hostileCase {
 	for _, p := range []string{"/a%2Fb", "/a%2fb", "/api%2Fadmin", "/api/x%2F", "/legacy/a%2Fb", "/dav/a%2fb", "/override/%2Fx", "/%2F/admin", "/api/%2F%2F"} {
 		refuse("encoded slash", "path-encoded-separator", 400, "GET", p)
 	}
-	for _, p := range []string{"/public%2F..%2Fadmin", "/public%2f.%2fadmin", "/api/%2E%2E/admin", "/api/%2e%2e/admin", "/api/.%2e/admin", "/api/%2e/admin", "/api/..", "/api/./x", "/files/a%2F..%2Fb"} {
+	for _, p := range []string{"/public%2F..%2Fadmin", "/public%2f.%2fadmin", "/api/%2E%2E/admin", "/api/%2e%2e/admin", "/api/.%2e/admin", "/api/%2e/admin", "/api/..", "/api/./x", "/files/a%2F..%2Fb",
+		"/legacy/..;/admin", "/legacy/..;x=1/admin", "/legacy/.;/x", "/legacy/%2e%2e;/admin", "/files/%5C..%5Cadmin", "/files/a%5C..", "/files/..%5C"} {
 		refuse("dot segment", "bad-request", 400, "GET", p)
 	}
 
@@ -172,7 +173,7 @@ func hygieneCorpus() []hostileCase {
 	}
 
 	// Double encoding of ".", "/", "\", "%" and control characters.
-	for _, enc := range []string{"2e", "2E", "2f", "2F", "5c", "5C", "25", "00", "0a", "0D", "7f"} {
+	for _, enc := range []string{"2e", "2E", "2f", "2F", "5c", "5C", "25", "00", "0a", "0D", "7f", "c0", "C0%25AE", "e0", "ff"} {
 		refuse("double encoding", "path-double-encoding", 400, "GET", "/api/%25"+enc+"x")
 		refuse("double encoding", "path-double-encoding", 400, "GET", "/files/%25"+enc)
 	}

@@ -389,9 +389,11 @@ func checkPath(path, raw string) (finding, error) {
 	return found, nil
 }
 
-// doubleEncodedUnsafe: bytes that must not appear double-encoded.
+// doubleEncodedUnsafe: bytes that must not appear double-encoded; bytes
+// of 0x80 and above too, since a lenient decoder turns an overlong form
+// such as %C0%AE into ".".
 func doubleEncodedUnsafe(v byte) bool {
-	return v == '.' || v == '/' || v == '\\' || v == '%' || v < 0x20 || v == 0x7f
+	return v == '.' || v == '/' || v == '\\' || v == '%' || v < 0x20 || v >= 0x7f
 }
 
 func unhex2(a, b byte) (byte, bool) {
@@ -442,17 +444,24 @@ func mergeSlashRuns(s string) string {
 // and ".." segments. Such segments are refused rather than resolved: the
 // route is chosen on the path as sent, and an upstream that resolves
 // "/public/../admin" itself would otherwise serve a path whose route (and
-// its authentication) never ran.
+// its authentication) never ran. For this check a backslash also ends a
+// segment (Windows servers split on it) and a segment ends at its first
+// ';' (servlet containers strip path parameters, so "..;" is ".." to
+// them), whatever the route accepts.
 func cleanPath(p string) bool {
 	if p == "" || p[0] != '/' {
 		return false
 	}
 	for i := 0; i < len(p); {
 		j := i + 1
-		for j < len(p) && p[j] != '/' {
+		for j < len(p) && p[j] != '/' && p[j] != '\\' {
 			j++
 		}
-		if seg := p[i+1 : j]; seg == "." || seg == ".." {
+		seg := p[i+1 : j]
+		if k := strings.IndexByte(seg, ';'); k >= 0 {
+			seg = seg[:k]
+		}
+		if seg == "." || seg == ".." {
 			return false
 		}
 		i = j

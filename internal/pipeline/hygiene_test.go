@@ -20,6 +20,18 @@ func parseTarget(t testing.TB, target string) *url.URL {
 	return u
 }
 
+func TestCleanPathSegments(t *testing.T) {
+	for p, want := range map[string]bool{
+		"/": true, "/a/b": true, "/a/..b/c.": true, "/a/...": true, "/a;b/c": true,
+		"": false, "a": false, "*": false, "/..": false, "/a/./b": false, "/a/../b": false,
+		"/a/..;/b": false, "/a/.;x/b": false, "/a/..;": false, `/a\..\b`: false, `/a\.`: false, `/a/..\b`: false,
+	} {
+		if got := cleanPath(p); got != want {
+			t.Errorf("cleanPath(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
+
 func TestCheckPath(t *testing.T) {
 	for _, tc := range []struct {
 		target string
@@ -58,6 +70,7 @@ func TestCheckPath(t *testing.T) {
 		{"/a%255c", 0, errPathDoubleEncoding},
 		{"/a%2525", 0, errPathDoubleEncoding},
 		{"/a%2500", 0, errPathDoubleEncoding},
+		{"/a%25C0%25AE", 0, errPathDoubleEncoding},
 		{"/a%25%32%65", 0, errPathDoubleEncoding},
 		{"/a%C0%AE", 0, errPathUTF8},
 		{"/a%E0%80%AE", 0, errPathUTF8},
