@@ -520,3 +520,68 @@ func TestPolicyReadsAreUnambiguous(t *testing.T) {
 		})
 	}
 }
+
+// TestCredentialAndOverrideOnAuthenticatedRoutes: the API-key header never
+// reaches an upstream, whatever the route accepts; a method override on a
+// route that honours it is authorized as the overriding method, and the
+// upstream receives that method.
+func TestCredentialAndOverrideOnAuthenticatedRoutes(t *testing.T) {
+	idp := testidp.Start(t)
+	rec := newRecording(t)
+	target := strconv.Quote(rec.URL)
+	tg := startGateway(t, header+"audit: {output: stderr}\nidentity_providers:\n"+providerYAML("idp", idp, "")+`routes:
+  - name: items
+    match: {path: "/items/{id}"}
+    method_override: true
+    authenticate: {methods: [jwt]}
+    authorize:
+      methods:
+        - methods: [DELETE]
+          roles: {any_of: [admin]}
+    upstream: {targets: [`+target+`]}
+  - name: open
+    public: true
+    match: {path_prefix: /open}
+    upstream: {targets: [`+target+`]}
+`).serve()
+	tg.waitReady(t)
+	user := idp.Mint(t, map[string]any{"sub": "u1"})
+	admin := idp.Mint(t, map[string]any{"sub": "boss", "realm_access": map[string]any{"roles": []string{"admin"}}})
+	addr := strings.TrimPrefix(tg.url, "http://")
+	for i, tc := range []struct {
+		name, method, target string
+		headers              []string
+		status               int
+		upstreamMethod       string
+	}{
+		{"API key on a JWT route", "GET", "/items/1", []string{"Authorization: Bearer " + user, "X-API-Key: gate_live_leak"}, 200, "GET"},
+		{"API key on a public route", "GET", "/open/x", []string{"x-api-key: gate_live_leak"}, 200, "GET"},
+		{"override to DELETE needs the DELETE rule", "POST", "/items/1", []string{"Authorization: Bearer " + user, "X-HTTP-Method-Override: DELETE"}, 403, ""},
+		{"override to DELETE by an admin", "POST", "/items/1", []string{"Authorization: Bearer " + admin, "X-HTTP-Method-Override: DELETE"}, 200, "DELETE"},
+		{"plain POST", "POST", "/items/1", []string{"Authorization: Bearer " + user}, 200, "POST"},
+		{"override on a route that does not honour it", "POST", "/open/x", []string{"X-HTTP-Method-Override: DELETE"}, 200, "POST"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "c" + strconv.Itoa(i)
+			status, slug := rawExchange(t, addr, tc.method, tc.target, append([]string{"X-Case: " + id, "Content-Length: 0"}, tc.headers...))
+			if status != tc.status {
+				t.Fatalf("status %d %q, want %d", status, slug, tc.status)
+			}
+			seen, reached := rec.get(id)
+			if reached != (tc.status == 200) {
+				t.Fatalf("reached the upstream: %v", reached)
+			}
+			if !reached {
+				return
+			}
+			if seen.Method != tc.upstreamMethod {
+				t.Fatalf("upstream got %s, want %s", seen.Method, tc.upstreamMethod)
+			}
+			for k := range seen.Header {
+				if strings.EqualFold(k, "X-Api-Key") || strings.Contains(strings.ToLower(k), "override") {
+					t.Fatalf("upstream received %s", k)
+				}
+			}
+		})
+	}
+}
