@@ -81,6 +81,16 @@ func TestExplain(t *testing.T) {
 			want: []string{"route: admin", "authenticate: jwt: no credential", "authenticate: api_key: no credential", "result: 401 credential_missing"},
 		},
 		{
+			name: "HEAD is explained as GET",
+			args: []string{"--method", "HEAD", "--identity-json", `{"subject":"alice","scopes":["profile"]}`, "/users/alice"},
+			want: []string{"route: users", "methods[0]: pass (applies to HEAD)", "methods[0].scopes.any_of: FAIL", "result: 403 scope_missing"},
+		},
+		{
+			name: "request hygiene",
+			args: []string{"--method", "GET", "/catalogue/a;b"},
+			want: []string{"request hygiene: refused: path-parameter", "result: 400 path-parameter"},
+		},
+		{
 			name: "no route",
 			args: []string{"/nowhere"},
 			want: []string{"route: none matches", "result: 404"},

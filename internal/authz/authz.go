@@ -22,7 +22,10 @@
 //  7. methods[i]: the first method rule that lists the request method (case
 //     insensitively) applies in addition to the rules above, in the same order:
 //     groups.deny, scopes, roles, groups, expression. Rules are then named
-//     "methods[i].scopes.all_of" and so on.
+//     "methods[i].scopes.all_of" and so on. A HEAD request is authorized as
+//     the GET to the same resource would be (RFC 9110 §9.3.2: a server
+//     answers HEAD with its GET handler): if no rule lists HEAD itself, the
+//     first rule that lists GET applies.
 //  8. expression: a CEL expression that must evaluate to true
 //     ("expression_false"); an evaluation error, including a missing map key
 //     and an exhausted cost budget, denies with "expression_error".
@@ -47,7 +50,8 @@
 //	  .expires_at     timestamp         0001-01-01T00:00:00Z if the credential never expires
 //	  .anonymous      bool
 //	request   map(string, dyn)
-//	  .method         string   upper case, e.g. "GET"
+//	  .method         string   upper case, e.g. "GET"; "GET" for a HEAD request
+//	                           unless the expression spells "HEAD" somewhere
 //	  .host           string
 //	  .path           string
 //	  .path_params    map(string, string)  named route parameters
@@ -346,14 +350,18 @@ type check struct {
 	values []string
 	claim  string
 	prog   cel.Program
+	info   exprInfo // expressions: what they read, whether they name HEAD
 }
 
 // evaluation is the per-request state: the identity to use and the lazily
 // built CEL activation, shared by the policy's expressions.
 type evaluation struct {
-	in      *Input
-	id      *identity.Identity
-	act     *activation
+	in  *Input
+	id  *identity.Identity
+	act *activation
+	// rawAct is the activation of expressions that name HEAD and so see
+	// the method as sent.
+	rawAct  *activation
 	explain bool
 }
 
@@ -573,7 +581,16 @@ func (p *Policy) evaluate(in *Input, explain bool) Decision {
 	return d
 }
 
+// methodRule returns the first rule listing method; for HEAD, if no rule
+// lists HEAD, the first listing GET.
 func (p *Policy) methodRule(method string) *methodRule {
+	if m := p.firstListing(method); m != nil || !strings.EqualFold(method, "HEAD") {
+		return m
+	}
+	return p.firstListing("GET")
+}
+
+func (p *Policy) firstListing(method string) *methodRule {
 	for i := range p.methods {
 		for _, m := range p.methods[i].methods {
 			if strings.EqualFold(m, method) {
@@ -582,4 +599,32 @@ func (p *Policy) methodRule(method string) *methodRule {
 		}
 	}
 	return nil
+}
+
+// authzMethod is request.method as expressions that do not name HEAD see
+// it: HEAD is authorized as GET.
+func authzMethod(m string) string {
+	if m == "HEAD" {
+		return "GET"
+	}
+	return m
+}
+
+// Reads returns the request headers and query parameters the policy's
+// expressions read; see Reads.
+func (p *Policy) Reads() Reads {
+	var r Reads
+	if p.expr != nil {
+		r.merge(p.expr.info.reads)
+	}
+	for _, m := range p.methods {
+		for _, c := range m.checks {
+			if c.kind == kindExpr {
+				r.merge(c.info.reads)
+			}
+		}
+	}
+	slices.Sort(r.Headers)
+	slices.Sort(r.Query)
+	return r
 }

@@ -60,14 +60,26 @@ func compileExpr(fieldName, src string) (*check, error) {
 	if err != nil {
 		return nil, &CompileError{Field: fieldName, Msg: err.Error()}
 	}
-	return &check{rule: fieldName, kind: kindExpr, prog: prg, reason: ReasonExpressionFalse}, nil
+	info := analyze(ast.NativeRep().Expr())
+	return &check{rule: fieldName, kind: kindExpr, prog: prg, reason: ReasonExpressionFalse, info: info}, nil
 }
 
 func (c *check) evalExpr(e *evaluation) result {
-	if e.act == nil {
-		e.act = &activation{in: e.in, id: e.id}
+	var act *activation
+	if c.info.namesHead {
+		// This expression tells HEAD from GET itself: it sees the method
+		// as sent (its own activation, so the shared one keeps "GET").
+		if e.rawAct == nil {
+			e.rawAct = &activation{in: e.in, id: e.id, method: e.in.Method}
+		}
+		act = e.rawAct
+	} else {
+		if e.act == nil {
+			e.act = &activation{in: e.in, id: e.id, method: authzMethod(e.in.Method)}
+		}
+		act = e.act
 	}
-	out, _, err := c.prog.Eval(e.act)
+	out, _, err := c.prog.Eval(act)
 	var r result
 	if err != nil {
 		r.reason = ReasonExpressionError
@@ -100,11 +112,14 @@ func (c *check) evalExpr(e *evaluation) result {
 // when an expression first refers to it and then reusing it for the
 // policy's other expressions.
 type activation struct {
-	in    *Input
-	id    *identity.Identity
-	ident ref.Val
-	req   ref.Val
-	now   ref.Val
+	in *Input
+	id *identity.Identity
+	// method is request.method: "GET" for a HEAD request unless the
+	// expression names HEAD (RFC 9110 §9.3.2: HEAD is authorized as GET).
+	method string
+	ident  ref.Val
+	req    ref.Val
+	now    ref.Val
 }
 
 var _ interpreter.Activation = (*activation)(nil)
@@ -118,7 +133,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.ident, true
 	case "request":
 		if a.req == nil {
-			a.req = &lazyMap{src: requestSource{a.in}}
+			a.req = &lazyMap{src: requestSource{a}}
 		}
 		return a.req, true
 	case "now":

@@ -116,17 +116,19 @@ func (s identitySource) lookup(key string) (ref.Val, bool) {
 func (s identitySource) materialize() ref.Val { return materialize(s, identityKeys) }
 
 // requestSource is the CEL variable request.
-type requestSource struct{ in *Input }
+// It holds only the activation (one pointer), so storing it in the
+// fieldSource interface does not allocate.
+type requestSource struct{ a *activation }
 
 var requestKeys = []string{"method", "host", "path", "path_params", "headers", "query", "client_ip"}
 
 var emptyParams = map[string]string{}
 
 func (s requestSource) lookup(key string) (ref.Val, bool) {
-	in := s.in
+	in := s.a.in
 	switch key {
 	case "method":
-		return types.String(in.Method), true
+		return types.String(s.a.method), true
 	case "host":
 		return types.String(in.Host), true
 	case "path":

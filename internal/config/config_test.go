@@ -400,3 +400,37 @@ func TestClaimPathsStringOrList(t *testing.T) {
 		})
 	}
 }
+
+func TestRequestHygieneConfig(t *testing.T) {
+	cfg, _, err := Parse("min.yaml", []byte(minimal), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := cfg.RequestHygiene
+	if !slices.Equal(h.AllowedMethods, []string{"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"}) ||
+		h.RepeatedSlashes != "refuse" || h.UnderscoreHeaders != "drop" {
+		t.Fatalf("defaults %+v", h)
+	}
+	for _, tc := range []struct{ name, src, want string }{
+		{"lower-case method", "request_hygiene: {allowed_methods: [get]}\n" + minimal, `request_hygiene.allowed_methods[0]: "get" is not an upper-case HTTP method`},
+		{"duplicate method", "request_hygiene: {allowed_methods: [GET, GET]}\n" + minimal, `request_hygiene.allowed_methods[1]: "GET" is listed twice`},
+		{"empty list", "request_hygiene: {allowed_methods: []}\n" + minimal, `request_hygiene.allowed_methods: must list at least one method`},
+		{"enum", "request_hygiene: {repeated_slashes: collapse}\n" + minimal, `"collapse" is not one of: refuse, merge`},
+		{"underscore enum", "request_hygiene: {underscore_headers: allow}\n" + minimal, `"allow" is not one of: drop, refuse`},
+		{"override without POST", `
+routes:
+  - name: a
+    public: true
+    method_override: true
+    match: {path_prefix: /, methods: [GET]}
+    upstream: {targets: ["builtin:echo"]}
+`, `routes[0].method_override: only a POST may carry a method override`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := Parse("c.yaml", []byte(tc.src), env(nil))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

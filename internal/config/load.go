@@ -39,11 +39,12 @@ const (
 // decodes the file on top of it.
 func Default() *Config {
 	return &Config{
-		Admin:     Admin{Address: DefaultAdminAddress, TokenFile: "gatehouse-admin.token"},
-		AccessLog: AccessLog{Output: "stdout"},
-		Log:       Log{Level: "info", Format: "json"},
-		Lifecycle: Lifecycle{DrainTimeout: Duration(DefaultDrainTimeout)},
-		Audit:     Audit{Output: "stdout"},
+		Admin:          Admin{Address: DefaultAdminAddress, TokenFile: "gatehouse-admin.token"},
+		AccessLog:      AccessLog{Output: "stdout"},
+		Log:            Log{Level: "info", Format: "json"},
+		Lifecycle:      Lifecycle{DrainTimeout: Duration(DefaultDrainTimeout)},
+		Audit:          Audit{Output: "stdout"},
+		RequestHygiene: defaultRequestHygiene(),
 		APIKeys: APIKeys{
 			Store:                KeyStore{Type: "embedded", Path: "gatehouse-keys.db", Schema: "gatehouse"},
 			Prefix:               "gate_live_",

@@ -34,6 +34,8 @@ type Config struct {
 	APIKeys APIKeys `yaml:"api_keys" desc:"API keys: store, key format and where keys are read from requests."`
 	// Policies are named authorization policies that routes refer to.
 	Policies map[string]Policy `yaml:"policies" desc:"Named authorization policies, shared by routes (routes[].policy)."`
+	// RequestHygiene is what every request must look like before it is routed.
+	RequestHygiene RequestHygiene `yaml:"request_hygiene" desc:"Checks every request passes before routing: path encoding, methods, ambiguous headers (docs/request-hygiene.md). Strict by default."`
 	// Audit is where authentication decisions are recorded.
 	Audit Audit `yaml:"audit" desc:"Audit events: one per authentication decision."`
 	// Routes map requests to upstreams. Order matters only for ties (see docs/routing.md).
@@ -150,6 +152,15 @@ type Route struct {
 	Authorize *Policy `yaml:"authorize" desc:"This route's authorization policy (scopes, roles, groups, claims, per-method rules, CEL)."`
 	// Tags group routes, e.g. for API keys restricted to route tags.
 	Tags []string `yaml:"tags" desc:"Route tags; API keys may be restricted to route names or tags."`
+	// AllowEncodedSlash lets this route's paths contain %2F and %5C. Default false.
+	AllowEncodedSlash bool `yaml:"allow_encoded_slash" desc:"Accept %2F and %5C (an encoded / or \\) in this route's paths; otherwise 400. The route is still chosen on the decoded path. Only for backends that treat such a segment as data: one that decodes it and then splits or normalizes the path serves a different path than the one authorized. Default false."`
+	// AllowPathParams lets this route's paths contain ';' (matrix or path
+	// parameters, ;jsessionid=). Default false.
+	AllowPathParams bool `yaml:"allow_path_params" desc:"Accept ; in this route's paths (path parameters such as ;jsessionid=); otherwise 400. Servlet containers and some frameworks strip /a;x/ to /a/, so /public;x/../admin can mean a path other than the one routed. Default false."`
+	// MethodOverride makes X-HTTP-Method-Override (and X-HTTP-Method,
+	// X-Method-Override) on a POST the method that is routed, authorized
+	// and sent upstream. Default false: the headers are removed.
+	MethodOverride bool `yaml:"method_override" desc:"Honour X-HTTP-Method-Override, X-HTTP-Method and X-Method-Override on a POST to this route: the overriding method is the one matched, authorized and sent upstream (the header is removed). Default false: the headers are removed from every request, so a backend cannot run a DELETE that was authorized as a POST."`
 	// IdentityHeaders overrides the top-level identity_headers for this route.
 	IdentityHeaders *IdentityHeaders `yaml:"identity_headers" desc:"Override the top-level identity_headers for this route."`
 	// MaxBodyBytes caps request bodies; larger ones get 413. Default 10MiB; 0 means no limit.

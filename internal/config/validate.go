@@ -110,6 +110,7 @@ func validate(c *Config, f *File) Errors {
 		errs = append(errs, validateUpstream(r.Upstream, p+".upstream", f)...)
 	}
 	errs = append(errs, validateAuth(c, f)...)
+	errs = append(errs, validateHygiene(c, f)...)
 	return errs
 }
 

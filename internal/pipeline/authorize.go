@@ -16,15 +16,24 @@ import (
 // scope, which scope would do: RFC 6750 §3.1).
 type authorizeStage struct {
 	policy *authz.Policy
-	audit  audit.Logger
-	realm  string
-	now    func() time.Time
+	// reads are the headers and query parameters the policy reads, which
+	// must not be ambiguous (nil: none).
+	reads *policyReads
+	audit audit.Logger
+	realm string
+	now   func() time.Time
 }
 
 func (s *authorizeStage) Name() string { return "authorize" }
 
 func (s *authorizeStage) Process(x *Exchange) error {
-	d := s.policy.Evaluate(authzInput(x, s.now()))
+	in, queryErr := authzInputErr(x, s.now())
+	if s.reads.ambiguous(x.Request.Header, in.Query, queryErr) {
+		// The policy would check one value and the backend might use
+		// another: refused before the policy runs.
+		return errAmbiguousParameter
+	}
+	d := s.policy.Evaluate(in)
 	ev := x.auditEvent(audit.TypeAuthorization)
 	ev.Reason, ev.Rule, ev.Policy = string(d.Reason), d.Rule, s.policy.Name()
 	if id := x.Identity; id != nil {
@@ -43,6 +52,12 @@ func (s *authorizeStage) Process(x *Exchange) error {
 
 // authzInput is the request as policies see it.
 func authzInput(x *Exchange, now time.Time) *authz.Input {
+	in, _ := authzInputErr(x, now)
+	return in
+}
+
+// authzInputErr is authzInput and the error of parsing the query, if any.
+func authzInputErr(x *Exchange, now time.Time) (*authz.Input, error) {
 	r := x.Request
 	in := &authz.Input{
 		Identity: x.Identity, Method: r.Method, Host: r.Host, Path: r.URL.Path,
@@ -54,10 +69,11 @@ func authzInput(x *Exchange, now time.Time) *authz.Input {
 			in.PathParams[p.Name] = p.Value
 		}
 	}
+	var err error
 	if r.URL.RawQuery != "" {
-		in.Query, _ = url.ParseQuery(r.URL.RawQuery)
+		in.Query, err = url.ParseQuery(r.URL.RawQuery)
 	}
-	return in
+	return in, err
 }
 
 // ForbiddenError is an authenticated caller that the policy denies: 403.

@@ -89,6 +89,8 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		return nil, err
 	}
 	p.stripHeaders = identityHeaderNames(cfg)
+	p.hygiene = compileHygiene(cfg)
+	p.apiKeyHeader = canon(cfg.APIKeys.Header)
 	policies, err := compileNamedPolicies(cfg, file)
 	if err != nil {
 		return nil, err

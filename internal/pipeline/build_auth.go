@@ -136,7 +136,12 @@ func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verif
 	if rc.Public {
 		// Public routes still strip the Authorization header unless told
 		// otherwise, and never carry identity headers.
-		return []Stage{&identityHeadersStage{h: identityHeaders{forwardAuthorization: headersFor(rc, global).ForwardAuthorization}}}, nil
+		// The API-key header goes too: a key sent to a public route must not
+		// reach (and be logged by) a backend that never asked for it.
+		return []Stage{&identityHeadersStage{h: identityHeaders{
+			forwardAuthorization: headersFor(rc, global).ForwardAuthorization,
+			credentialHeaders:    p.credentialHeaders(),
+		}}}, nil
 	}
 	a := rc.Authenticate
 	chain := &authn.Chain{RequireAll: a.RequireAll, AllowAnonymous: a.AllowAnonymous}
@@ -174,8 +179,11 @@ func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verif
 		subject: canon(h.Subject), issuer: canon(h.Issuer), method: canon(h.Method), clientID: canon(h.ClientID),
 		scopes: canon(h.Scopes), roles: canon(h.Roles), groups: canon(h.Groups), forwardAuthorization: h.ForwardAuthorization,
 	}
+	ih.credentialHeaders = p.credentialHeaders() // on every route, whatever it accepts
 	if slices.Contains(a.Methods, "api_key") && keys != nil {
-		ih.credentialHeaders = []string{canon(keys.cfg.Header)}
+		if h := canon(keys.cfg.Header); !slices.Contains(ih.credentialHeaders, h) {
+			ih.credentialHeaders = append(ih.credentialHeaders, h)
+		}
 		ih.credentialQuery = a.APIKeyQueryParam
 	}
 	claims := make([]string, 0, len(h.Claims))
@@ -191,9 +199,19 @@ func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verif
 		if now == nil {
 			now = time.Now
 		}
-		stages = append(stages, &authorizeStage{policy: pol, audit: p.audit, realm: a.Realm, now: now})
+		stages = append(stages, &authorizeStage{policy: pol, reads: compileReads(pol.Reads()), audit: p.audit, realm: a.Realm, now: now})
 	}
 	return append(stages, &identityHeadersStage{h: ih}), nil
+}
+
+// credentialHeaders is the API-key header (api_keys.header), removed before
+// the upstream on every route. Its underscore spellings (X_API_Key) never
+// get that far: request hygiene drops or refuses underscore names.
+func (p *Plan) credentialHeaders() []string {
+	if p.apiKeyHeader == "" {
+		return nil
+	}
+	return []string{p.apiKeyHeader}
 }
 
 func headersFor(rc config.Route, global config.IdentityHeaders) config.IdentityHeaders {

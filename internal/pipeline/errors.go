@@ -40,6 +40,7 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		unavl     *authn.UnavailableError
 		forbidden *ForbiddenError
 		hdrBig    *HeaderTooLargeError
+		reqErr    *RequestError
 	)
 	switch {
 	case errors.Is(err, proxy.ErrClientGone):
@@ -61,6 +62,8 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		w.Header().Set("Connection", "close")
 	case errors.Is(err, errBadPath):
 		t, detail = problem.BadRequest, "The request path must be absolute and must not contain \".\" or \"..\" segments."
+	case errors.As(err, &reqErr):
+		t, detail = reqErr.Type, reqErr.Detail
 	case errors.As(err, &chall):
 		t, detail = problem.Unauthorized, chall.failure.Description
 		if detail == "" {

@@ -11,7 +11,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/accesslog"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/identity"
-	"github.com/gatehouse/gatehouse/internal/route"
 )
 
 // Outcome is what the pipeline would decide for one request, without
@@ -61,18 +60,24 @@ func (p *Plan) Inspect(r *http.Request, id *identity.Identity, explain bool) Out
 
 	e.RequestID = r.Header.Get("X-Request-Id")
 	stripIdentityHeaders(r.Header, p.stripHeaders)
-	if !cleanPath(r.URL.Path) {
+	res, err := p.route(r, p.peerTrusted(r))
+	var reqErr *RequestError
+	switch {
+	case errors.Is(err, errBadPath):
 		step("path %q is not absolute or has dot segments", r.URL.Path)
-		return fail(errBadPath)
-	}
-	res := p.table.Match(r.Host, r.URL.Path, r.Method)
-	switch res.Status {
-	case route.NotFound:
+		return fail(err)
+	case errors.As(err, &reqErr):
+		step("request hygiene: refused: %s", reqErr.Type.Slug)
+		return fail(err)
+	case errors.Is(err, errRouteNotFound):
 		step("route: none matches host %q, path %q", r.Host, r.URL.Path)
-		return fail(errRouteNotFound)
-	case route.MethodNotAllowed:
-		step("route: host and path match, but not method %s (allow: %s)", r.Method, res.Allow)
-		return fail(&MethodNotAllowedError{Allow: res.Allow})
+		return fail(err)
+	case err != nil:
+		var mna *MethodNotAllowedError
+		if errors.As(err, &mna) {
+			step("route: host and path match, but not method %s (allow: %s)", r.Method, mna.Allow)
+		}
+		return fail(err)
 	}
 	rt := res.Value
 	out.Route, e.Route = rt.Name, rt.Name

@@ -1,6 +1,6 @@
 // Package pipeline is Gatehouse's request pipeline, in one place:
 //
-//	request id → client IP → route match → stages → body limit → reverse proxy
+//	request id → client IP → framing check → request hygiene → route match → stages → body limit → reverse proxy
 //	                                  (authenticate → authorize → identity headers)
 //
 // (A rate-limit stage does not exist yet; it would plug in as a Stage.)
@@ -116,6 +116,11 @@ type Plan struct {
 	access   *accesslog.Logger
 	// stripHeaders are identity header names removed from every request.
 	stripHeaders []string
+	// hygiene is the compiled request_hygiene (hygiene.go).
+	hygiene hygiene
+	// apiKeyHeader is api_keys.header, canonical: removed before the
+	// upstream on every route, public ones included.
+	apiKeyHeader string
 	providers    []providerHealth
 	audit        audit.Logger
 	validating   bool
@@ -165,17 +170,10 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 		p.respond(rec, r, e, err)
 		return
 	}
-	if !cleanPath(r.URL.Path) {
-		p.respond(rec, r, e, errBadPath)
-		return
-	}
-	res := p.table.Match(r.Host, r.URL.Path, r.Method)
-	switch res.Status {
-	case route.NotFound:
-		p.respond(rec, r, e, errRouteNotFound)
-		return
-	case route.MethodNotAllowed:
-		p.respond(rec, r, e, &MethodNotAllowedError{Allow: res.Allow})
+	// Request hygiene, then the route match (hygiene.go).
+	res, err := p.route(r, p.peerTrusted(r))
+	if err != nil {
+		p.respond(rec, r, e, err)
 		return
 	}
 	rt := res.Value
@@ -239,28 +237,6 @@ func (p *Plan) finish(rec *recorder, r *http.Request, e *accesslog.Entry) {
 	if v == http.ErrAbortHandler { //nolint:errorlint
 		panic(v)
 	}
-}
-
-// cleanPath reports whether a (decoded) path is absolute and free of "."
-// and ".." segments. Such segments are refused rather than resolved: the
-// route is chosen on the path as sent, and an upstream that resolves
-// "/public/../admin" itself would otherwise serve a path whose route (and
-// its authentication) never ran.
-func cleanPath(p string) bool {
-	if p == "" || p[0] != '/' {
-		return false
-	}
-	for i := 0; i < len(p); {
-		j := i + 1
-		for j < len(p) && p[j] != '/' {
-			j++
-		}
-		if seg := p[i+1 : j]; seg == "." || seg == ".." {
-			return false
-		}
-		i = j
-	}
-	return true
 }
 
 // setDeadlines gives a routed request its route's deadline instead of the

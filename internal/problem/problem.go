@@ -38,6 +38,22 @@ var (
 	UpstreamError    = Type{"upstream-unavailable", "Upstream unavailable", http.StatusBadGateway}
 	Unavailable      = Type{"service-unavailable", "Service unavailable", http.StatusServiceUnavailable}
 	UpstreamTimeout  = Type{"upstream-timeout", "Upstream timed out", http.StatusGatewayTimeout}
+
+	// Request hygiene (docs/request-hygiene.md): one type per class of
+	// refused request.
+	PathControlCharacter    = Type{"path-control-character", "Control character in the path", http.StatusBadRequest}
+	PathBackslash           = Type{"path-backslash", "Backslash in the path", http.StatusBadRequest}
+	PathFragment            = Type{"path-fragment", "Fragment in the request path", http.StatusBadRequest}
+	PathEncodedSeparator    = Type{"path-encoded-separator", "Encoded path separator", http.StatusBadRequest}
+	PathParameter           = Type{"path-parameter", "Path parameter not accepted", http.StatusBadRequest}
+	PathDoubleEncoding      = Type{"path-double-encoding", "Double-encoded path", http.StatusBadRequest}
+	PathInvalidUTF8         = Type{"path-invalid-utf8", "Path is not valid UTF-8", http.StatusBadRequest}
+	PathRepeatedSlash       = Type{"path-repeated-slash", "Repeated slashes in the path", http.StatusBadRequest}
+	InvalidHost             = Type{"invalid-host", "Invalid Host header", http.StatusBadRequest}
+	UnderscoreHeader        = Type{"underscore-header", "Underscore in a header name", http.StatusBadRequest}
+	AmbiguousParameter      = Type{"ambiguous-parameter", "Ambiguous header or query parameter", http.StatusBadRequest}
+	AmbiguousMethodOverride = Type{"ambiguous-method-override", "Ambiguous method override", http.StatusBadRequest}
+	MethodNotImplemented    = Type{"method-not-implemented", "Method not implemented", http.StatusNotImplemented}
 )
 
 // Details is the RFC 9457 body, with the request id as an extension member

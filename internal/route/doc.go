@@ -23,8 +23,9 @@
 //     pattern matches on segment boundaries: "/api" matches "/api", "/api/"
 //     and "/api/x" but not "/apix"; "/api/" matches "/api/" and "/api/x" but
 //     not "/api"; "/" matches everything.
-//   - Method: compared exactly against the route's list (GET does not imply
-//     HEAD); no list means any method.
+//   - Method: compared exactly against the route's list, except that GET
+//     implies HEAD (RFC 9110 §9.3.2: HEAD is answered as the GET would be, so
+//     it is routed as the GET); no list means any method.
 //
 // If no route matches host and path, the result is NotFound (404). If some
 // do but none allows the method, it is MethodNotAllowed (405) with Allow
@@ -48,7 +49,9 @@
 //     ("/users/me" beats "/users/{id}"). If that does not decide, a prefix
 //     with a trailing slash beats the same prefix without ("/api/" beats
 //     "/api"), as it matches a subset of the paths.
-//  5. A route with a method list beats one that allows any method.
+//  5. A route with a method list beats one that allows any method. For a
+//     HEAD request, a route whose list names HEAD beats an equally specific
+//     one that matches only because it lists GET.
 //  6. Otherwise the route declared first wins; a later exact duplicate
 //     never matches.
 //

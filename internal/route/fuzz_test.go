@@ -51,7 +51,7 @@ func specMatches(s Spec, host, path, method string) bool {
 	}
 	methodOK := len(s.Methods) == 0
 	for _, m := range s.Methods {
-		methodOK = methodOK || m == method
+		methodOK = methodOK || m == method || m == "GET" && method == "HEAD"
 	}
 	_, pathOK := refPathMatch(s.Path, s.Prefix, path)
 	return hostOK && methodOK && pathOK

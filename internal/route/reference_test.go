@@ -78,8 +78,9 @@ func refPathMatch(pattern string, prefix bool, path string) (map[string]string, 
 
 // refKey is a route's specificity for one matched host as a vector compared
 // lexicographically, bigger first: host rank, exact path, segment count,
-// literal flags per segment, trailing slash, has methods, -index.
-func refKey(hostRank int, s Spec, index int) []int {
+// literal flags per segment, trailing slash, has methods, names the method
+// itself (only ever 0 for a HEAD matched through GET), -index.
+func refKey(hostRank int, s Spec, index int, method string) []int {
 	segs := strings.Split(s.Path, "/")[1:]
 	trailing := 0
 	if segs[len(segs)-1] == "" {
@@ -90,7 +91,8 @@ func refKey(hostRank int, s Spec, index int) []int {
 	for _, seg := range segs {
 		key = append(key, b2i(!strings.HasPrefix(seg, "{")))
 	}
-	return append(key, trailing, b2i(len(s.Methods) > 0), -index)
+	explicit := len(s.Methods) == 0 || slices.Contains(s.Methods, method)
+	return append(key, trailing, b2i(len(s.Methods) > 0), b2i(explicit), -index)
 }
 
 func b2i(b bool) int {
@@ -121,11 +123,14 @@ func refMatch(specs []Spec, host, path, method string) refResult {
 			if !ok {
 				continue
 			}
-			if len(s.Methods) > 0 && !slices.Contains(s.Methods, method) {
+			if len(s.Methods) > 0 && !refMethodOK(s.Methods, method) {
 				allow = append(allow, s.Methods...)
+				if slices.Contains(s.Methods, "GET") {
+					allow = append(allow, "HEAD")
+				}
 				continue
 			}
-			key := refKey(rank, s, i)
+			key := refKey(rank, s, i, method)
 			if bestKey == nil || slices.Compare(key, bestKey) > 0 {
 				bestKey = key
 				best = refResult{index: i, status: Matched, params: params}
@@ -140,6 +145,11 @@ func refMatch(specs []Spec, host, path, method string) refResult {
 		best.params = nil
 	}
 	return best
+}
+
+// refMethodOK is the method rule: listed, or HEAD where GET is listed.
+func refMethodOK(methods []string, method string) bool {
+	return slices.Contains(methods, method) || method == "HEAD" && slices.Contains(methods, "GET")
 }
 
 // paramsMap converts Params for comparison with refResult.params.

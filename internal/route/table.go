@@ -22,8 +22,10 @@ type Spec struct {
 	// boundaries: "/api" matches "/api", "/api/" and "/api/x" but not "/apix";
 	// "/" matches every path. Default false (exact).
 	Prefix bool
-	// Methods are the allowed methods, upper case, compared exactly (GET does
-	// not imply HEAD). Empty: any method.
+	// Methods are the allowed methods, upper case, compared exactly, except
+	// that GET implies HEAD (RFC 9110 §9.3.2: a HEAD is answered as the GET
+	// would be, so it must be routed, authenticated and authorized as the
+	// GET). Empty: any method.
 	Methods []string
 }
 
@@ -210,6 +212,16 @@ func compile(index int, s Spec) ([]rule, error) {
 // compareRules orders rules most specific first; see the package
 // documentation for the rules it implements, in the same order.
 func compareRules(a, b rule) int {
+	if c := compareRank(a, b); c != 0 {
+		return c
+	}
+	// 6. declaration order.
+	return cmp.Compare(a.index, b.index)
+}
+
+// compareRank is compareRules without the final tie-break on declaration
+// order: 0 means the two rules are equally specific.
+func compareRank(a, b rule) int {
 	// 1. exact host > wildcard host (longer suffix first) > any host.
 	if a.kind != b.kind {
 		return cmp.Compare(b.kind, a.kind)
@@ -246,8 +258,7 @@ func compareRules(a, b rule) int {
 		}
 		return 1
 	}
-	// 6. declaration order.
-	return cmp.Compare(a.index, b.index)
+	return 0
 }
 
 // Match finds the route for a request.
@@ -258,16 +269,30 @@ func compareRules(a, b rule) int {
 // clean it, so callers must reject or canonicalise paths with "." or ".."
 // segments first, or "/public/../admin" would match a "/public" prefix route.
 // A path that does not start with "/" ("*", "") matches nothing. method is
-// compared exactly.
+// compared exactly, except that a route listing GET also matches HEAD; among
+// equally specific routes one that lists HEAD itself wins over one that
+// only lists GET.
 //
 // Among the routes that match host, path and method, the most specific wins
 // (see the package documentation). Match allocates nothing unless the
 // matched pattern has parameters (one allocation) or the result is
 // MethodNotAllowed (building Allow).
 func (t *Table[T]) Match(host, path, method string) Result[T] {
+	return t.match(host, path, method, false)
+}
+
+// MatchListed is Match for a method that only routes naming it in their
+// method list may receive (the gateway's extension methods, such as
+// WebDAV's): routes that allow any method are passed over, so a less
+// specific route that lists the method can still win.
+func (t *Table[T]) MatchListed(host, path, method string) Result[T] {
+	return t.match(host, path, method, true)
+}
+
+func (t *Table[T]) match(host, path, method string, listedOnly bool) Result[T] {
 	var buf [maxHostLen]byte // fits any valid name; a longer Host header spills to the heap
 	h := appendCanonicalHost(buf[:0], host)
-	q := query{host: h, path: path, method: method, slashes: strings.Count(path, "/")}
+	q := query{host: h, path: path, method: method, slashes: strings.Count(path, "/"), listedOnly: listedOnly}
 	r := q.find(t.exact[string(h)])
 	if r == nil && len(t.wildcard) > 0 {
 		r = q.find(t.wildcard)
@@ -291,6 +316,7 @@ type query struct {
 	path, method string
 	slashes      int  // number of '/' in path
 	pathMatched  bool // some rule matched host and path: 405 rather than 404
+	listedOnly   bool // only rules whose method list names the method match
 }
 
 // find returns the first rule in rules that matches the request, and
@@ -307,8 +333,11 @@ func (q *query) find(rules []rule) *rule {
 		}
 		// The method test is the cheaper one; the path only needs testing
 		// on a method mismatch while 405 is still undecided.
-		if r.methods == nil || slices.Contains(r.methods, q.method) {
+		if ok, implied := r.allows(q.method); ok && !(q.listedOnly && r.methods == nil) {
 			if r.pat.match(q.path, r.prefix) {
+				if implied {
+					return q.explicitHead(rules[i+1:], r)
+				}
 				return r
 			}
 		} else if !q.pathMatched && r.pat.match(q.path, r.prefix) {
@@ -316,6 +345,41 @@ func (q *query) find(rules []rule) *rule {
 		}
 	}
 	return nil
+}
+
+// allows reports whether the rule admits method, and whether only because
+// the rule lists GET and method is HEAD.
+func (r *rule) allows(method string) (ok, impliedHead bool) {
+	if r.methods == nil || slices.Contains(r.methods, method) {
+		return true, false
+	}
+	if method == "HEAD" && slices.Contains(r.methods, "GET") {
+		return true, true
+	}
+	return false, false
+}
+
+// explicitHead is called when a HEAD request matched found only because
+// found lists GET: an equally specific rule that names HEAD itself (and
+// matches) is the route the configuration meant for HEAD. rest are the
+// rules after found, in precedence order.
+func (q *query) explicitHead(rest []rule, found *rule) *rule {
+	for i := range rest {
+		r := &rest[i]
+		if compareRank(*r, *found) != 0 {
+			break
+		}
+		if r.slashes != q.slashes && (!r.prefix || r.slashes > q.slashes) {
+			continue
+		}
+		if r.kind == wildcardHost && !hasWildcardSuffix(q.host, r.host) {
+			continue
+		}
+		if slices.Contains(r.methods, "HEAD") && r.pat.match(q.path, r.prefix) {
+			return r
+		}
+	}
+	return found
 }
 
 // hasWildcardSuffix reports whether host ends with suffix (".example.com")
@@ -337,6 +401,9 @@ func (t *Table[T]) allow(host []byte, path string) string {
 			}
 			if r.pat.match(path, r.prefix) {
 				methods = append(methods, r.methods...)
+				if slices.Contains(r.methods, "GET") {
+					methods = append(methods, "HEAD") // GET implies HEAD
+				}
 			}
 		}
 	}

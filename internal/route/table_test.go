@@ -72,8 +72,11 @@ var precedenceCases = []matchCase{
 	{name: "longer wildcard wins", host: "de.eu.example.com", path: "/users/42", method: "GET", index: 5, status: Matched, params: map[string]string{"id": "42"}},
 	{name: "wildcard needs a label in front", host: "eu.example.com", path: "/users/42", method: "GET", index: 4, status: Matched, params: map[string]string{"id": "42"}},
 	{name: "wildcard does not match bare suffix", host: "example.com", path: "/users/42", method: "GET", index: -1, status: NotFound},
-	{name: "405 from wildcard", host: "shop.example.com", path: "/users/42", method: "POST", index: -1, status: MethodNotAllowed, allow: "GET"},
-	{name: "405 allow de-duplicated", host: "de.eu.example.com", path: "/users/42", method: "DELETE", index: -1, status: MethodNotAllowed, allow: "GET"},
+	{name: "405 from wildcard", host: "shop.example.com", path: "/users/42", method: "POST", index: -1, status: MethodNotAllowed, allow: "GET, HEAD"},
+	{name: "405 allow de-duplicated", host: "de.eu.example.com", path: "/users/42", method: "DELETE", index: -1, status: MethodNotAllowed, allow: "GET, HEAD"},
+	{name: "HEAD through GET on a param route", host: "api.example.com", path: "/users/42", method: "HEAD", index: 1, status: Matched, params: map[string]string{"id": "42"}},
+	{name: "HEAD through GET on a literal", host: "api.example.com", path: "/users/me", method: "HEAD", index: 0, status: Matched},
+	{name: "HEAD through GET on a catch-all", host: "www.example.com", path: "/anything", method: "HEAD", index: 14, status: Matched},
 	{name: "multi-host route by exact host", host: "admin.example.com", path: "/admin/x", method: "GET", index: 6, status: Matched},
 	{name: "multi-host route by wildcard", host: "ops.internal.example.com", path: "/admin", method: "DELETE", index: 6, status: Matched},
 	{name: "admin prefix boundary", host: "admin.example.com", path: "/adminx", method: "GET", index: -1, status: NotFound},
@@ -93,7 +96,7 @@ var precedenceCases = []matchCase{
 	{name: "prefix itself", host: "anything.test", path: "/api", method: "PATCH", index: 10, status: Matched},
 	{name: "prefix boundary", host: "anything.test", path: "/apix", method: "GET", index: -1, status: NotFound},
 	{name: "exact host catch-all beats wildcard exact path", host: "www.example.com", path: "/users/42", method: "GET", index: 14, status: Matched},
-	{name: "405 from catch-all", host: "www.example.com", path: "/anything", method: "POST", index: -1, status: MethodNotAllowed, allow: "GET"},
+	{name: "405 from catch-all", host: "www.example.com", path: "/anything", method: "POST", index: -1, status: MethodNotAllowed, allow: "GET, HEAD"},
 	{name: "method mismatch on exact host falls to any host", host: "www.example.com", path: "/api/x", method: "POST", index: 10, status: Matched},
 	{name: "rank by matched host: exact", host: "api.example.com", path: "/items/9", method: "POST", index: 15, status: Matched, params: map[string]string{"id": "9"}},
 	{name: "method list beats any method", host: "shop.example.com", path: "/items/9", method: "POST", index: 15, status: Matched, params: map[string]string{"id": "9"}},
@@ -145,6 +148,74 @@ func checkResult(t *testing.T, got Result[int], tc matchCase) {
 	}
 	if got.Status != Matched && got.Value != 0 {
 		t.Errorf("value %d on %v, want zero", got.Value, got.Status)
+	}
+}
+
+// TestHeadIsGet: a HEAD is routed as the GET to the same path would be
+// (RFC 9110 §9.3.2), so a GET-only route is not bypassed through a less
+// specific route that allows HEAD; a route naming HEAD itself still wins
+// over an equally specific GET route.
+func TestHeadIsGet(t *testing.T) {
+	specs := []Spec{
+		0: {Path: "/reports/{id}", Methods: []string{"GET"}},        // authenticated
+		1: {Path: "/", Prefix: true},                                // public catch-all, any method
+		2: {Path: "/files/{name}", Methods: []string{"GET", "PUT"}}, // GET and HEAD
+		3: {Path: "/files/{name}", Methods: []string{"HEAD"}},       // names HEAD: wins for HEAD
+		4: {Path: "/docs", Prefix: true, Methods: []string{"HEAD"}}, // less specific HEAD route
+		5: {Path: "/docs/{page}", Methods: []string{"GET"}},         // more specific GET route wins
+		6: {Path: "/only-post", Methods: []string{"POST"}},          // HEAD is not implied by POST
+		7: {Hosts: []string{"a.test"}, Path: "/x", Methods: []string{"GET"}},
+		8: {Path: "/x", Methods: []string{"HEAD"}}, // host rank still comes first
+	}
+	tab := newIndexTable(t, specs)
+	for _, tc := range []matchCase{
+		{name: "GET-only route beats public catch-all for HEAD", path: "/reports/1", method: "HEAD", index: 0, status: Matched, params: map[string]string{"id": "1"}},
+		{name: "GET itself", path: "/reports/1", method: "GET", index: 0, status: Matched, params: map[string]string{"id": "1"}},
+		{name: "other method falls to the catch-all", path: "/reports/1", method: "POST", index: 1, status: Matched},
+		{name: "explicit HEAD route wins at equal rank", path: "/files/a", method: "HEAD", index: 3, status: Matched, params: map[string]string{"name": "a"}},
+		{name: "GET on the GET route", path: "/files/a", method: "GET", index: 2, status: Matched, params: map[string]string{"name": "a"}},
+		{name: "more specific GET beats less specific HEAD", path: "/docs/intro", method: "HEAD", index: 5, status: Matched, params: map[string]string{"page": "intro"}},
+		{name: "HEAD-only prefix route", path: "/docs", method: "HEAD", index: 4, status: Matched},
+		{name: "POST does not imply HEAD", path: "/only-post", method: "HEAD", index: 1, status: Matched},
+		{name: "exact host GET beats any-host HEAD", host: "a.test", path: "/x", method: "HEAD", index: 7, status: Matched},
+		{name: "any-host HEAD for other hosts", host: "b.test", path: "/x", method: "HEAD", index: 8, status: Matched},
+		{name: "lower-case head is not HEAD", path: "/reports/1", method: "head", index: 1, status: Matched},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkResult(t, tab.Match(tc.host, tc.path, tc.method), tc)
+			ref := refMatch(specs, tc.host, tc.path, tc.method)
+			if ref.index != tc.index || ref.status != tc.status {
+				t.Errorf("reference disagrees with the test case: %+v", ref)
+			}
+		})
+	}
+	t.Run("405 lists HEAD where GET is allowed", func(t *testing.T) {
+		tab := newIndexTable(t, []Spec{{Path: "/r", Methods: []string{"GET", "POST"}}, {Path: "/r", Prefix: true, Methods: []string{"PUT"}}})
+		checkResult(t, tab.Match("", "/r", "DELETE"), matchCase{host: "", path: "/r", method: "DELETE", index: -1, status: MethodNotAllowed, allow: "GET, HEAD, POST, PUT"})
+	})
+}
+
+// TestMatchListed: an extension method only goes to a route that names it,
+// even when a more specific route allows any method.
+func TestMatchListed(t *testing.T) {
+	tab := newIndexTable(t, []Spec{
+		0: {Path: "/", Prefix: true, Methods: []string{"PROPFIND", "GET"}},
+		1: {Path: "/x", Prefix: true}, // any method
+		2: {Path: "/y", Prefix: true, Methods: []string{"GET"}},
+	})
+	for _, tc := range []matchCase{
+		{name: "any-method route passed over", path: "/x/a", method: "PROPFIND", index: 0, status: Matched},
+		{name: "listing route", path: "/z", method: "PROPFIND", index: 0, status: Matched},
+		{name: "listing route behind a method-restricted one", path: "/y/a", method: "PROPFIND", index: 0, status: Matched},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkResult(t, tab.MatchListed(tc.host, tc.path, tc.method), tc) })
+	}
+	tab2 := newIndexTable(t, []Spec{{Path: "/x", Prefix: true}})
+	if got := tab2.MatchListed("", "/x", "PROPFIND"); got.Status != MethodNotAllowed || got.Allow != "" {
+		t.Fatalf("only an any-method route: %+v, want 405 with an empty Allow", got)
+	}
+	if got := tab.Match("", "/x/a", "PROPFIND"); got.Index != 1 {
+		t.Fatalf("Match still takes the any-method route: %+v", got)
 	}
 }
 
