@@ -74,8 +74,15 @@ func (a *Authenticator) Authenticate(r *http.Request) (*identity.Identity, error
 	if !ok {
 		return nil, authn.ErrNoCredential
 	}
-	if token == "" {
+	switch {
+	case token == "":
 		return nil, failure(authn.ReasonMalformed, nil, errNoToken)
+	case token[0] != ' ' && !isTokenChar(token[0]) && token[0] < 0x80:
+		// "Bearer" then a tab or another separator: the client meant a
+		// bearer token (RFC 7235 wants one space). Refused, never "not
+		// mine", which on an allow_anonymous route would let the request
+		// through as anonymous.
+		return nil, failure(authn.ReasonMalformed, nil, errBadSeparator)
 	}
 	return a.v.verify(r.Context(), token, a.allowed)
 }
@@ -92,13 +99,27 @@ func bearer(v string) (token string, ok bool) {
 		return "", true
 	}
 	if rest[0] != ' ' {
-		return "", false // "Bearerfoo" is some other scheme
+		if isTokenChar(rest[0]) || rest[0] >= 0x80 {
+			return "", false // "Bearerfoo" is some other scheme
+		}
+		return rest, true // "Bearer\t…": Authenticate refuses it
 	}
 	// Any other whitespace left in the token makes it malformed later.
 	return strings.TrimLeft(rest, " "), true
 }
 
+// isTokenChar reports whether c may appear in an auth-scheme (RFC 9110
+// §5.6.2 tchar).
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
 var (
+	errBadSeparator   = errors.New("authn/jwt: Bearer scheme not followed by a space")
 	errSeveralHeaders = errors.New("authn/jwt: more than one Authorization header")
 	errNoToken        = errors.New("authn/jwt: Bearer scheme without a token")
 )
