@@ -56,13 +56,13 @@ const (
 	DefaultMaxEntries  = 100_000
 )
 
-// Client-facing failure descriptions. Malformed, unknown, revoked and
-// expired keys share one text so that the response is no oracle: only the
-// audit event (Failure.Reason) tells them apart.
-const (
-	descInvalid  = "The API key is not valid."
-	descNotRoute = "The API key is not allowed on this route."
-)
+// descInvalid is the one client-facing description of every bad key:
+// malformed, unknown, revoked, expired, and a valid key on a route it may
+// not use. One text (and so one response) means the answer is no oracle: a
+// caller holding a stolen or guessed key cannot learn whether it exists, or
+// which routes it opens. Only the audit event (Failure.Reason) tells the
+// cases apart.
+const descInvalid = "The API key is not valid."
 
 // Config configures an Authenticator. The zero value of every optional
 // field selects its default.
@@ -282,9 +282,7 @@ func (a *Authenticator) check(r *http.Request, e *entry, now time.Time) (*identi
 		return nil, invalid(ReasonKeyExpired, k, e.consumer, errExpired)
 	}
 	if len(k.Routes) > 0 && !a.routeAllowed(r, k.Routes) {
-		f := invalid(ReasonRouteNotAllowed, k, e.consumer, errRoute)
-		f.Description = descNotRoute
-		return nil, f
+		return nil, invalid(ReasonRouteNotAllowed, k, e.consumer, errRoute)
 	}
 	if a.touch != nil {
 		a.touch.Touch(k.ID, now)
