@@ -125,7 +125,6 @@ func headersEqual(a, b http.Header) bool {
 	return true
 }
 
-
 // flipLast changes the last character of a key: its checksum no longer
 // matches.
 func flipLast(k string) string {
