@@ -157,6 +157,31 @@ func (s *Store) view(ctx context.Context, op string, fn func(tx *bolt.Tx) error)
 	return wrap(op, s.db.View(fn))
 }
 
+// viewBounded is view for the request path: it returns when ctx ends even
+// if the transaction cannot start or finish (a writer remapping the grown
+// file waits for every open read, and new reads wait for it; a slow disk
+// stalls page faults). The transaction then finishes in the background, so
+// fn must only write variables that the caller reads after a nil error.
+func (s *Store) viewBounded(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("boltstore: %s: %w", op, err)
+	}
+	if ctx.Done() == nil {
+		return wrap(op, s.db.View(fn))
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.db.View(fn) }()
+	select {
+	case err := <-done:
+		return wrap(op, err)
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("boltstore: %s: %w: %w", op, apikey.ErrUnavailable, ctx.Err())
+		}
+		return fmt.Errorf("boltstore: %s: %w", op, ctx.Err())
+	}
+}
+
 func (s *Store) update(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("boltstore: %s: %w", op, err)
