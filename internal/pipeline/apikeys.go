@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"slices"
 	"sync"
 
@@ -17,8 +18,11 @@ import (
 
 // APIKeys is the process-wide API-key runtime: the open store (an embedded
 // store file can be opened by one process at a time, so it outlives plans),
-// the key format and hasher, the batched last-used writer, and every live
-// authenticator so a revocation can drop cached keys at once.
+// the key format and hasher, the batched last-used writer, and the one key
+// cache every route's authenticator shares. The cache outlives plans too:
+// a reload during a store outage keeps serving the keys it holds, and a
+// revocation (admin API, NOTIFY from another replica) drops a key from it
+// once for every route.
 type APIKeys struct {
 	Store  apikey.Store
 	Format apikey.Format
@@ -26,13 +30,14 @@ type APIKeys struct {
 	cfg    config.APIKeys
 	touch  *authnapikey.Toucher
 	static *apikey.Static
+	cache  *authnapikey.Cache
 
-	mu    sync.Mutex
-	auths map[*authnapikey.Authenticator]struct{}
+	mu         sync.Mutex
+	staticKeys []config.StaticAPIKey // as last set
 }
 
-// OpenAPIKeys opens the configured store. Store settings take effect only
-// here, at start; a reload keeps the store open.
+// OpenAPIKeys opens the configured store. Every setting but static takes
+// effect only here, at start; a reload keeps the store and its cache.
 func OpenAPIKeys(ctx context.Context, cfg config.APIKeys, log *slog.Logger) (*APIKeys, error) {
 	format, err := apikey.NewFormat(cfg.Prefix)
 	if err != nil {
@@ -46,7 +51,7 @@ func OpenAPIKeys(ctx context.Context, cfg config.APIKeys, log *slog.Logger) (*AP
 	if err != nil {
 		return nil, err
 	}
-	k := &APIKeys{Format: format, Hasher: hasher, cfg: cfg, auths: map[*authnapikey.Authenticator]struct{}{}}
+	k := &APIKeys{Format: format, Hasher: hasher, cfg: cfg}
 	var next apikey.Store
 	switch cfg.Store.Type {
 	case "static":
@@ -54,7 +59,11 @@ func OpenAPIKeys(ctx context.Context, cfg config.APIKeys, log *slog.Logger) (*AP
 	case "postgres":
 		// Other replicas' changes arrive by LISTEN/NOTIFY and drop cached
 		// keys at once; cache_ttl bounds the delay if a notification is lost.
-		next, err = pgstore.Open(ctx, cfg.Store.DSN, pgstore.Options{Schema: cfg.Store.Schema, OnChange: k.Invalidate})
+		next, err = pgstore.Open(ctx, cfg.Store.DSN, pgstore.Options{
+			Schema: cfg.Store.Schema, OnChange: k.Invalidate, Log: log,
+			ConnectTimeout: cfg.Store.ConnectTimeout.Std(), AcquireTimeout: cfg.Store.AcquireTimeout.Std(),
+			StatementTimeout: cfg.Store.StatementTimeout.Std(),
+		})
 	default:
 		next, err = boltstore.Open(cfg.Store.Path, boltstore.Options{})
 	}
@@ -63,15 +72,31 @@ func OpenAPIKeys(ctx context.Context, cfg config.APIKeys, log *slog.Logger) (*AP
 	}
 	k.static = apikey.NewStatic(next)
 	k.Store = k.static
+	k.cache, err = authnapikey.NewCache(authnapikey.CacheConfig{
+		Store: k.Store, TTL: cfg.CacheTTL.Std(), NegativeTTL: cfg.NegativeCacheTTL.Std(),
+		LookupTimeout: cfg.LookupTimeout.Std(), MaxLookups: cfg.MaxConcurrentLookups,
+	})
+	if err != nil {
+		_ = k.Store.Close()
+		return nil, fmt.Errorf("api keys: %w", err)
+	}
 	k.SetStatic(cfg.Static)
 	k.touch = authnapikey.NewToucher(k.Store, cfg.LastUsedInterval.Std(), log)
 	return k, nil
 }
 
 // SetStatic replaces the keys declared in the configuration (at start and
-// on every reload) and drops every cached key, so removed ones stop at once.
-// The entries were validated with the configuration.
+// on every reload). When they changed, the old and new static keys are
+// dropped from the cache, so removed or edited ones stop at once, and so
+// is every key remembered as unknown, so added ones work at once; keys of
+// the store stay cached (a reload during a store outage must not turn them
+// into 503s). The entries were validated with the configuration.
 func (k *APIKeys) SetStatic(keys []config.StaticAPIKey) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.staticKeys != nil && reflect.DeepEqual(k.staticKeys, keys) {
+		return
+	}
 	out := make([]apikey.StaticKey, 0, len(keys))
 	for _, s := range keys {
 		hash, err := config.ParseTokenHash(s.Hash)
@@ -81,17 +106,33 @@ func (k *APIKeys) SetStatic(keys []config.StaticAPIKey) {
 		out = append(out, apikey.StaticKey{ID: s.ID, ConsumerName: s.Consumer, Hash: hash, Scopes: s.Scopes, Groups: s.Groups, Routes: s.Routes})
 	}
 	k.static.Set(out)
-	k.Invalidate("*")
+	for _, s := range k.staticKeys {
+		k.cache.Invalidate(s.ID)
+	}
+	for _, s := range keys {
+		k.cache.Invalidate(s.ID)
+	}
+	k.cache.ForgetUnknown()
+	k.staticKeys = slices.Clone(keys)
+	if k.staticKeys == nil {
+		k.staticKeys = []config.StaticAPIKey{}
+	}
 }
 
-// Invalidate drops a key (or "*": every key) from every authenticator's
-// cache.
+// Invalidate drops a key (or "*": every key) from the cache every route
+// shares.
 func (k *APIKeys) Invalidate(keyID string) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for a := range k.auths {
-		a.Invalidate(keyID)
+	if k.cache != nil { // nil only while OpenAPIKeys runs
+		k.cache.Invalidate(keyID)
 	}
+}
+
+// SettingsChanged reports whether cfg differs from the settings the runtime was
+// opened with in anything a reload cannot apply (everything but static).
+func (k *APIKeys) SettingsChanged(cfg config.APIKeys) bool {
+	a, b := k.cfg, cfg
+	a.Static, b.Static = nil, nil
+	return !reflect.DeepEqual(a, b)
 }
 
 // Close flushes last-used times and closes the store.
@@ -103,31 +144,17 @@ func (k *APIKeys) Close() error {
 	return terr
 }
 
-// authenticator builds a route's API-key authenticator and registers it for
-// invalidation until release is called (by Plan.Close).
-func (k *APIKeys) authenticator(routeName string, tags []string, queryParam string) (*authnapikey.Authenticator, func(), error) {
+// authenticator builds a route's API-key authenticator on the shared cache.
+func (k *APIKeys) authenticator(routeName string, tags []string, queryParam string) (*authnapikey.Authenticator, error) {
 	tags = slices.Clone(tags)
-	a, err := authnapikey.New(authnapikey.Config{
-		Store:                k.Store,
+	return authnapikey.New(authnapikey.Config{
+		Cache:                k.cache,
 		Format:               k.Format,
 		Hasher:               k.Hasher,
 		Header:               k.cfg.Header,
 		AuthorizationSchemes: k.cfg.AuthorizationSchemes,
 		QueryParam:           queryParam,
-		CacheTTL:             k.cfg.CacheTTL.Std(),
-		NegativeTTL:          k.cfg.NegativeCacheTTL.Std(),
 		Touch:                k.touch,
 		Routes:               func(*http.Request) (string, []string) { return routeName, tags },
 	})
-	if err != nil {
-		return nil, nil, err
-	}
-	k.mu.Lock()
-	k.auths[a] = struct{}{}
-	k.mu.Unlock()
-	return a, func() {
-		k.mu.Lock()
-		delete(k.auths, a)
-		k.mu.Unlock()
-	}, nil
 }

@@ -149,11 +149,10 @@ func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verif
 				p.log.Warn("pipeline: route reads API keys from a query parameter; keys in URLs leak into browser history and proxy logs",
 					"route", rc.Name, "param", a.APIKeyQueryParam)
 			}
-			ka, release, err := keys.authenticator(rc.Name, rc.Tags, a.APIKeyQueryParam)
+			ka, err := keys.authenticator(rc.Name, rc.Tags, a.APIKeyQueryParam)
 			if err != nil {
 				return nil, err
 			}
-			p.closers = append(p.closers, release)
 			chain.Authenticators = append(chain.Authenticators, ka)
 		default:
 			return nil, fmt.Errorf("unknown authentication method %q", m)
