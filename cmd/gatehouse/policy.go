@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"time"
 
+	"github.com/gatehouse/gatehouse/internal/apikey"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
@@ -152,16 +155,11 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	c := *cfg
 	c.Audit.Disabled, c.AccessLog.Disabled = true, true
 	opts := pipeline.Options{Stdout: io.Discard, Stderr: io.Discard, Validating: true}
-	if c.APIKeys.Store.Type == "static" {
-		// Only static keys can be checked offline; other stores are left
-		// closed, and routes then explain without their api_key method.
-		keys, err := pipeline.OpenAPIKeys(context.Background(), c.APIKeys, slog.New(slog.DiscardHandler))
-		if err != nil {
-			fmt.Fprintf(stderr, "gatehouse explain: %v\n", err)
-			return exitUsage
-		}
+	var keysNote string
+	if routesUse(&c, "api_key") {
+		keys, note := explainAPIKeys(c.APIKeys)
 		defer keys.Close()
-		opts.APIKeys = keys
+		opts.APIKeys, keysNote = keys, note
 	}
 	plan, err := pipeline.Build(&c, file, opts)
 	if err != nil {
@@ -183,8 +181,57 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	}
 	out := plan.Inspect(r, id, true)
 	fmt.Fprintf(stdout, "%s %s%s\n", *method, *host, reqPath)
+	if keysNote != "" {
+		fmt.Fprintf(stdout, "  %s\n", keysNote)
+	}
 	for _, s := range out.Steps {
 		fmt.Fprintf(stdout, "  %s\n", s)
 	}
+	if out.NotEvaluated != "" {
+		fmt.Fprintf(stderr, "gatehouse explain: %s; the gateway's answer is unknown\n", strings.TrimPrefix(out.NotEvaluated, "pipeline: "))
+		return exitError
+	}
 	return exitOK
+}
+
+// routesUse reports whether a route accepts the authentication method.
+func routesUse(c *config.Config, method string) bool {
+	for _, rc := range c.Routes {
+		if !rc.Public && slices.Contains(rc.Authenticate.Methods, method) {
+			return true
+		}
+	}
+	return false
+}
+
+// explainAPIKeys opens the configured key store read-only, so that explain
+// judges keys as the gateway does, and returns a line saying where keys
+// come from. A store it cannot open (the embedded file is locked by a
+// running gateway, PostgreSQL cannot be reached) yields a runtime that
+// judges static and malformed keys and reports every other key as not
+// evaluated: explain then says so and exits 1, never drops the method.
+func explainAPIKeys(cfg config.APIKeys) (*pipeline.APIKeys, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	keys, err := pipeline.OpenAPIKeysReadOnly(ctx, cfg)
+	if err == nil {
+		switch cfg.Store.Type {
+		case "static":
+			return keys, "api keys: static keys of the configuration"
+		case "postgres":
+			return keys, fmt.Sprintf("api keys: PostgreSQL store (schema %s), read-only", cfg.Store.Schema)
+		default:
+			return keys, fmt.Sprintf("api keys: embedded store %s, opened read-only", cfg.Store.Path)
+		}
+	}
+	why := err.Error()
+	if cfg.Store.Type != "postgres" && errors.Is(err, apikey.ErrUnavailable) {
+		why = fmt.Sprintf("the embedded store %s is locked by a running gateway (it allows one writer and no concurrent reader); stop it, or run explain on a copy of the configuration whose store.path names a copy of the file", cfg.Store.Path)
+	}
+	offline, oerr := pipeline.OfflineAPIKeys(cfg, why)
+	if oerr != nil {
+		// The configuration was validated: the format and pepper are fine.
+		panic(oerr)
+	}
+	return offline, "api keys: NOT AVAILABLE: " + why + "; only static and malformed keys can be judged"
 }

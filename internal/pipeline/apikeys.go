@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/apikey"
 	"github.com/gatehouse/gatehouse/internal/apikey/boltstore"
@@ -137,12 +138,117 @@ func (k *APIKeys) SettingsChanged(cfg config.APIKeys) bool {
 
 // Close flushes last-used times and closes the store.
 func (k *APIKeys) Close() error {
-	terr := k.touch.Close()
+	var terr error
+	if k.touch != nil {
+		terr = k.touch.Close()
+	}
 	if err := k.Store.Close(); err != nil {
 		return err
 	}
 	return terr
 }
+
+// ExplainTimeout bounds how long OpenAPIKeysReadOnly waits for the
+// embedded store's file lock.
+const ExplainTimeout = 500 * time.Millisecond
+
+// OpenAPIKeysReadOnly opens the configured store for reading only, for
+// offline tools (gatehouse explain): the embedded file with a shared lock
+// (which fails, wrapping apikey.ErrUnavailable, while a gateway has it
+// open), PostgreSQL without migrations and in read-only transactions. It
+// writes nothing, last-used times included, and listens to nothing.
+func OpenAPIKeysReadOnly(ctx context.Context, cfg config.APIKeys) (*APIKeys, error) {
+	var next apikey.Store
+	var err error
+	switch cfg.Store.Type {
+	case "static":
+	case "postgres":
+		next, err = pgstore.Open(ctx, cfg.Store.DSN, pgstore.Options{
+			Schema: cfg.Store.Schema, ReadOnly: true,
+			ConnectTimeout: cfg.Store.ConnectTimeout.Std(), AcquireTimeout: cfg.Store.AcquireTimeout.Std(),
+			StatementTimeout: cfg.Store.StatementTimeout.Std(),
+		})
+	default:
+		next, err = boltstore.Open(cfg.Store.Path, boltstore.Options{ReadOnly: true, Timeout: ExplainTimeout})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("api keys: %w", err)
+	}
+	return newReadOnlyAPIKeys(cfg, next)
+}
+
+// NotEvaluatedError means a credential method could not be evaluated by an
+// offline tool: explain and policy test report it and fail, never drop the
+// method silently.
+type NotEvaluatedError struct {
+	Method string
+	Why    string
+}
+
+func (e *NotEvaluatedError) Error() string {
+	return "pipeline: " + e.Method + " cannot be evaluated offline: " + e.Why
+}
+
+// OfflineAPIKeys is an API-key runtime without a store, for offline tools
+// when the store cannot be opened: static keys and malformed keys are
+// judged as the gateway would, and every other key fails with a
+// *NotEvaluatedError saying why.
+func OfflineAPIKeys(cfg config.APIKeys, why string) (*APIKeys, error) {
+	return newReadOnlyAPIKeys(cfg, notOpenStore{&NotEvaluatedError{Method: "api_key", Why: why}})
+}
+
+func newReadOnlyAPIKeys(cfg config.APIKeys, next apikey.Store) (*APIKeys, error) {
+	closeNext := func() {
+		if next != nil {
+			_ = next.Close()
+		}
+	}
+	format, err := apikey.NewFormat(cfg.Prefix)
+	if err != nil {
+		closeNext()
+		return nil, err
+	}
+	var pepper []byte
+	if cfg.Pepper != "" {
+		pepper = []byte(cfg.Pepper)
+	}
+	hasher, err := apikey.NewHasher(pepper)
+	if err != nil {
+		closeNext()
+		return nil, err
+	}
+	k := &APIKeys{Format: format, Hasher: hasher, cfg: cfg}
+	k.static = apikey.NewStatic(next)
+	k.Store = k.static
+	if k.cache, err = authnapikey.NewCache(authnapikey.CacheConfig{Store: k.Store, LookupTimeout: cfg.LookupTimeout.Std()}); err != nil {
+		closeNext()
+		return nil, err
+	}
+	k.SetStatic(cfg.Static)
+	return k, nil
+}
+
+// notOpenStore answers every call with its error.
+type notOpenStore struct{ err error }
+
+func (s notOpenStore) CreateConsumer(context.Context, *apikey.Consumer) error { return s.err }
+func (s notOpenStore) GetConsumer(context.Context, string) (*apikey.Consumer, error) {
+	return nil, s.err
+}
+func (s notOpenStore) GetConsumerByName(context.Context, string) (*apikey.Consumer, error) {
+	return nil, s.err
+}
+func (s notOpenStore) ListConsumers(context.Context) ([]*apikey.Consumer, error) { return nil, s.err }
+func (s notOpenStore) DeleteConsumer(context.Context, string) error              { return s.err }
+func (s notOpenStore) CreateKey(context.Context, *apikey.Key) error              { return s.err }
+func (s notOpenStore) GetKey(context.Context, string) (*apikey.Key, error)       { return nil, s.err }
+func (s notOpenStore) ListKeys(context.Context, string) ([]*apikey.Key, error)   { return nil, s.err }
+func (s notOpenStore) LookupKey(context.Context, []byte) (*apikey.Key, *apikey.Consumer, error) {
+	return nil, nil, s.err
+}
+func (s notOpenStore) UpdateKey(context.Context, *apikey.Key) error          { return s.err }
+func (s notOpenStore) TouchKeys(context.Context, map[string]time.Time) error { return s.err }
+func (s notOpenStore) Close() error                                          { return nil }
 
 // authenticator builds a route's API-key authenticator on the shared cache.
 func (k *APIKeys) authenticator(routeName string, tags []string, queryParam string) (*authnapikey.Authenticator, error) {

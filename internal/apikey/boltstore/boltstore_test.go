@@ -507,3 +507,47 @@ func TestLookupRespectsDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOpenReadOnly: a read-only open reads an existing store, never
+// creates or writes one, and fails fast (unavailable) while a writer holds
+// the file.
+func TestOpenReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keys.db")
+	if _, err := Open(path, Options{ReadOnly: true, Timeout: 100 * time.Millisecond}); err == nil {
+		t.Fatal("a read-only open of a missing file succeeded")
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a read-only open created the file: %v", err)
+	}
+	w, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := &apikey.Consumer{ID: apikey.NewConsumerID(), Name: "c", CreatedAt: time.Now().UTC()}
+	if err := w.CreateConsumer(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := Open(path, Options{ReadOnly: true, Timeout: 100 * time.Millisecond}); !errors.Is(err, apikey.ErrUnavailable) {
+		t.Fatalf("read-only open while a writer holds the file: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("took %s", took)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, err := r.GetConsumer(ctx, c.ID); err != nil || got.Name != "c" {
+		t.Fatalf("GetConsumer: %v, %v", got, err)
+	}
+	if err := r.CreateConsumer(ctx, &apikey.Consumer{ID: apikey.NewConsumerID(), Name: "d", CreatedAt: time.Now().UTC()}); err == nil {
+		t.Fatal("a read-only store wrote")
+	}
+}

@@ -93,6 +93,12 @@ type Options struct {
 	// be reached to enforce its own. Default DefaultStatementTimeout (5s).
 	StatementTimeout time.Duration
 
+	// ReadOnly skips the migrations (the schema must exist) and makes every
+	// transaction read-only (default_transaction_read_only), for offline
+	// tools such as gatehouse explain that must never write. Use it
+	// without OnChange.
+	ReadOnly bool
+
 	// Log receives the listener's disconnects and reconnects (one line
 	// each, not one per retry). Default slog.Default().
 	Log *slog.Logger
@@ -145,6 +151,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if _, set := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !set {
 		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(statement.Milliseconds(), 10)
 	}
+	if opts.ReadOnly {
+		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: open pool: %w", err)
@@ -156,12 +165,24 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		acquireTimeout: acquire,
 		opTimeout:      acquire + statement + time.Second,
 	}
-	mctx, cancel := context.WithTimeout(ctx, migrateTimeout)
-	err = migrate(mctx, pool, schema)
-	cancel()
-	if err != nil {
-		pool.Close()
-		return nil, err
+	if opts.ReadOnly {
+		// Nothing to migrate, but fail now, clearly, if the database cannot
+		// be reached.
+		pctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+		err = pool.Ping(pctx)
+		cancel()
+		if err != nil {
+			pool.Close()
+			return nil, wrapErr("connect", err)
+		}
+	} else {
+		mctx, cancel := context.WithTimeout(ctx, migrateTimeout)
+		err = migrate(mctx, pool, schema)
+		cancel()
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
 	}
 	if opts.OnChange != nil {
 		// Listen before returning, so no change committed after Open
