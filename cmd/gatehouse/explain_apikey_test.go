@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/adminclient"
 	"github.com/gatehouse/gatehouse/internal/apikey"
 	"github.com/gatehouse/gatehouse/internal/apikey/boltstore"
 	"github.com/gatehouse/gatehouse/internal/apikey/pgstore"
@@ -138,4 +140,86 @@ func TestExplainAPIKeys(t *testing.T) {
 			t.Errorf("malformed key: exit %d\n%s", code, out)
 		}
 	})
+}
+
+// TestExplainWithGatewayRunning: while a gateway process holds the
+// embedded store, explain looks the presented key up through that
+// gateway's admin API, says so, and gives the gateway's own answer.
+func TestExplainWithGatewayRunning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	proxyPort, adminPort := freePort(t), freePort(t)
+	token, hash := newAdminToken()
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	cfg := fmt.Sprintf(`listeners: [{name: public, address: "127.0.0.1:%d"}]
+admin: {address: "127.0.0.1:%d", token_hash: %q}
+api_keys:
+  store: {type: embedded, path: %q}
+routes:
+  - name: orders
+    match: {path_prefix: /orders}
+    authenticate: {methods: [api_key]}
+    upstream: {targets: ["builtin:echo"]}
+`, proxyPort, adminPort, hash, filepath.Join(dir, "keys.db"))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adminURL := fmt.Sprintf("http://127.0.0.1:%d", adminPort)
+	startGateway(t, bin, cfgPath, dir, adminURL)
+
+	ctx := context.Background()
+	ac := &adminclient.Client{BaseURL: adminURL, Token: token, HTTP: &http.Client{Timeout: 10 * time.Second}}
+	if _, err := ac.CreateConsumer(ctx, adminclient.NewConsumer{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	good, err := ac.CreateKey(ctx, "acme", adminclient.NewKey{Scopes: []string{"orders:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked, err := ac.CreateKey(ctx, "acme", adminclient.NewKey{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ac.RevokeKey(ctx, revoked.Key.ID); err != nil {
+		t.Fatal(err)
+	}
+	unknown, _ := apikey.Format{}.Generate()
+
+	t.Setenv(adminTokenEnv, token)
+	for _, c := range []struct {
+		name, key string
+		status    int
+		want      string
+	}{
+		{"valid key", good.Secret, 200, "result: 200"},
+		{"revoked key", revoked.Secret, 401, "result: 401 key_revoked"},
+		{"unknown key", unknown, 401, "result: 401 key_unknown"},
+	} {
+		// What the gateway answers …
+		r, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d/orders/1", proxyPort), nil)
+		r.Header.Set("X-API-Key", c.key)
+		res, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != c.status {
+			t.Fatalf("%s: the gateway answered %d, want %d", c.name, res.StatusCode, c.status)
+		}
+		// … is what explain says, and how it found out.
+		code, out, errOut := cli(t, "explain", "-c", cfgPath, "--api-key", c.key, "/orders/1")
+		if code != exitOK || !strings.Contains(out, c.want) || !strings.Contains(out, "looked up through its admin API at "+adminURL) {
+			t.Errorf("%s: exit %d, want 0, %q and the admin API note\n%s%s", c.name, code, c.want, out, errOut)
+		}
+	}
+
+	// Without a token explain cannot ask, and says so.
+	t.Setenv(adminTokenEnv, "")
+	code, out, _ := cli(t, "explain", "-c", cfgPath, "--api-key", good.Secret, "/orders/1")
+	if code != exitError || !strings.Contains(out, "NOT EVALUATED") {
+		t.Errorf("no token: exit %d\n%s", code, out)
+	}
 }

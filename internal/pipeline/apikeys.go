@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -226,6 +228,28 @@ func newReadOnlyAPIKeys(cfg config.APIKeys, next apikey.Store) (*APIKeys, error)
 	}
 	k.SetStatic(cfg.Static)
 	return k, nil
+}
+
+// SnapshotAPIKeys is an API-key runtime that knows one stored key (k with
+// its consumer c; k.Hash set) or, with k nil, none: for offline tools that
+// looked a key up elsewhere (a running gateway's admin API). The key is
+// then judged as the gateway judges it: status, expiry, routes, scopes.
+// Static keys of cfg are judged too; any other key is unknown.
+func SnapshotAPIKeys(cfg config.APIKeys, k *apikey.Key, c *apikey.Consumer) (*APIKeys, error) {
+	return newReadOnlyAPIKeys(cfg, snapshotStore{notOpenStore: notOpenStore{errors.New("pipeline: a snapshot store holds one key only")}, key: k, consumer: c})
+}
+
+type snapshotStore struct {
+	notOpenStore
+	key      *apikey.Key
+	consumer *apikey.Consumer
+}
+
+func (s snapshotStore) LookupKey(_ context.Context, hash []byte) (*apikey.Key, *apikey.Consumer, error) {
+	if s.key == nil || !bytes.Equal(hash, s.key.Hash) {
+		return nil, nil, apikey.ErrNotFound
+	}
+	return s.key, s.consumer, nil
 }
 
 // notOpenStore answers every call with its error.
