@@ -3,13 +3,18 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
+	"time"
 
+	"github.com/gatehouse/gatehouse/internal/adminclient"
+	"github.com/gatehouse/gatehouse/internal/apikey"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
@@ -152,16 +157,11 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	c := *cfg
 	c.Audit.Disabled, c.AccessLog.Disabled = true, true
 	opts := pipeline.Options{Stdout: io.Discard, Stderr: io.Discard, Validating: true}
-	if c.APIKeys.Store.Type == "static" {
-		// Only static keys can be checked offline; other stores are left
-		// closed, and routes then explain without their api_key method.
-		keys, err := pipeline.OpenAPIKeys(context.Background(), c.APIKeys, slog.New(slog.DiscardHandler))
-		if err != nil {
-			fmt.Fprintf(stderr, "gatehouse explain: %v\n", err)
-			return exitUsage
-		}
+	var keysNote string
+	if routesUse(&c, "api_key") {
+		keys, note := explainAPIKeys(c.APIKeys, c.Admin, *key)
 		defer keys.Close()
-		opts.APIKeys = keys
+		opts.APIKeys, keysNote = keys, note
 	}
 	plan, err := pipeline.Build(&c, file, opts)
 	if err != nil {
@@ -183,8 +183,114 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	}
 	out := plan.Inspect(r, id, true)
 	fmt.Fprintf(stdout, "%s %s%s\n", *method, *host, reqPath)
+	if keysNote != "" {
+		fmt.Fprintf(stdout, "  %s\n", keysNote)
+	}
 	for _, s := range out.Steps {
 		fmt.Fprintf(stdout, "  %s\n", s)
 	}
+	if out.NotEvaluated != "" {
+		fmt.Fprintf(stderr, "gatehouse explain: %s; the gateway's answer is unknown\n", strings.TrimPrefix(out.NotEvaluated, "pipeline: "))
+		return exitError
+	}
 	return exitOK
+}
+
+// routesUse reports whether a route accepts the authentication method.
+func routesUse(c *config.Config, method string) bool {
+	for _, rc := range c.Routes {
+		if !rc.Public && slices.Contains(rc.Authenticate.Methods, method) {
+			return true
+		}
+	}
+	return false
+}
+
+// explainAPIKeys opens the configured key store read-only, so that explain
+// judges keys as the gateway does, and returns a line saying where keys
+// come from. When a running gateway holds the embedded store, the
+// presented key is looked up through that gateway's admin API instead. A
+// store it cannot reach either way yields a runtime that judges static and
+// malformed keys and reports every other key as not evaluated: explain
+// then says so and exits 1, never drops the method.
+func explainAPIKeys(cfg config.APIKeys, admin config.Admin, presented string) (*pipeline.APIKeys, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	keys, err := pipeline.OpenAPIKeysReadOnly(ctx, cfg)
+	if err == nil {
+		switch cfg.Store.Type {
+		case "static":
+			return keys, "api keys: static keys of the configuration"
+		case "postgres":
+			return keys, fmt.Sprintf("api keys: PostgreSQL store (schema %s), read-only", cfg.Store.Schema)
+		default:
+			return keys, fmt.Sprintf("api keys: embedded store %s, opened read-only", cfg.Store.Path)
+		}
+	}
+	why := err.Error()
+	if cfg.Store.Type != "postgres" && errors.Is(err, apikey.ErrUnavailable) {
+		// A running gateway holds the file (bbolt allows one writer and no
+		// reader beside it): ask that gateway, through its admin API.
+		why = fmt.Sprintf("the embedded store %s is locked by a running gateway", cfg.Store.Path)
+		if presented != "" {
+			keys, note, aerr := lookupThroughAdmin(ctx, cfg, admin, presented)
+			if aerr == nil {
+				return keys, note
+			}
+			why += "; asking its admin API failed: " + aerr.Error()
+		}
+	}
+	offline, oerr := pipeline.OfflineAPIKeys(cfg, why)
+	if oerr != nil {
+		// The configuration was validated: the format and pepper are fine.
+		panic(oerr)
+	}
+	return offline, "api keys: NOT AVAILABLE: " + why + "; only static and malformed keys can be judged"
+}
+
+// lookupThroughAdmin asks the running gateway's admin API (address and
+// token as the keys commands find them) which stored key presented is, and
+// returns a runtime that judges exactly that key.
+func lookupThroughAdmin(ctx context.Context, cfg config.APIKeys, admin config.Admin, presented string) (*pipeline.APIKeys, string, error) {
+	if admin.Disabled {
+		return nil, "", errors.New("the admin listener is disabled")
+	}
+	token := strings.TrimSpace(os.Getenv(adminTokenEnv))
+	if token == "" && admin.TokenFile != "" {
+		t, err := readTokenFile(admin.TokenFile)
+		if err != nil {
+			return nil, "", err
+		}
+		token = t
+	}
+	if token == "" {
+		return nil, "", fmt.Errorf("no admin token (set $%s, or run where the gateway wrote admin.token_file)", adminTokenEnv)
+	}
+	base := adminURL(admin.Address)
+	client := &adminclient.Client{BaseURL: base, Token: token, HTTP: &http.Client{Timeout: 10 * time.Second}}
+	note := "api keys: the embedded store " + cfg.Store.Path + " is in use by a running gateway; key looked up through its admin API at " + base
+	found, err := client.LookupKey(ctx, presented)
+	var ae *adminclient.APIError
+	switch {
+	case errors.As(err, &ae) && ae.Status == http.StatusNotFound:
+		keys, err := pipeline.SnapshotAPIKeys(cfg, nil, nil)
+		return keys, note + " (no such key)", err
+	case err != nil:
+		return nil, "", err
+	}
+	var pepper []byte
+	if cfg.Pepper != "" {
+		pepper = []byte(cfg.Pepper)
+	}
+	hasher, err := apikey.NewHasher(pepper)
+	if err != nil {
+		return nil, "", err
+	}
+	fk, fc := found.Key, found.Consumer
+	k := &apikey.Key{ID: fk.ID, ConsumerID: fk.ConsumerID, Hash: hasher.Hash(presented), Hint: fk.Hint, Name: fk.Name,
+		Scopes: fk.Scopes, Routes: fk.Routes, Tier: fk.RateLimitTier, Status: apikey.Status(fk.Status), CreatedAt: fk.CreatedAt,
+		ExpiresAt: fk.ExpiresAt, RevokedAt: fk.RevokedAt, RotatedTo: fk.RotatedTo, LastUsedAt: fk.LastUsedAt}
+	c := &apikey.Consumer{ID: fc.ID, Name: fc.Name, Groups: fc.Groups, Tags: fc.Tags, Metadata: fc.Metadata, CreatedAt: fc.CreatedAt}
+	keys, err := pipeline.SnapshotAPIKeys(cfg, k, c)
+	return keys, note, err
 }

@@ -56,6 +56,7 @@ var routes = []route{
 	{http.MethodGet, "/v1/keys/{key}", (*api).getKey},
 	{http.MethodPost, "/v1/keys/{key}/rotate", (*api).rotateKey},
 	{http.MethodPost, "/v1/keys/{key}/revoke", (*api).revokeKey},
+	{http.MethodPost, "/v1/key-lookup", (*api).lookupKey},
 }
 
 // openAPIPath serves the OpenAPI document, without authentication.

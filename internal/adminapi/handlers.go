@@ -36,6 +36,12 @@ type createKeyRequest struct {
 	ExpiresIn *string `json:"expires_in"`
 }
 
+// lookupKeyRequest carries a key in the body, never in the URL (URLs end
+// up in logs).
+type lookupKeyRequest struct {
+	Key string `json:"key"`
+}
+
 type rotateKeyRequest struct {
 	// Grace is a Go duration ("24h", "0s"); absent: the configured default.
 	Grace *string `json:"grace"`
@@ -53,6 +59,11 @@ type keyList struct {
 type createdKey struct {
 	Key    *apikey.Key `json:"key"`
 	Secret string      `json:"secret"`
+}
+
+type lookedUpKey struct {
+	Key      *apikey.Key      `json:"key"`
+	Consumer *apikey.Consumer `json:"consumer"`
 }
 
 type rotatedKey struct {
@@ -292,4 +303,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// lookupKey answers which stored key a plaintext key is (gatehouse explain
+// uses it while the gateway holds the store). The key is not logged.
+func (a *api) lookupKey(w http.ResponseWriter, r *http.Request) {
+	var req lookupKeyRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	k, c, err := a.svc.LookupKey(r.Context(), req.Key)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, lookedUpKey{Key: k, Consumer: c})
 }

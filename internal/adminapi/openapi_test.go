@@ -173,14 +173,17 @@ func testOpenAPICoversRoutes(t *testing.T, f *fixture) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		k, _, err := f.svc.CreateKey(ctx, c.ID, keymgmt.NewKey{})
+		k, secret, err := f.svc.CreateKey(ctx, c.ID, keymgmt.NewKey{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		path := strings.NewReplacer("{consumer}", c.ID, "{key}", k.ID).Replace(pattern)
 		var body any
-		if op == "POST /v1/consumers" {
+		switch op {
+		case "POST /v1/consumers":
 			body = map[string]string{"name": "cov-new-" + strconv.Itoa(i)}
+		case "POST /v1/key-lookup":
+			body = map[string]string{"key": secret}
 		}
 		r := httptest.NewRequest(method, path, nil)
 		if _, got := h.mux.Handler(r); got != op {

@@ -63,6 +63,7 @@ func runSuite(t *testing.T, open func(t *testing.T) apikey.Store) {
 		{"Errors", testErrors},
 		{"OpenAPICoversRoutes", testOpenAPICoversRoutes},
 		{"Concurrency", testConcurrency},
+		{"KeyLookup", testKeyLookup},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

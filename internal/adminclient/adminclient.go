@@ -62,6 +62,12 @@ type Key struct {
 	LastUsedAt    *time.Time `json:"last_used_at,omitempty"`
 }
 
+// LookedUpKey is the stored key a plaintext key is, with its consumer.
+type LookedUpKey struct {
+	Key      Key      `json:"key"`
+	Consumer Consumer `json:"consumer"`
+}
+
 // NewConsumer is the body of CreateConsumer.
 type NewConsumer struct {
 	Name     string            `json:"name"`
@@ -199,6 +205,16 @@ func (c *Client) ListKeys(ctx context.Context, consumer string) ([]Key, error) {
 func (c *Client) GetKey(ctx context.Context, id string) (*Key, error) {
 	var out Key
 	if err := c.do(ctx, http.MethodGet, "/v1/keys/"+segment(id), nil, nil, http.StatusOK, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// LookupKey asks which stored key plaintext is. The key travels in the
+// request body. A malformed or unknown key is an *APIError with Status 404.
+func (c *Client) LookupKey(ctx context.Context, plaintext string) (*LookedUpKey, error) {
+	var out LookedUpKey
+	if err := c.do(ctx, http.MethodPost, "/v1/key-lookup", nil, map[string]string{"key": plaintext}, http.StatusOK, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

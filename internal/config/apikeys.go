@@ -2,7 +2,9 @@ package config
 
 // APIKeys configures API-key authentication: where consumers and hashed
 // keys are stored, the key format and how keys are read from requests.
-// Store settings take effect at start; a reload keeps the open store.
+// Every setting except static takes effect at start: a reload keeps the
+// open store and its cache (so keys cached before a store outage keep
+// working through a reload during it), and warns if they changed.
 type APIKeys struct {
 	// Store is where consumers and key hashes live.
 	Store KeyStore `yaml:"store" desc:"Where consumers and key hashes are stored."`
@@ -27,6 +29,16 @@ type APIKeys struct {
 	RotationGrace Duration `yaml:"rotation_grace" desc:"How long the old key keeps working after rotate. Default 24h; 0 ends it at once."`
 	// LastUsedInterval is how often last-used times are written, batched. Default 10s.
 	LastUsedInterval Duration `yaml:"last_used_interval" desc:"How often last-used times are written to the store, in one batch. Default 10s."`
+	// LookupTimeout bounds each key lookup on the request path, whatever
+	// the store. Default 2s. Security: a store that does not answer in time
+	// fails the request closed (503); a longer value lets a hung store hold
+	// requests and their connections that long.
+	LookupTimeout Duration `yaml:"lookup_timeout" desc:"Deadline of one key lookup in the store on the request path; past it the request gets 503 (fail closed). Default 2s."`
+	// MaxConcurrentLookups bounds the store lookups in flight (concurrent
+	// requests for one key share one lookup). Default 64. A request whose
+	// key is not cached and finds every slot taken gets 503 at once, so a
+	// slow or partitioned store cannot pile up requests.
+	MaxConcurrentLookups int `yaml:"max_concurrent_lookups" desc:"Store lookups in flight at once (concurrent requests for one key share one); over the bound an uncached key gets 503 at once instead of queueing. Default 64."`
 	// Static keys declared here, as hashes.
 	Static []StaticAPIKey `yaml:"static" desc:"Keys declared in the configuration as hashes (no key management needed)."`
 }
@@ -42,6 +54,17 @@ type KeyStore struct {
 	DSN string `yaml:"dsn" desc:"PostgreSQL connection string (postgres type); use ${ENV} for credentials."`
 	// Schema in PostgreSQL. Default gatehouse.
 	Schema string `yaml:"schema" desc:"PostgreSQL schema. Default gatehouse."`
+	// ConnectTimeout bounds opening one PostgreSQL connection. Default 5s;
+	// a connect_timeout in the DSN wins.
+	ConnectTimeout Duration `yaml:"connect_timeout" desc:"postgres: deadline for opening one connection (TCP, TLS, authentication); a connect_timeout in the DSN wins. Default 5s."`
+	// AcquireTimeout bounds the wait for a pooled PostgreSQL connection.
+	// Default 2s.
+	AcquireTimeout Duration `yaml:"acquire_timeout" desc:"postgres: how long a call waits for a pooled connection (including opening one). Default 2s."`
+	// StatementTimeout is PostgreSQL's statement_timeout for the store's
+	// connections; each call also has a client-side deadline of
+	// acquire_timeout + statement_timeout + 1s. Default 5s; a
+	// statement_timeout in the DSN wins.
+	StatementTimeout Duration `yaml:"statement_timeout" desc:"postgres: server statement_timeout of the store's connections; each call also has a client-side deadline of acquire_timeout + statement_timeout + 1s. Default 5s."`
 }
 
 // StaticAPIKey is a key declared in the configuration, as a hash: for

@@ -46,7 +46,8 @@ func Default() *Config {
 		Audit:          Audit{Output: "stdout"},
 		RequestHygiene: defaultRequestHygiene(),
 		APIKeys: APIKeys{
-			Store:                KeyStore{Type: "embedded", Path: "gatehouse-keys.db", Schema: "gatehouse"},
+			Store: KeyStore{Type: "embedded", Path: "gatehouse-keys.db", Schema: "gatehouse",
+				ConnectTimeout: Duration(5 * time.Second), AcquireTimeout: Duration(2 * time.Second), StatementTimeout: Duration(5 * time.Second)},
 			Prefix:               "gate_live_",
 			Header:               "X-API-Key",
 			AuthorizationSchemes: []string{"ApiKey"},
@@ -54,6 +55,8 @@ func Default() *Config {
 			NegativeCacheTTL:     Duration(10 * time.Second),
 			RotationGrace:        Duration(24 * time.Hour),
 			LastUsedInterval:     Duration(10 * time.Second),
+			LookupTimeout:        Duration(2 * time.Second),
+			MaxConcurrentLookups: 64,
 		},
 		IdentityHeaders: IdentityHeaders{
 			Subject: "X-Auth-Subject", Issuer: "X-Auth-Issuer", Method: "X-Auth-Method",

@@ -290,6 +290,20 @@ func validateAPIKeys(k APIKeys, f *File) Errors {
 	if k.LastUsedInterval == 0 {
 		add("api_keys.last_used_interval", "must be greater than 0")
 	}
+	if k.LookupTimeout <= 0 {
+		add("api_keys.lookup_timeout", "must be greater than 0: every lookup needs a deadline")
+	}
+	if k.MaxConcurrentLookups < 1 {
+		add("api_keys.max_concurrent_lookups", "must be at least 1")
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"connect_timeout", k.Store.ConnectTimeout}, {"acquire_timeout", k.Store.AcquireTimeout}, {"statement_timeout", k.Store.StatementTimeout}} {
+		if d.v <= 0 {
+			add("api_keys.store."+d.name, "must be greater than 0: every call to the store needs a deadline")
+		}
+	}
 	return errs
 }
 

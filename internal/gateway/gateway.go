@@ -384,6 +384,9 @@ func (g *Gateway) reloadData(data []byte, force bool) error {
 		}
 	}
 	if g.apiKeys != nil {
+		if g.apiKeys.SettingsChanged(cfg.APIKeys) {
+			g.log.Warn("gateway: api_keys settings other than static changed; they take effect after a restart (the open store and its key cache are kept)")
+		}
 		g.apiKeys.SetStatic(cfg.APIKeys.Static)
 	}
 	prev := g.plan.Load()

@@ -217,3 +217,19 @@ func (s *Service) RevokeKey(ctx context.Context, keyID string) (*apikey.Key, err
 	s.log(TypeKeyRevoked, c, k.ConsumerID, k.ID)
 	return k, nil
 }
+
+// LookupKey finds the stored key that plaintext is, with its consumer, the
+// way the gateway's authenticator does (format check, then the keyed hash):
+// for tools that explain a decision while a gateway holds the store. A
+// malformed or unknown key is apikey.ErrNotFound. The caller decides
+// whether the key is usable; plaintext is never logged or returned.
+func (s *Service) LookupKey(ctx context.Context, plaintext string) (*apikey.Key, *apikey.Consumer, error) {
+	if err := s.Format.Check(plaintext); err != nil {
+		return nil, nil, fmt.Errorf("keymgmt: malformed key: %w", apikey.ErrNotFound)
+	}
+	k, c, err := s.Store.LookupKey(ctx, s.Hasher.Hash(plaintext))
+	if err != nil {
+		return nil, nil, fmt.Errorf("keymgmt: lookup key: %w", err)
+	}
+	return k, c, nil
+}

@@ -14,8 +14,24 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authn/jwt"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/keyset"
 )
+
+// notEvaluated stands in for a method that cannot be evaluated (an offline
+// plan without its store): it refuses every request with a
+// *NotEvaluatedError, so tools report it instead of dropping the method.
+type notEvaluated struct {
+	method identity.Method
+	why    string
+}
+
+func (n notEvaluated) Method() identity.Method { return n.method }
+
+func (n notEvaluated) Authenticate(*http.Request) (*identity.Identity, error) {
+	return nil, &authn.UnavailableError{Method: n.method, Reason: "not_evaluated",
+		Err: &NotEvaluatedError{Method: string(n.method), Why: n.why}}
+}
 
 // providerHealth is an identity provider's key set, as the admin listener
 // shows it and a reload refreshes it.
@@ -155,6 +171,10 @@ func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verif
 			chain.Authenticators = append(chain.Authenticators, ja)
 		case "api_key":
 			if keys == nil && p.validating {
+				// Never dropped: a plan built to validate may still be
+				// inspected, and must then say it cannot judge keys.
+				chain.Authenticators = append(chain.Authenticators, notEvaluated{
+					method: identity.MethodAPIKey, why: "no API-key store was opened"})
 				continue
 			}
 			if keys == nil {
@@ -164,11 +184,10 @@ func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verif
 				p.log.Warn("pipeline: route reads API keys from a query parameter; keys in URLs leak into browser history and proxy logs",
 					"route", rc.Name, "param", a.APIKeyQueryParam)
 			}
-			ka, release, err := keys.authenticator(rc.Name, rc.Tags, a.APIKeyQueryParam)
+			ka, err := keys.authenticator(rc.Name, rc.Tags, a.APIKeyQueryParam)
 			if err != nil {
 				return nil, err
 			}
-			p.closers = append(p.closers, release)
 			chain.Authenticators = append(chain.Authenticators, ka)
 		default:
 			return nil, fmt.Errorf("unknown authentication method %q", m)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/accesslog"
 	"github.com/gatehouse/gatehouse/internal/authn"
@@ -81,7 +82,10 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		// is refused, with a status that tells the client to retry.
 		t, detail = problem.Unavailable, "Credentials cannot be verified right now; try again later."
 		w.Header().Set("Retry-After", "5")
-		p.log.Warn("pipeline: authentication unavailable", "request_id", e.RequestID, "route", e.Route, "error", err)
+		if ok, suppressed := p.unavailableLog.allow(string(unavl.Reason), time.Now()); ok {
+			p.log.Warn("pipeline: authentication unavailable (at most one line per reason every 10s)",
+				"request_id", e.RequestID, "route", e.Route, "error", err, "suppressed", suppressed)
+		}
 	case errors.Is(err, errRouteNotFound):
 		t, detail = problem.RouteNotFound, "No route is configured for this host, path and method."
 	case errors.As(err, &mna):

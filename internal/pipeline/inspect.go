@@ -30,6 +30,11 @@ type Outcome struct {
 	// Steps describe each decision in order, one line each; filled only
 	// when explaining.
 	Steps []string
+	// NotEvaluated, when set, says which credential method could not be
+	// evaluated offline and why (its store could not be opened): the
+	// outcome is not what the gateway would answer, and tools must say so
+	// and fail. Reason is then "not_evaluated".
+	NotEvaluated string
 }
 
 // Inspect runs request id, route match and the route's stages for r, as
@@ -48,6 +53,12 @@ func (p *Plan) Inspect(r *http.Request, id *identity.Identity, explain bool) Out
 	rec := &recorder{ResponseWriter: httptest.NewRecorder()}
 	e := &accesslog.Entry{Start: time.Now(), Method: r.Method, Host: r.Host, Path: r.URL.Path, ClientIP: p.resolver.ClientIP(r)}
 	fail := func(err error) Outcome {
+		var ne *NotEvaluatedError
+		if errors.As(err, &ne) {
+			out.Status, out.Reason, out.NotEvaluated = 0, "not_evaluated", ne.Error()
+			step("result: NOT EVALUATED: %s cannot be evaluated offline (%s); the gateway's answer is unknown", ne.Method, ne.Why)
+			return out
+		}
 		p.respond(rec, r, e, err)
 		out.Status, out.Reason = rec.status, refusalReason(err, e.Error)
 		var fe *ForbiddenError
@@ -137,8 +148,12 @@ func (p *Plan) explainChain(c *authn.Chain, r *http.Request, step func(string, .
 		var (
 			fail  *authn.Failure
 			unavl *authn.UnavailableError
+			ne    *NotEvaluatedError
 		)
 		switch {
+		case errors.As(err, &ne):
+			step("authenticate: %s: NOT EVALUATED: %s", a.Method(), ne.Why)
+			return
 		case err == nil && got != nil:
 			step("authenticate: %s: ok, %s", a.Method(), describe(got))
 			if !c.RequireAll {

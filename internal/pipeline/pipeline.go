@@ -127,6 +127,9 @@ type Plan struct {
 	log          *slog.Logger
 	closers      []func()
 	readies      []func() error
+	// unavailableLog throttles the warning of credentials that cannot be
+	// checked (one per request would flood the log during an outage).
+	unavailableLog logThrottle
 }
 
 // state is everything one request needs, pooled so the hot path does not

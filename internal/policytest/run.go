@@ -295,6 +295,10 @@ func judge(tc Case, got pipeline.Outcome) Result {
 			diffs = append(diffs, fmt.Sprintf("reason %s, want %s", got.Reason, r))
 		}
 	}
+	if got.NotEvaluated != "" {
+		// Never a pass by accident: the outcome is not the gateway's.
+		diffs = append(diffs, got.NotEvaluated)
+	}
 	res.Expected = strings.Join(want, " ")
 	res.Got = strconv.Itoa(got.Status) + " " + got.Reason
 	if got.Rule != "" {

@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -57,6 +58,12 @@ type Options struct {
 	// second gateway on the same file fails fast with a clear error instead
 	// of hanging.
 	Timeout time.Duration
+	// ReadOnly opens an existing file for reading only, with a shared lock:
+	// several read-only openers may share the file, but not with a process
+	// that has it open for writing (a running gateway), which makes Open
+	// fail after Timeout, wrapping apikey.ErrUnavailable. Writes fail. For
+	// offline tools such as gatehouse explain.
+	ReadOnly bool
 }
 
 // Store is an apikey.Store in a bbolt file. Safe for concurrent use; reads
@@ -81,7 +88,13 @@ func Open(path string, opts Options) (*Store, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if opts.ReadOnly {
+		// bbolt would create a missing file even read-only; a tool must not.
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: opts.ReadOnly})
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
@@ -92,7 +105,11 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("boltstore: open %s: %w", path, err)
 		}
 	}
-	if err := db.Update(initBuckets); err != nil {
+	check := db.Update
+	if opts.ReadOnly {
+		check = db.View // initBuckets then only checks: a complete store creates nothing
+	}
+	if err := check(initBuckets); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: %s: %w", path, err)
 	}
@@ -111,6 +128,9 @@ func initBuckets(tx *bolt.Tx) error {
 		if foreign != "" {
 			return fmt.Errorf("not a key store: a bbolt database of another application (has bucket %q and no %q)", foreign, bucketMeta)
 		}
+		if !tx.Writable() {
+			return errors.New("not a key store: empty (opened read-only, so not initialised)")
+		}
 		var err error
 		if meta, err = tx.CreateBucket(bucketMeta); err != nil {
 			return err
@@ -128,6 +148,12 @@ func initBuckets(tx *bolt.Tx) error {
 		return fmt.Errorf("written by a newer Gatehouse (schema version %d; this binary reads up to %d)", v, schemaVersion)
 	}
 	for _, name := range allBuckets {
+		if !tx.Writable() {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("not a complete key store: bucket %q is missing (opened read-only, so not repaired)", name)
+			}
+			continue
+		}
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
@@ -155,6 +181,31 @@ func (s *Store) view(ctx context.Context, op string, fn func(tx *bolt.Tx) error)
 		return fmt.Errorf("boltstore: %s: %w", op, err)
 	}
 	return wrap(op, s.db.View(fn))
+}
+
+// viewBounded is view for the request path: it returns when ctx ends even
+// if the transaction cannot start or finish (a writer remapping the grown
+// file waits for every open read, and new reads wait for it; a slow disk
+// stalls page faults). The transaction then finishes in the background, so
+// fn must only write variables that the caller reads after a nil error.
+func (s *Store) viewBounded(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("boltstore: %s: %w", op, err)
+	}
+	if ctx.Done() == nil {
+		return wrap(op, s.db.View(fn))
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.db.View(fn) }()
+	select {
+	case err := <-done:
+		return wrap(op, err)
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("boltstore: %s: %w: %w", op, apikey.ErrUnavailable, ctx.Err())
+		}
+		return fmt.Errorf("boltstore: %s: %w", op, ctx.Err())
+	}
 }
 
 func (s *Store) update(ctx context.Context, op string, fn func(tx *bolt.Tx) error) error {

@@ -449,3 +449,105 @@ func crashOnce(t *testing.T, path string, killAfter int) (consumer string, acked
 	}
 	return consumer, acked
 }
+
+// TestLookupRespectsDeadline: a lookup that cannot start its read
+// transaction (here: a writer growing the file waits for an open read, and
+// new reads queue behind it) returns ErrUnavailable at the caller's
+// deadline instead of blocking the request.
+func TestLookupRespectsDeadline(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "keys.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	c := &apikey.Consumer{ID: apikey.NewConsumerID(), Name: "c", CreatedAt: time.Now().UTC()}
+	if err := s.CreateConsumer(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	hash := sha256.Sum256([]byte("k"))
+	k := &apikey.Key{ID: apikey.NewKeyID(), ConsumerID: c.ID, Hash: hash[:], Hint: "x", Status: apikey.StatusActive, CreatedAt: time.Now().UTC()}
+	if err := s.CreateKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+
+	reader, err := s.db.Begin(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grown := make(chan error, 1)
+	go func() {
+		grown <- s.db.Update(func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("test_scratch"))
+			if err != nil {
+				return err
+			}
+			return b.Put([]byte("big"), make([]byte, 8<<20)) // forces a remap
+		})
+	}()
+	time.Sleep(100 * time.Millisecond) // the writer now waits for reader
+
+	dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, err = s.LookupKey(dctx, hash[:])
+	if !errors.Is(err, apikey.ErrUnavailable) {
+		t.Fatalf("LookupKey: %v, want ErrUnavailable", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("LookupKey took %s past its 100ms deadline", took)
+	}
+	if err := reader.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-grown; err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.LookupKey(ctx, hash[:]); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOpenReadOnly: a read-only open reads an existing store, never
+// creates or writes one, and fails fast (unavailable) while a writer holds
+// the file.
+func TestOpenReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keys.db")
+	if _, err := Open(path, Options{ReadOnly: true, Timeout: 100 * time.Millisecond}); err == nil {
+		t.Fatal("a read-only open of a missing file succeeded")
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a read-only open created the file: %v", err)
+	}
+	w, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := &apikey.Consumer{ID: apikey.NewConsumerID(), Name: "c", CreatedAt: time.Now().UTC()}
+	if err := w.CreateConsumer(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := Open(path, Options{ReadOnly: true, Timeout: 100 * time.Millisecond}); !errors.Is(err, apikey.ErrUnavailable) {
+		t.Fatalf("read-only open while a writer holds the file: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("took %s", took)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, err := r.GetConsumer(ctx, c.ID); err != nil || got.Name != "c" {
+		t.Fatalf("GetConsumer: %v, %v", got, err)
+	}
+	if err := r.CreateConsumer(ctx, &apikey.Consumer{ID: apikey.NewConsumerID(), Name: "d", CreatedAt: time.Now().UTC()}); err == nil {
+		t.Fatal("a read-only store wrote")
+	}
+}

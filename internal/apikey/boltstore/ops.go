@@ -310,7 +310,8 @@ func (s *Store) LookupKey(ctx context.Context, hash []byte) (*apikey.Key, *apike
 		key      *apikey.Key
 		consumer *apikey.Consumer
 	)
-	err := s.view(ctx, "lookup key", func(tx *bolt.Tx) error {
+	// key and consumer are read only after a nil error: see viewBounded.
+	err := s.viewBounded(ctx, "lookup key", func(tx *bolt.Tx) error {
 		b, err := bucketsOf(tx)
 		if err != nil {
 			return err

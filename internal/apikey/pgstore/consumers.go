@@ -15,8 +15,13 @@ func (s *Store) CreateConsumer(ctx context.Context, c *apikey.Consumer) error {
 	if c == nil || c.ID == "" || c.Name == "" {
 		return errors.New("pgstore: create consumer: id and name are required")
 	}
-	_, err := s.pool.Exec(ctx, s.q.createConsumer,
-		c.ID, c.Name, orEmpty(c.Groups), orEmpty(c.Tags), orEmptyMap(c.Metadata), c.CreatedAt)
+	ctx, cancel, conn, err := s.conn(ctx)
+	if err == nil {
+		defer cancel()
+		defer conn.Release()
+		_, err = conn.Exec(ctx, s.q.createConsumer,
+			c.ID, c.Name, orEmpty(c.Groups), orEmpty(c.Tags), orEmptyMap(c.Metadata), c.CreatedAt)
+	}
 	if err != nil {
 		return s.fail(fmt.Sprintf("create consumer %q", c.ID), err)
 	}
@@ -25,7 +30,13 @@ func (s *Store) CreateConsumer(ctx context.Context, c *apikey.Consumer) error {
 
 // GetConsumer returns the consumer with the given id, or apikey.ErrNotFound.
 func (s *Store) GetConsumer(ctx context.Context, id string) (*apikey.Consumer, error) {
-	c, err := scanConsumer(s.pool.QueryRow(ctx, s.q.getConsumer, id))
+	ctx, cancel, conn, err := s.conn(ctx)
+	if err != nil {
+		return nil, s.fail(fmt.Sprintf("get consumer %q", id), err)
+	}
+	defer cancel()
+	defer conn.Release()
+	c, err := scanConsumer(conn.QueryRow(ctx, s.q.getConsumer, id))
 	if err != nil {
 		return nil, s.fail(fmt.Sprintf("get consumer %q", id), err)
 	}
@@ -35,7 +46,13 @@ func (s *Store) GetConsumer(ctx context.Context, id string) (*apikey.Consumer, e
 // GetConsumerByName returns the consumer with the given name, or
 // apikey.ErrNotFound.
 func (s *Store) GetConsumerByName(ctx context.Context, name string) (*apikey.Consumer, error) {
-	c, err := scanConsumer(s.pool.QueryRow(ctx, s.q.getConsumerByName, name))
+	ctx, cancel, conn, err := s.conn(ctx)
+	if err != nil {
+		return nil, s.fail(fmt.Sprintf("get consumer by name %q", name), err)
+	}
+	defer cancel()
+	defer conn.Release()
+	c, err := scanConsumer(conn.QueryRow(ctx, s.q.getConsumerByName, name))
 	if err != nil {
 		return nil, s.fail(fmt.Sprintf("get consumer by name %q", name), err)
 	}
@@ -44,7 +61,13 @@ func (s *Store) GetConsumerByName(ctx context.Context, name string) (*apikey.Con
 
 // ListConsumers returns every consumer, oldest first.
 func (s *Store) ListConsumers(ctx context.Context) ([]*apikey.Consumer, error) {
-	rows, err := s.pool.Query(ctx, s.q.listConsumers)
+	ctx, cancel, conn, err := s.conn(ctx)
+	if err != nil {
+		return nil, s.fail("list consumers", err)
+	}
+	defer cancel()
+	defer conn.Release()
+	rows, err := conn.Query(ctx, s.q.listConsumers)
 	if err != nil {
 		return nil, s.fail("list consumers", err)
 	}
@@ -61,7 +84,13 @@ func (s *Store) ListConsumers(ctx context.Context) ([]*apikey.Consumer, error) {
 // notifying each deleted key id (see Options.OnChange). An unknown id is
 // apikey.ErrNotFound.
 func (s *Store) DeleteConsumer(ctx context.Context, id string) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	ctx, cancel, conn, err := s.conn(ctx)
+	if err != nil {
+		return s.fail(fmt.Sprintf("delete consumer %q", id), err)
+	}
+	defer cancel()
+	defer conn.Release()
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, s.q.lockConsumer, id)
 		if err != nil {
 			return err

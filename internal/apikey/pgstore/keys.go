@@ -22,9 +22,14 @@ func (s *Store) CreateKey(ctx context.Context, k *apikey.Key) error {
 	if err := checkStatus(k.Status); err != nil {
 		return fmt.Errorf("pgstore: create key %q: %w", k.ID, err)
 	}
-	_, err := s.pool.Exec(ctx, s.q.createKey,
-		k.ID, k.ConsumerID, k.Hash, k.Hint, k.Name, orEmpty(k.Scopes), orEmpty(k.Routes), k.Tier,
-		string(k.Status), k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.RotatedTo, k.LastUsedAt)
+	ctx, cancel, conn, err := s.conn(ctx)
+	if err == nil {
+		defer cancel()
+		defer conn.Release()
+		_, err = conn.Exec(ctx, s.q.createKey,
+			k.ID, k.ConsumerID, k.Hash, k.Hint, k.Name, orEmpty(k.Scopes), orEmpty(k.Routes), k.Tier,
+			string(k.Status), k.CreatedAt, k.ExpiresAt, k.RevokedAt, k.RotatedTo, k.LastUsedAt)
+	}
 	if err != nil {
 		return s.fail(fmt.Sprintf("create key %q", k.ID), err)
 	}
@@ -34,7 +39,13 @@ func (s *Store) CreateKey(ctx context.Context, k *apikey.Key) error {
 // GetKey returns the key with the given id, or apikey.ErrNotFound.
 func (s *Store) GetKey(ctx context.Context, id string) (*apikey.Key, error) {
 	k := new(apikey.Key)
-	if err := s.pool.QueryRow(ctx, s.q.getKey, id).Scan(keyDest(k)...); err != nil {
+	ctx, cancel, conn, err := s.conn(ctx)
+	if err == nil {
+		defer cancel()
+		defer conn.Release()
+		err = conn.QueryRow(ctx, s.q.getKey, id).Scan(keyDest(k)...)
+	}
+	if err != nil {
 		return nil, s.fail(fmt.Sprintf("get key %q", id), err)
 	}
 	normalizeKey(k)
@@ -44,12 +55,17 @@ func (s *Store) GetKey(ctx context.Context, id string) (*apikey.Key, error) {
 // ListKeys returns a consumer's keys, or every key when consumerID is "",
 // oldest first. An unknown consumer has no keys (not an error).
 func (s *Store) ListKeys(ctx context.Context, consumerID string) ([]*apikey.Key, error) {
+	ctx, cancel, conn, err := s.conn(ctx)
+	if err != nil {
+		return nil, s.fail("list keys", err)
+	}
+	defer cancel()
+	defer conn.Release()
 	var rows pgx.Rows
-	var err error
 	if consumerID == "" {
-		rows, err = s.pool.Query(ctx, s.q.listAllKeys)
+		rows, err = conn.Query(ctx, s.q.listAllKeys)
 	} else {
-		rows, err = s.pool.Query(ctx, s.q.listKeys, consumerID)
+		rows, err = conn.Query(ctx, s.q.listKeys, consumerID)
 	}
 	if err != nil {
 		return nil, s.fail("list keys", err)
@@ -74,7 +90,13 @@ func (s *Store) ListKeys(ctx context.Context, consumerID string) ([]*apikey.Key,
 func (s *Store) LookupKey(ctx context.Context, hash []byte) (*apikey.Key, *apikey.Consumer, error) {
 	k, c := new(apikey.Key), new(apikey.Consumer)
 	dest := append(keyDest(k), consumerDest(c)...)
-	if err := s.pool.QueryRow(ctx, s.q.lookupKey, hash).Scan(dest...); err != nil {
+	ctx, cancel, conn, err := s.conn(ctx)
+	if err == nil {
+		defer cancel()
+		defer conn.Release()
+		err = conn.QueryRow(ctx, s.q.lookupKey, hash).Scan(dest...)
+	}
+	if err != nil {
 		// Never put the hash in the error: errors end up in logs.
 		return nil, nil, s.fail("lookup key", err)
 	}
@@ -94,7 +116,13 @@ func (s *Store) UpdateKey(ctx context.Context, k *apikey.Key) error {
 	if err := checkStatus(k.Status); err != nil {
 		return fmt.Errorf("pgstore: update key %q: %w", k.ID, err)
 	}
-	tag, err := s.pool.Exec(ctx, s.q.updateKey,
+	ctx, cancel, conn, err := s.conn(ctx)
+	if err != nil {
+		return s.fail(fmt.Sprintf("update key %q", k.ID), err)
+	}
+	defer cancel()
+	defer conn.Release()
+	tag, err := conn.Exec(ctx, s.q.updateKey,
 		k.ID, string(k.Status), k.ExpiresAt, k.RevokedAt, k.RotatedTo,
 		k.Name, orEmpty(k.Scopes), orEmpty(k.Routes), k.Tier)
 	if err != nil {
@@ -122,7 +150,13 @@ func (s *Store) TouchKeys(ctx context.Context, lastUsed map[string]time.Time) er
 	for i, id := range ids {
 		times[i] = lastUsed[id]
 	}
-	if _, err := s.pool.Exec(ctx, s.q.touchKeys, ids, times); err != nil {
+	ctx, cancel, conn, err := s.conn(ctx)
+	if err == nil {
+		defer cancel()
+		defer conn.Release()
+		_, err = conn.Exec(ctx, s.q.touchKeys, ids, times)
+	}
+	if err != nil {
 		return s.fail(fmt.Sprintf("touch %d keys", len(ids)), err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package pgstore
 import (
 	"cmp"
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -27,6 +28,7 @@ const (
 type listener struct {
 	cfg      *pgx.ConnConfig
 	onChange func(keyID string)
+	log      *slog.Logger
 
 	idleCheck, pingWait, minBackoff, maxBackoff time.Duration // zero: the package defaults
 }
@@ -46,20 +48,34 @@ func connectListener(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error
 
 // run owns conn and returns once ctx is done, with no connection open.
 func (l *listener) run(ctx context.Context, conn *pgx.Conn) {
+	if l.log == nil {
+		l.log = slog.Default()
+	}
 	for {
-		l.receive(ctx, conn)
+		err := l.receive(ctx, conn)
 		closeQuietly(conn)
-		if conn = l.reconnect(ctx); conn == nil {
+		if ctx.Err() != nil {
+			return
+		}
+		// One line for the disconnect and one for the reconnect, however
+		// many attempts it takes: an outage must not flood the log.
+		l.log.Warn("pgstore: key-change listener disconnected; reconnecting with backoff. Until then, keys revoked on other replicas stop here only when their cache entry expires (api_keys.cache_ttl)",
+			"error", err)
+		down := time.Now()
+		var attempts int
+		if conn, attempts = l.reconnect(ctx); conn == nil {
 			return
 		}
 		// Whatever was notified while we were away is lost.
 		l.onChange(FlushAll)
+		l.log.Info("pgstore: key-change listener reconnected; cached keys flushed",
+			"attempts", attempts, "down", time.Since(down).Round(time.Millisecond).String())
 	}
 }
 
-// receive hands notifications to onChange until the connection fails or ctx
-// is done.
-func (l *listener) receive(ctx context.Context, conn *pgx.Conn) {
+// receive hands notifications to onChange until the connection fails (its
+// error is returned) or ctx is done.
+func (l *listener) receive(ctx context.Context, conn *pgx.Conn) error {
 	idle := cmp.Or(l.idleCheck, listenIdleCheck)
 	for {
 		wctx, cancel := context.WithTimeout(ctx, idle)
@@ -70,21 +86,22 @@ func (l *listener) receive(ctx context.Context, conn *pgx.Conn) {
 			continue
 		}
 		if ctx.Err() != nil || !pgconn.Timeout(err) || conn.IsClosed() {
-			return
+			return err
 		}
 		// Quiet for a while: make sure the server is still there.
 		pctx, cancel := context.WithTimeout(ctx, cmp.Or(l.pingWait, listenPingWait))
 		err = conn.Ping(pctx)
 		cancel()
 		if err != nil {
-			return
+			return err
 		}
 	}
 }
 
 // reconnect retries until it is listening again, or returns nil once ctx is
-// done.
-func (l *listener) reconnect(ctx context.Context) *pgx.Conn {
+// done; attempts counts the tries. Failed attempts are logged at debug
+// level only.
+func (l *listener) reconnect(ctx context.Context) (conn *pgx.Conn, attempts int) {
 	backoff := cmp.Or(l.minBackoff, listenMinBackoff)
 	maxBackoff := cmp.Or(l.maxBackoff, listenMaxBackoff)
 	for {
@@ -95,18 +112,20 @@ func (l *listener) reconnect(ctx context.Context) *pgx.Conn {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil
+			return nil, attempts
 		case <-t.C:
 		}
+		attempts++
 		dctx, cancel := context.WithTimeout(ctx, listenDialWait)
 		conn, err := connectListener(dctx, l.cfg)
 		cancel()
 		if err == nil {
-			return conn
+			return conn, attempts
 		}
 		if ctx.Err() != nil {
-			return nil
+			return nil, attempts
 		}
+		l.log.Debug("pgstore: key-change listener reconnect failed", "attempt", attempts, "error", err)
 		backoff = min(2*backoff, maxBackoff)
 	}
 }

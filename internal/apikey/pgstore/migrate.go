@@ -74,6 +74,12 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	lock := advisoryLockKey(schema)
 	for _, m := range ms {
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			// Migrations (and the wait for another replica's) may take
+			// longer than a key lookup's statement_timeout; Open's own
+			// deadline still bounds them.
+			if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = '60s'"); err != nil {
+				return err
+			}
 			if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", lock); err != nil {
 				return err
 			}

@@ -14,11 +14,15 @@
 package pgstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -36,6 +40,17 @@ const NotifyChannel = "gatehouse_keys"
 // FlushAll is the key id passed to Options.OnChange when notifications may
 // have been missed (the listener reconnected): callers drop every cached key.
 const FlushAll = "*"
+
+// Default timeouts of Options. Every call that leaves the process has a
+// deadline: a partitioned database (packets dropped, nothing refused) must
+// cost a bounded wait, never a hang.
+const (
+	DefaultConnectTimeout   = 5 * time.Second
+	DefaultAcquireTimeout   = 2 * time.Second
+	DefaultStatementTimeout = 5 * time.Second
+	// migrateTimeout bounds the migrations Open runs.
+	migrateTimeout = time.Minute
+)
 
 // Options configures Open. The zero value is usable.
 type Options struct {
@@ -63,6 +78,30 @@ type Options struct {
 	// schemas of one database see each other's key ids. That costs a spurious
 	// cache drop, never a missed one.
 	OnChange func(keyID string)
+
+	// ConnectTimeout bounds opening one connection (TCP, TLS, startup and
+	// authentication), for the pool and the listener. Default
+	// DefaultConnectTimeout (5s); a connect_timeout in the DSN wins.
+	ConnectTimeout time.Duration
+	// AcquireTimeout bounds the wait for a pooled connection, including
+	// opening a new one. Default DefaultAcquireTimeout (2s).
+	AcquireTimeout time.Duration
+	// StatementTimeout is the server's statement_timeout for every
+	// connection; a statement_timeout in the DSN wins. Every call also gets
+	// a client-side deadline of AcquireTimeout + StatementTimeout + 1s (or
+	// the caller's, when sooner), which holds even when the server cannot
+	// be reached to enforce its own. Default DefaultStatementTimeout (5s).
+	StatementTimeout time.Duration
+
+	// ReadOnly skips the migrations (the schema must exist) and makes every
+	// transaction read-only (default_transaction_read_only), for offline
+	// tools such as gatehouse explain that must never write. Use it
+	// without OnChange.
+	ReadOnly bool
+
+	// Log receives the listener's disconnects and reconnects (one line
+	// each, not one per retry). Default slog.Default().
+	Log *slog.Logger
 }
 
 // Store is an apikey.Store backed by PostgreSQL through a pgx pool. It is
@@ -71,6 +110,8 @@ type Store struct {
 	pool   *pgxpool.Pool
 	schema string
 	q      queries
+
+	acquireTimeout, opTimeout time.Duration
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
@@ -99,23 +140,56 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: parse dsn: %w", err)
 	}
+	acquire := cmp.Or(opts.AcquireTimeout, DefaultAcquireTimeout)
+	statement := cmp.Or(opts.StatementTimeout, DefaultStatementTimeout)
+	if opts.ConnectTimeout < 0 || opts.AcquireTimeout < 0 || opts.StatementTimeout < 0 {
+		return nil, fmt.Errorf("pgstore: negative timeout")
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = cmp.Or(opts.ConnectTimeout, DefaultConnectTimeout)
+	}
+	if _, set := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !set {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(statement.Milliseconds(), 10)
+	}
+	if opts.ReadOnly {
+		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: open pool: %w", err)
 	}
 	s := &Store{
-		pool:   pool,
-		schema: schema,
-		q:      newQueries(pgx.Identifier{schema}.Sanitize()),
+		pool:           pool,
+		schema:         schema,
+		q:              newQueries(pgx.Identifier{schema}.Sanitize()),
+		acquireTimeout: acquire,
+		opTimeout:      acquire + statement + time.Second,
 	}
-	if err := migrate(ctx, pool, schema); err != nil {
-		pool.Close()
-		return nil, err
+	if opts.ReadOnly {
+		// Nothing to migrate, but fail now, clearly, if the database cannot
+		// be reached.
+		pctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+		err = pool.Ping(pctx)
+		cancel()
+		if err != nil {
+			pool.Close()
+			return nil, wrapErr("connect", err)
+		}
+	} else {
+		mctx, cancel := context.WithTimeout(ctx, migrateTimeout)
+		err = migrate(mctx, pool, schema)
+		cancel()
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
 	}
 	if opts.OnChange != nil {
 		// Listen before returning, so no change committed after Open
 		// returns can be missed.
-		conn, err := connectListener(ctx, cfg.ConnConfig)
+		dctx, cancel := context.WithTimeout(ctx, listenDialWait)
+		conn, err := connectListener(dctx, cfg.ConnConfig)
+		cancel()
 		if err != nil {
 			pool.Close()
 			return nil, wrapErr("listen", err)
@@ -123,7 +197,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		lctx, cancel := context.WithCancel(context.Background())
 		s.stopListen = cancel
 		s.listenDone = make(chan struct{})
-		l := &listener{cfg: cfg.ConnConfig, onChange: opts.OnChange}
+		l := &listener{cfg: cfg.ConnConfig, onChange: opts.OnChange, log: cmp.Or(opts.Log, slog.Default())}
 		go func() {
 			defer close(s.listenDone)
 			l.run(lctx, conn)
@@ -133,7 +207,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 }
 
 // Close stops the listener, waits for it to exit and closes the pool,
-// waiting for connections in use to be released. Later calls do nothing.
+// waiting for connections in use to be released, but no longer than one
+// operation's deadline and a second. Later calls do nothing.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
@@ -141,9 +216,39 @@ func (s *Store) Close() error {
 			s.stopListen()
 			<-s.listenDone
 		}
-		s.pool.Close()
+		// In-flight calls end by their deadline, so waiting longer than one
+		// operation means the database stopped answering: pgx then finishes
+		// closing (up to 15s per connection) in the background, and Close
+		// does not hold up a shutdown for it.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.pool.Close()
+		}()
+		t := time.NewTimer(s.opTimeout + time.Second)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+		}
 	})
 	return nil
+}
+
+// conn acquires a pooled connection for one call and returns the call's
+// context: the caller's, bounded by the operation deadline. The wait for
+// the connection itself is bounded by the acquire timeout. Callers release
+// the connection and call cancel.
+func (s *Store) conn(ctx context.Context) (context.Context, context.CancelFunc, *pgxpool.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	actx, acancel := context.WithTimeout(ctx, s.acquireTimeout)
+	c, err := s.pool.Acquire(actx)
+	acancel()
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, cancel, c, nil
 }
 
 // fail wraps a failed operation's error (see wrapErr). Calls racing with

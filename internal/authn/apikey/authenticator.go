@@ -5,7 +5,6 @@
 package apikey
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -56,18 +55,24 @@ const (
 	DefaultMaxEntries  = 100_000
 )
 
-// Client-facing failure descriptions. Malformed, unknown, revoked and
-// expired keys share one text so that the response is no oracle: only the
-// audit event (Failure.Reason) tells them apart.
-const (
-	descInvalid  = "The API key is not valid."
-	descNotRoute = "The API key is not allowed on this route."
-)
+// descInvalid is the one client-facing description of every bad key:
+// malformed, unknown, revoked, expired, and a valid key on a route it may
+// not use. One text (and so one response) means the answer is no oracle: a
+// caller holding a stolen or guessed key cannot learn whether it exists, or
+// which routes it opens. Only the audit event (Failure.Reason) tells the
+// cases apart.
+const descInvalid = "The API key is not valid."
 
 // Config configures an Authenticator. The zero value of every optional
 // field selects its default.
 type Config struct {
-	// Store holds the hashed keys. Required.
+	// Cache, if set, is the shared cache (and store) the Authenticator looks
+	// keys up in; Store, CacheTTL, NegativeTTL, MaxEntries, LookupTimeout
+	// and MaxLookups are then ignored. Share one Cache between every route
+	// and across reloads (see Cache). Default: a Cache of its own, built
+	// from those fields.
+	Cache *Cache
+	// Store holds the hashed keys. Required unless Cache is set.
 	Store apikey.Store
 	// Format is the key format; a key that fails Format.Check is refused
 	// before any store lookup. The zero value uses apikey.DefaultPrefix.
@@ -110,6 +115,9 @@ type Config struct {
 	// flood of unknown keys cannot evict the keys of real callers. A full
 	// half evicts an arbitrary entry (expired ones first when found).
 	MaxEntries int
+	// LookupTimeout and MaxLookups bound store calls, as in CacheConfig.
+	LookupTimeout time.Duration
+	MaxLookups    int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Touch, if set, records each successful key's last-used time; it
@@ -126,7 +134,7 @@ type Config struct {
 // Authenticator verifies API keys. It is safe for concurrent use and
 // never logs or returns the key.
 type Authenticator struct {
-	store        apikey.Store
+	keys         *Cache
 	format       apikey.Format
 	prefix       string
 	hasher       *apikey.Hasher
@@ -137,22 +145,29 @@ type Authenticator struct {
 	now          func() time.Time
 	touch        *Toucher
 	routes       func(*http.Request) (string, []string)
-	cache        *cache
 }
 
 var _ authn.Authenticator = (*Authenticator)(nil)
 
 // New validates cfg, applies its defaults and returns the Authenticator.
 func New(cfg Config) (*Authenticator, error) {
-	if cfg.Store == nil {
-		return nil, errors.New("authn/apikey: no key store")
+	keys := cfg.Cache
+	if keys == nil {
+		var err error
+		keys, err = NewCache(CacheConfig{
+			Store: cfg.Store, TTL: cfg.CacheTTL, NegativeTTL: cfg.NegativeTTL, MaxEntries: cfg.MaxEntries,
+			LookupTimeout: cfg.LookupTimeout, MaxLookups: cfg.MaxLookups,
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	format, err := apikey.NewFormat(cfg.Format.Prefix)
 	if err != nil {
 		return nil, fmt.Errorf("authn/apikey: %w", err)
 	}
 	a := &Authenticator{
-		store:      cfg.Store,
+		keys:       keys,
 		format:     format,
 		prefix:     format.Prefix,
 		hasher:     cfg.Hasher,
@@ -188,20 +203,6 @@ func New(cfg Config) (*Authenticator, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
-	ttl, negTTL, maxEntries := cfg.CacheTTL, cfg.NegativeTTL, cfg.MaxEntries
-	if ttl == 0 {
-		ttl = DefaultCacheTTL
-	}
-	if negTTL == 0 {
-		negTTL = DefaultNegativeTTL
-	}
-	switch {
-	case maxEntries == 0:
-		maxEntries = DefaultMaxEntries
-	case maxEntries < 2:
-		return nil, fmt.Errorf("authn/apikey: MaxEntries %d is below 2", maxEntries)
-	}
-	a.cache = newCache(ttl, negTTL, maxEntries)
 	return a, nil
 }
 
@@ -225,41 +226,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*identity.Identity, error
 	}
 	hash := a.hasher.Hash(key)
 	now := a.now()
-	e, known := a.cache.get(hash, now)
-	if !known {
-		if e, err = a.lookup(r, hash, now); err != nil {
-			return nil, err
-		}
-	}
-	if e == nil {
-		return nil, invalid(ReasonKeyUnknown, nil, nil, errUnknown)
-	}
-	return a.check(r, e, now)
-}
-
-// Invalidate drops the key with id keyID from the cache at once, so that a
-// revocation or rotation takes effect on the next request; "*" flushes the
-// whole cache, unknown keys included. Call it on revoke/rotate on this
-// instance and on change notifications from other replicas. A lookup in
-// flight when Invalidate is called does not refill the cache with what it
-// read.
-func (a *Authenticator) Invalidate(keyID string) { a.cache.invalidate(keyID) }
-
-// lookup asks the store for hash, caches the result and returns the entry,
-// nil for an unknown key.
-func (a *Authenticator) lookup(r *http.Request, hash []byte, now time.Time) (*entry, error) {
-	e, err := a.cache.load(r.Context(), hash, now, func(ctx context.Context) (*entry, error) {
-		k, c, err := a.store.LookupKey(ctx, hash)
-		switch {
-		case errors.Is(err, apikey.ErrNotFound):
-			return nil, nil
-		case err != nil:
-			return nil, err
-		case k == nil || c == nil:
-			return nil, errIncomplete
-		}
-		return newEntry(k, c), nil
-	})
+	e, err := a.keys.lookup(r.Context(), hash, now)
 	if err != nil {
 		return nil, &authn.UnavailableError{
 			Method:   identity.MethodAPIKey,
@@ -268,8 +235,15 @@ func (a *Authenticator) lookup(r *http.Request, hash []byte, now time.Time) (*en
 			Err:      fmt.Errorf("authn/apikey: looking up key: %w", err),
 		}
 	}
-	return e, nil
+	if e == nil {
+		return nil, invalid(ReasonKeyUnknown, nil, nil, errUnknown)
+	}
+	return a.check(r, e, now)
 }
+
+// Invalidate drops the key with id keyID from the cache (shared with every
+// Authenticator on the same Cache) at once; see Cache.Invalidate.
+func (a *Authenticator) Invalidate(keyID string) { a.keys.Invalidate(keyID) }
 
 // check applies the per-request checks to a found key: status, expiry
 // (against now, also for cached keys) and route restriction.
@@ -282,9 +256,7 @@ func (a *Authenticator) check(r *http.Request, e *entry, now time.Time) (*identi
 		return nil, invalid(ReasonKeyExpired, k, e.consumer, errExpired)
 	}
 	if len(k.Routes) > 0 && !a.routeAllowed(r, k.Routes) {
-		f := invalid(ReasonRouteNotAllowed, k, e.consumer, errRoute)
-		f.Description = descNotRoute
-		return nil, f
+		return nil, invalid(ReasonRouteNotAllowed, k, e.consumer, errRoute)
 	}
 	if a.touch != nil {
 		a.touch.Touch(k.ID, now)

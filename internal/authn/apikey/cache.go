@@ -128,7 +128,7 @@ var errLookupAborted = errors.New("authn/apikey: lookup aborted")
 // fetch gets a context that the requesting client's cancellation does not
 // cancel, since other requests may be waiting on the same lookup; a
 // waiter whose own request is cancelled stops waiting.
-func (c *cache) load(ctx context.Context, hash []byte, now time.Time, fetch func(context.Context) (*entry, error)) (*entry, error) {
+func (c *cache) load(ctx context.Context, hash []byte, now time.Time, fetch func(context.Context, []byte) (*entry, error)) (*entry, error) {
 	h := string(hash)
 	c.mu.Lock()
 	if e, ok := c.getLocked(h, now); ok {
@@ -158,7 +158,7 @@ func (c *cache) load(ctx context.Context, hash []byte, now time.Time, fetch func
 		c.mu.Unlock()
 		close(cl.done)
 	}()
-	e, err := fetch(context.WithoutCancel(ctx))
+	e, err := fetch(context.WithoutCancel(ctx), hash)
 	cl.e, cl.err = e, err
 	return e, err
 }
@@ -232,6 +232,13 @@ func (c *cache) invalidate(keyID string) {
 		}
 		delete(c.byID, keyID)
 	}
+}
+
+func (c *cache) forgetUnknown() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.neg)
 }
 
 // len reports the number of cached results, for tests.

@@ -19,8 +19,8 @@ func testEntry(id string) *entry {
 func TestCacheIsBounded(t *testing.T) {
 	c := newCache(time.Minute, time.Minute, 10)
 	now := time.Unix(1_900_000_000, 0)
-	fetch := func(e *entry) func(context.Context) (*entry, error) {
-		return func(context.Context) (*entry, error) { return e, nil }
+	fetch := func(e *entry) func(context.Context, []byte) (*entry, error) {
+		return func(context.Context, []byte) (*entry, error) { return e, nil }
 	}
 	for i := range 5 {
 		if _, err := c.load(context.Background(), fmt.Appendf(nil, "pos-%d", i), now, fetch(testEntry(fmt.Sprint("k", i)))); err != nil {
@@ -55,7 +55,7 @@ func TestCacheIsBounded(t *testing.T) {
 func TestCacheEvictsExpiredFirst(t *testing.T) {
 	c := newCache(time.Minute, time.Second, 4) // 2 unknown slots
 	now := time.Unix(1_900_000_000, 0)
-	none := func(context.Context) (*entry, error) { return nil, nil }
+	none := func(context.Context, []byte) (*entry, error) { return nil, nil }
 	_, _ = c.load(context.Background(), []byte("old"), now, none)
 	_, _ = c.load(context.Background(), []byte("fresh"), now.Add(2*time.Second), none)
 	_, _ = c.load(context.Background(), []byte("new"), now.Add(2*time.Second), none)
@@ -70,7 +70,7 @@ func TestCacheEvictsExpiredFirst(t *testing.T) {
 func TestLookupDuringInvalidateIsNotCached(t *testing.T) {
 	c := newCache(time.Hour, time.Hour, 100)
 	now := time.Unix(1_900_000_000, 0)
-	e, err := c.load(context.Background(), []byte("h"), now, func(context.Context) (*entry, error) {
+	e, err := c.load(context.Background(), []byte("h"), now, func(context.Context, []byte) (*entry, error) {
 		c.invalidate("k1") // arrives while the store answers
 		return testEntry("k1"), nil
 	})
@@ -85,14 +85,14 @@ func TestLookupDuringInvalidateIsNotCached(t *testing.T) {
 func TestLookupErrorsAndPanicsAreNotCached(t *testing.T) {
 	c := newCache(time.Hour, time.Hour, 100)
 	now := time.Unix(1_900_000_000, 0)
-	if _, err := c.load(context.Background(), []byte("h"), now, func(context.Context) (*entry, error) {
+	if _, err := c.load(context.Background(), []byte("h"), now, func(context.Context, []byte) (*entry, error) {
 		return nil, apikey.ErrUnavailable
 	}); err == nil {
 		t.Fatal("no error")
 	}
 	func() {
 		defer func() { _ = recover() }()
-		_, _ = c.load(context.Background(), []byte("h"), now, func(context.Context) (*entry, error) { panic("store bug") })
+		_, _ = c.load(context.Background(), []byte("h"), now, func(context.Context, []byte) (*entry, error) { panic("store bug") })
 	}()
 	if _, ok := c.get([]byte("h"), now); ok {
 		t.Fatal("a failed lookup was cached")
@@ -109,7 +109,7 @@ func TestWaiterStopsOnCancel(t *testing.T) {
 	started := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		_, _ = c.load(context.Background(), []byte("h"), now, func(ctx context.Context) (*entry, error) {
+		_, _ = c.load(context.Background(), []byte("h"), now, func(ctx context.Context, _ []byte) (*entry, error) {
 			close(started)
 			<-release
 			return nil, ctx.Err()
