@@ -113,6 +113,10 @@ func TestExtraction(t *testing.T) {
 		{"default header not read with a custom one", custom, request("/", "X-API-Key", key), none},
 		{"default scheme not read with custom ones", custom, request("/", "Authorization", "ApiKey "+key), none},
 		{"scheme must be a whole word", defaults, request("/", "Authorization", "ApiKeyX "+key), none},
+		{"ApiKey, tab, key", defaults, request("/", "Authorization", "ApiKey\t"+key), authnapikey.ReasonKeyMalformed},
+		{"apikey, comma, key", defaults, request("/", "Authorization", "apikey,"+key), authnapikey.ReasonKeyMalformed},
+		{"ApiKey, vertical tab, key", defaults, request("/", "Authorization", "ApiKey\v"+key), authnapikey.ReasonKeyMalformed},
+		{"ApiKey then non-ASCII is another scheme", defaults, request("/", "Authorization", "ApiKey\u00e9 "+key), none},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id, err := tc.a.Authenticate(tc.r)

@@ -62,8 +62,17 @@ func (a *Authenticator) extract(r *http.Request) (string, error) {
 // whose scheme is an accepted one (case-insensitively, RFC 9110 section
 // 11.1). A Bearer credential without the key prefix is not ours: it is
 // left to a JWT authenticator.
+//
+// The scheme is the leading run of token characters (RFC 9110 §5.6.2): an
+// accepted scheme followed by anything but a space ("ApiKey\t<key>",
+// "ApiKey,<key>") is ours and malformed (an empty credential), never "not
+// ours", which an allow_anonymous route would let through as anonymous.
 func (a *Authenticator) authorization(v string) (cred string, ok bool) {
-	scheme, cred, _ := strings.Cut(v, " ")
+	i := 0
+	for i < len(v) && isTokenChar(v[i]) {
+		i++
+	}
+	scheme, rest := v[:i], v[i:]
 	matched := false
 	for _, s := range a.schemes {
 		if strings.EqualFold(scheme, s) {
@@ -74,9 +83,25 @@ func (a *Authenticator) authorization(v string) (cred string, ok bool) {
 	if !matched {
 		return "", false
 	}
-	cred = strings.TrimLeft(cred, " ")
+	if rest != "" && rest[0] != ' ' {
+		if rest[0] >= 0x80 {
+			return "", false // "ApiKeyé …" is some other scheme
+		}
+		return "", true
+	}
+	cred = strings.TrimLeft(rest, " ")
 	if a.bearerShared && strings.EqualFold(scheme, "Bearer") && !strings.HasPrefix(cred, a.prefix) {
 		return "", false
 	}
 	return cred, true
+}
+
+// isTokenChar reports whether c is an RFC 9110 tchar, the characters of an
+// auth-scheme.
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
