@@ -68,11 +68,7 @@ func (a *Authenticator) extract(r *http.Request) (string, error) {
 // "ApiKey,<key>") is ours and malformed (an empty credential), never "not
 // ours", which an allow_anonymous route would let through as anonymous.
 func (a *Authenticator) authorization(v string) (cred string, ok bool) {
-	i := 0
-	for i < len(v) && isTokenChar(v[i]) {
-		i++
-	}
-	scheme, rest := v[:i], v[i:]
+	scheme, cred, wellFormed := authn.SplitAuthorization(v)
 	matched := false
 	for _, s := range a.schemes {
 		if strings.EqualFold(scheme, s) {
@@ -83,25 +79,11 @@ func (a *Authenticator) authorization(v string) (cred string, ok bool) {
 	if !matched {
 		return "", false
 	}
-	if rest != "" && rest[0] != ' ' {
-		if rest[0] >= 0x80 {
-			return "", false // "ApiKeyé …" is some other scheme
-		}
-		return "", true
+	if !wellFormed {
+		return "", true // an empty credential: refused as malformed
 	}
-	cred = strings.TrimLeft(rest, " ")
 	if a.bearerShared && strings.EqualFold(scheme, "Bearer") && !strings.HasPrefix(cred, a.prefix) {
 		return "", false
 	}
 	return cred, true
-}
-
-// isTokenChar reports whether c is an RFC 9110 tchar, the characters of an
-// auth-scheme.
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }

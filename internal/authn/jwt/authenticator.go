@@ -64,58 +64,37 @@ func (a *Authenticator) Authenticate(r *http.Request) (*identity.Identity, error
 	case 1:
 	default:
 		for _, v := range values {
-			if _, ok := bearer(v); ok {
+			if _, ok, _ := bearer(v); ok {
 				return nil, failure(authn.ReasonMalformed, nil, errSeveralHeaders)
 			}
 		}
 		return nil, authn.ErrNoCredential
 	}
-	token, ok := bearer(values[0])
-	if !ok {
-		return nil, authn.ErrNoCredential
-	}
+	token, ok, wellFormed := bearer(values[0])
 	switch {
+	case !ok:
+		return nil, authn.ErrNoCredential
+	case !wellFormed:
+		// "Bearer" then a tab or another separator: the client meant a
+		// bearer token. Refused, never "not mine", which on an
+		// allow_anonymous route would let the request through.
+		return nil, failure(authn.ReasonMalformed, nil, errBadSeparator)
 	case token == "":
 		return nil, failure(authn.ReasonMalformed, nil, errNoToken)
-	case token[0] != ' ' && !isTokenChar(token[0]) && token[0] < 0x80:
-		// "Bearer" then a tab or another separator: the client meant a
-		// bearer token (RFC 7235 wants one space). Refused, never "not
-		// mine", which on an allow_anonymous route would let the request
-		// through as anonymous.
-		return nil, failure(authn.ReasonMalformed, nil, errBadSeparator)
 	}
 	return a.v.verify(r.Context(), token, a.allowed)
 }
 
 // bearer splits an Authorization value of the Bearer scheme. ok is false
-// for another scheme; token is "" when the scheme has no token.
-func bearer(v string) (token string, ok bool) {
-	const scheme = "Bearer"
-	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
-		return "", false
-	}
-	rest := v[len(scheme):]
-	if rest == "" {
-		return "", true
-	}
-	if rest[0] != ' ' {
-		if isTokenChar(rest[0]) || rest[0] >= 0x80 {
-			return "", false // "Bearerfoo" is some other scheme
-		}
-		return rest, true // "Bearer\t…": Authenticate refuses it
+// for another scheme; wellFormed is false when "Bearer" is followed by
+// something other than a space; token is "" when the scheme has no token.
+func bearer(v string) (token string, ok, wellFormed bool) {
+	scheme, token, wellFormed := authn.SplitAuthorization(v)
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", false, false // "Bearerfoo" is some other scheme
 	}
 	// Any other whitespace left in the token makes it malformed later.
-	return strings.TrimLeft(rest, " "), true
-}
-
-// isTokenChar reports whether c may appear in an auth-scheme (RFC 9110
-// §5.6.2 tchar).
-func isTokenChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+	return token, true, wellFormed
 }
 
 var (
