@@ -33,8 +33,10 @@
 // Only plain-TCP listeners can be observed: on a TLS listener net/http
 // must see the *tls.Conn itself (for HTTP/2 and Request.TLS), so there the
 // observer is not installed and Check always passes; HTTP/2 has no such
-// ambiguity, and over TLS HTTP/1.1 net/http's own rule (chunked wins,
-// Content-Length removed before forwarding) applies.
+// ambiguity, and over TLS HTTP/1.x net/http's own rule (chunked wins,
+// Content-Length removed before forwarding) applies, and CloseAfter has
+// the connection closed after every request that could have been
+// ambiguous, so no byte after it is read as a request.
 package framing
 
 import (
@@ -126,4 +128,24 @@ func Check(r *http.Request) error {
 		return ErrAmbiguous
 	}
 	return nil
+}
+
+// CloseAfter reports whether the connection of r, which Check could not
+// observe (a TLS listener), must be closed after the response because r
+// may have been one of the ambiguous shapes Check refuses elsewhere:
+// net/http removes Content-Length from a chunked request and
+// Transfer-Encoding from an HTTP/1.0 one before the handler runs, so the
+// two cannot be told from honest requests. RFC 9112 §6.1 requires the
+// connection to be closed after such a request in any case; closing after
+// every chunked or HTTP/1.0 request on an unobserved connection meets
+// that without knowing which ones were ambiguous, at the cost of a new
+// connection for those (rare) requests.
+func CloseAfter(r *http.Request) bool {
+	if r.ProtoMajor != 1 {
+		return false
+	}
+	if _, observed := r.Context().Value(connKey{}).(*Conn); observed {
+		return false
+	}
+	return r.ProtoMinor == 0 || len(r.TransferEncoding) > 0
 }

@@ -173,6 +173,9 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 		p.respond(rec, r, e, err)
 		return
 	}
+	if framing.CloseAfter(r) {
+		w.Header()["Connection"] = []string{"close"}
+	}
 	// Request hygiene, then the route match (hygiene.go).
 	res, err := p.route(r, p.peerTrusted(r))
 	if err != nil {
