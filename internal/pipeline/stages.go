@@ -195,16 +195,17 @@ func (s *identityHeadersStage) Process(x *Exchange) error {
 	set(s.h.subject, id.Subject)
 	set(s.h.issuer, id.Issuer)
 	set(s.h.clientID, id.ClientID)
-	set(s.h.scopes, strings.Join(id.Scopes, " "))
-	set(s.h.roles, strings.Join(id.Roles, ","))
-	set(s.h.groups, strings.Join(id.Groups, ","))
+	set(s.h.scopes, joinList(id.Scopes, ' '))
+	set(s.h.roles, joinList(id.Roles, ','))
+	set(s.h.groups, joinList(id.Groups, ','))
 	for _, c := range s.h.claims {
 		set(c.header, claimString(id.Claims[c.claim]))
 	}
 	return nil
 }
 
-// claimString renders a claim for a header: arrays comma-separated.
+// claimString renders a claim for a header: arrays comma-separated (as
+// joinList escapes them).
 func claimString(v any) string {
 	switch t := v.(type) {
 	case nil:
@@ -212,13 +213,13 @@ func claimString(v any) string {
 	case string:
 		return t
 	case []string:
-		return strings.Join(t, ",")
+		return joinList(t, ',')
 	case []any:
 		parts := make([]string, 0, len(t))
 		for _, e := range t {
 			parts = append(parts, claimString(e))
 		}
-		return strings.Join(parts, ",")
+		return joinList(parts, ',')
 	default:
 		// Numbers, booleans and objects as compact JSON.
 		b, err := json.Marshal(t)
@@ -227,6 +228,53 @@ func claimString(v any) string {
 		}
 		return string(b)
 	}
+}
+
+// joinList joins the elements of a list-valued identity header with sep,
+// percent-encoding (RFC 3986 style) any sep, '%' or control character
+// inside an element, so that a backend splitting on sep always gets whole
+// elements: a group named "staff,admin" must reach it as one group
+// ("staff%2Cadmin"), never as "staff" and "admin", and one element with a
+// control character must not make the whole header disappear (a backend's
+// deny list of groups would then see no groups at all). Lists without such
+// characters, nearly all of them, are joined as they are.
+func joinList(list []string, sep byte) string {
+	escape := false
+	for _, e := range list {
+		if needsListEscape(e, sep) {
+			escape = true
+			break
+		}
+	}
+	if !escape {
+		return strings.Join(list, string(sep))
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i, e := range list {
+		if i > 0 {
+			b.WriteByte(sep)
+		}
+		for j := 0; j < len(e); j++ {
+			if c := e[j]; c == sep || c == '%' || c < 0x20 || c == 0x7f {
+				b.WriteByte('%')
+				b.WriteByte(hex[c>>4])
+				b.WriteByte(hex[c&0xf])
+			} else {
+				b.WriteByte(c)
+			}
+		}
+	}
+	return b.String()
+}
+
+func needsListEscape(e string, sep byte) bool {
+	for i := 0; i < len(e); i++ {
+		if c := e[i]; c == sep || c == '%' || c < 0x20 || c == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // headerValueSafe refuses control characters, which would be rejected by
