@@ -31,7 +31,7 @@ var (
 	RouteNotFound    = Type{"route-not-found", "No route matches the request", http.StatusNotFound}
 	Unauthorized     = Type{"unauthorized", "Authentication required or failed", http.StatusUnauthorized}
 	Forbidden        = Type{"forbidden", "Not allowed", http.StatusForbidden}
-	MethodNotAllowed = Type{"method-not-allowed", "Method not allowed on this route", http.StatusMethodNotAllowed}
+	MethodNotAllowed = Type{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
 	BodyTooLarge     = Type{"request-body-too-large", "Request body too large", http.StatusRequestEntityTooLarge}
 	HeaderTooLarge   = Type{"request-header-too-large", "Request header fields too large", http.StatusRequestHeaderFieldsTooLarge}
 	Internal         = Type{"internal-error", "Internal error", http.StatusInternalServerError}
