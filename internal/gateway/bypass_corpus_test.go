@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -77,6 +78,10 @@ type bypassCase struct {
 	headers []string // raw header lines; Host: gw.test is added unless one is given
 	token   bool     // send a valid bearer token
 	h2      bool     // send over TLS with HTTP/2 instead of raw HTTP/1.1
+	// h2fields, when set, are sent as they are in one HEADERS frame over
+	// TLS and HTTP/2 (pseudo-header fields included, x-case added); status
+	// -1 means the stream or connection is reset.
+	h2fields [][2]string
 
 	status int    // expected status
 	slug   string // expected problem type, "" for any (or none)
@@ -101,6 +106,14 @@ func bypassCorpus() []bypassCase {
 		}
 		if c.name == "" {
 			c.name = fmt.Sprintf("%s %q %s", c.method, c.target, strings.Join(c.headers, "|"))
+		}
+		if c.h2fields != nil {
+			c.name = fmt.Sprintf("raw h2 %v", c.h2fields)
+			for _, f := range c.h2fields {
+				if f[0] == ":path" && c.target == "" {
+					c.target = f[1]
+				}
+			}
 		}
 		if c.h2 {
 			c.name = "h2 " + c.name
@@ -325,6 +338,41 @@ func bypassCorpus() []bypassCase {
 		c.h2 = true
 		add(c)
 	}
+	// HTTP/2 frames written by hand: what Go's client would never send.
+	h2 := func(status int, slug, reach string, fields ...[2]string) {
+		add(bypassCase{h2fields: fields, status: status, slug: slug, reach: reach})
+	}
+	get := func(path, authority string, more ...[2]string) [][2]string {
+		return append([][2]string{{":method", "GET"}, {":scheme", "https"}, {":path", path}, {":authority", authority}}, more...)
+	}
+	h2(200, "", "pub", get("/pub", "gw.test")...)
+	h2(401, "unauthorized", "", get("/pub", "api.example.com")...)
+	// A Host field beside :authority that names another host (RFC 9113
+	// §8.3.1): malformed, whichever of the two a route or policy reads.
+	h2(400, "invalid-host", "", get("/pub", "gw.test", [2]string{"host", "api.example.com"})...)
+	h2(400, "invalid-host", "", get("/admin/x", "api.example.com", [2]string{"host", "gw.test"})...)
+	h2(400, "invalid-host", "", get("/pub", "gw.test", [2]string{"host", "gw.test"}, [2]string{"host", "gw.test"})...)
+	h2(200, "", "pub", get("/pub", "gw.test", [2]string{"host", "GW.test"})...)
+	h2(401, "unauthorized", "", [2]string{":method", "GET"}, [2]string{":scheme", "https"}, [2]string{":path", "/x"}, [2]string{"host", "api.example.com"})
+	h2(400, "invalid-host", "", get("/pub", "api%2eexample.com")...)
+	h2(400, "invalid-host", "", get("/pub", "[api.example.com]")...)
+	h2(400, "path-ambiguous", "", get("/ADMIN", "gw.test")...)
+	h2(400, "bad-request", "", get("/public/../admin", "gw.test")...)
+	h2(400, "path-repeated-slash", "", get("//admin", "gw.test")...)
+	h2(400, "path-fragment", "", get("/admin#x", "gw.test")...)
+	h2(501, "method-not-implemented", "", [2]string{":method", "get"}, [2]string{":scheme", "https"}, [2]string{":path", "/admin"}, [2]string{":authority", "gw.test"})
+	h2(501, "method-not-implemented", "", [2]string{":method", "CONNECT"}, [2]string{":authority", "api.example.com:443"})
+	h2(400, "bad-request", "", [2]string{":method", "OPTIONS"}, [2]string{":scheme", "https"}, [2]string{":path", "*"}, [2]string{":authority", "gw.test"})
+	add(bypassCase{h2fields: get("/pub", "gw.test", [2]string{"x_auth_subject", "admin"}, [2]string{"x-auth-subject", "admin"}, [2]string{"x-forwarded-user", "admin"}, [2]string{"x-real-ip", "10.0.0.1"}),
+		status: 200, reach: "pub", gone: []string{"X-Auth-Subject", "X-Forwarded-User", "X-Real-Ip"}})
+	// Connection-specific fields, upper-case names and a second :path are
+	// malformed in HTTP/2; net/http refuses them before the gateway.
+	for _, f := range [][2]string{{"connection", "x-auth-subject"}, {"upgrade", "h2c"}, {"transfer-encoding", "chunked"}, {"te", "trailers, x"}, {"keep-alive", "1"}, {"proxy-connection", "keep-alive"}} {
+		h2(400, "", "", get("/pub", "gw.test", f)...)
+	}
+	for _, f := range [][2]string{{"X-Auth-Subject", "admin"}, {":path", "/admin"}, {"x-a", "a\r\nx-auth-subject: admin"}, {":protocol", "websocket"}} {
+		h2(-1, "", "", get("/pub", "gw.test", f)...)
+	}
 	return cs
 }
 
@@ -423,6 +471,13 @@ func (cg *corpusGateway) send(t *testing.T, c bypassCase, id string) (int, strin
 	if c.token {
 		headers = append(headers, "Authorization: Bearer "+cg.token)
 	}
+	if c.h2fields != nil {
+		fields := append(c.h2fields, [2]string{"x-case", id})
+		if c.token {
+			fields = append(fields, [2]string{"authorization", "Bearer " + cg.token})
+		}
+		return cg.sendRawH2(t, fields)
+	}
 	if c.h2 {
 		return cg.sendH2(t, c, headers)
 	}
@@ -481,6 +536,91 @@ func (cg *corpusGateway) sendH2(t *testing.T, c bypassCase, headers []string) (i
 	}
 	body, _ := io.ReadAll(res.Body)
 	return res.StatusCode, problemSlug(t, res, body), string(body)
+}
+
+// sendRawH2 opens a TLS connection with ALPN h2, writes the preface, an
+// empty SETTINGS frame and one HEADERS frame for stream 1 with fields as
+// HPACK literals, and reads frames until the stream ends. The status is the
+// problem body's, 200 for an upstream's answer, -1 for a reset.
+func (cg *corpusGateway) sendRawH2(t *testing.T, fields [][2]string) (int, string, string) {
+	t.Helper()
+	conn, err := tls.Dial("tcp", cg.tlsAddr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec // a test server
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var block []byte
+	for _, f := range fields {
+		block = append(block, 0x00) // literal without indexing, new name
+		block = appendHPACKString(block, f[0])
+		block = appendHPACKString(block, f[1])
+	}
+	msg := []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	msg = appendH2Frame(msg, 0x4, 0, 0, nil)
+	msg = appendH2Frame(msg, 0x1, 0x4|0x1, 1, block) // HEADERS, END_HEADERS|END_STREAM
+	if _, err := conn.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	var body strings.Builder
+	hdr := make([]byte, 9)
+	for {
+		if _, err := io.ReadFull(conn, hdr); err != nil {
+			t.Fatalf("h2: reading a frame: %v (so far %q)", err, body.String())
+		}
+		n := int(hdr[0])<<16 | int(hdr[1])<<8 | int(hdr[2])
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(conn, payload); err != nil {
+			t.Fatal(err)
+		}
+		stream := binary.BigEndian.Uint32(hdr[5:]) & 0x7fffffff
+		switch typ, flags := hdr[3], hdr[4]; {
+		case typ == 0x3 && stream == 1, typ == 0x7: // RST_STREAM, GOAWAY
+			return -1, "", body.String()
+		case typ == 0x4 && flags&0x1 == 0: // SETTINGS: acknowledge
+			if _, err := conn.Write(appendH2Frame(nil, 0x4, 0x1, 0, nil)); err != nil {
+				t.Fatal(err)
+			}
+		case stream != 1:
+		case typ == 0x0:
+			body.Write(payload)
+			if flags&0x1 != 0 {
+				return h2Outcome(t, body.String())
+			}
+		case typ == 0x1 && flags&0x1 != 0:
+			return h2Outcome(t, body.String())
+		}
+	}
+}
+
+func h2Outcome(t *testing.T, body string) (int, string, string) {
+	t.Helper()
+	if strings.HasPrefix(body, "reached ") {
+		return 200, "", body
+	}
+	var p struct {
+		Type   string
+		Status int
+	}
+	if err := json.Unmarshal([]byte(body), &p); err != nil {
+		// net/http's own plain-text answers to malformed requests (400).
+		return 400, "", body
+	}
+	return p.Status, strings.TrimPrefix(p.Type, "urn:gatehouse:problem:"), body
+}
+
+func appendHPACKString(b []byte, s string) []byte {
+	if len(s) >= 127 {
+		panic("appendHPACKString: test field too long")
+	}
+	return append(append(b, byte(len(s))), s...)
+}
+
+func appendH2Frame(b []byte, typ, flags byte, stream uint32, payload []byte) []byte {
+	n := len(payload)
+	b = append(b, byte(n>>16), byte(n>>8), byte(n), typ, flags)
+	b = binary.BigEndian.AppendUint32(b, stream)
+	return append(b, payload...)
 }
 
 func problemSlug(t *testing.T, res *http.Response, body []byte) string {

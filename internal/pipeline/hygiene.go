@@ -339,6 +339,17 @@ func (h *hygiene) headers(hd http.Header, trustedPeer bool) (override string, er
 // allocates only when it changes something.
 func normalizeHost(r *http.Request) error {
 	host := r.Host
+	if hv, ok := r.Header["Host"]; ok {
+		// Only over HTTP/2 (net/http removes Host from HTTP/1.x headers):
+		// a Host field beside :authority. RFC 9113 §8.3.1: one that names
+		// another host makes the request malformed. Either way it goes, so
+		// that nothing (a policy reading request.headers) sees a second
+		// host.
+		if len(hv) != 1 || !strings.EqualFold(hv[0], host) {
+			return errInvalidHost
+		}
+		delete(r.Header, "Host")
+	}
 	if host == "" {
 		return nil
 	}
