@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -716,4 +717,111 @@ func slicesContains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// TestSmugglingCorpus sends, on one plain connection each, requests whose
+// framing could be read two ways (Content-Length with Transfer-Encoding in
+// every spelling, obfuscated Transfer-Encoding, conflicting lengths, broken
+// chunks, pipelines, Expect, bodies on GET). The gateway must answer
+// exactly the expected sequence, and a request hidden in another's bytes
+// (X-Case: hidden) must never be served as a request.
+func TestSmugglingCorpus(t *testing.T) {
+	cg := startCorpusGateway(t)
+	const hidden = "GET /admin/x HTTP/1.1\r\nHost: gw.test\r\nX-Case: hidden\r\n\r\n"
+	const last = "GET /pub HTTP/1.1\r\nHost: gw.test\r\nX-Case: last\r\nConnection: close\r\n\r\n"
+	post := func(headers string, body string) string {
+		return "POST /pub HTTP/1.1\r\nHost: gw.test\r\nX-Case: outer\r\n" + headers + "\r\n" + body
+	}
+	both := "0\r\n\r\n" + hidden
+	var cases []struct {
+		name, raw string
+		want      []int // statuses in order; the connection must then be closed
+	}
+	add := func(name, raw string, want ...int) {
+		cases = append(cases, struct {
+			name, raw string
+			want      []int
+		}{name, raw, want})
+	}
+	for _, h := range []string{
+		"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+		"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+		"content-length: 5\r\ntransfer-encoding: chunked\r\n",
+		"CONTENT-LENGTH: 5\r\nTRANSFER-ENCODING: CHUNKED\r\n",
+		"Content-Length: 5\r\nTransfer-Encoding:\tchunked\r\n",
+		"Content-Length: 5\r\nTransfer-Encoding:  chunked \r\n",
+		"Content-Length:\r\n 5\r\nTransfer-Encoding: chunked\r\n",
+		"Content-Length: 5\r\nTransfer-Encoding:\r\n chunked\r\n",
+		"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n",
+		"Content-Length: 05\r\nTransfer-Encoding: chunked\r\n",
+		"Content-Length: 5\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+	} {
+		add("CL and TE: "+h, post(h, both), 400)
+		add("CL and TE, bare LF: "+h, strings.ReplaceAll(post(h, ""), "\r\n", "\n")+both, 400)
+	}
+	add("TE in HTTP/1.0", "POST /pub HTTP/1.0\r\nHost: gw.test\r\nTransfer-Encoding: chunked\r\n\r\n"+both, 400)
+	for _, te := range []string{"xchunked", "chunked, identity", "identity, chunked", "gzip, chunked", "chunked\r\nTransfer-Encoding: chunked", "identity", "chunke", "chunked;q=1"} {
+		add("TE "+te, post("Transfer-Encoding: "+te+"\r\n", both), 501)
+	}
+	for _, cl := range []string{"5\r\nContent-Length: 6", "5, 5", "+5", "-5", "0x5", "5.0", "1_0", " ", "99999999999999999999"} {
+		add("CL "+cl, post("Content-Length: "+cl+"\r\n", "hello"+hidden), 400)
+	}
+	for _, chunk := range []string{"0x5\r\nhello\r\n0\r\n\r\n", "-5\r\nhello\r\n0\r\n\r\n", "5\nhello\n0\n\n", "5\r\nhelloX\r\n0\r\n\r\n", "ffffffffffffffffff\r\n", "5\r\nhello\r\n0\r\nX\r\n\r\n"} {
+		add("bad chunk "+strconv.Quote(chunk), post("Transfer-Encoding: chunked\r\n", chunk+hidden), 400)
+	}
+	add("chunk with extension and trailers", post("Transfer-Encoding: chunked\r\n", "5;ext=1\r\nhello\r\n0\r\nX-Auth-Subject: admin\r\n\r\n")+last, 200, 200)
+	add("pipeline", "GET /pub HTTP/1.1\r\nHost: gw.test\r\n\r\n"+hidden+"GET /pub HTTP/1.1\r\nHost: gw.test\r\n\r\n"+last, 200, 401, 200, 200)
+	add("pipeline over HTTP/1.0 keep-alive", "GET /pub HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"+hidden+last, 200, 401, 200)
+	add("request in a GET body", "GET /pub HTTP/1.1\r\nHost: gw.test\r\nContent-Length: "+strconv.Itoa(len(hidden))+"\r\n\r\n"+hidden+last, 200, 200)
+	add("request in a refused request's body", "POST /admin/x HTTP/1.1\r\nHost: gw.test\r\nContent-Length: "+strconv.Itoa(len(hidden))+"\r\n\r\n"+hidden+last, 401, 200)
+	add("Expect 100-continue refused", "POST /admin/x HTTP/1.1\r\nHost: gw.test\r\nExpect: 100-continue\r\nContent-Length: "+strconv.Itoa(len(hidden))+"\r\n\r\n"+hidden, 401)
+	add("PRI preface on the plain listener (h2c prior knowledge)", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"+hidden, 501)
+	add("HTTP/2.0 request line", "GET /pub HTTP/2.0\r\nHost: gw.test\r\n\r\n"+hidden, 505)
+	add("HTTP/0.9 request line", "GET /pub\r\n\r\n"+hidden, 400)
+	add("h2c upgrade is not taken", "GET /pub HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"+hidden+last, 200, 401, 200)
+	add("CONNECT tunnel", "CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n"+hidden+last, 501, 401, 200)
+
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", cg.plain, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(conn, c.raw); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(conn)
+			var got []int
+			for {
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					var ne net.Error
+					if errors.As(err, &ne) && ne.Timeout() {
+						t.Fatalf("the connection stayed open after %v", got)
+					}
+					break // closed
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode == http.StatusContinue {
+					continue
+				}
+				got = append(got, res.StatusCode)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Fatalf("answers %v, want %v", got, c.want)
+			}
+			for name, u := range cg.ups {
+				if s, ok := u.get("hidden"); ok {
+					t.Fatalf("the hidden request reached the %s upstream as %s %s", name, s.Method, s.URI)
+				}
+				if s, ok := u.get("outer"); ok && strings.Contains(s.Body, "X-Case: hidden") && c.want[0] != 200 {
+					t.Fatalf("a refused request's body reached the %s upstream", name)
+				}
+			}
+		})
+	}
+	t.Logf("%d cases", len(cases))
 }
