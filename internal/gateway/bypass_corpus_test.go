@@ -316,6 +316,25 @@ func bypassCorpus() []bypassCase {
 	add(bypassCase{target: "/pub?a=1&API_KEY=" + corpusSecret + ";token=" + corpusSecret, status: 200, reach: "pub", wantURI: "/pub?a=1"})
 	pub("/pub?api_key[]=" + corpusSecret + "&password=" + corpusSecret)
 
+	// Credentials that are ambiguous or in the wrong place are refused;
+	// spellings of the scheme that RFC 9110 allows are accepted.
+	for _, hs := range [][]string{
+		{"Authorization: Bearer {TOKEN}", "Authorization: Bearer garbage"},
+		{"Authorization: Bearer garbage", "Authorization: Bearer {TOKEN}"},
+		{"Authorization: Bearer {TOKEN}, Bearer garbage"},
+		{"Authorization: Bearer\t{TOKEN}"},
+		{"Authorization: Basic {TOKEN}"},
+		{"Cookie: access_token={TOKEN}"},
+		{"X-Auth-Subject: {TOKEN}"},
+	} {
+		unauth("GET", "/admin/x", hs...)
+	}
+	unauth("GET", "/admin/x?access_token={TOKEN}")
+	for _, hs := range [][]string{{"Authorization: bearer {TOKEN}"}, {"Authorization: BEARER  {TOKEN}"}, {"Authorization: Bearer {TOKEN} "},
+		{"Authorization: Bearer {TOKEN}", "X-Auth-Subject: root", "X-Auth-Subject: root2", "x_auth_subject: root"}} {
+		add(bypassCase{target: "/admin/y", headers: hs, status: 200, reach: "admin", gone: []string{"X-Auth-Subject: root", "Authorization"}})
+	}
+
 	// HTTP/2 over TLS: the same checks on the same request, whatever the
 	// protocol.
 	for _, c := range []bypassCase{
@@ -468,7 +487,12 @@ identity_providers:
 // send sends c with the case id id and returns status, problem slug and body.
 func (cg *corpusGateway) send(t *testing.T, c bypassCase, id string) (int, string, string) {
 	t.Helper()
-	headers := append([]string{"X-Case: " + id}, c.headers...)
+	// "{TOKEN}" stands for the valid token, wherever a case puts it.
+	c.target = strings.ReplaceAll(c.target, "{TOKEN}", cg.token)
+	headers := []string{"X-Case: " + id}
+	for _, h := range c.headers {
+		headers = append(headers, strings.ReplaceAll(h, "{TOKEN}", cg.token))
+	}
 	if c.token {
 		headers = append(headers, "Authorization: Bearer "+cg.token)
 	}
@@ -655,7 +679,8 @@ func TestBypassCorpus(t *testing.T) {
 					reached, seen = name, s
 				}
 			}
-			if !c.token && reached != "" && slicesContains(protectedUpstreams, reached) {
+			credential := c.token || strings.Contains(c.target+strings.Join(c.headers, "\n"), "{TOKEN}")
+			if !credential && reached != "" && slicesContains(protectedUpstreams, reached) {
 				t.Fatalf("BYPASS: a request without a credential reached the %s upstream as %s %s (host %s)", reached, seen.Method, seen.URI, seen.Host)
 			}
 			if status != c.status || c.slug != "" && slug != c.slug {
