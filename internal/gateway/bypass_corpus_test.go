@@ -279,7 +279,8 @@ func bypassCorpus() []bypassCase {
 		"X-Amzn-Oidc-Data", "X-Amzn-Oidc-Identity", "X-Amzn-Oidc-Accesstoken",
 		"X-Goog-Authenticated-User-Email", "X-Goog-IAP-JWT-Assertion", "Cf-Access-Jwt-Assertion", "Cf-Access-Authenticated-User-Email",
 		"X-WEBAUTH-USER", "X-Webauth-Groups", "X-JWT-Assertion", "X-Endpoint-API-Userinfo",
-		"X-Forwarded-Client-Cert", "X-Client-Cert", "X-Client-Verify", "X-SSL-Client-Cert", "X-SSL-Client-Verify", "X-SSL-Client-S-DN", "SSL-Client-Verify"}
+		"X-Forwarded-Client-Cert", "X-Client-Cert", "X-Client-Verify", "X-SSL-Client-Cert", "X-SSL-Client-Verify", "X-SSL-Client-S-DN", "SSL-Client-Verify",
+		"Front-End-Https", "X-Forwarded-Protocol", "X-ARR-SSL", "X-ARR-ClientCert", "x-envoy-internal", "X-Envoy-Original-Path", "X-Forwarded-Prefix", "X-Forwarded-Port"}
 	for _, h := range spoofable {
 		add(bypassCase{target: "/pub", headers: []string{h + ": admin"}, status: 200, reach: "pub", gone: []string{h}})
 	}

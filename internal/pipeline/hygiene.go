@@ -82,6 +82,10 @@ var untrustedHeaders = []string{
 	"X-Original-Host", "X-Forwarded-Server", "X-Host", "X-Http-Host-Override",
 	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Scheme", "X-Forwarded-Ssl", "X-Url-Scheme",
 	"X-Original-Method", "X-Forwarded-Method",
+	"X-Forwarded-Protocol", "X-Original-Proto", "Front-End-Https", "X-Arr-Ssl", "X-Arr-Clientcert", "X-Proxyuser-Ip",
+	// Envoy (an Istio sidecar in front of the backend) believes these
+	// from whoever sent them: x-envoy-internal makes a request internal.
+	"X-Envoy-Internal", "X-Envoy-External-Address", "X-Envoy-Original-Path", "X-Envoy-Original-Host",
 	// Identity that other authenticating proxies vouch for, which backends
 	// written for them believe: oauth2-proxy and nginx auth_request, Apache
 	// and Grafana's auth proxy (Remote-User), Kong, Azure App Service,
