@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -54,6 +55,42 @@ func FuzzFoldPath(f *testing.F) {
 		again, ok := foldPath(folded)
 		if !ok || again != folded {
 			t.Fatalf("foldPath(%q) = %q, which folds to %q (%v)", p, folded, again, ok)
+		}
+	})
+}
+
+// FuzzNormalizeHost: an accepted Host is in its one spelling (normalising
+// it again changes nothing), and it is a name, IPv4 address or bracketed
+// IPv6 address with an optional numeric port, which every reader splits at
+// the same colon.
+func FuzzNormalizeHost(f *testing.F) {
+	for _, s := range []string{"API.Example.com.:443", "[::1]:80", "a%2eb", "[x]y", "h:1:2", ":80", "", "[::1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, host string) {
+		r := &http.Request{Host: host, Header: http.Header{}}
+		if normalizeHost(r) != nil {
+			return
+		}
+		got := r.Host
+		if err := normalizeHost(r); err != nil || r.Host != got {
+			t.Fatalf("%q normalised to %q, which normalises to %q (%v)", host, got, r.Host, err)
+		}
+		if got == "" {
+			return
+		}
+		name, port := got, ""
+		if strings.HasPrefix(got, "[") {
+			i := strings.IndexByte(got, ']')
+			name, port = got[:i+1], got[i+1:]
+		} else if i := strings.IndexByte(got, ':'); i >= 0 {
+			name, port = got[:i], got[i:]
+		}
+		if !strings.HasPrefix(name, "[") && strings.ContainsAny(name, ":[]") || port != "" && !validPort(port) {
+			t.Fatalf("%q: accepted as %q, with name %q and port %q", host, got, name, port)
+		}
+		if strings.ToLower(name) != name || strings.HasSuffix(name, ".") || strings.ContainsAny(name, "%@/?#\\ ") {
+			t.Fatalf("%q: accepted as %q", host, got)
 		}
 	})
 }
