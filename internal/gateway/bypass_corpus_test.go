@@ -413,6 +413,7 @@ type corpusGateway struct {
 	h2             *http.Client
 	ups            map[string]*corpusUpstream
 	token          string
+	idp            *testidp.Provider
 }
 
 func startCorpusGateway(t *testing.T) *corpusGateway {
@@ -478,7 +479,7 @@ identity_providers:
 `).serve()
 	tg.waitReady(t)
 	cg := &corpusGateway{testGateway: tg, ups: ups, plain: tg.Addr("main").String(), tlsAddr: tg.Addr("tls").String(),
-		token: idp.Mint(t, map[string]any{"sub": "alice", "groups": []string{"suspended"}})}
+		token: idp.Mint(t, map[string]any{"sub": "alice", "groups": []string{"suspended"}}), idp: idp}
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}, ForceAttemptHTTP2: true}
 	cg.h2 = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	t.Cleanup(tr.CloseIdleConnections)
@@ -850,4 +851,65 @@ func TestSmugglingCorpus(t *testing.T) {
 		})
 	}
 	t.Logf("%d cases", len(cases))
+}
+
+// TestHostileClaimsCorpus: validly signed tokens whose claims cannot be
+// carried by the identity headers unambiguously are refused (401, audit
+// reason identity_unrepresentable), never passed on with a header silently
+// dropped (a backend's "suspended" deny-list would then see no groups) or
+// split differently by the backend.
+func TestHostileClaimsCorpus(t *testing.T) {
+	cg := startCorpusGateway(t)
+	type want struct {
+		status int
+		sub    string
+		groups string
+	}
+	for i, c := range []struct {
+		name   string
+		claims map[string]any
+		want   want
+	}{
+		{"plain", map[string]any{"sub": "bob", "groups": []string{"suspended", "staff"}}, want{200, "bob", "suspended,staff"}},
+		{"group with a line break beside suspended", map[string]any{"sub": "bob", "groups": []string{"suspended", "x\ny"}}, want{401, "", ""}},
+		{"group with a NUL", map[string]any{"sub": "bob", "groups": []string{"suspended", "x\x00"}}, want{401, "", ""}},
+		{"group with a comma", map[string]any{"sub": "bob", "groups": []string{"staff,admin"}}, want{401, "", ""}},
+		{"group padded with spaces", map[string]any{"sub": "bob", "groups": []string{" admin "}}, want{401, "", ""}},
+		{"empty group (dropped by authentication)", map[string]any{"sub": "bob", "groups": []string{"suspended", ""}}, want{200, "bob", "suspended"}},
+		{"group with a tab", map[string]any{"sub": "bob", "groups": []string{"adm\tin"}}, want{401, "", ""}},
+		{"group with a DEL", map[string]any{"sub": "bob", "groups": []string{"admin\x7f"}}, want{401, "", ""}},
+		{"role with a comma", map[string]any{"sub": "bob", "realm_access": map[string]any{"roles": []string{"user,admin"}}}, want{401, "", ""}},
+		{"subject with CRLF and a header", map[string]any{"sub": "bob\r\nX-Auth-Groups: admin"}, want{401, "", ""}},
+		{"subject with a leading space", map[string]any{"sub": " admin"}, want{401, "", ""}},
+		{"subject with a trailing space", map[string]any{"sub": "admin "}, want{401, "", ""}},
+		{"subject with a NUL", map[string]any{"sub": "admin\x00bob"}, want{401, "", ""}},
+		{"subject with inner spaces", map[string]any{"sub": "bob smith"}, want{200, "bob smith", ""}},
+		{"subject with a comma", map[string]any{"sub": "smith,bob"}, want{200, "smith,bob", ""}},
+		{"non-ASCII subject", map[string]any{"sub": "b\u00f6b"}, want{200, "b\u00f6b", ""}},
+		{"one group as a string", map[string]any{"sub": "bob", "groups": "admin"}, want{200, "bob", "admin"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tok := cg.idp.Mint(t, c.claims)
+			id := "claims" + strconv.Itoa(i)
+			status, _, _ := cg.send(t, bypassCase{method: "GET", target: "/admin/x", headers: []string{"Authorization: Bearer " + tok}}, id)
+			seen, reached := cg.ups["admin"].get(id)
+			if status != c.want.status || reached != (c.want.status == 200) {
+				t.Fatalf("status %d, reached %v; want %d", status, reached, c.want.status)
+			}
+			if reached {
+				if got := strings.Join(seen.Header.Values("X-Auth-Subject"), "|"); got != c.want.sub {
+					t.Errorf("X-Auth-Subject %q, want %q", got, c.want.sub)
+				}
+				if got := strings.Join(seen.Header.Values("X-Auth-Groups"), "|"); got != c.want.groups {
+					t.Errorf("X-Auth-Groups %q, want %q", got, c.want.groups)
+				}
+				return
+			}
+			evs := cg.auditEvents(t)
+			last := evs[len(evs)-1]
+			if last["request_id"] == nil || last["outcome"] != "deny" || last["reason"] != "identity_unrepresentable" && c.claims["sub"] != "" {
+				t.Fatalf("audit event %v, want a deny with reason identity_unrepresentable", last)
+			}
+		})
+	}
 }

@@ -17,7 +17,14 @@ type authenticateStage struct {
 	chain *authn.Chain
 	audit audit.Logger
 	realm string
+	// headers are the route's identity headers: an identity that they
+	// cannot carry unambiguously is refused here (see representable).
+	headers *identityHeaders
 }
+
+// reasonUnrepresentable: the credential is valid, but a value that an
+// identity header of the route must carry cannot be sent unambiguously.
+const reasonUnrepresentable authn.Reason = "identity_unrepresentable"
 
 // challengeScheme is the WWW-Authenticate scheme of a method.
 func challengeScheme(m identity.Method) string {
@@ -32,6 +39,11 @@ func (s *authenticateStage) Name() string { return "authenticate" }
 func (s *authenticateStage) Process(x *Exchange) error {
 	id, err := s.chain.Authenticate(x.Request)
 	ev := x.auditEvent(audit.TypeAuthentication)
+	if err == nil && s.headers != nil && !id.IsAnonymous() && !s.headers.representable(id) {
+		err = &authn.Failure{Method: id.Method, Reason: reasonUnrepresentable,
+			Description: "The credential's identity cannot be passed on unambiguously.",
+			Issuer:      id.Issuer, Provider: id.Provider, CredentialID: id.CredentialID}
+	}
 	if err == nil {
 		ev.Outcome, ev.Reason = audit.OutcomeAllow, string(authn.ReasonOK)
 		if id.IsAnonymous() {
@@ -202,6 +214,79 @@ func (s *identityHeadersStage) Process(x *Exchange) error {
 		set(c.header, claimString(id.Claims[c.claim]))
 	}
 	return nil
+}
+
+// representable reports whether every identity header of the route can
+// carry id's value unambiguously. Before, a value the transport could not
+// send was dropped and its header left unset: a group with a line break
+// made the whole X-Auth-Groups disappear, and a backend's deny-list of a
+// "suspended" group with it. Now such an identity is refused (401), as is
+// one whose value HTTP would change or a backend would split differently:
+// a control character anywhere, a space at either end (removed in
+// transit: " admin" would arrive as "admin"), and in a list an empty
+// element or one that holds the separator (a group "staff,admin" would be
+// read as two).
+func (h *identityHeaders) representable(id *identity.Identity) bool {
+	if h.subject != "" && !singleValueSafe(id.Subject) ||
+		h.issuer != "" && !singleValueSafe(id.Issuer) ||
+		h.clientID != "" && !singleValueSafe(id.ClientID) ||
+		h.scopes != "" && !listSafe(id.Scopes, ' ') ||
+		h.roles != "" && !listSafe(id.Roles, ',') ||
+		h.groups != "" && !listSafe(id.Groups, ',') {
+		return false
+	}
+	for _, c := range h.claims {
+		if !claimSafe(id.Claims[c.claim]) {
+			return false
+		}
+	}
+	return true
+}
+
+// singleValueSafe: no control character and no space at either end
+// (an empty value is not sent at all).
+func singleValueSafe(v string) bool {
+	if v == "" {
+		return true
+	}
+	if v[0] == ' ' || v[len(v)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// listSafe: each element is a non-empty single value without sep.
+func listSafe(vs []string, sep byte) bool {
+	for _, v := range vs {
+		if v == "" || strings.IndexByte(v, sep) >= 0 || !singleValueSafe(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// claimSafe checks a claim as claimString renders it: an array's
+// elements are joined with commas, so none may hold one.
+func claimSafe(v any) bool {
+	switch t := v.(type) {
+	case []string:
+		return listSafe(t, ',')
+	case []any:
+		for _, e := range t {
+			s := claimString(e)
+			if s == "" || strings.IndexByte(s, ',') >= 0 || !singleValueSafe(s) {
+				return false
+			}
+		}
+		return true
+	default:
+		return singleValueSafe(claimString(v))
+	}
 }
 
 // claimString renders a claim for a header: arrays comma-separated.
