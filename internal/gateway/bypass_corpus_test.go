@@ -250,7 +250,13 @@ func bypassCorpus() []bypassCase {
 	}
 	add(bypassCase{target: "http://api.example.com/pub", headers: []string{"Host: api.example.com"}, token: true, status: 200, reach: "apihost", wantURI: "/pub", wantHost: "api.example.com"})
 	add(bypassCase{target: "http://gw.test/pub", headers: []string{"Host: api.example.com"}, status: 200, reach: "pub", wantURI: "/pub", wantHost: "gw.test"})
-	refuse(400, "", "GET", "http://api.example.com:abc/x") // net/http refuses it
+	// net/http refuses these itself.
+	for _, target := range []string{"http://api.example.com:abc/x", "http://api%2eexample.com/x", "http://%61pi.example.com/x", "http://a.b:8%30/x"} {
+		refuse(400, "", "GET", target)
+	}
+	refuse(400, "invalid-host", "GET", "http://[::1%25eth0]/x")
+	// An empty Host matches only routes without hosts.
+	add(bypassCase{name: "empty Host matches only routes without hosts", target: "/pub", headers: []string{"Host:"}, status: 200, reach: "pub"})
 	refuse(400, "", "GET", "http://[api.example.com]/x")
 
 	// Methods.
