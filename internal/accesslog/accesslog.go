@@ -24,6 +24,37 @@ import (
 var builtinRedacted = []string{
 	"access_token", "api_key", "apikey", "key", "token", "id_token", "refresh_token",
 	"code", "client_secret", "password", "secret", "signature", "sig",
+	"pass", "pwd", "session", "sid", "phpsessid",
+}
+
+// secretSuffixes: a name whose letters and digits end with one of these is
+// a credential's too, however it is spelled ("accessToken", "x-api-key",
+// "X-Amz-Security-Token", "X-Amz-Signature", "client_assertion",
+// "private_token", "jsessionid"). Compared on the normalized name with
+// '_' and spaces skipped; "tokens" or "api_keys" do not match.
+var secretSuffixes = []string{
+	"token", "secret", "password", "passwd", "signature", "assertion", "credential", "credentials",
+	"authorization", "apikey", "accesskey", "secretkey", "privatekey", "sessionid", "jwt",
+}
+
+// hasSecretSuffix reports whether the normalized name s ends with one of
+// secretSuffixes, ignoring '_' and ' '. It allocates nothing.
+func hasSecretSuffix[T string | []byte](s T) bool {
+	for _, suf := range secretSuffixes {
+		i, j := len(s)-1, len(suf)-1
+		for ; j >= 0; i, j = i-1, j-1 {
+			for i >= 0 && (s[i] == '_' || s[i] == ' ') {
+				i--
+			}
+			if i < 0 || s[i] != suf[j] {
+				break
+			}
+		}
+		if j < 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Redacted replaces a secret value in the log.
@@ -237,7 +268,7 @@ const maxNameLen = 256
 func (l *Logger) classify(name string) int {
 	if len(name) <= maxNameLen && plainName(name) {
 		// The common case: nothing to decode, fold or split.
-		if l.redact[name] {
+		if l.redact[name] || hasSecretSuffix(name) {
 			return nameSecret
 		}
 		return nameClean
@@ -271,6 +302,11 @@ func (l *Logger) classifySlow(name string) int {
 			}
 			c = unhex(name[i+1])<<4 | unhex(name[i+2])
 			i += 2
+			if c < 0x20 && c != '\t' || c == 0x7f {
+				// An encoded control character ("api_key%00"): some
+				// servers cut the name there.
+				return nameSuspect
+			}
 		case '+':
 			c = ' '
 		}
@@ -292,7 +328,7 @@ func (l *Logger) classifySlow(name string) int {
 				seg[j] = '_'
 			}
 		}
-		if len(seg) > 0 && l.redact[string(seg)] {
+		if len(seg) > 0 && (l.redact[string(seg)] || hasSecretSuffix(seg)) {
 			return nameSecret
 		}
 		start = i + 1

@@ -36,6 +36,14 @@ func TestRedactQueryVariants(t *testing.T) {
 		{"overlong name", strings.Repeat("n", maxNameLen+1) + "=s", strings.Repeat("n", maxNameLen+1) + "=REDACTED"},
 		{"long clean name", strings.Repeat("n", maxNameLen) + "=s", strings.Repeat("n", maxNameLen) + "=s"},
 		{"not a prefix match", "tokens=1&keyboard=2&api_keys=3", "tokens=1&keyboard=2&api_keys=3"},
+		{"camel case", "accessToken=s&refreshToken=t&apiKey=u&AccessToken=v", "accessToken=REDACTED&refreshToken=REDACTED&apiKey=REDACTED&AccessToken=REDACTED"},
+		{"header-like names", "x-api-key=s&X-Auth-Token=t&authorization=u", "x-api-key=REDACTED&X-Auth-Token=REDACTED&authorization=REDACTED"},
+		{"signed URLs", "X-Amz-Security-Token=s&X-Amz-Signature=t&X-Goog-Signature=u&X-Amz-Date=1", "X-Amz-Security-Token=REDACTED&X-Amz-Signature=REDACTED&X-Goog-Signature=REDACTED&X-Amz-Date=1"},
+		{"OAuth assertions", "client_assertion=s&assertion=t&client_assertion_type=x", "client_assertion=REDACTED&assertion=REDACTED&client_assertion_type=x"},
+		{"other credential names", "private_token=s&jwt=t&pwd=u&pass=v&auth=w&session=x&JSESSIONID=y&PHPSESSID=z",
+			"private_token=REDACTED&jwt=REDACTED&pwd=REDACTED&pass=REDACTED&auth=w&session=REDACTED&JSESSIONID=REDACTED&PHPSESSID=REDACTED"},
+		{"encoded control character", "api_key%00=s&token%0A=t", "api_key%00=REDACTED&token%0A=REDACTED"},
+		{"suffix in a map part", "creds[aws_secret]=s", "creds[aws_secret]=REDACTED"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := l.RedactQuery(tc.in); got != tc.want {

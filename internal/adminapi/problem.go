@@ -14,13 +14,15 @@ var (
 	probInvalid      = problem.Type{Slug: "invalid-request", Title: "Invalid request", Status: http.StatusBadRequest}
 	probUnauthorized = problem.Type{Slug: "admin-unauthorized", Title: "Admin token missing or invalid", Status: http.StatusUnauthorized}
 	probNotFound     = problem.Type{Slug: "not-found", Title: "Not found", Status: http.StatusNotFound}
-	probMethod       = problem.Type{Slug: "method-not-allowed", Title: "Method not allowed", Status: http.StatusMethodNotAllowed}
-	probConflict     = problem.Type{Slug: "conflict", Title: "Conflict", Status: http.StatusConflict}
-	probTooLarge     = problem.Type{Slug: "request-body-too-large", Title: "Request body too large", Status: http.StatusRequestEntityTooLarge}
-	probMediaType    = problem.Type{Slug: "unsupported-media-type", Title: "Unsupported media type", Status: http.StatusUnsupportedMediaType}
-	probInternal     = problem.Type{Slug: "internal-error", Title: "Internal error", Status: http.StatusInternalServerError}
-	probUnavailable  = problem.Type{Slug: "store-unavailable", Title: "Key store unavailable", Status: http.StatusServiceUnavailable}
-	probDisabled     = problem.Type{Slug: "admin-disabled", Title: "Admin API disabled", Status: http.StatusServiceUnavailable}
+	// Slugs the proxy also sends are the proxy's types, so that one slug
+	// always has one title (docs/errors.md).
+	probMethod      = problem.MethodNotAllowed
+	probConflict    = problem.Type{Slug: "conflict", Title: "Conflict", Status: http.StatusConflict}
+	probTooLarge    = problem.BodyTooLarge
+	probMediaType   = problem.Type{Slug: "unsupported-media-type", Title: "Unsupported media type", Status: http.StatusUnsupportedMediaType}
+	probInternal    = problem.Internal
+	probUnavailable = problem.Type{Slug: "store-unavailable", Title: "Key store unavailable", Status: http.StatusServiceUnavailable}
+	probDisabled    = problem.Type{Slug: "admin-disabled", Title: "Admin API disabled", Status: http.StatusServiceUnavailable}
 )
 
 // writeProblem sends a problem. detail and fields must be safe to show:

@@ -329,6 +329,18 @@ func TestEveryProblemTypeDocumented(t *testing.T) {
 	}
 }
 
+// TestProblemSlugHasOneTitle: docs/errors.md promises that a type keeps
+// one title; the proxy and the admin API must not send one slug with two.
+func TestProblemSlugHasOneTitle(t *testing.T) {
+	titles := map[string]string{}
+	for _, pt := range problemTypes(t) {
+		if prev, ok := titles[pt.slug]; ok && prev != pt.title {
+			t.Errorf("problem type %s is sent with two titles: %q and %q", pt.slug, prev, pt.title)
+		}
+		titles[pt.slug] = pt.title
+	}
+}
+
 // auditCodes finds the reason codes (constants of a type named Reason, and
 // the literal reasons the pipeline writes) and the event types (constants
 // named Type… in the audit and keymgmt packages).

@@ -22,6 +22,12 @@ type RequestHygiene struct {
 	RepeatedSlashes string `yaml:"repeated_slashes" enum:"refuse,merge" desc:"A path with repeated slashes (/a//b): refuse answers 400; merge rewrites it to single slashes before routing, so the route, the policy and the upstream all see the same path. Default refuse: a backend that merges slashes itself would otherwise serve a path the gateway routed differently."`
 	// UnderscoreHeaders is what happens to a header whose name has "_":
 	// drop it (nginx's default) or refuse the request (400). Default drop.
+	// PathAliases is what happens to a request whose path, read as a
+	// lenient backend reads it (ignoring case, a trailing slash, trailing
+	// dots and spaces of a segment, ";" parameters, Unicode compatibility
+	// forms), leads to another route than the exact path does: refuse
+	// (400) or allow. Default refuse.
+	PathAliases       string `yaml:"path_aliases" enum:"refuse,allow" desc:"A request whose path leads to another route when read as lenient backends read it (case-insensitively, without a trailing slash, without trailing dots or spaces in a segment or an NTFS ::$DATA suffix, cut at ;, NFKC-normalised as full-width letters are): refuse answers 400 path-ambiguous; allow routes it on the exact path only. Default refuse: with a route /admin that authenticates and a public catch-all, /ADMIN, /admin/, /admin. or a full-width /ａdmin would otherwise reach a backend that serves them as /admin, unauthenticated."`
 	UnderscoreHeaders string `yaml:"underscore_headers" enum:"drop,refuse" desc:"Request headers whose name contains an underscore: drop removes them (nginx's default), refuse answers 400. Many backends (CGI, WSGI, PHP, some nginx setups) read X_User and X-User as one name, so such a header could stand in for one the gateway checked or set. Default drop."`
 }
 
@@ -31,7 +37,7 @@ func DefaultAllowedMethods() []string {
 }
 
 func defaultRequestHygiene() RequestHygiene {
-	return RequestHygiene{AllowedMethods: DefaultAllowedMethods(), RepeatedSlashes: "refuse", UnderscoreHeaders: "drop"}
+	return RequestHygiene{AllowedMethods: DefaultAllowedMethods(), RepeatedSlashes: "refuse", UnderscoreHeaders: "drop", PathAliases: "refuse"}
 }
 
 func validateHygiene(c *Config, f *File) Errors {

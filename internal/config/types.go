@@ -113,7 +113,10 @@ type AccessLog struct {
 	// RedactQueryParams are query parameter names whose values are replaced
 	// by "REDACTED" in the logged query, in addition to the built-in list
 	// (access_token, api_key, apikey, key, token, id_token, refresh_token,
-	// code, client_secret, password, secret, signature, sig).
+	// code, client_secret, password, secret, signature, sig, pass, pwd,
+	// session, sid, phpsessid, and names ending with token, secret,
+	// password, signature, assertion, apikey and the like: see
+	// docs/operations.md).
 	RedactQueryParams []string `yaml:"redact_query_params" desc:"Extra query parameter names whose values are never logged (added to a built-in list of credential names)."`
 }
 

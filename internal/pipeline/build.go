@@ -120,6 +120,9 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 	if err != nil {
 		return nil, file.Errorf("routes", "%v", err)
 	}
+	if p.aliases, err = compileAliases(cfg); err != nil {
+		return nil, file.Errorf("routes", "%v", err)
+	}
 	return p, nil
 }
 

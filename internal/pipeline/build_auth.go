@@ -213,14 +213,15 @@ func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verif
 	for _, c := range claims {
 		ih.claims = append(ih.claims, claimHeader{claim: c, header: canon(h.Claims[c])})
 	}
-	stages := []Stage{&authenticateStage{chain: chain, audit: p.audit, realm: a.Realm}}
+	ihs := &identityHeadersStage{h: ih}
+	stages := []Stage{&authenticateStage{chain: chain, audit: p.audit, realm: a.Realm, headers: &ihs.h}}
 	if pol != nil {
 		if now == nil {
 			now = time.Now
 		}
 		stages = append(stages, &authorizeStage{policy: pol, reads: compileReads(pol.Reads()), audit: p.audit, realm: a.Realm, now: now})
 	}
-	return append(stages, &identityHeadersStage{h: ih}), nil
+	return append(stages, ihs), nil
 }
 
 // credentialHeaders is the API-key header (api_keys.header), removed before

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -57,7 +58,7 @@ var (
 	errUnderscoreHeader = &RequestError{problem.UnderscoreHeader,
 		"Header names must not contain an underscore."}
 	errInvalidHost = &RequestError{problem.InvalidHost,
-		"The Host header is not a valid host name."}
+		"The Host header must be a host name, an IPv4 address or a bracketed IPv6 address, optionally followed by \":\" and a port."}
 	errAmbiguousParameter = &RequestError{problem.AmbiguousParameter,
 		"A header or query parameter that this route's policy checks was sent more than once, or the query cannot be read unambiguously."}
 	errMethodOverride = &RequestError{problem.AmbiguousMethodOverride,
@@ -69,8 +70,8 @@ var (
 var methodOverrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
 
 // untrustedHeaders are removed when the TCP peer is not a trusted proxy:
-// client-address and original-URL headers that some backends and
-// frameworks believe (Symfony and IIS read X-Original-URL and
+// client-address, original-URL and other proxies' identity headers that
+// some backends and frameworks believe (Symfony and IIS read X-Original-URL and
 // X-Rewrite-URL as the path to serve, so /public with X-Original-URL:
 // /admin serves /admin). X-Forwarded-For, -Host, -Proto and Forwarded are
 // not listed: the proxy replaces them on the outgoing request.
@@ -81,6 +82,34 @@ var untrustedHeaders = []string{
 	"X-Original-Host", "X-Forwarded-Server", "X-Host", "X-Http-Host-Override",
 	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Scheme", "X-Forwarded-Ssl", "X-Url-Scheme",
 	"X-Original-Method", "X-Forwarded-Method",
+	"X-Forwarded-Protocol", "X-Original-Proto", "Front-End-Https", "X-Arr-Ssl", "X-Arr-Clientcert", "X-Proxyuser-Ip",
+	// Envoy (an Istio sidecar in front of the backend) believes these
+	// from whoever sent them: x-envoy-internal makes a request internal.
+	"X-Envoy-Internal", "X-Envoy-External-Address", "X-Envoy-Original-Path", "X-Envoy-Original-Host",
+	// Identity that other authenticating proxies vouch for, which backends
+	// written for them believe: oauth2-proxy and nginx auth_request, Apache
+	// and Grafana's auth proxy (Remote-User), Kong, Azure App Service,
+	// AWS ALB, Google IAP, Cloudflare Access, and client certificates
+	// verified by a TLS terminator (Envoy's XFCC, nginx's $ssl_client_*).
+	// Gatehouse never sets them unless they are configured as identity
+	// headers (then they are removed from every request anyway).
+	"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups", "X-Forwarded-Preferred-Username",
+	"X-Forwarded-Access-Token", "X-Forwarded-Uid",
+	"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups",
+	"X-Auth-Request-Preferred-Username", "X-Auth-Request-Access-Token",
+	"Remote-User", "Remote-Email", "Remote-Groups", "Remote-Name", "X-Remote-User", "X-Remote-Group", "X-Remote-Groups",
+	"X-Authenticated-User", "X-Authenticated-Userid", "X-Authenticated-Groups", "X-Authenticated-Scope",
+	"X-Consumer-Id", "X-Consumer-Username", "X-Consumer-Custom-Id", "X-Consumer-Groups",
+	"X-Credential-Identifier", "X-Anonymous-Consumer", "X-Userinfo",
+	"X-Ms-Client-Principal", "X-Ms-Client-Principal-Name", "X-Ms-Client-Principal-Id", "X-Ms-Client-Principal-Idp",
+	"X-Ms-Token-Aad-Access-Token", "X-Ms-Token-Aad-Id-Token",
+	"X-Amzn-Oidc-Data", "X-Amzn-Oidc-Identity", "X-Amzn-Oidc-Accesstoken",
+	"X-Goog-Authenticated-User-Email", "X-Goog-Authenticated-User-Id", "X-Goog-Iap-Jwt-Assertion",
+	"Cf-Access-Jwt-Assertion", "Cf-Access-Authenticated-User-Email",
+	"X-Webauth-User", "X-Webauth-Email", "X-Webauth-Name", "X-Webauth-Groups",
+	"X-Jwt-Assertion", "X-Endpoint-Api-Userinfo", "X-Apigateway-Api-Userinfo",
+	"X-Forwarded-Client-Cert", "X-Client-Cert", "X-Client-Verify", "X-Client-Dn",
+	"X-Ssl-Client-Cert", "X-Ssl-Client-Verify", "X-Ssl-Client-S-Dn", "X-Ssl-Client-I-Dn", "Ssl-Client-Cert", "Ssl-Client-Verify",
 }
 
 type headerClass uint8
@@ -134,7 +163,7 @@ func compileHygiene(cfg *config.Config) hygiene {
 		h.special[n] = hdrOverride
 	}
 	for _, n := range untrustedHeaders {
-		h.special[n] = hdrUntrusted
+		h.special[http.CanonicalHeaderKey(n)] = hdrUntrusted
 	}
 	for _, rc := range cfg.Routes {
 		h.routes = append(h.routes, routeHygiene{
@@ -212,6 +241,10 @@ func (p *Plan) route(r *http.Request, trustedPeer bool) (route.Result[*Route], e
 		if err := h.routes[res.Index].admit(found, r.Method); err != nil {
 			return none, err
 		}
+	}
+	listed := !slices.Contains(h.allowed, r.Method)
+	if err := p.aliases.check(r.Host, r.URL.Path, r.Method, listed, res); err != nil {
+		return none, err
 	}
 	return res, nil
 }
@@ -292,38 +325,98 @@ func (h *hygiene) headers(hd http.Header, trustedPeer bool) (override string, er
 	return override, nil
 }
 
-// normalizeHost writes the Host in one spelling: lower case, without the
-// trailing dot ("API.Example.com." and "api.example.com.:443" name the same
-// host as "api.example.com"), so the route, the policy (request.host) and
-// the upstream (preserve_host, X-Forwarded-Host) all see the same name. A
-// host with an empty label ("a..b", ".a", "a..") is refused. It allocates
-// only when it changes something.
+// normalizeHost checks the Host (or the authority of an absolute-form
+// request target, which net/http puts in r.Host) and writes it in one
+// spelling: lower case, without the trailing dot ("API.Example.com." and
+// "api.example.com.:443" name the same host as "api.example.com"), so the
+// route, the policy (request.host) and the upstream (preserve_host) all see
+// the same name.
+//
+// Only what every reader parses one way is accepted: a name of letters,
+// digits, '-', '_' and '.' without empty labels, an IPv4 address, or an
+// IPv6 literal in brackets, then optionally ':' and a port of 1 to 5
+// digits. net/http lets much more through ("a%2eb", "[x]y", "h:1:2",
+// "h:abc", "h:"), and a backend that decodes, strips brackets or splits at
+// another colon than the route table did would see another host than the
+// one that was routed, authenticated and authorized (a virtual host behind
+// a public catch-all). An empty Host (HTTP/1.0) is left as it is. It
+// allocates only when it changes something.
 func normalizeHost(r *http.Request) error {
 	host := r.Host
+	if hv, ok := r.Header["Host"]; ok {
+		// Only over HTTP/2 (net/http removes Host from HTTP/1.x headers):
+		// a Host field beside :authority. RFC 9113 §8.3.1: one that names
+		// another host makes the request malformed. Either way it goes, so
+		// that nothing (a policy reading request.headers) sees a second
+		// host.
+		if len(hv) != 1 || !strings.EqualFold(hv[0], host) {
+			return errInvalidHost
+		}
+		delete(r.Header, "Host")
+	}
+	if host == "" {
+		return nil
+	}
 	name, port := host, ""
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+	if host[0] == '[' {
+		end := strings.IndexByte(host, ']')
+		if end < 0 {
+			return errInvalidHost
+		}
+		name, port = host[:end+1], host[end+1:]
+		a, err := netip.ParseAddr(host[1:end])
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return errInvalidHost
+		}
+	} else if i := strings.IndexByte(host, ':'); i >= 0 {
 		name, port = host[:i], host[i:]
 	}
-	if name == "" || name[0] == '[' {
-		return nil // no host, or an IPv6 literal
-	}
-	if name[0] == '.' || strings.Contains(name, "..") {
+	if name == "" || port != "" && !validPort(port) {
 		return errInvalidHost
 	}
+	if name[0] == '[' {
+		return nil // an IPv6 literal, checked above
+	}
 	changed := false
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+		case 'A' <= c && c <= 'Z':
+			changed = true
+		case c == '.':
+			// No empty label: not first, not after another dot, and
+			// only the one trailing dot of a fully qualified name.
+			if i == 0 || name[i-1] == '.' {
+				return errInvalidHost
+			}
+		default:
+			return errInvalidHost
+		}
+	}
 	if name[len(name)-1] == '.' {
 		name, changed = name[:len(name)-1], true
 	}
-	for i := 0; i < len(name); i++ {
-		if 'A' <= name[i] && name[i] <= 'Z' {
-			name, changed = strings.ToLower(name), true
-			break
-		}
-	}
 	if changed {
-		r.Host = name + port
+		r.Host = strings.ToLower(name) + port
 	}
 	return nil
+}
+
+// validPort reports whether p is ":" followed by a decimal port, 0-65535,
+// of at most 5 digits.
+func validPort(p string) bool {
+	if len(p) < 2 || len(p) > 6 || p[0] != ':' {
+		return false
+	}
+	n := 0
+	for i := 1; i < len(p); i++ {
+		c := p[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n <= 65535
 }
 
 // checkPath inspects a request path: path is r.URL.Path (decoded), raw is

@@ -17,6 +17,8 @@ func TestJoinList(t *testing.T) {
 		{"control character kept in its element", []string{"x\x01y", "suspended"}, ',', "x%01y,suspended"},
 		{"space inside a scope is one scope", []string{"read admin:all", "write"}, ' ', "read%20admin:all write"},
 		{"comma in a scope is left alone", []string{"a,b"}, ' ', "a,b"},
+		{"outer spaces of an element", []string{" admin", "ops "}, ',', "%20admin,ops%20"},
+		{"inner space kept", []string{"sales team"}, ',', "sales team"},
 		{"AD distinguished name", []string{"CN=Admins,OU=Groups,DC=corp"}, ',', "CN=Admins%2COU=Groups%2CDC=corp"},
 	} {
 		if got := joinList(tc.list, tc.sep); got != tc.want {

@@ -118,6 +118,9 @@ type Plan struct {
 	stripHeaders []string
 	// hygiene is the compiled request_hygiene (hygiene.go).
 	hygiene hygiene
+	// aliases finds paths a lenient backend reads as another route's
+	// (alias.go).
+	aliases aliases
 	// apiKeyHeader is api_keys.header, canonical: removed before the
 	// upstream on every route, public ones included.
 	apiKeyHeader string

@@ -46,7 +46,7 @@ routes:
 		{"not found", "GET", "/nope", 404, "", "",
 			`{"type":"urn:gatehouse:problem:route-not-found","title":"No route matches the request","status":404,"detail":"No route is configured for this host, path and method.","request_id":"rid-1"}`},
 		{"method not allowed", "GET", "/submit", 405, "Allow", "POST",
-			`{"type":"urn:gatehouse:problem:method-not-allowed","title":"Method not allowed on this route","status":405,"detail":"This path accepts: POST.","request_id":"rid-1"}`},
+			`{"type":"urn:gatehouse:problem:method-not-allowed","title":"Method not allowed","status":405,"detail":"This path accepts: POST.","request_id":"rid-1"}`},
 		{"dot segment", "GET", "/a/../submit", 400, "", "",
 			`{"type":"urn:gatehouse:problem:bad-request","title":"Bad request","status":400,"detail":"The request path must be absolute and must not contain \".\" or \"..\" segments.","request_id":"rid-1"}`},
 	} {

@@ -17,7 +17,14 @@ type authenticateStage struct {
 	chain *authn.Chain
 	audit audit.Logger
 	realm string
+	// headers are the route's identity headers: an identity that they
+	// cannot carry unambiguously is refused here (see representable).
+	headers *identityHeaders
 }
+
+// reasonUnrepresentable: the credential is valid, but a value that an
+// identity header of the route must carry cannot be sent unambiguously.
+const reasonUnrepresentable authn.Reason = "identity_unrepresentable"
 
 // challengeScheme is the WWW-Authenticate scheme of a method.
 func challengeScheme(m identity.Method) string {
@@ -32,6 +39,11 @@ func (s *authenticateStage) Name() string { return "authenticate" }
 func (s *authenticateStage) Process(x *Exchange) error {
 	id, err := s.chain.Authenticate(x.Request)
 	ev := x.auditEvent(audit.TypeAuthentication)
+	if err == nil && s.headers != nil && !id.IsAnonymous() && !s.headers.representable(id) {
+		err = &authn.Failure{Method: id.Method, Reason: reasonUnrepresentable,
+			Description: "The credential's identity cannot be passed on unambiguously.",
+			Issuer:      id.Issuer, Provider: id.Provider, CredentialID: id.CredentialID}
+	}
 	if err == nil {
 		ev.Outcome, ev.Reason = audit.OutcomeAllow, string(authn.ReasonOK)
 		if id.IsAnonymous() {
@@ -204,6 +216,78 @@ func (s *identityHeadersStage) Process(x *Exchange) error {
 	return nil
 }
 
+// representable reports whether every identity header of the route can
+// carry id's value unambiguously. Before, a value the transport could not
+// send was dropped and its header left unset: a group with a line break
+// made the whole X-Auth-Groups disappear, and a backend's deny-list of a
+// "suspended" group with it. Now a single value that HTTP would change is
+// refused (401): a control character anywhere, or a space at either end
+// (removed in transit: " admin" would arrive as "admin"). List elements
+// are escaped by joinList instead (a separator, '%', a control character
+// or an outer space inside an element), so only an empty element, which
+// no escaping can show, refuses a list.
+func (h *identityHeaders) representable(id *identity.Identity) bool {
+	if h.subject != "" && !singleValueSafe(id.Subject) ||
+		h.issuer != "" && !singleValueSafe(id.Issuer) ||
+		h.clientID != "" && !singleValueSafe(id.ClientID) ||
+		h.scopes != "" && !listSafe(id.Scopes, ' ') ||
+		h.roles != "" && !listSafe(id.Roles, ',') ||
+		h.groups != "" && !listSafe(id.Groups, ',') {
+		return false
+	}
+	for _, c := range h.claims {
+		if !claimSafe(id.Claims[c.claim]) {
+			return false
+		}
+	}
+	return true
+}
+
+// singleValueSafe: no control character and no space at either end
+// (an empty value is not sent at all).
+func singleValueSafe(v string) bool {
+	if v == "" {
+		return true
+	}
+	if v[0] == ' ' || v[len(v)-1] == ' ' {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// listSafe: no element is empty (joinList escapes everything else).
+func listSafe(vs []string, _ byte) bool {
+	for _, v := range vs {
+		if v == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// claimSafe checks a claim as claimString renders it: an array's
+// elements are joined (and escaped) by joinList, so none may be empty.
+func claimSafe(v any) bool {
+	switch t := v.(type) {
+	case []string:
+		return listSafe(t, ',')
+	case []any:
+		for _, e := range t {
+			if claimString(e) == "" {
+				return false
+			}
+		}
+		return true
+	default:
+		return singleValueSafe(claimString(v))
+	}
+}
+
 // claimString renders a claim for a header: arrays comma-separated (as
 // joinList escapes them).
 func claimString(v any) string {
@@ -231,8 +315,8 @@ func claimString(v any) string {
 }
 
 // joinList joins the elements of a list-valued identity header with sep,
-// percent-encoding (RFC 3986 style) any sep, '%' or control character
-// inside an element, so that a backend splitting on sep always gets whole
+// percent-encoding (RFC 3986 style) any sep, '%', control character or
+// outer space inside an element, so that a backend splitting on sep always gets whole
 // elements: a group named "staff,admin" must reach it as one group
 // ("staff%2Cadmin"), never as "staff" and "admin", and one element with a
 // control character must not make the whole header disappear (a backend's
@@ -256,7 +340,7 @@ func joinList(list []string, sep byte) string {
 			b.WriteByte(sep)
 		}
 		for j := 0; j < len(e); j++ {
-			if c := e[j]; c == sep || c == '%' || c < 0x20 || c == 0x7f {
+			if c := e[j]; listEscaped(c, j, len(e), sep) {
 				b.WriteByte('%')
 				b.WriteByte(hex[c>>4])
 				b.WriteByte(hex[c&0xf])
@@ -270,11 +354,18 @@ func joinList(list []string, sep byte) string {
 
 func needsListEscape(e string, sep byte) bool {
 	for i := 0; i < len(e); i++ {
-		if c := e[i]; c == sep || c == '%' || c < 0x20 || c == 0x7f {
+		if listEscaped(e[i], i, len(e), sep) {
 			return true
 		}
 	}
 	return false
+}
+
+// listEscaped reports whether byte c at position i of an n-byte list
+// element is percent-encoded: the separator, '%', a control character, or
+// a space at either end (a backend trims those after splitting).
+func listEscaped(c byte, i, n int, sep byte) bool {
+	return c == sep || c == '%' || c < 0x20 || c == 0x7f || c == ' ' && (i == 0 || i == n-1)
 }
 
 // headerValueSafe refuses control characters, which would be rejected by

@@ -31,7 +31,7 @@ var (
 	RouteNotFound    = Type{"route-not-found", "No route matches the request", http.StatusNotFound}
 	Unauthorized     = Type{"unauthorized", "Authentication required or failed", http.StatusUnauthorized}
 	Forbidden        = Type{"forbidden", "Not allowed", http.StatusForbidden}
-	MethodNotAllowed = Type{"method-not-allowed", "Method not allowed on this route", http.StatusMethodNotAllowed}
+	MethodNotAllowed = Type{"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed}
 	BodyTooLarge     = Type{"request-body-too-large", "Request body too large", http.StatusRequestEntityTooLarge}
 	HeaderTooLarge   = Type{"request-header-too-large", "Request header fields too large", http.StatusRequestHeaderFieldsTooLarge}
 	Internal         = Type{"internal-error", "Internal error", http.StatusInternalServerError}
@@ -49,6 +49,7 @@ var (
 	PathDoubleEncoding      = Type{"path-double-encoding", "Double-encoded path", http.StatusBadRequest}
 	PathInvalidUTF8         = Type{"path-invalid-utf8", "Path is not valid UTF-8", http.StatusBadRequest}
 	PathRepeatedSlash       = Type{"path-repeated-slash", "Repeated slashes in the path", http.StatusBadRequest}
+	PathAmbiguous           = Type{"path-ambiguous", "Path is an alias of another route's path", http.StatusBadRequest}
 	InvalidHost             = Type{"invalid-host", "Invalid Host header", http.StatusBadRequest}
 	UnderscoreHeader        = Type{"underscore-header", "Underscore in a header name", http.StatusBadRequest}
 	AmbiguousParameter      = Type{"ambiguous-parameter", "Ambiguous header or query parameter", http.StatusBadRequest}
