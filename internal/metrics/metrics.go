@@ -91,7 +91,7 @@ type Metrics struct {
 	names []string
 
 	mu     sync.Mutex
-	routes map[string]bool // route names handed out since the last Retain
+	routes map[string]bool // every route name ever handed out
 }
 
 // New builds the registry with every Gatehouse family, the build info, and
@@ -206,7 +206,10 @@ func (m *Metrics) Loaded(hash string) {
 // Retain drops the series of every route not in names (the routes of the
 // plan now serving), so that a route a reload removed or renamed stops
 // being exported. Requests still in flight on the old plan count into
-// children no longer exported.
+// children no longer exported, or, for a label combination that plan had
+// not met yet, into a new series that the next Retain drops: every name
+// ever handed out is checked again each time (a set bounded by the
+// configurations this process has loaded).
 func (m *Metrics) Retain(names []string) {
 	keep := make(map[string]bool, len(names)+1)
 	for _, n := range names {
@@ -219,7 +222,6 @@ func (m *Metrics) Retain(names []string) {
 		if keep[n] {
 			continue
 		}
-		delete(m.routes, n)
 		for _, v := range m.perRoute {
 			v.DeletePartialMatch(prometheus.Labels{"route": n})
 		}

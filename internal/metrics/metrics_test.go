@@ -114,6 +114,14 @@ func TestRetain(t *testing.T) {
 			t.Fatalf("route b is still exported: %v", err)
 		}
 	}
+	// A request still in flight on the old plan's observer of b, with a
+	// label combination b had not met, recreates a series; the next
+	// reload's Retain drops it.
+	b.Done(pipeline.RequestDone{MethodClass: 1, Status: 500})
+	m.Retain([]string{"a"})
+	if n := testutil.CollectAndCount(m.requests); n != 1 {
+		t.Fatalf("%d requests_total series after the second Retain, want 1", n)
+	}
 }
 
 // TestKeysAndStore covers the families fed outside the request observer.
