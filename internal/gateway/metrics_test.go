@@ -170,6 +170,12 @@ func TestMetricsThroughGateway(t *testing.T) {
 	if res, _ := do(t, req); res.StatusCode != 501 {
 		t.Fatalf("PROPFIND: %d, want 501", res.StatusCode)
 	}
+	// Refused by the listener before routing (Plan.Refuse): _unmatched too.
+	req, _ = http.NewRequest("GET", tg.url+"/open/x", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", 66000))
+	if res, _ := do(t, req); res.StatusCode != 431 {
+		t.Fatalf("oversized header: %d, want 431", res.StatusCode)
+	}
 
 	s := tg.scrape(t)
 	for _, name := range []string{
@@ -188,7 +194,7 @@ func TestMetricsThroughGateway(t *testing.T) {
 	s.want(t, "gatehouse_requests_total", labels{"route": "api", "method": "GET", "status_class": "2xx"}, 2)
 	s.want(t, "gatehouse_requests_total", labels{"route": "api", "method": "GET", "status_class": "4xx"}, 2)
 	s.want(t, "gatehouse_requests_total", labels{"route": "admin-only", "method": "GET", "status_class": "4xx"}, 1)
-	s.want(t, "gatehouse_requests_total", labels{"route": "_unmatched", "method": "GET", "status_class": "4xx"}, 1)
+	s.want(t, "gatehouse_requests_total", labels{"route": "_unmatched", "method": "GET", "status_class": "4xx"}, 2) // 404, 431
 	s.want(t, "gatehouse_requests_total", labels{"route": "_unmatched", "method": "_other", "status_class": "5xx"}, 1)
 	s.want(t, "gatehouse_request_duration_seconds", labels{"route": "open", "status_class": "2xx"}, 3)
 	s.want(t, "gatehouse_upstream_duration_seconds", labels{"route": "open"}, 3)
