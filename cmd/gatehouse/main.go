@@ -151,6 +151,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		Log:        logger,
 		LogLevel:   level,
 		Pipeline:   pipeline.Options{Log: logger, Stdout: stdout, Stderr: stderr, UserAgent: keyset.UserAgent(versionString())},
+		Version:    versionString(),
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse: %v\n", err)

@@ -129,7 +129,34 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // authorize checks the bearer token and answers the request if it fails.
 func (a *api) authorize(w http.ResponseWriter, r *http.Request) bool {
-	if a.tokenHash == nil {
+	return authorizeToken(w, r, a.tokenHash, a.log)
+}
+
+// RequireToken serves h only to requests that carry the admin token, with
+// the same check, answers and log lines as the admin API: 401
+// admin-unauthorized without it, 503 admin-disabled when tokenHash is not
+// a SHA-256 (no token configured). For other admin endpoints that need
+// it (pprof, optionally /metrics).
+func RequireToken(tokenHash []byte, log *slog.Logger, h http.Handler) http.Handler {
+	if len(tokenHash) != sha256.Size {
+		tokenHash = nil
+	} else {
+		tokenHash = append([]byte(nil), tokenHash...)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if authorizeToken(w, r, tokenHash, log) {
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+// authorizeToken checks r's bearer token against tokenHash (nil: no token
+// configured) and answers the request if it fails.
+func authorizeToken(w http.ResponseWriter, r *http.Request, tokenHash []byte, log *slog.Logger) bool {
+	if tokenHash == nil {
 		writeProblem(w, probDisabled, "no admin token is configured", nil)
 		return false
 	}
@@ -137,8 +164,8 @@ func (a *api) authorize(w http.ResponseWriter, r *http.Request) bool {
 	// Hash first, so the comparison is over fixed-length values and runs
 	// in constant time whatever the token's length.
 	sum := sha256.Sum256([]byte(token))
-	if subtle.ConstantTimeCompare(sum[:], a.tokenHash) != 1 || !ok {
-		a.log.Warn("adminapi: unauthorized request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "token_present", ok)
+	if subtle.ConstantTimeCompare(sum[:], tokenHash) != 1 || !ok {
+		log.Warn("adminapi: unauthorized request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "token_present", ok)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse-admin"`)
 		writeProblem(w, probUnauthorized, "send the admin token as Authorization: Bearer <token>", nil)
 		return false

@@ -40,6 +40,7 @@ const (
 func Default() *Config {
 	return &Config{
 		Admin:          Admin{Address: DefaultAdminAddress, TokenFile: "gatehouse-admin.token"},
+		Metrics:        Metrics{Enabled: true},
 		AccessLog:      AccessLog{Output: "stdout"},
 		Log:            Log{Level: "info", Format: "json"},
 		Lifecycle:      Lifecycle{DrainTimeout: Duration(DefaultDrainTimeout)},

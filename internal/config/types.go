@@ -16,8 +16,10 @@ package config
 type Config struct {
 	// Listeners are the proxy's front doors. Default: one plain-HTTP listener on ":8080".
 	Listeners []Listener `yaml:"listeners" desc:"Front-door listeners that accept client traffic. Default: one HTTP listener on :8080."`
-	// Admin is the operations listener (health, readiness, later metrics and the admin API).
-	Admin Admin `yaml:"admin" desc:"The admin listener: /healthz and /readyz. Loopback only by default."`
+	// Admin is the operations listener (health, readiness, metrics, pprof and the admin API).
+	Admin Admin `yaml:"admin" desc:"The admin listener: /healthz, /readyz, /metrics, the admin API and (opt-in) pprof. Loopback only by default."`
+	// Metrics are the Prometheus metrics served on the admin listener.
+	Metrics Metrics `yaml:"metrics" desc:"Prometheus metrics, served at GET /metrics on the admin listener (docs/observability.md)."`
 	// Forwarding controls which peers may set X-Forwarded-* and Forwarded.
 	Forwarding Forwarding `yaml:"forwarding" desc:"How the client address and forwarding headers are derived."`
 	// AccessLog is the per-request log line.
@@ -94,6 +96,27 @@ type Admin struct {
 	TokenFile string `yaml:"token_file" desc:"Where a token generated at start is written (mode 0600) when token_hash is unset; the CLI reads it. Empty with no token_hash disables the admin API. Default gatehouse-admin.token."`
 	// Disabled turns the admin listener off. Default false.
 	Disabled bool `yaml:"disabled" desc:"Turn the admin listener off. Default false."`
+	// Pprof serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/ on the admin listener, behind the admin token. Default
+	// false. Security: profiles reveal internals (goroutine stacks, the
+	// command line) and a CPU profile or trace costs CPU while it runs;
+	// needs token_hash or token_file.
+	Pprof bool `yaml:"pprof" desc:"Serve Go runtime profiles (net/http/pprof) under /debug/pprof/ on the admin listener, behind the admin token (Authorization: Bearer). Needs token_hash or token_file. Default false. Security: profiles show goroutine stacks and the command line, and a CPU profile or trace costs CPU while it runs."`
+}
+
+// Metrics configures the Prometheus metrics.
+type Metrics struct {
+	// Enabled collects metrics and serves them at GET /metrics on the
+	// admin listener. Default true: the cost per request is a few atomic
+	// additions (see docs/observability.md). Labels never hold request
+	// data (paths, tokens, subjects).
+	Enabled bool `yaml:"enabled" desc:"Collect Prometheus metrics and serve them at GET /metrics on the admin listener. Default true (a few atomic additions per request). Labels are route names, method and status classes, outcomes and reason codes, never paths, tokens or subjects."`
+	// RequireToken makes GET /metrics ask for the admin token, like the
+	// admin API. Default false: scrapers on the admin network read it
+	// freely. Security: metrics show route names, provider names, traffic
+	// and error rates; turn this on if the admin listener is reachable by
+	// more than your monitoring.
+	RequireToken bool `yaml:"require_token" desc:"Require the admin token (Authorization: Bearer) on GET /metrics. Needs admin.token_hash or admin.token_file. Default false. Security: metrics reveal route and provider names and traffic and error rates to whoever reaches the admin listener."`
 }
 
 // Forwarding configures trust in forwarding headers.

@@ -65,6 +65,13 @@ func validate(c *Config, f *File) Errors {
 			add("admin.token_hash", "%v", err)
 		}
 	}
+	noToken := c.Admin.TokenHash == "" && c.Admin.TokenFile == ""
+	if c.Admin.Pprof && noToken {
+		add("admin.pprof", "pprof is served behind the admin token, and none is configured (set token_hash or token_file)")
+	}
+	if c.Metrics.Enabled && c.Metrics.RequireToken && noToken {
+		add("metrics.require_token", "no admin token is configured (set admin.token_hash or admin.token_file)")
+	}
 	if !c.Admin.Disabled {
 		if err := checkHostPort(c.Admin.Address); err != nil {
 			add("admin.address", "%v", err)

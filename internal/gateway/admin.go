@@ -3,8 +3,10 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/adminapi"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/problem"
@@ -12,14 +14,28 @@ import (
 
 // adminHandler serves the operations endpoints:
 //
-//	/healthz  live: the process serves HTTP (200 while running, even draining)
-//	/readyz   ready: a configuration is loaded, its identity sources are
-//	          usable and the instance is not draining; 503 otherwise, so a
-//	          load balancer stops sending traffic before shutdown.
+//	/healthz       live: the process serves HTTP (200 while running, even draining)
+//	/readyz        ready: a configuration is loaded, its identity sources are
+//	               usable and the instance is not draining; 503 otherwise, so a
+//	               load balancer stops sending traffic before shutdown.
+//	/metrics       Prometheus metrics (metrics.enabled; the admin token with
+//	               metrics.require_token)
+//	/debug/pprof/  Go runtime profiles, behind the admin token (admin.pprof)
 func (g *Gateway) adminHandler(cfg *config.Config) (http.Handler, error) {
 	mux := http.NewServeMux()
-	if err := g.mountAdminAPI(mux, cfg, planAudit{g}); err != nil {
+	tokenHash, err := g.mountAdminAPI(mux, cfg, planAudit{g})
+	if err != nil {
 		return nil, err
+	}
+	if g.metrics != nil {
+		h := g.metrics.Handler()
+		if cfg.Metrics.RequireToken {
+			h = adminapi.RequireToken(tokenHash, g.log, h)
+		}
+		mux.Handle("GET /metrics", h)
+	}
+	if cfg.Admin.Pprof {
+		mux.Handle("GET /debug/pprof/", adminapi.RequireToken(tokenHash, g.log, pprofHandler()))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
@@ -60,6 +76,20 @@ func (g *Gateway) adminHandler(cfg *config.Config) (http.Handler, error) {
 		problem.Write(w, problem.RouteNotFound, "Unknown admin endpoint.", "")
 	})
 	return mux, nil
+}
+
+// pprofHandler serves net/http/pprof's endpoints on a mux of its own (the
+// package also registers them on http.DefaultServeMux, which Gatehouse
+// never serves). Profiles and traces are bounded by the admin listener's
+// 10s write timeout: ask for seconds=5, not the default 30.
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index) // and every named profile: heap, goroutine, allocs, …
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // planAudit sends lifecycle events to the current plan's audit sink, so

@@ -80,12 +80,13 @@ func writeSecretFile(name string, data []byte) (err error) {
 	return os.Rename(tmp, name)
 }
 
-// mountAdminAPI adds the key-management API to the admin mux. Without an
-// API-key store (no route uses api_key) the API answers 503.
-func (g *Gateway) mountAdminAPI(mux *http.ServeMux, cfg *config.Config, auditLog audit.Logger) error {
+// mountAdminAPI adds the key-management API to the admin mux and returns
+// the admin token's hash (nil: none), which other admin endpoints check
+// too. Without an API-key store (no route uses api_key) the API answers 503.
+func (g *Gateway) mountAdminAPI(mux *http.ServeMux, cfg *config.Config, auditLog audit.Logger) ([]byte, error) {
 	hash, file, err := adminTokenHash(cfg.Admin)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if file != "" {
 		g.log.Info("gateway: admin API token written", "file", file)
@@ -95,7 +96,7 @@ func (g *Gateway) mountAdminAPI(mux *http.ServeMux, cfg *config.Config, auditLog
 			problem.Write(w, problem.Unavailable, "No route accepts api_key, so no key store is open.", "")
 		}
 		mux.HandleFunc("/v1/", unavailable)
-		return nil
+		return hash, nil
 	}
 	svc := &keymgmt.Service{
 		Store:         g.apiKeys.Store,
@@ -111,5 +112,5 @@ func (g *Gateway) mountAdminAPI(mux *http.ServeMux, cfg *config.Config, auditLog
 	h := adminapi.New(adminapi.Config{Service: svc, TokenHash: hash, Log: g.log})
 	mux.Handle("/v1/", h)
 	mux.Handle("GET /openapi.json", h)
-	return nil
+	return hash, nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log"
@@ -22,6 +23,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/framing"
+	"github.com/gatehouse/gatehouse/internal/keyset"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
 )
 
@@ -37,6 +40,8 @@ type Options struct {
 	// RetireDelay is how long a replaced plan is kept before Close, so
 	// in-flight requests on it finish. Default: the drain timeout.
 	RetireDelay time.Duration
+	// Version is the gateway's version, for gatehouse_build_info.
+	Version string
 }
 
 // ReloadReadyTimeout bounds how long a reload waits for the new
@@ -64,6 +69,10 @@ type Gateway struct {
 	apiKeys    *pipeline.APIKeys // opened at start when a route accepts api_key
 	stopExpiry func()            // stops the key-expiry watcher
 
+	// metrics is the Prometheus registry and the plans' observer; nil when
+	// metrics are off. It outlives every plan.
+	metrics *metrics.Metrics
+
 	retire sync.WaitGroup
 	done   chan struct{}
 }
@@ -89,8 +98,14 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 		opts.Pipeline.KeySets = pipeline.NewKeySets()
 	}
 	g := &Gateway{opts: opts, log: opts.Log, done: make(chan struct{})}
+	if cfg.Metrics.Enabled && !cfg.Admin.Disabled {
+		// Only where they can be read: /metrics is on the admin listener.
+		g.metrics = metrics.New(metrics.Options{Version: opts.Version, Providers: g.providerHealth})
+		g.opts.Pipeline.Observer = g.metrics
+		opts = g.opts
+	}
 	if opts.Pipeline.APIKeys == nil && usesMethod(cfg, "api_key") {
-		keys, err := pipeline.OpenAPIKeys(context.Background(), cfg.APIKeys, opts.Log)
+		keys, err := pipeline.OpenAPIKeysObserved(context.Background(), cfg.APIKeys, opts.Log, opts.Pipeline.Observer)
 		if err != nil {
 			return nil, file.Errorf("api_keys.store", "%v", err)
 		}
@@ -108,6 +123,9 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 		if data, err := config.ReadFile(opts.ConfigPath); err == nil {
 			g.hash = sha256.Sum256(data)
 		}
+	}
+	if g.metrics != nil {
+		g.metrics.Loaded(g.hashLabel())
 	}
 	if err := g.bind(cfg); err != nil {
 		g.closeListeners()
@@ -342,9 +360,10 @@ func (g *Gateway) reloadData(data []byte, force bool) error {
 		return g.reloadFailed(err)
 	}
 	old := g.cfg.Load()
-	if !reflect.DeepEqual(old.Listeners, cfg.Listeners) || !reflect.DeepEqual(old.Admin, cfg.Admin) {
-		g.log.Warn("gateway: listener or admin settings changed; they take effect after a restart, the rest is reloaded")
-		cfg.Listeners, cfg.Admin = old.Listeners, old.Admin
+	if !reflect.DeepEqual(old.Listeners, cfg.Listeners) || !reflect.DeepEqual(old.Admin, cfg.Admin) ||
+		old.Metrics != cfg.Metrics {
+		g.log.Warn("gateway: listener, admin or metrics settings changed; they take effect after a restart, the rest is reloaded")
+		cfg.Listeners, cfg.Admin, cfg.Metrics = old.Listeners, old.Admin, old.Metrics
 	}
 	plan, err := pipeline.Build(cfg, file, g.opts.Pipeline)
 	if err != nil {
@@ -393,6 +412,10 @@ func (g *Gateway) reloadData(data []byte, force bool) error {
 	g.install(cfg, plan)
 	g.hash = sum
 	g.lastError.Store(nil)
+	if g.metrics != nil {
+		g.metrics.Reloaded(nil, g.hashLabel())
+		g.metrics.Retain(routeNames(cfg))
+	}
 	g.log.Info("gateway: configuration reloaded", "file", g.opts.ConfigPath, "routes", plan.Routes())
 	g.retirePlan(prev, cfg.Lifecycle.DrainTimeout.Std())
 	return nil
@@ -401,6 +424,9 @@ func (g *Gateway) reloadData(data []byte, force bool) error {
 func (g *Gateway) reloadFailed(err error) error {
 	msg := err.Error()
 	g.lastError.Store(&msg)
+	if g.metrics != nil {
+		g.metrics.Reloaded(err, "")
+	}
 	g.log.Error("gateway: reload rejected; the previous configuration keeps serving", "file", g.opts.ConfigPath, "error", msg)
 	return err
 }
@@ -474,6 +500,35 @@ func (g *Gateway) closeAPIKeys() {
 		}
 	}
 }
+
+// hashLabel is the config_info hash: the SHA-256 of the file serving now,
+// in hex ("none" without a config file).
+func (g *Gateway) hashLabel() string {
+	if g.opts.ConfigPath == "" {
+		return "none"
+	}
+	return hex.EncodeToString(g.hash[:])
+}
+
+// providerHealth is the key set health of the plan serving now, for the
+// metrics' key age gauges.
+func (g *Gateway) providerHealth() []keyset.Health {
+	if p := g.plan.Load(); p != nil {
+		return p.ProviderHealth()
+	}
+	return nil
+}
+
+func routeNames(cfg *config.Config) []string {
+	out := make([]string, len(cfg.Routes))
+	for i, r := range cfg.Routes {
+		out[i] = r.Name
+	}
+	return out
+}
+
+// Metrics returns the gateway's metrics, or nil when they are off.
+func (g *Gateway) Metrics() *metrics.Metrics { return g.metrics }
 
 func usesMethod(cfg *config.Config, method string) bool {
 	for _, r := range cfg.Routes {

@@ -95,6 +95,11 @@ type Config struct {
 	Now func() time.Time
 	// Log receives refresh failures and key changes. Default: slog.Default().
 	Log *slog.Logger
+	// OnFetch, if set, is called after every fetch (discovery and JWKS
+	// together) with its error, nil on success, for metrics. It runs on
+	// the fetching goroutine, after the result is published, and must not
+	// block. A fetch cut short by Close is not reported.
+	OnFetch func(err error)
 }
 
 // source says where keys come from.

@@ -423,8 +423,12 @@ func (s *Set) doFetch(call *fetchCall, jwksURI string) {
 	s.broadcastLocked()
 	s.mu.Unlock()
 
+	closing := err != nil && errors.Is(err, context.Canceled) && s.ctx.Err() != nil
+	if s.cfg.OnFetch != nil && !closing {
+		s.cfg.OnFetch(err)
+	}
 	switch {
-	case err != nil && errors.Is(err, context.Canceled) && s.ctx.Err() != nil:
+	case closing:
 		// closing; not worth a warning
 	case err != nil:
 		s.cfg.Log.Warn("keyset: refresh failed", "provider", s.cfg.Name, "error", err.Error(), "serving_keys", len(before))

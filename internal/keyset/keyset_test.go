@@ -275,3 +275,26 @@ func TestUserAgent(t *testing.T) {
 		t.Errorf("default UserAgent = %q", got)
 	}
 }
+
+// TestOnFetch: every fetch is reported with its error, successes and
+// failures alike (for the jwks_fetches_total metric).
+func TestOnFetch(t *testing.T) {
+	p := testidp.Start(t)
+	var mu sync.Mutex
+	var results []error
+	s := newSet(t, keyset.Config{Name: "idp", JWKSURI: p.JWKSURI, OnFetch: func(err error) {
+		mu.Lock()
+		results = append(results, err)
+		mu.Unlock()
+	}})
+	waitReady(t, s)
+	p.Stop()
+	if err := s.Refresh(context.Background()); err == nil {
+		t.Fatal("refresh from a stopped provider succeeded")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(results) != 2 || results[0] != nil || results[1] == nil {
+		t.Fatalf("OnFetch saw %v, want a success then a failure", results)
+	}
+}

@@ -42,6 +42,12 @@ type APIKeys struct {
 // OpenAPIKeys opens the configured store. Every setting but static takes
 // effect only here, at start; a reload keeps the store and its cache.
 func OpenAPIKeys(ctx context.Context, cfg config.APIKeys, log *slog.Logger) (*APIKeys, error) {
+	return OpenAPIKeysObserved(ctx, cfg, log, nil)
+}
+
+// OpenAPIKeysObserved is OpenAPIKeys with an Observer (nil: none) that is
+// told of every cache and store lookup, labelled with the store type.
+func OpenAPIKeysObserved(ctx context.Context, cfg config.APIKeys, log *slog.Logger, o Observer) (*APIKeys, error) {
 	format, err := apikey.NewFormat(cfg.Prefix)
 	if err != nil {
 		return nil, err
@@ -75,10 +81,14 @@ func OpenAPIKeys(ctx context.Context, cfg config.APIKeys, log *slog.Logger) (*AP
 	}
 	k.static = apikey.NewStatic(next)
 	k.Store = k.static
-	k.cache, err = authnapikey.NewCache(authnapikey.CacheConfig{
+	cc := authnapikey.CacheConfig{
 		Store: k.Store, TTL: cfg.CacheTTL.Std(), NegativeTTL: cfg.NegativeCacheTTL.Std(),
 		LookupTimeout: cfg.LookupTimeout.Std(), MaxLookups: cfg.MaxConcurrentLookups,
-	})
+	}
+	if o != nil {
+		cc.Observer = apiKeyObserver{o: o, store: cfg.Store.Type}
+	}
+	k.cache, err = authnapikey.NewCache(cc)
 	if err != nil {
 		_ = k.Store.Close()
 		return nil, fmt.Errorf("api keys: %w", err)

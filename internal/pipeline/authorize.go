@@ -42,11 +42,16 @@ func (s *authorizeStage) Process(x *Exchange) error {
 	}
 	if d.Allow {
 		ev.Outcome = audit.OutcomeAllow
-		s.audit.Log(ev)
+	} else {
+		ev.Outcome = audit.OutcomeDeny
+	}
+	s.audit.Log(ev)
+	if o := x.Route.observer; o != nil {
+		o.Authorization(Authorization{Outcome: ev.Outcome, Reason: ev.Reason})
+	}
+	if d.Allow {
 		return nil
 	}
-	ev.Outcome = audit.OutcomeDeny
-	s.audit.Log(ev)
 	return &ForbiddenError{Decision: d, realm: s.realm, bearer: x.Identity != nil && x.Identity.Method == identity.MethodJWT}
 }
 

@@ -37,6 +37,10 @@ type Options struct {
 	// APIKeys is the open API-key runtime; required when a route accepts
 	// api_key (the gateway opens it at start).
 	APIKeys *APIKeys
+	// Observer, if set, sees every request of the plan (observe.go), and
+	// the key fetches and cache lookups behind its credentials. It must
+	// outlive the plan; the gateway passes the same one to every build.
+	Observer Observer
 	// Validating builds a plan only to check a configuration (gatehouse
 	// validate): stages that need process resources (the API-key store)
 	// are checked for configuration errors but not connected.
@@ -90,6 +94,10 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 	}
 	p.stripHeaders = identityHeaderNames(cfg)
 	p.hygiene = compileHygiene(cfg)
+	if opts.Observer != nil {
+		p.methods = p.hygiene.methodClasses()
+		p.unmatched = opts.Observer.Route(UnmatchedRoute, p.methods)
+	}
 	p.apiKeyHeader = canon(cfg.APIKeys.Header)
 	policies, err := compileNamedPolicies(cfg, file)
 	if err != nil {
@@ -108,6 +116,9 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		}
 		if rt.Stages, err = p.buildStages(rc, cfg.IdentityHeaders, verifier, opts.APIKeys, pol, opts.Now); err != nil {
 			return nil, file.Errorf(fmt.Sprintf("routes[%d].authenticate", i), "%v", err)
+		}
+		if opts.Observer != nil {
+			rt.observer = opts.Observer.Route(rt.Name, p.methods)
 		}
 		p.routes = append(p.routes, rt)
 		spec := route.Spec{Hosts: rc.Match.Hosts, Path: rc.Match.Path, Methods: rc.Match.Methods}

@@ -82,6 +82,10 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 			MaxStale:           pc.Keys.MaxStale.Std(),
 			Log:                p.log,
 		}
+		if o := opts.Observer; o != nil {
+			name := pc.Name
+			kc.OnFetch = func(err error) { o.KeyFetch(name, err) }
+		}
 		if pc.Keys.NegativeCacheTTL != 0 {
 			p.log.Warn("pipeline: identity_providers[].keys.negative_cache_ttl is deprecated and ignored: unknown key ids are no longer remembered",
 				"provider", pc.Name)
@@ -140,7 +144,11 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 		}
 		providers = append(providers, jp)
 	}
-	v, err := jwt.NewVerifier(providers, opts.Now)
+	vopts := jwt.VerifierOptions{Now: opts.Now}
+	if opts.Observer != nil {
+		vopts.OnCacheLookup = opts.Observer.JWTCache
+	}
+	v, err := jwt.NewVerifierWithOptions(providers, vopts)
 	if err != nil {
 		return nil, file.Errorf("identity_providers", "%v", err)
 	}

@@ -104,6 +104,8 @@ type Route struct {
 	// Deadline bounds reading the request and writing the response; 0
 	// clears the listener's deadlines so streams and WebSockets can live on.
 	Deadline time.Duration
+	// observer sees this route's requests (observe.go); nil: none.
+	observer RouteObserver
 }
 
 // Plan is one compiled configuration. It is immutable once built and
@@ -133,6 +135,10 @@ type Plan struct {
 	// unavailableLog throttles the warning of credentials that cannot be
 	// checked (one per request would flood the log during an outage).
 	unavailableLog logThrottle
+	// methods are the method classes given to the observer, and unmatched
+	// sees requests no route takes (observe.go); nil: no observer.
+	methods   []string
+	unmatched RouteObserver
 }
 
 // state is everything one request needs, pooled so the hot path does not
@@ -143,6 +149,9 @@ type state struct {
 	entry accesslog.Entry
 	// upstream backs x.upstream, so the usual few headers cost nothing.
 	upstream [8]proxy.Header
+	// forwarded is when the request was handed to the upstream, for the
+	// observer (zero: not forwarded, or no observer).
+	forwarded time.Time
 }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
@@ -167,6 +176,7 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 		Start: time.Now(), RequestID: rid, Listener: listener, Method: r.Method, Host: r.Host,
 		Path: r.URL.Path, RawQuery: r.URL.RawQuery, Proto: r.Proto, ClientIP: p.resolver.ClientIP(r),
 	}
+	defer p.observe(st, r) // after finish: the status and duration are final
 	defer p.finish(rec, r, e)
 
 	stripIdentityCopies(r, p.stripHeaders)
@@ -210,8 +220,15 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 	}
 	setDeadlines(w, rt.Deadline)
 
+	obs := rt.observer
+	if obs != nil {
+		st.forwarded = time.Now()
+	}
 	result, err := rt.Proxy.Forward(rec, r, x.upstream)
 	e.Upstream, e.UpstreamLatency = result.Target, result.Latency
+	if obs != nil {
+		obs.Upstream(UpstreamExchange{Duration: result.Latency, Error: upstreamErrorClass(err)})
+	}
 	if result.Switched && !rec.started() {
 		rec.status = result.Status // hijacked for a WebSocket: the recorder never saw it
 	}

@@ -28,6 +28,7 @@ func (p *Plan) Refuse(w http.ResponseWriter, r *http.Request, listener string, e
 		Start: time.Now(), RequestID: rid, Listener: listener, Method: r.Method, Host: r.Host,
 		Path: r.URL.Path, RawQuery: r.URL.RawQuery, Proto: r.Proto, ClientIP: p.resolver.ClientIP(r),
 	}
+	defer p.observeRefused(r, e) // after finish: the status and duration are final
 	defer p.finish(rec, r, e)
 	p.respond(rec, r, e, err)
 }

@@ -54,11 +54,21 @@ func (s *authenticateStage) Process(x *Exchange) error {
 		x.Identity = id
 		x.Log.Subject, x.Log.AuthMethod = id.Subject, string(id.Method)
 		s.audit.Log(ev)
+		observeAuthentication(x, ev)
 		return nil
 	}
 	err = s.refusal(ev, err)
 	s.audit.Log(ev)
+	observeAuthentication(x, ev)
 	return err
+}
+
+// observeAuthentication tells the route's observer the decision recorded
+// in ev (never who the caller is).
+func observeAuthentication(x *Exchange, ev *audit.Event) {
+	if o := x.Route.observer; o != nil {
+		o.Authentication(Authentication{Method: ev.AuthMethod, Outcome: ev.Outcome, Reason: ev.Reason, Provider: ev.Provider})
+	}
 }
 
 // refusal records a failed authentication in ev and returns the error

@@ -37,7 +37,34 @@ type CacheConfig struct {
 	// cannot pile up requests, goroutines and connections. Concurrent
 	// lookups of one key share one slot and one store call.
 	MaxLookups int
+	// Observer, if set, is told how lookups are answered, for metrics.
+	Observer LookupObserver
 }
+
+// LookupObserver is told how API-key lookups are answered (for metrics).
+// Its methods are called on the request path: they must be cheap, must
+// not block, and must be safe for concurrent use.
+type LookupObserver interface {
+	// CacheLookup reports a lookup answered from the cache (hit: a found
+	// or unknown key still within its TTL) or not (miss: it goes on to the
+	// store, or waits for the same lookup already in flight).
+	CacheLookup(hit bool)
+	// StoreLookup reports one call of the store (d: how long it took) or
+	// one refused for want of a free slot (StoreBusy, d zero).
+	StoreLookup(d time.Duration, result StoreResult)
+}
+
+// StoreResult is how one store lookup ended, as LookupObserver sees it.
+type StoreResult string
+
+// Store lookup results.
+const (
+	StoreFound    StoreResult = "found"
+	StoreNotFound StoreResult = "not_found"
+	StoreTimeout  StoreResult = "timeout"
+	StoreError    StoreResult = "error"
+	StoreBusy     StoreResult = "busy"
+)
 
 // Cache is the memory of API-key lookups: found keys and unknown ones, each
 // for its TTL, plus the bounds on the store calls behind it. One Cache is
@@ -50,6 +77,7 @@ type Cache struct {
 	c       *cache
 	timeout time.Duration
 	slots   chan struct{}
+	obs     LookupObserver // nil: none
 }
 
 // NewCache validates cfg, applies its defaults and returns the Cache.
@@ -89,6 +117,7 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 		c:       newCache(ttl, negTTL, maxEntries),
 		timeout: timeout,
 		slots:   make(chan struct{}, maxLookups),
+		obs:     cfg.Observer,
 	}, nil
 }
 
@@ -113,7 +142,11 @@ var (
 // unknown key). Store calls are collapsed per hash, take one of a bounded
 // number of slots (none free: errBusy at once) and have a deadline.
 func (c *Cache) lookup(ctx context.Context, hash []byte, now time.Time) (*entry, error) {
-	if e, known := c.c.get(hash, now); known {
+	e, known := c.c.get(hash, now)
+	if c.obs != nil {
+		c.obs.CacheLookup(known)
+	}
+	if known {
 		return e, nil
 	}
 	return c.c.load(ctx, hash, now, c.fetch)
@@ -126,12 +159,22 @@ func (c *Cache) fetch(ctx context.Context, hash []byte) (*entry, error) {
 	select {
 	case c.slots <- struct{}{}:
 	default:
+		if c.obs != nil {
+			c.obs.StoreLookup(0, StoreBusy)
+		}
 		return nil, errBusy
 	}
 	defer func() { <-c.slots }()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	var start time.Time
+	if c.obs != nil {
+		start = time.Now()
+	}
 	k, con, err := c.store.LookupKey(ctx, hash)
+	if c.obs != nil {
+		c.obs.StoreLookup(time.Since(start), storeResult(ctx, k, con, err))
+	}
 	switch {
 	case errors.Is(err, apikey.ErrNotFound):
 		return nil, nil
@@ -143,4 +186,17 @@ func (c *Cache) fetch(ctx context.Context, hash []byte) (*entry, error) {
 		return nil, errIncomplete
 	}
 	return newEntry(k, con), nil
+}
+
+// storeResult classifies a store call's answer as fetch does.
+func storeResult(ctx context.Context, k *apikey.Key, con *apikey.Consumer, err error) StoreResult {
+	switch {
+	case errors.Is(err, apikey.ErrNotFound):
+		return StoreNotFound
+	case err != nil && ctx.Err() != nil:
+		return StoreTimeout
+	case err != nil || k == nil || con == nil:
+		return StoreError
+	}
+	return StoreFound
 }

@@ -39,6 +39,11 @@ type VerifierOptions struct {
 	// key stops cached tokens at once). Only the SHA-256 of a token is
 	// kept, never the token; failures are never cached.
 	CacheSize int
+	// OnCacheLookup, if set, is told whether each token was answered from
+	// the cache (hit) or verified in full (miss), for metrics. It is
+	// called on the request path, so it must be cheap and safe for
+	// concurrent use. Not called when the cache is disabled.
+	OnCacheLookup func(hit bool)
 }
 
 // tokenCache remembers tokens that verified, keyed by the SHA-256 of the

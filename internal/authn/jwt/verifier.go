@@ -34,6 +34,8 @@ type Verifier struct {
 	now      func() time.Time
 	// cache remembers verified tokens; nil when disabled.
 	cache *tokenCache
+	// onCache is VerifierOptions.OnCacheLookup (nil: none).
+	onCache func(hit bool)
 }
 
 // NewVerifier compiles providers into a Verifier. It refuses an empty list,
@@ -86,6 +88,7 @@ func NewVerifierWithOptions(providers []Provider, opts VerifierOptions) (*Verifi
 	case size > 0:
 		v.cache = newTokenCache(size)
 	}
+	v.onCache = opts.OnCacheLookup
 	return v, nil
 }
 
@@ -160,7 +163,11 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 	var cacheKey [sha256.Size]byte
 	if v.cache != nil {
 		cacheKey = tokenHash(raw)
-		if id := v.cache.get(ctx, &cacheKey, allowed, v.now()); id != nil {
+		id := v.cache.get(ctx, &cacheKey, allowed, v.now())
+		if v.onCache != nil {
+			v.onCache(id != nil)
+		}
+		if id != nil {
 			return id, nil
 		}
 	}
