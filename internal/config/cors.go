@@ -17,7 +17,7 @@ type CORS struct {
 	// responses. Required.
 	AllowedOrigins []string `yaml:"allowed_origins" desc:"Origins whose scripts may call this route: exact (https://app.example.com, http://localhost:3000), wildcard subdomains (https://*.example.com matches one or more labels, never example.com itself), or * for any origin (refused with allow_credentials). No paths; null is refused. Required."`
 	// AllowedMethods may be asked for in a preflight. Default GET, HEAD, POST.
-	AllowedMethods []string `yaml:"allowed_methods" desc:"Methods a cross-origin request may use (compared exactly, upper case). Default GET, HEAD, POST."`
+	AllowedMethods []string `yaml:"allowed_methods" desc:"Methods a cross-origin request may use (compared exactly, upper case; GET implies HEAD). Default GET, HEAD, POST."`
 	// AllowedHeaders may be asked for in a preflight ("*": any).
 	AllowedHeaders []string `yaml:"allowed_headers" desc:"Request headers a cross-origin request may send (case-insensitive), e.g. Authorization, Content-Type; * allows any. Default none (only the CORS-safelisted ones)."`
 	// ExposedHeaders are response headers scripts may read.

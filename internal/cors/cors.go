@@ -25,7 +25,8 @@ type Config struct {
 	// ("https://*.example.com": one or more labels in place of "*"), or
 	// "*" alone (any origin; refused with AllowCredentials).
 	AllowedOrigins []string
-	// AllowedMethods may be asked for in a preflight. Empty: GET, HEAD, POST.
+	// AllowedMethods may be asked for in a preflight. Empty: GET, HEAD,
+	// POST. GET implies HEAD, as in routing.
 	AllowedMethods []string
 	// AllowedHeaders may be asked for in a preflight, compared without
 	// regard to case; "*" allows any.
@@ -94,6 +95,10 @@ func New(c Config) (*Policy, error) {
 		if !isToken(m) {
 			return nil, fmt.Errorf("cors: %q is not an HTTP method", m)
 		}
+	}
+	if slices.Contains(p.methods, "GET") && !slices.Contains(p.methods, "HEAD") {
+		// The gateway routes and authorizes HEAD as GET; CORS follows.
+		p.methods = append(p.methods, "HEAD")
 	}
 	for _, h := range c.AllowedHeaders {
 		if h == "*" {

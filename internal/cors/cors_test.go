@@ -123,6 +123,10 @@ func TestMethodsHeadersMaxAge(t *testing.T) {
 	if p.Exposed != "X-Page, X-Total" || p.MaxAge != "90" {
 		t.Fatalf("Exposed %q MaxAge %q", p.Exposed, p.MaxAge)
 	}
+	get, _ := New(Config{AllowedOrigins: []string{"https://a.example"}, AllowedMethods: []string{"GET", "PUT"}})
+	if !get.AllowMethod("HEAD") || get.AllowMethod("POST") {
+		t.Fatal("GET must imply HEAD, and nothing else")
+	}
 	any, _ := New(Config{AllowedOrigins: []string{"https://a.example"}, AllowedHeaders: []string{"*"}})
 	if !any.AllowHeaders("X-Anything, Authorization") || any.AllowHeaders("bad header") {
 		t.Fatal("* must allow any well-formed header name")

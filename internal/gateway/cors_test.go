@@ -51,7 +51,7 @@ func TestCORSThroughGateway(t *testing.T) {
 	idp := testidp.Start(t)
 	up := newCORSUpstream(t)
 	route := fmt.Sprintf(`  - name: api
-    match: {path_prefix: /api, methods: [GET, PUT]}
+    match: {path_prefix: /api, methods: [GET, PUT, DELETE]}
     authenticate: {methods: [jwt]}
     upstream: {targets: [%q]}
     cors:
@@ -61,13 +61,18 @@ func TestCORSThroughGateway(t *testing.T) {
       exposed_headers: [X-Page]
       allow_credentials: true
       max_age: 10m
-`, up.URL)
+  - name: any
+    match: {path_prefix: /any}
+    authenticate: {methods: [jwt]}
+    upstream: {targets: [%q]}
+    cors: {allowed_origins: ["https://app.example.com"]}
+`, up.URL, up.URL)
 	tg := startGateway(t, header+"identity_providers:\n"+providerYAML("idp", idp, "")+"routes:\n"+route).serve()
 	tg.waitReady(t)
 
-	preflight := func(t *testing.T, origin, method, headers string) *http.Response {
+	preflightTo := func(t *testing.T, path, origin, method, headers string) *http.Response {
 		t.Helper()
-		req, _ := http.NewRequest("OPTIONS", tg.url+"/api/items/1", nil)
+		req, _ := http.NewRequest("OPTIONS", tg.url+path, nil)
 		req.Header.Set("Origin", origin)
 		req.Header.Set("Access-Control-Request-Method", method)
 		if headers != "" {
@@ -75,6 +80,10 @@ func TestCORSThroughGateway(t *testing.T) {
 		}
 		res, _ := do(t, req)
 		return res
+	}
+	preflight := func(t *testing.T, origin, method, headers string) *http.Response {
+		t.Helper()
+		return preflightTo(t, "/api/items/1", origin, method, headers)
 	}
 
 	t.Run("preflight answered without credentials, not forwarded", func(t *testing.T) {
@@ -99,8 +108,15 @@ func TestCORSThroughGateway(t *testing.T) {
 			t.Error("the preflight was challenged")
 		}
 	})
+	t.Run("any-method authenticated route: 204, not 401", func(t *testing.T) {
+		res := preflightTo(t, "/any/x", "https://app.example.com", "POST", "")
+		if res.StatusCode != 204 || res.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" ||
+			res.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Fatalf("status %d, headers %v", res.StatusCode, res.Header)
+		}
+	})
 	t.Run("wildcard subdomain origin, HEAD-as-GET, match.methods without OPTIONS", func(t *testing.T) {
-		res := preflight(t, "https://a.b.tenant.example.com", "GET", "")
+		res := preflight(t, "https://a.b.tenant.example.com", "HEAD", "")
 		if res.StatusCode != 204 || res.Header.Get("Access-Control-Allow-Origin") != "https://a.b.tenant.example.com" {
 			t.Fatalf("status %d, allow origin %q", res.StatusCode, res.Header.Get("Access-Control-Allow-Origin"))
 		}
@@ -109,7 +125,7 @@ func TestCORSThroughGateway(t *testing.T) {
 		{"disallowed origin", "https://evil.example.net", "PUT", ""},
 		{"suffix attack", "https://evil-tenant.example.com", "PUT", ""},
 		{"disallowed header", "https://app.example.com", "PUT", "X-Admin"},
-		{"method outside cors.allowed_methods", "https://app.example.com", "POST", ""},
+		{"method outside cors.allowed_methods", "https://app.example.com", "DELETE", ""},
 	} {
 		t.Run("refused preflight: "+tc.name, func(t *testing.T) {
 			res := preflight(t, tc.origin, tc.method, tc.headers)
@@ -123,6 +139,12 @@ func TestCORSThroughGateway(t *testing.T) {
 			}
 		})
 	}
+	t.Run("preflight for a method no route serves: routed as OPTIONS, 405 without allow headers", func(t *testing.T) {
+		res := preflight(t, "https://app.example.com", "POST", "")
+		if res.StatusCode != 405 || res.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("status %d, headers %v", res.StatusCode, res.Header)
+		}
+	})
 	if got := up.requests(); len(got) != 0 {
 		t.Fatalf("preflights reached the upstream: %v", got)
 	}
@@ -178,7 +200,7 @@ func TestCORSThroughGateway(t *testing.T) {
 		req.Header.Set("Origin", "https://app.example.com")
 		res, _ := do(t, req)
 		if res.StatusCode != 405 {
-			t.Fatalf("status %d, want 405 (match.methods lists GET and PUT)", res.StatusCode)
+			t.Fatalf("status %d, want 405 (match.methods does not list OPTIONS)", res.StatusCode)
 		}
 	})
 }
