@@ -55,6 +55,7 @@ func buildCORS(rt *Route, rc config.Route) error {
 	rt.cors = &corsPolicy{pol}
 	rt.Stages = slices.Insert(rt.Stages, 0, Stage(corsStage{rt.cors}))
 	rt.preflight = &Route{Name: rt.Name, observer: rt.observer, cors: rt.cors, serve: rt.cors.servePreflight}
+	rt.refusedPreflight = &Route{Name: rt.Name, observer: rt.observer, cors: rt.cors, serve: refusePreflight}
 	return nil
 }
 
@@ -116,6 +117,13 @@ func (p *corsPolicy) servePreflight(w http.ResponseWriter, x *Exchange) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// refusePreflight answers a preflight that asks for a method this route
+// does not serve: 204 without allow headers, never forwarded.
+func refusePreflight(w http.ResponseWriter, x *Exchange) {
+	x.AddResponseHeader("Vary", preflightVary)
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // preflightMethod returns the method a CORS preflight asks about, or ""
 // if r is not one.
 func preflightMethod(r *http.Request) string {
@@ -130,10 +138,10 @@ func preflightMethod(r *http.Request) string {
 
 // matchPreflight routes a CORS preflight as the method it asks about. If
 // the route that would serve that method has a cors policy, the result is
-// its preflight endpoint; otherwise ok is false and the OPTIONS request
-// is routed like any other (its route's match.methods need not list
-// OPTIONS). found is what the hygiene checks saw in the request; the
-// route's opt-ins apply as they would to the actual request.
+// its preflight endpoint (its match.methods need not list OPTIONS);
+// otherwise ok is false and the OPTIONS request is routed like any other
+// (then see refusedPreflight). found is what the hygiene checks saw in the
+// request; the route's opt-ins apply as they would to the actual request.
 func (p *Plan) matchPreflight(r *http.Request, found finding) (res route.Result[*Route], ok bool) {
 	m := preflightMethod(r)
 	if m == "" || !p.anyCORS {
@@ -158,4 +166,15 @@ func (p *Plan) matchPreflight(r *http.Request, found finding) (res route.Result[
 	}
 	res.Value = res.Value.preflight
 	return res, true
+}
+
+// refusedPreflight: a preflight that matchPreflight did not take (its
+// method is refused, or served by no route with cors) but that reached a
+// route with cors as an OPTIONS request is answered by that route's
+// refusal, so no preflight to a cors route is ever forwarded.
+func refusedPreflight(r *http.Request, res route.Result[*Route]) route.Result[*Route] {
+	if res.Value.refusedPreflight != nil && preflightMethod(r) != "" {
+		res.Value = res.Value.refusedPreflight
+	}
+	return res
 }

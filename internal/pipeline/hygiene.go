@@ -249,6 +249,9 @@ func (p *Plan) route(r *http.Request, trustedPeer bool) (route.Result[*Route], e
 	if err := p.aliases.check(r.Host, r.URL.Path, r.Method, listed, res); err != nil {
 		return none, err
 	}
+	if p.anyCORS {
+		res = refusedPreflight(r, res)
+	}
 	return res, nil
 }
 

@@ -112,10 +112,12 @@ type Route struct {
 	// stages the gateway answers itself (writing through w, so the
 	// response phase applies) instead of proxying. Proxy is then nil.
 	serve func(w http.ResponseWriter, x *Exchange)
-	// cors is the route's compiled CORS policy (cors.go), nil: none; and
-	// preflight the gateway-owned route that answers its preflights.
-	cors      *corsPolicy
-	preflight *Route
+	// cors is the route's compiled CORS policy (cors.go), nil: none;
+	// preflight and refusedPreflight are the gateway-owned routes that
+	// answer its preflights.
+	cors             *corsPolicy
+	preflight        *Route
+	refusedPreflight *Route
 }
 
 // Plan is one compiled configuration. It is immutable once built and
