@@ -114,3 +114,22 @@ func TestResponsePhaseEdits(t *testing.T) {
 		t.Fatalf("headers %v", h)
 	}
 }
+
+// TestInspectPreflight: explain shows that a preflight is the gateway's.
+func TestInspectPreflight(t *testing.T) {
+	p := buildPlan(t, `
+routes:
+  - name: api
+    public: true
+    match: {path_prefix: /api}
+    upstream: {targets: ["builtin:echo"]}
+    cors: {allowed_origins: ["https://app.example.com"]}
+`)
+	req := httptest.NewRequest("OPTIONS", "http://gw.test/api/x", nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	out := p.Inspect(req, nil, true)
+	if out.Status != 204 || out.Route != "api" || !strings.Contains(strings.Join(out.Steps, "\n"), "cors preflight") {
+		t.Fatalf("%+v", out)
+	}
+}
