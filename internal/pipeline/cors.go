@@ -143,8 +143,11 @@ func preflightMethod(r *http.Request) string {
 // (then see refusedPreflight). found is what the hygiene checks saw in the
 // request; the route's opt-ins apply as they would to the actual request.
 func (p *Plan) matchPreflight(r *http.Request, found finding) (res route.Result[*Route], ok bool) {
+	if !p.anyCORS {
+		return res, false
+	}
 	m := preflightMethod(r)
-	if m == "" || !p.anyCORS {
+	if m == "" {
 		return res, false
 	}
 	h := &p.hygiene
