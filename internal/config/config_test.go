@@ -207,6 +207,37 @@ routes:
 			`c.yaml:15:11: routes[3].name: duplicate route name "dup" (also routes[2])`,
 			`c.yaml:19:12: routes[4].match: matches exactly the same requests as routes[3], so it can never be chosen`,
 		}},
+		{"cors problems", `
+routes:
+  - name: a
+    public: true
+    match: {path_prefix: /}
+    upstream: {targets: ["builtin:echo"]}
+    cors:
+      allowed_origins:
+        - "https://*.com"
+        - "*"
+        - "https://app.example.com/app"
+        - "null"
+      allow_credentials: true
+      allowed_methods: [get]
+      allowed_headers: ["bad header"]
+`, []string{
+			`c.yaml:9:11: routes[0].cors.allowed_origins[0]: origin "https://*.com" has a wildcard that is not "*." followed by a domain of at least two labels`,
+			`c.yaml:10:11: routes[0].cors.allowed_origins[1]: "*" cannot be combined with allow_credentials`,
+			`c.yaml:11:11: routes[0].cors.allowed_origins[2]: origin "https://app.example.com/app" must not have a path`,
+			`c.yaml:12:11: routes[0].cors.allowed_origins[3]: origin "null" is sent by sandboxed frames`,
+			`c.yaml:14:25: routes[0].cors.allowed_methods[0]: "get" is not an upper-case HTTP method`,
+			`c.yaml:15:25: routes[0].cors.allowed_headers[0]: "bad header" is not a header name`,
+		}},
+		{"cors without origins", `
+routes:
+  - name: a
+    public: true
+    match: {path_prefix: /}
+    upstream: {targets: ["builtin:echo"]}
+    cors: {allow_credentials: true}
+`, []string{`c.yaml:7:11: routes[0].cors.allowed_origins: at least one origin is required`}},
 		{"invalid yaml", "routes: [\n  - name: a\n", []string{`c.yaml:1:1: invalid YAML`}},
 		{"empty tls section", "listeners: [{address: \":8443\", tls: }]\n" + minimal,
 			[]string{`listeners[0].tls: empty section: tls with nothing under it does not turn TLS off: HTTPS needs cert_file and key_file; remove the tls line to serve plain HTTP`}},

@@ -200,6 +200,9 @@ type Route struct {
 	// gateway sees no more requests on that connection, so enable it only
 	// on routes whose upstream speaks WebSocket.
 	WebSocket bool `yaml:"websocket" desc:"Allow WebSocket upgrades (Upgrade: websocket on a GET) to this route's upstream. Default false: upgrades of any protocol are stripped and never tunnelled; after a switch the gateway sees no further requests on the connection."`
+	// CORS is this route's cross-origin policy (docs/cors.md). Default
+	// none: no CORS headers, preflights are routed like any OPTIONS request.
+	CORS *CORS `yaml:"cors" desc:"Cross-origin resource sharing for browsers: the gateway answers preflights itself (without authentication, never forwarded) and sets Access-Control-* headers on every answer, replacing the upstream's. Default none: no CORS headers; a preflight is an ordinary OPTIONS request (authenticated like any other)."`
 }
 
 // Match selects requests. All given conditions must hold.

@@ -115,6 +115,9 @@ func validate(c *Config, f *File) Errors {
 			}
 		}
 		errs = append(errs, validateUpstream(r.Upstream, p+".upstream", f)...)
+		if r.CORS != nil {
+			errs = append(errs, validateCORS(r.CORS, p+".cors", f)...)
+		}
 	}
 	errs = append(errs, validateAuth(c, f)...)
 	errs = append(errs, validateHygiene(c, f)...)

@@ -227,6 +227,36 @@ routes:
 		runServe(b, public(b, up.URL), newBenchRequest(publicURL, nil), 200)
 	})
 
+	// CORS on a public route: a same-origin request (no Origin), a
+	// cross-origin one, and a preflight the gateway answers itself.
+	corsPlan := func(b *testing.B) *Plan {
+		p := buildPlan(b, benchLogs+`
+routes:
+  - name: r
+    public: true
+    match: {path_prefix: /api}
+    upstream: {targets: ["http://upstream.bench"]}
+    cors:
+      allowed_origins: ["https://app.example.com", "https://*.example.com"]
+      allowed_headers: [Authorization]
+      allow_credentials: true
+`)
+		useTrivialUpstream(b, p)
+		return p
+	}
+	b.Run("cors_no_origin", func(b *testing.B) {
+		runServe(b, corsPlan(b), newBenchRequest(publicURL, nil), 200)
+	})
+	b.Run("cors_origin", func(b *testing.B) {
+		runServe(b, corsPlan(b), newBenchRequest(publicURL, map[string]string{"Origin": "https://a.example.com"}), 200)
+	})
+	b.Run("cors_preflight", func(b *testing.B) {
+		br := newBenchRequest(publicURL, map[string]string{"Origin": "https://a.example.com",
+			"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"})
+		br.req.Method = http.MethodOptions
+		runServe(b, corsPlan(b), br, 204)
+	})
+
 	b.Run("api_key", func(b *testing.B) {
 		keys, key := benchAPIKeys(b)
 		p := buildPlanWith(b, benchLogs+`

@@ -120,6 +120,10 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		if opts.Observer != nil {
 			rt.observer = opts.Observer.Route(rt.Name, p.methods)
 		}
+		if err := buildCORS(rt, rc); err != nil {
+			return nil, file.Errorf(fmt.Sprintf("routes[%d].cors", i), "%v", err)
+		}
+		p.anyCORS = p.anyCORS || rt.cors != nil
 		p.routes = append(p.routes, rt)
 		spec := route.Spec{Hosts: rc.Match.Hosts, Path: rc.Match.Path, Methods: rc.Match.Methods}
 		if rc.Match.PathPrefix != "" {

@@ -222,6 +222,9 @@ func (p *Plan) route(r *http.Request, trustedPeer bool) (route.Result[*Route], e
 		res, overridden = p.matchOverride(r, override)
 	}
 	if !overridden {
+		if pf, ok := p.matchPreflight(r, found); ok {
+			return pf, nil // answered by the gateway (cors.go): no backend, no alias check
+		}
 		if found&foundExtensionMethod != 0 {
 			res = p.table.MatchListed(r.Host, r.URL.Path, r.Method)
 		} else {
@@ -245,6 +248,9 @@ func (p *Plan) route(r *http.Request, trustedPeer bool) (route.Result[*Route], e
 	listed := !slices.Contains(h.allowed, r.Method)
 	if err := p.aliases.check(r.Host, r.URL.Path, r.Method, listed, res); err != nil {
 		return none, err
+	}
+	if p.anyCORS {
+		res = refusedPreflight(r, res)
 	}
 	return res, nil
 }

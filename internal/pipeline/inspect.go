@@ -93,6 +93,12 @@ func (p *Plan) Inspect(r *http.Request, id *identity.Identity, explain bool) Out
 	rt := res.Value
 	out.Route, e.Route = rt.Name, rt.Name
 	step("route: %s", rt.Name)
+	if rt.serve != nil {
+		// A CORS preflight (cors.go): no stage runs.
+		out.Status, out.Reason = http.StatusNoContent, "ok"
+		step("cors preflight: answered by the gateway (204), without authentication, never forwarded")
+		return out
+	}
 	x := &Exchange{Request: r, Route: rt, Params: res.Params, ClientIP: e.ClientIP, Log: e}
 	authenticated := false
 	for _, s := range rt.Stages {

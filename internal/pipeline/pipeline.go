@@ -65,6 +65,8 @@ type Exchange struct {
 	// upstream are the headers the gateway vouches for, set on the
 	// outgoing request by the proxy (see SetUpstreamHeader).
 	upstream []proxy.Header
+	// response are the response phase's header edits (response.go).
+	response []responseEdit
 
 	// event is the audit event a stage is filling in, kept here so that
 	// logging one does not allocate (audit.Logger does not keep it).
@@ -106,6 +108,16 @@ type Route struct {
 	Deadline time.Duration
 	// observer sees this route's requests (observe.go); nil: none.
 	observer RouteObserver
+	// serve, when set, makes this a gateway-owned endpoint: after the
+	// stages the gateway answers itself (writing through w, so the
+	// response phase applies) instead of proxying. Proxy is then nil.
+	serve func(w http.ResponseWriter, x *Exchange)
+	// cors is the route's compiled CORS policy (cors.go), nil: none;
+	// preflight and refusedPreflight are the gateway-owned routes that
+	// answer its preflights.
+	cors             *corsPolicy
+	preflight        *Route
+	refusedPreflight *Route
 }
 
 // Plan is one compiled configuration. It is immutable once built and
@@ -139,6 +151,8 @@ type Plan struct {
 	// sees requests no route takes (observe.go); nil: no observer.
 	methods   []string
 	unmatched RouteObserver
+	// anyCORS: some route has a cors policy, so preflights are looked for.
+	anyCORS bool
 }
 
 // state is everything one request needs, pooled so the hot path does not
@@ -147,8 +161,10 @@ type state struct {
 	rec   recorder
 	x     Exchange
 	entry accesslog.Entry
-	// upstream backs x.upstream, so the usual few headers cost nothing.
+	// upstream backs x.upstream, so the usual few headers cost nothing;
+	// response backs x.response.
 	upstream [8]proxy.Header
+	response [8]responseEdit
 	// forwarded is when the request was handed to the upstream, for the
 	// observer (zero: not forwarded, or no observer).
 	forwarded time.Time
@@ -169,7 +185,7 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 	r.Header[requestid.Header] = ids[0:1:1]
 	w.Header()[requestid.Header] = ids[1:2:2]
 
-	st.rec = recorder{ResponseWriter: w}
+	st.rec = recorder{ResponseWriter: w, x: &st.x}
 	rec := &st.rec
 	e := &st.entry
 	*e = accesslog.Entry{
@@ -200,13 +216,17 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 
 	x := &st.x
 	*x = Exchange{Request: r, Route: rt, Params: res.Params, RequestID: rid, ClientIP: e.ClientIP, Log: e,
-		upstream: st.upstream[:0]}
+		upstream: st.upstream[:0], response: st.response[:0]}
 	x.SetUpstreamHeader(requestid.Header, rid)
 	for _, s := range rt.Stages {
 		if err := s.Process(x); err != nil {
 			p.respond(rec, r, e, err)
 			return
 		}
+	}
+	if rt.serve != nil {
+		rt.serve(rec, x)
+		return
 	}
 
 	if rt.MaxBodyBytes > 0 && r.Body != nil && r.Body != http.NoBody {
@@ -283,8 +303,13 @@ func setDeadlines(w http.ResponseWriter, d time.Duration) {
 // recorder captures the status and size of the response for the access log.
 // It implements Unwrap so http.ResponseController (used by the reverse proxy
 // to flush streams and hijack WebSocket connections) reaches the real writer.
+//
+// It is also where the response phase runs (response.go): the header
+// edits that stages collected in x are applied once, just before the final
+// status goes out, whoever writes it.
 type recorder struct {
 	http.ResponseWriter
+	x      *Exchange
 	status int
 	bytes  int64
 }
@@ -292,6 +317,7 @@ type recorder struct {
 func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 && code >= 200 {
 		r.status = code
+		r.x.applyResponse(r.ResponseWriter.Header())
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
@@ -299,6 +325,7 @@ func (r *recorder) WriteHeader(code int) {
 func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
+		r.x.applyResponse(r.ResponseWriter.Header())
 	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
@@ -312,6 +339,7 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 func (r *recorder) Flush() {
 	if r.status == 0 {
 		r.status = http.StatusOK
+		r.x.applyResponse(r.ResponseWriter.Header())
 	}
 	_ = http.NewResponseController(r.ResponseWriter).Flush()
 }
