@@ -20,6 +20,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/accesslog"
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/framing"
 	"github.com/gatehouse/gatehouse/internal/identity"
@@ -139,6 +141,8 @@ type Plan struct {
 	// sees requests no route takes (observe.go); nil: no observer.
 	methods   []string
 	unmatched RouteObserver
+	// tracer records each request's spans (trace.go); nil: tracing off.
+	tracer trace.Tracer
 }
 
 // state is everything one request needs, pooled so the hot path does not
@@ -152,6 +156,8 @@ type state struct {
 	// forwarded is when the request was handed to the upstream, for the
 	// observer (zero: not forwarded, or no observer).
 	forwarded time.Time
+	// span is the request's server span; nil when not traced (trace.go).
+	span trace.Span
 }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
@@ -175,6 +181,9 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 	*e = accesslog.Entry{
 		Start: time.Now(), RequestID: rid, Listener: listener, Method: r.Method, Host: r.Host,
 		Path: r.URL.Path, RawQuery: r.URL.RawQuery, Proto: r.Proto, ClientIP: p.resolver.ClientIP(r),
+	}
+	if p.tracer != nil {
+		r = p.startTrace(st, r, e.Start)
 	}
 	defer p.observe(st, r) // after finish: the status and duration are final
 	defer p.finish(rec, r, e)
@@ -224,8 +233,12 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 	if obs != nil {
 		st.forwarded = time.Now()
 	}
+	span := p.upstreamSpan(st)
 	result, err := rt.Proxy.Forward(rec, r, x.upstream)
 	e.Upstream, e.UpstreamLatency = result.Target, result.Latency
+	if span != nil {
+		endUpstreamSpan(span, result, err)
+	}
 	if obs != nil {
 		obs.Upstream(UpstreamExchange{Duration: result.Latency, Error: upstreamErrorClass(err)})
 	}
