@@ -183,7 +183,7 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 		Path: r.URL.Path, RawQuery: r.URL.RawQuery, Proto: r.Proto, ClientIP: p.resolver.ClientIP(r),
 	}
 	if p.tracer != nil {
-		r = p.startTrace(st, r, e.Start)
+		r = p.startTrace(st, r)
 	}
 	defer p.observe(st, r) // after finish: the status and duration are final
 	defer p.finish(rec, r, e)

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"encoding/hex"
 	"net"
 	"net/http"
 	"time"
@@ -27,14 +28,22 @@ import (
 // status and the decisions' reason codes: never a credential, a subject
 // or a header value.
 
-// traceContext is the W3C Trace Context propagator: traceparent and
-// tracestate (baggage is not carried).
+// traceContext is the W3C Trace Context propagator, for extracting a
+// trusted proxy's traceparent and tracestate (baggage is not carried).
 var traceContext propagation.TraceContext
 
 // Trace header names, canonical, as they appear in http.Header.
 const (
 	headerTraceparent = "Traceparent"
 	headerTracestate  = "Tracestate"
+)
+
+// Span start options, made once: passing them as a fixed slice costs no
+// allocation per span.
+var (
+	serverSpan   = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+	clientSpan   = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+	internalSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)}
 )
 
 // Span attribute keys (OpenTelemetry semantic conventions, and ours).
@@ -55,23 +64,30 @@ const (
 	attrUpstreamDur = attribute.Key("gatehouse.upstream.duration_ms")
 )
 
-// startTrace starts the request's server span and returns r with it in its
-// context (so stages and the proxy see it). It runs before the route is
-// known: the name and route attributes are set when the span ends.
-func (p *Plan) startTrace(st *state, r *http.Request, start time.Time) *http.Request {
+// startTrace starts the request's server span. It runs before the route
+// is known: the name and route attributes are set when the span ends. A
+// sampled request gets r back with the span in its context, so the
+// decision stages and the upstream call become its children; an unsampled
+// one (the usual case at low ratios) keeps r and records nothing: only
+// its trace context is passed upstream.
+func (p *Plan) startTrace(st *state, r *http.Request) *http.Request {
+	// The request's context holds no span (net/http sets none), so a
+	// client that is not trusted starts a new root trace. The span's
+	// start and end are the SDK's clock readings: a timestamp option
+	// would cost an allocation per request.
 	ctx := r.Context()
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(start)}
 	if p.peerTrusted(r) {
 		ctx = traceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))
-	} else {
-		opts = append(opts, trace.WithNewRoot())
 	}
-	ctx, st.span = p.tracer.Start(ctx, UnmatchedRoute, opts...)
+	ctx, st.span = p.tracer.Start(ctx, UnmatchedRoute, serverSpan...)
 	// Whatever the client sent is not the upstream's business: the
-	// upstream span's context replaces it (upstreamSpan), and a client
-	// tracestate must not ride along with our traceparent.
+	// gateway's trace context replaces it (upstreamSpan), and a client's
+	// tracestate must not ride along with the gateway's traceparent.
 	delete(r.Header, headerTraceparent)
 	delete(r.Header, headerTracestate)
+	if !st.span.IsRecording() {
+		return r
+	}
 	return r.WithContext(ctx)
 }
 
@@ -101,7 +117,7 @@ func (p *Plan) endTrace(st *state, r *http.Request) {
 			s.SetStatus(codes.Error, "")
 		}
 	}
-	s.End(trace.WithTimestamp(e.Start.Add(e.Duration)))
+	s.End()
 }
 
 // tracedStages wraps the stages that make decisions (authenticate,
@@ -129,10 +145,10 @@ type tracedStage struct {
 
 func (s *tracedStage) Process(x *Exchange) error {
 	parent := trace.SpanFromContext(x.Request.Context())
-	if !parent.SpanContext().IsValid() {
+	if !parent.IsRecording() {
 		return s.Stage.Process(x)
 	}
-	_, span := s.tracer.Start(x.Request.Context(), s.Name(), trace.WithSpanKind(trace.SpanKindInternal))
+	_, span := s.tracer.Start(x.Request.Context(), s.Name(), internalSpan...)
 	x.event.Type = "" // so a stage that logs no event leaves no stale one
 	err := s.Stage.Process(x)
 	if span.IsRecording() {
@@ -157,15 +173,40 @@ func (s *tracedStage) Process(x *Exchange) error {
 // upstreamSpan starts the client span of the upstream exchange and makes
 // the upstream request carry its context (traceparent, and tracestate when
 // there is one) through the vouched-header seam, so a client's Connection
-// header cannot remove it. nil when the request is not traced.
+// header cannot remove it. An unsampled request gets no span: the upstream
+// is given the server span's context. nil when no span was started.
 func (p *Plan) upstreamSpan(st *state) trace.Span {
 	if st.span == nil {
 		return nil
 	}
 	x := &st.x
-	ctx, span := p.tracer.Start(x.Request.Context(), "upstream", trace.WithSpanKind(trace.SpanKindClient))
-	traceContext.Inject(ctx, upstreamCarrier{x})
+	if !st.span.IsRecording() {
+		setTraceHeaders(x, st.span.SpanContext())
+		return nil
+	}
+	_, span := p.tracer.Start(x.Request.Context(), "upstream", clientSpan...)
+	setTraceHeaders(x, span.SpanContext())
 	return span
+}
+
+// setTraceHeaders makes the upstream request carry sc as W3C Trace
+// Context (version 00), set on the outgoing request by the proxy.
+func setTraceHeaders(x *Exchange, sc trace.SpanContext) {
+	if !sc.IsValid() {
+		return
+	}
+	var b [55]byte // 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>
+	tid, sid := sc.TraceID(), sc.SpanID()
+	b[0], b[1], b[2] = '0', '0', '-'
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	b[52] = '-'
+	hex.Encode(b[53:55], []byte{byte(sc.TraceFlags() & trace.FlagsSampled)})
+	x.SetUpstreamHeader(headerTraceparent, string(b[:]))
+	if ts := sc.TraceState(); ts.Len() > 0 {
+		x.SetUpstreamHeader(headerTracestate, ts.String())
+	}
 }
 
 // endUpstreamSpan ends the upstream span with the exchange's result.
@@ -193,19 +234,3 @@ func endUpstreamSpan(span trace.Span, result proxy.Result, err error) {
 	}
 	span.End()
 }
-
-// upstreamCarrier injects trace headers as vouched upstream headers.
-type upstreamCarrier struct{ x *Exchange }
-
-func (c upstreamCarrier) Get(string) string { return "" }
-func (c upstreamCarrier) Keys() []string    { return nil }
-func (c upstreamCarrier) Set(key, value string) {
-	switch key {
-	case "traceparent":
-		c.x.SetUpstreamHeader(headerTraceparent, value)
-	case "tracestate":
-		c.x.SetUpstreamHeader(headerTracestate, value)
-	}
-}
-
-var _ propagation.TextMapCarrier = upstreamCarrier{}
