@@ -109,7 +109,7 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 		opts = g.opts
 	}
 	if cfg.Tracing.Enabled {
-		tp, err := tracing.New(cfg.Tracing, opts.Version)
+		tp, err := tracing.New(cfg.Tracing, opts.Version, opts.Log)
 		if err != nil {
 			return nil, file.Errorf("tracing", "%v", err)
 		}

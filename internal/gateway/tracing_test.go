@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -186,6 +187,8 @@ forwarding:
 		parentTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
 		parentSpan  = "00f067aa0ba902b7"
 		forgedTrace = "0af7651916cd43dd8448eb211c80319c"
+		// A trusted proxy's trace it decided not to sample.
+		unsampledTrace = "11112222333344445555666677778888"
 	)
 	type call struct {
 		name    string
@@ -201,6 +204,8 @@ forwarding:
 		{"untrusted", http.DefaultClient, "/api/b", tok, map[string]string{
 			"Traceparent": "00-" + forgedTrace + "-" + parentSpan + "-01", "Tracestate": "forged=1",
 			"Connection": "traceparent"}, 200},
+		{"trusted unsampled", trusted, "/api/d", tok, map[string]string{
+			"Traceparent": "00-" + unsampledTrace + "-" + parentSpan + "-00"}, 200},
 		{"bad token", http.DefaultClient, "/api/c", bogus, nil, 401},
 		{"denied", http.DefaultClient, "/admin/x", tok, nil, 403},
 		{"unmatched", http.DefaultClient, "/nowhere", "", nil, 404},
@@ -296,6 +301,19 @@ forwarding:
 		t.Errorf("untrusted: the client's tracestate reached the upstream: %q", got)
 	}
 
+	// A trusted proxy's decision not to sample is kept (parent-based
+	// sampling): nothing is exported, and the upstream still gets the
+	// trace, unsampled.
+	for _, sp := range spans {
+		if sp.TraceID == unsampledTrace {
+			t.Errorf("trusted unsampled: span %q was exported", sp.Name)
+		}
+	}
+	if tp := upstreamSaw["trusted unsampled"].Headers.Get("Traceparent"); !strings.HasPrefix(tp, "00-"+unsampledTrace+"-") ||
+		!strings.HasSuffix(tp, "-00") || strings.Contains(tp, parentSpan) {
+		t.Errorf("trusted unsampled: upstream got traceparent %q", tp)
+	}
+
 	// A refused credential: the reason, never the token.
 	srv = serverSpan(t, spans, rids["bad token"])
 	authn, ok = child(spans, srv, "authenticate")
@@ -323,4 +341,24 @@ forwarding:
 			t.Errorf("unmatched: unexpected child span %q", s.Name)
 		}
 	}
+}
+
+// TestTracingSettingsNeedRestart: a reload that changes the tracing block
+// applies, keeps the running tracing settings and says so.
+func TestTracingSettingsNeedRestart(t *testing.T) {
+	rcv := newOTLPReceiver(t)
+	up := newUpstream(t, "open")
+	cfg := func(ratio string) string {
+		return header + "tracing: {enabled: true, insecure: true, endpoint: \"" + rcv.URL + "\", sampling_ratio: " + ratio + "}\n" +
+			"routes:\n" + routeYAML("open", "{path_prefix: /}", `{targets: ["`+up.URL+`"]}`)
+	}
+	tg := startGateway(t, cfg("1")).serve()
+	tg.writeConfig(cfg("0.5"))
+	if err := tg.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tg.cfg.Load().Tracing.SamplingRatio; got != 1 {
+		t.Errorf("sampling_ratio after reload = %v, want the running 1", got)
+	}
+	mustContain(t, tg.opLog.String(), "tracing settings changed; they take effect after a restart")
 }

@@ -10,8 +10,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -32,9 +36,13 @@ type Provider struct {
 // the service.version attribute ("" to leave it out). Nothing is sent until
 // a span ends; an unreachable collector costs dropped spans, never a
 // blocked request.
-func New(cfg config.Tracing, version string) (*Provider, error) {
+func New(cfg config.Tracing, version string, log *slog.Logger) (*Provider, error) {
 	if !cfg.Enabled {
 		return nil, errors.New("tracing: not enabled")
+	}
+	if log != nil {
+		errorLog.Store(log)
+		setHandler.Do(func() { otel.SetErrorHandler(otel.ErrorHandlerFunc(handleError)) })
 	}
 	timeout := cfg.Timeout.Std()
 	if timeout <= 0 {
@@ -65,6 +73,21 @@ func New(cfg config.Tracing, version string) (*Provider, error) {
 		sdktrace.WithResource(resource.NewSchemaless(attrs...)),
 	)
 	return &Provider{tp: tp, tracer: tp.Tracer("github.com/gatehouse/gatehouse"), timeout: timeout}, nil
+}
+
+// The OpenTelemetry SDK reports export failures (a collector down or
+// refusing) to one process-wide handler; they go to the operational log of
+// the gateway that built the latest Provider. The messages name the
+// collector URL and status, never the configured headers.
+var (
+	errorLog   atomic.Pointer[slog.Logger]
+	setHandler sync.Once
+)
+
+func handleError(err error) {
+	if log := errorLog.Load(); log != nil {
+		log.Warn("tracing: spans could not be exported", "err", err)
+	}
 }
 
 // Tracer is the tracer the pipeline records requests with.
