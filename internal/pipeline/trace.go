@@ -99,12 +99,12 @@ func (p *Plan) endTrace(st *state, r *http.Request) {
 	if rt := st.x.Route; rt != nil {
 		name = rt.Name
 	}
-	method := r.Method
-	if p.methodClass(method) == len(p.methods) {
-		method = "_OTHER" // semantic conventions: unknown methods are not recorded verbatim
-	}
 	s.SetName(name)
 	if s.IsRecording() {
+		method := r.Method
+		if p.methodClass(method) == len(p.methods) {
+			method = "_OTHER" // semantic conventions: a method the gateway does not know is not recorded verbatim
+		}
 		s.SetAttributes(
 			attrMethod.String(method),
 			attrRoute.String(name),
@@ -162,7 +162,9 @@ func (s *tracedStage) Process(x *Exchange) error {
 		case audit.TypeAuthorization:
 			span.SetAttributes(attrOutcome.String(ev.Outcome), attrReason.String(ev.Reason))
 		}
-		if ev.Outcome == audit.OutcomeError {
+		if ev.Type != "" && ev.Outcome == audit.OutcomeError {
+			// Only a failure to decide is an error: a denial is the
+			// gateway doing its job.
 			span.SetStatus(codes.Error, ev.Reason)
 		}
 	}
