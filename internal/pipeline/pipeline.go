@@ -18,10 +18,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gatehouse/gatehouse/internal/accesslog"
-	"github.com/gatehouse/gatehouse/internal/audit"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/gatehouse/gatehouse/internal/accesslog"
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/framing"
 	"github.com/gatehouse/gatehouse/internal/identity"
