@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strconv"
@@ -199,6 +200,17 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(i)
+	case reflect.Float64:
+		s, ok := d.scalar(n, path)
+		if !ok {
+			return
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			d.errorf(n, path, "expected a number, got %q", s)
+			return
+		}
+		v.SetFloat(f)
 	default:
 		// A programming error in the config types, not a user error.
 		panic(fmt.Sprintf("config: unsupported field kind %s at %s", v.Kind(), path))

@@ -41,6 +41,7 @@ func Default() *Config {
 	return &Config{
 		Admin:          Admin{Address: DefaultAdminAddress, TokenFile: "gatehouse-admin.token"},
 		Metrics:        Metrics{Enabled: true},
+		Tracing:        Tracing{SamplingRatio: 1, ServiceName: "gatehouse", Timeout: Duration(10 * time.Second)},
 		AccessLog:      AccessLog{Output: "stdout"},
 		Log:            Log{Level: "info", Format: "json"},
 		Lifecycle:      Lifecycle{DrainTimeout: Duration(DefaultDrainTimeout)},

@@ -64,6 +64,8 @@ func schemaFor(t reflect.Type) schemaObject {
 		return orEnv(schemaObject{"type": "boolean"})
 	case reflect.Int, reflect.Int32, reflect.Int64:
 		return orEnv(schemaObject{"type": "integer"})
+	case reflect.Float64:
+		return orEnv(schemaObject{"type": "number"})
 	case reflect.Slice:
 		return schemaObject{"type": "array", "items": schemaFor(t.Elem())}
 	case reflect.Map:

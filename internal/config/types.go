@@ -20,6 +20,8 @@ type Config struct {
 	Admin Admin `yaml:"admin" desc:"The admin listener: /healthz, /readyz, /metrics, the admin API and (opt-in) pprof. Loopback only by default."`
 	// Metrics are the Prometheus metrics served on the admin listener.
 	Metrics Metrics `yaml:"metrics" desc:"Prometheus metrics, served at GET /metrics on the admin listener (docs/observability.md)."`
+	// Tracing is OpenTelemetry tracing, exported over OTLP/HTTP. Off by default.
+	Tracing Tracing `yaml:"tracing" desc:"OpenTelemetry tracing: a span per request with child spans for authentication, authorization and the upstream call, exported over OTLP/HTTP (docs/observability.md). Off by default."`
 	// Forwarding controls which peers may set X-Forwarded-* and Forwarded.
 	Forwarding Forwarding `yaml:"forwarding" desc:"How the client address and forwarding headers are derived."`
 	// AccessLog is the per-request log line.
@@ -117,6 +119,33 @@ type Metrics struct {
 	// and error rates; turn this on if the admin listener is reachable by
 	// more than your monitoring.
 	RequireToken bool `yaml:"require_token" desc:"Require the admin token (Authorization: Bearer) on GET /metrics. Needs admin.token_hash or admin.token_file. Default false. Security: metrics reveal route and provider names and traffic and error rates to whoever reaches the admin listener."`
+}
+
+// Tracing configures OpenTelemetry tracing. The gateway owns one tracer
+// provider for its whole life: a reload that changes these settings is
+// reported and takes effect after a restart.
+type Tracing struct {
+	// Enabled records spans and exports them. Default false: no tracer
+	// exists and requests do no tracing work at all.
+	Enabled bool `yaml:"enabled" desc:"Record a span per request (with child spans for authentication, authorization and the upstream call) and export them over OTLP/HTTP. Default false: no tracing work at all. Changing tracing settings takes effect after a restart."`
+	// Endpoint is the collector's OTLP/HTTP URL. A URL without a path gets
+	// /v1/traces. Required when enabled.
+	Endpoint string `yaml:"endpoint" desc:"The collector's OTLP/HTTP URL, e.g. https://otel-collector:4318 (a URL without a path gets /v1/traces). Required when enabled. https unless insecure is set."`
+	// Insecure allows an http:// endpoint. Default false. Security: spans
+	// (route names, paths, decisions) and the headers below cross the
+	// network in clear text.
+	Insecure bool `yaml:"insecure" desc:"Allow an http:// (plain-text) endpoint. Default false. Security: spans (routes, paths, authentication reasons) and the collector headers travel unencrypted."`
+	// Headers are sent with every export, for the collector's own
+	// authentication; write secrets as ${ENV}. They are never logged.
+	Headers map[string]string `yaml:"headers" desc:"HTTP headers sent with every export (collector authentication, e.g. Authorization: Bearer ${OTEL_TOKEN}). Write secrets as ${ENV}. Default none. Never logged."`
+	// SamplingRatio is the share of new traces recorded (0 to 1), parent-
+	// based: a trace continued from a trusted proxy keeps that proxy's
+	// decision. Default 1 (every request); lower it under load.
+	SamplingRatio float64 `yaml:"sampling_ratio" desc:"Share of new traces that are recorded, 0 to 1; parent-based: a trace continued from a trusted proxy keeps its sampled flag. Default 1 (every request); lower it (e.g. 0.01) at high request rates."`
+	// ServiceName is the service.name resource attribute. Default "gatehouse".
+	ServiceName string `yaml:"service_name" desc:"The service.name resource attribute of every span. Default gatehouse."`
+	// Timeout bounds one export and the flush at shutdown. Default 10s.
+	Timeout Duration `yaml:"timeout" desc:"Bound on one export to the collector, and on the flush of pending spans at shutdown. Default 10s."`
 }
 
 // Forwarding configures trust in forwarding headers.

@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/keyset"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
+	"github.com/gatehouse/gatehouse/internal/tracing"
 )
 
 // Options configure a Gateway beyond its config file.
@@ -72,6 +73,9 @@ type Gateway struct {
 	// metrics is the Prometheus registry and the plans' observer; nil when
 	// metrics are off. It outlives every plan.
 	metrics *metrics.Metrics
+	// tracing is the tracer provider; nil when tracing is off. Like
+	// metrics it outlives every plan, and Shutdown flushes it.
+	tracing *tracing.Provider
 
 	retire sync.WaitGroup
 	done   chan struct{}
@@ -104,9 +108,19 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 		g.opts.Pipeline.Observer = g.metrics
 		opts = g.opts
 	}
+	if cfg.Tracing.Enabled {
+		tp, err := tracing.New(cfg.Tracing, opts.Version, opts.Log)
+		if err != nil {
+			return nil, file.Errorf("tracing", "%v", err)
+		}
+		g.tracing = tp
+		g.opts.Pipeline.Tracer = tp.Tracer()
+		opts = g.opts
+	}
 	if opts.Pipeline.APIKeys == nil && usesMethod(cfg, "api_key") {
 		keys, err := pipeline.OpenAPIKeysObserved(context.Background(), cfg.APIKeys, opts.Log, opts.Pipeline.Observer)
 		if err != nil {
+			g.closeTracing()
 			return nil, file.Errorf("api_keys.store", "%v", err)
 		}
 		g.apiKeys = keys
@@ -116,6 +130,7 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 	plan, err := pipeline.Build(cfg, file, opts.Pipeline)
 	if err != nil {
 		g.closeAPIKeys()
+		g.closeTracing()
 		return nil, err
 	}
 	g.install(cfg, plan)
@@ -131,6 +146,7 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 		g.closeListeners()
 		plan.Close()
 		g.closeAPIKeys()
+		g.closeTracing()
 		return nil, err
 	}
 	return g, nil
@@ -361,9 +377,9 @@ func (g *Gateway) reloadData(data []byte, force bool) error {
 	}
 	old := g.cfg.Load()
 	if !reflect.DeepEqual(old.Listeners, cfg.Listeners) || !reflect.DeepEqual(old.Admin, cfg.Admin) ||
-		old.Metrics != cfg.Metrics {
-		g.log.Warn("gateway: listener, admin or metrics settings changed; they take effect after a restart, the rest is reloaded")
-		cfg.Listeners, cfg.Admin, cfg.Metrics = old.Listeners, old.Admin, old.Metrics
+		old.Metrics != cfg.Metrics || !reflect.DeepEqual(old.Tracing, cfg.Tracing) {
+		g.log.Warn("gateway: listener, admin, metrics or tracing settings changed; they take effect after a restart, the rest is reloaded")
+		cfg.Listeners, cfg.Admin, cfg.Metrics, cfg.Tracing = old.Listeners, old.Admin, old.Metrics, old.Tracing
 	}
 	plan, err := pipeline.Build(cfg, file, g.opts.Pipeline)
 	if err != nil {
@@ -483,7 +499,21 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.retire.Wait()
 	g.plan.Load().Close()
 	g.closeAPIKeys()
+	if g.tracing != nil {
+		// After the last request: every span has ended. Bounded by
+		// tracing.timeout even if ctx has no deadline.
+		if err := g.tracing.Shutdown(context.WithoutCancel(ctx)); err != nil {
+			g.log.Warn("gateway: tracing: spans may be lost", "err", err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// closeTracing stops a tracer provider that was never used (New failed).
+func (g *Gateway) closeTracing() {
+	if g.tracing != nil {
+		_ = g.tracing.Shutdown(context.Background())
+	}
 }
 
 // Flush writes buffered access log lines and audit events of the current

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gatehouse/gatehouse/internal/accesslog"
 	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -41,6 +43,10 @@ type Options struct {
 	// the key fetches and cache lookups behind its credentials. It must
 	// outlive the plan; the gateway passes the same one to every build.
 	Observer Observer
+	// Tracer, if set, records a span per request with child spans for
+	// authentication, authorization and the upstream exchange (trace.go).
+	// Like Observer, it outlives the plan. nil: no tracing work at all.
+	Tracer trace.Tracer
 	// Validating builds a plan only to check a configuration (gatehouse
 	// validate): stages that need process resources (the API-key store)
 	// are checked for configuration errors but not connected.
@@ -94,8 +100,11 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 	}
 	p.stripHeaders = identityHeaderNames(cfg)
 	p.hygiene = compileHygiene(cfg)
-	if opts.Observer != nil {
+	if opts.Observer != nil || opts.Tracer != nil {
 		p.methods = p.hygiene.methodClasses()
+	}
+	p.tracer = opts.Tracer
+	if opts.Observer != nil {
 		p.unmatched = opts.Observer.Route(UnmatchedRoute, p.methods)
 	}
 	p.apiKeyHeader = canon(cfg.APIKeys.Header)
@@ -124,6 +133,9 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 			return nil, file.Errorf(fmt.Sprintf("routes[%d].cors", i), "%v", err)
 		}
 		p.anyCORS = p.anyCORS || rt.cors != nil
+		if opts.Tracer != nil {
+			rt.Stages = tracedStages(rt.Stages, opts.Tracer)
+		}
 		p.routes = append(p.routes, rt)
 		spec := route.Spec{Hosts: rc.Match.Hosts, Path: rc.Match.Path, Methods: rc.Match.Methods}
 		if rc.Match.PathPrefix != "" {

@@ -12,6 +12,14 @@ import (
 // import internal/metrics without an import cycle).
 func ServeBench(b *testing.B, kind string, obs Observer) {
 	b.Helper()
+	ServeBenchWith(b, kind, Options{Observer: obs})
+}
+
+// ServeBenchWith is ServeBench with the plan's Options (an Observer, a
+// Tracer).
+func ServeBenchWith(b *testing.B, kind string, opts Options) {
+	b.Helper()
+	obs := opts.Observer
 	switch kind {
 	case "public":
 		p := buildPlanWith(b, benchLogs+`
@@ -20,7 +28,7 @@ routes:
     public: true
     match: {path_prefix: /api}
     upstream: {targets: ["http://upstream.bench"]}
-`, Options{Observer: obs})
+`, opts)
 		useTrivialUpstream(b, p)
 		runServe(b, p, newBenchRequest("http://gw.test/api/users/42?page=2&access_token=secret", nil), 200)
 	case "api_key":
@@ -40,7 +48,7 @@ routes:
     match: {path_prefix: /api}
     authenticate: {methods: [api_key]}
     upstream: {targets: ["http://upstream.bench"]}
-`, Options{APIKeys: keys, Observer: obs})
+`, withKeys(opts, keys))
 		useTrivialUpstream(b, p)
 		runServe(b, p, newBenchRequest("http://gw.test/api/users/42", map[string]string{"X-Api-Key": key}), 200)
 	case "jwt_warm":
@@ -57,7 +65,7 @@ routes:
     match: {path: "/api/users/{id}"}
     authenticate: {methods: [jwt]}
     upstream: {targets: ["http://upstream.bench"]}
-`, Options{Observer: obs})
+`, opts)
 		if err := p.WaitReady(b.Context()); err != nil {
 			b.Fatal(err)
 		}
@@ -66,4 +74,9 @@ routes:
 	default:
 		b.Fatalf("unknown bench route %q", kind)
 	}
+}
+
+func withKeys(opts Options, keys *APIKeys) Options {
+	opts.APIKeys = keys
+	return opts
 }

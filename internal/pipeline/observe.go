@@ -176,6 +176,9 @@ func (p *Plan) methodClass(m string) int {
 // observe reports the end of a request served by ServeHTTP. It runs after
 // finish (deferred before it), so the status and duration are final.
 func (p *Plan) observe(st *state, r *http.Request) {
+	if st.span != nil {
+		p.endTrace(st, r)
+	}
 	o := p.unmatched
 	if rt := st.x.Route; rt != nil {
 		o = rt.observer

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gatehouse/gatehouse/internal/accesslog"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/clientip"
@@ -153,6 +155,8 @@ type Plan struct {
 	unmatched RouteObserver
 	// anyCORS: some route has a cors policy, so preflights are looked for.
 	anyCORS bool
+	// tracer records each request's spans (trace.go); nil: tracing off.
+	tracer trace.Tracer
 }
 
 // state is everything one request needs, pooled so the hot path does not
@@ -168,6 +172,8 @@ type state struct {
 	// forwarded is when the request was handed to the upstream, for the
 	// observer (zero: not forwarded, or no observer).
 	forwarded time.Time
+	// span is the request's server span; nil when not traced (trace.go).
+	span trace.Span
 }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
@@ -191,6 +197,9 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 	*e = accesslog.Entry{
 		Start: time.Now(), RequestID: rid, Listener: listener, Method: r.Method, Host: r.Host,
 		Path: r.URL.Path, RawQuery: r.URL.RawQuery, Proto: r.Proto, ClientIP: p.resolver.ClientIP(r),
+	}
+	if p.tracer != nil {
+		r = p.startTrace(st, r)
 	}
 	defer p.observe(st, r) // after finish: the status and duration are final
 	defer p.finish(rec, r, e)
@@ -244,8 +253,12 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 	if obs != nil {
 		st.forwarded = time.Now()
 	}
+	span := p.upstreamSpan(st)
 	result, err := rt.Proxy.Forward(rec, r, x.upstream)
 	e.Upstream, e.UpstreamLatency = result.Target, result.Latency
+	if span != nil {
+		endUpstreamSpan(span, result, err)
+	}
 	if obs != nil {
 		obs.Upstream(UpstreamExchange{Duration: result.Latency, Error: upstreamErrorClass(err)})
 	}
