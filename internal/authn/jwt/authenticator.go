@@ -82,6 +82,14 @@ func (a *Authenticator) Authenticate(r *http.Request) (*identity.Identity, error
 	case token == "":
 		return nil, failure(authn.ReasonMalformed, nil, errNoToken)
 	}
+	// Dispatch by form, before the size limit and the cache: a bearer
+	// value that is not in JWS (or JWE) compact form is an opaque token,
+	// another method's (introspection) if the route has one. If none
+	// claims it, the chain answers with this failure (token_unsupported),
+	// never anonymous.
+	if parts, clean := shape(token); opaque(parts, clean, token) {
+		return nil, authn.NotMine(failure(authn.ReasonUnsupported, nil, errNotJWT))
+	}
 	return a.v.verify(r.Context(), token, a.allowed)
 }
 
