@@ -44,8 +44,10 @@ func (c *Chain) Authenticate(r *http.Request) (*identity.Identity, error) {
 		case err == nil && id != nil:
 			return id, nil
 		case errors.Is(err, ErrNoCredential):
-			if unclaimed == nil && errors.As(err, &unclaimed) {
-				by = a.Method()
+			if unclaimed == nil {
+				if nm, ok := errors.AsType[*NotMineError](err); ok {
+					unclaimed, by = nm, a.Method()
+				}
 			}
 			continue
 		case err == nil:
@@ -71,13 +73,13 @@ func (c *Chain) all(r *http.Request) (*identity.Identity, error) {
 	var last *identity.Identity
 	for _, a := range c.Authenticators {
 		id, err := a.Authenticate(r)
-		var nm *NotMineError
 		switch {
-		case errors.As(err, &nm):
-			// Presented, but not of this method's kind: its own failure
-			// says more than "missing".
-			return nil, nm.failure(a.Method())
 		case errors.Is(err, ErrNoCredential):
+			if nm, ok := errors.AsType[*NotMineError](err); ok {
+				// Presented, but not of this method's kind: its own
+				// failure says more than "missing".
+				return nil, nm.failure(a.Method())
+			}
 			return nil, &Failure{Method: a.Method(), Reason: ReasonMissing, Description: "This route requires " + string(a.Method()) + " credentials as well."}
 		case err != nil:
 			return nil, err
