@@ -7,6 +7,11 @@
 //
 //   - ErrNoCredential: the request carries no credential of this kind; the
 //     authenticator is "not responsible" and the chain asks the next one.
+//     A *NotMineError is a variant of it: a credential WAS presented in a
+//     place this method reads (a Bearer value that is not a JWS, say), but
+//     its form says it belongs to another method. The chain asks the next
+//     one too, and if none claims it, answers with the failure the
+//     NotMineError carries: never "missing", never anonymous.
 //   - *Failure: a credential was presented and is not valid. The chain stops
 //     here: a bad credential never falls through to another method or to
 //     anonymous access. The pipeline answers 401.
@@ -35,6 +40,46 @@ type Authenticator interface {
 // ErrNoCredential means the request carries no credential of the
 // authenticator's kind.
 var ErrNoCredential = errors.New("authn: no credential of this kind")
+
+// NotMineError is returned by an authenticator for a credential that was
+// presented where it looks (the Authorization header's Bearer scheme, say)
+// but whose form marks it as another method's: an opaque bearer token is
+// not the JWT method's, but may be introspection's. It matches
+// ErrNoCredential under errors.Is, so that the chain tries the next
+// method; the chain remembers it and, when no method claims the
+// credential, returns Failure instead of credential_missing or anonymous.
+//
+// It deliberately does not unwrap to Failure: errors.As(err, **Failure)
+// is false, so code that handles failures never mistakes a credential
+// still open to another method for a refused one.
+type NotMineError struct {
+	// Failure is the answer if no method of the chain claims the
+	// credential. Never nil.
+	Failure *Failure
+}
+
+// NotMine wraps the failure to use if no other method claims the
+// credential.
+func NotMine(f *Failure) *NotMineError { return &NotMineError{Failure: f} }
+
+func (e *NotMineError) Error() string {
+	if e.Failure == nil {
+		return "authn: presented credential is not of this kind"
+	}
+	return "authn: presented credential is not of this kind (" + e.Failure.Error() + ")"
+}
+
+// failure is the failure to answer with; a NotMineError built without one
+// (a bug) still refuses.
+func (e *NotMineError) failure(m identity.Method) *Failure {
+	if e.Failure != nil {
+		return e.Failure
+	}
+	return &Failure{Method: m, Reason: ReasonUnsupported, Description: "The credential is not accepted on this route."}
+}
+
+// Is makes a NotMineError match ErrNoCredential.
+func (e *NotMineError) Is(target error) bool { return target == ErrNoCredential }
 
 // Reason is a stable, machine-readable code for an authentication outcome.
 // Reasons appear in audit events and never change meaning once released;

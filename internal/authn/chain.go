@@ -18,7 +18,9 @@ type Chain struct {
 	// ones are preconditions.
 	RequireAll bool
 	// AllowAnonymous lets a request with no credential at all through as
-	// identity.Anonymous. A request with a bad credential is still refused.
+	// identity.Anonymous. A request with a bad credential is still refused,
+	// and so is one with a credential that no method claimed (a
+	// *NotMineError from every method that saw it).
 	AllowAnonymous bool
 }
 
@@ -28,12 +30,25 @@ func (c *Chain) Authenticate(r *http.Request) (*identity.Identity, error) {
 	if c.RequireAll {
 		return c.all(r)
 	}
+	// unclaimed is the first credential presented that its method declared
+	// another method's: if nobody claims it, it is refused with the first
+	// method's failure (the client meant to authenticate; anonymous or
+	// "credential missing" would be a lie, and the former a bypass).
+	var (
+		unclaimed *NotMineError
+		by        identity.Method
+	)
 	for _, a := range c.Authenticators {
 		id, err := a.Authenticate(r)
 		switch {
 		case err == nil && id != nil:
 			return id, nil
 		case errors.Is(err, ErrNoCredential):
+			if unclaimed == nil {
+				if nm, ok := errors.AsType[*NotMineError](err); ok {
+					unclaimed, by = nm, a.Method()
+				}
+			}
 			continue
 		case err == nil:
 			// An authenticator returning neither identity nor error is a
@@ -44,6 +59,9 @@ func (c *Chain) Authenticate(r *http.Request) (*identity.Identity, error) {
 			// fall-through to another method or to anonymous.
 			return nil, err
 		}
+	}
+	if unclaimed != nil {
+		return nil, unclaimed.failure(by)
 	}
 	if c.AllowAnonymous {
 		return identity.Anonymous, nil
@@ -57,6 +75,11 @@ func (c *Chain) all(r *http.Request) (*identity.Identity, error) {
 		id, err := a.Authenticate(r)
 		switch {
 		case errors.Is(err, ErrNoCredential):
+			if nm, ok := errors.AsType[*NotMineError](err); ok {
+				// Presented, but not of this method's kind: its own
+				// failure says more than "missing".
+				return nil, nm.failure(a.Method())
+			}
 			return nil, &Failure{Method: a.Method(), Reason: ReasonMissing, Description: "This route requires " + string(a.Method()) + " credentials as well."}
 		case err != nil:
 			return nil, err

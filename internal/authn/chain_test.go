@@ -29,6 +29,10 @@ func (s scripted) Authenticate(r *http.Request) (*identity.Identity, error) {
 		return nil, &UnavailableError{Method: s.method, Reason: ReasonKeysUnavailable}
 	case "nil":
 		return nil, nil
+	case "opaque":
+		return nil, NotMine(&Failure{Method: s.method, Reason: ReasonUnsupported, Description: "Not a JWT."})
+	case "opaque-nil":
+		return nil, &NotMineError{}
 	default:
 		return nil, &Failure{Method: s.method, Reason: ReasonBadSignature, Description: "The access token is not valid."}
 	}
@@ -59,6 +63,12 @@ func TestChain(t *testing.T) {
 		{"and: one missing", Chain{Authenticators: []Authenticator{mtls, jwtA}, RequireAll: true}, map[string]string{"X-Jwt": "good"}, "", ReasonMissing, false},
 		{"and: one bad", Chain{Authenticators: []Authenticator{mtls, jwtA}, RequireAll: true}, map[string]string{"X-Cert": "good", "X-Jwt": "bad"}, "", ReasonBadSignature, false},
 		{"empty chain denies", Chain{}, nil, "", ReasonMissing, false},
+		{"or: not mine, nobody claims: its failure", Chain{Authenticators: []Authenticator{jwtA, keyA}}, map[string]string{"X-Jwt": "opaque"}, "", ReasonUnsupported, false},
+		{"or: not mine is never anonymous", Chain{Authenticators: []Authenticator{jwtA}, AllowAnonymous: true}, map[string]string{"X-Jwt": "opaque"}, "", ReasonUnsupported, false},
+		{"or: not mine without a failure still refuses", Chain{Authenticators: []Authenticator{jwtA}, AllowAnonymous: true}, map[string]string{"X-Jwt": "opaque-nil"}, "", ReasonUnsupported, false},
+		{"or: not mine, a later method claims it", Chain{Authenticators: []Authenticator{jwtA, keyA}, AllowAnonymous: true}, map[string]string{"X-Jwt": "opaque", "X-Key": "good"}, "api_key-user", "", false},
+		{"or: not mine, a later method refuses it", Chain{Authenticators: []Authenticator{jwtA, keyA}}, map[string]string{"X-Jwt": "opaque", "X-Key": "bad"}, "", ReasonBadSignature, false},
+		{"and: not mine is its own failure", Chain{Authenticators: []Authenticator{mtls, jwtA}, RequireAll: true}, map[string]string{"X-Cert": "good", "X-Jwt": "opaque"}, "", ReasonUnsupported, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest("GET", "/", nil)

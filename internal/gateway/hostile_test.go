@@ -96,7 +96,10 @@ func TestHostileTokensThroughGateway(t *testing.T) {
 		{"wrong issuer", idp.Mint(t, good(map[string]any{"iss": "https://evil.example"})), "unknown_issuer"},
 		{"unknown crit", idp.MintWithHeaders(t, good(nil), map[string]any{"crit": []string{"x-acme"}, "x-acme": true}), "unsupported_crit"},
 		{"malformed base64", "eyJhbGciOiJSUzI1NiJ9.%%%.abc", "token_malformed"},
-		{"oversized", strings.Repeat("A", 17<<10), "token_too_large"},
+		{"oversized", strings.Repeat("A", 17<<10) + ".e30.c2ln", "token_too_large"},
+		// Not JWS-shaped: offered to other methods whatever its size, and
+		// refused as not a JWT when none claims it.
+		{"oversized opaque", strings.Repeat("A", 17<<10), "token_unsupported"},
 		{"JWE", "eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a.b.c.d", "token_encrypted"},
 		{"nested JWT", idp.MintWithHeaders(t, good(nil), map[string]any{"cty": "JWT"}), "token_nested"},
 	} {

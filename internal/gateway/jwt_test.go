@@ -346,3 +346,48 @@ func TestReloadKeepsKeySetsOfUnchangedProviders(t *testing.T) {
 		t.Fatalf("after the refused reload: %d %q", res.StatusCode, body)
 	}
 }
+
+// TestOpaqueBearerThroughGateway: an opaque bearer token is not the JWT
+// method's (it is left for a method that may claim it), but on a route
+// where no method does, the answer is 401 invalid_token with reason
+// token_unsupported, also on an allow_anonymous route, where falling
+// through to anonymous would let a client with an unusable token in as
+// nobody.
+func TestOpaqueBearerThroughGateway(t *testing.T) {
+	idp := testidp.Start(t)
+	up := newUpstream(t, "api")
+	tg := startGateway(t, header+"audit: {output: stderr}\nidentity_providers:\n"+providerYAML("idp", idp, "")+
+		"routes:\n"+authedRoute("api", "/api", up.URL, "")+
+		fmt.Sprintf("  - name: anon\n    match: {path_prefix: /anon}\n    authenticate: {methods: [jwt], allow_anonymous: true}\n    authorize: {allow_anonymous: true}\n    upstream: {targets: [%q]}\n", up.URL)).serve()
+	tg.waitReady(t)
+
+	res, body := bearer(t, tg.url+"/anon/x", "", nil)
+	if res.StatusCode != 200 || decodeReceived(t, body).Headers.Get("X-Auth-Method") != "anonymous" {
+		t.Fatalf("no credential on the anonymous route: %d %s", res.StatusCode, body)
+	}
+	for _, tc := range []struct{ name, path, token string }{
+		{"jwt only", "/api/x", "ory_at_Yn8Lh0QpFzqk3JQ1aXc.ZlR0d3Z1X2R6bVhJ"},
+		{"jwt only, allow_anonymous", "/anon/x", "ory_at_Yn8Lh0QpFzqk3JQ1aXc.ZlR0d3Z1X2R6bVhJ"},
+		{"jwt only, allow_anonymous, one part", "/anon/x", "gho_16C7e42F292c6912E7710c838347Ae178B4a"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// A problem+json 401 is the gateway's: the upstream answers 200.
+			res, body := bearer(t, tg.url+tc.path, tc.token, nil)
+			problemBody(t, res, body, 401, "unauthorized")
+			mustContain(t, res.Header.Get("WWW-Authenticate"), `error="invalid_token"`)
+			mustContain(t, res.Header.Get("WWW-Authenticate"), `not a JWT`)
+		})
+	}
+	var unsupported int
+	for _, ev := range tg.auditEvents(t) {
+		if ev["reason"] == "token_unsupported" {
+			unsupported++
+			if ev["outcome"] != "deny" || ev["auth_method"] != "jwt" {
+				t.Fatalf("audit event %v", ev)
+			}
+		}
+	}
+	if unsupported != 3 {
+		t.Fatalf("%d token_unsupported audit events, want 3", unsupported)
+	}
+}

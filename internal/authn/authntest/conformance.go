@@ -1,7 +1,9 @@
 // Package authntest is the conformance suite every authenticator must
 // pass: no credential → not responsible; bad credential → a typed failure
-// that stops the chain; a good one → an identity of its method; safe under
-// concurrency. (Never writing the response needs no test: an Authenticator
+// that stops the chain; a credential of another method's form, presented
+// where this one looks → "not mine" (authn.NotMineError), which a later
+// method may claim but which is never anonymous; a good one → an identity
+// of its method; safe under concurrency. (Never writing the response needs no test: an Authenticator
 // is given the request only, and the pipeline alone holds the writer.)
 package authntest
 
@@ -23,6 +25,11 @@ type Cases struct {
 	Good func() *http.Request
 	// Bad carries presented-but-invalid credentials.
 	Bad []func() *http.Request
+	// NotMine carries credentials presented where the authenticator looks
+	// but, by their form, of another method (an opaque bearer token for
+	// the JWT method). Optional: a method that claims everything it reads
+	// has none.
+	NotMine []func() *http.Request
 }
 
 // Run checks a against the contract in authn's package documentation.
@@ -55,6 +62,31 @@ func Run(t *testing.T, a authn.Authenticator, c Cases) {
 			chain := authn.Chain{Authenticators: []authn.Authenticator{a, next}, AllowAnonymous: true}
 			if id, err := chain.Authenticate(bad()); err == nil || id != nil || next.calls != 0 {
 				t.Fatalf("bad credential %d fell through the chain (id %v, next called %d times)", i, id, next.calls)
+			}
+		}
+	})
+	t.Run("credentials of another form are not mine, never anonymous", func(t *testing.T) {
+		for i, mk := range c.NotMine {
+			id, err := a.Authenticate(mk())
+			var nm *authn.NotMineError
+			var f *authn.Failure
+			if id != nil || !errors.As(err, &nm) || !errors.Is(err, authn.ErrNoCredential) || errors.As(err, &f) {
+				t.Fatalf("not-mine credential %d: got %v, %v; want an *authn.NotMineError that is not a *authn.Failure", i, id, err)
+			}
+			if nm.Failure == nil || nm.Failure.Reason == "" || nm.Failure.Method != a.Method() {
+				t.Fatalf("not-mine credential %d: carried failure %+v; want one of method %s", i, nm.Failure, a.Method())
+			}
+			// Alone on an allow_anonymous route: refused with the carried
+			// failure, never let through as anonymous.
+			alone := authn.Chain{Authenticators: []authn.Authenticator{a}, AllowAnonymous: true}
+			if id, err := alone.Authenticate(mk()); id != nil || !errors.As(err, &f) || f.Reason != nm.Failure.Reason {
+				t.Fatalf("not-mine credential %d alone: got %v, %v; want failure %s", i, id, err, nm.Failure.Reason)
+			}
+			// A later method that claims it wins.
+			next := &counting{}
+			chain := authn.Chain{Authenticators: []authn.Authenticator{a, next}}
+			if id, err := chain.Authenticate(mk()); err != nil || id == nil || next.calls != 1 {
+				t.Fatalf("not-mine credential %d never reached the next method (id %v, err %v, next called %d times)", i, id, err, next.calls)
 			}
 		}
 	})

@@ -82,7 +82,26 @@ func (a *Authenticator) Authenticate(r *http.Request) (*identity.Identity, error
 	case token == "":
 		return nil, failure(authn.ReasonMalformed, nil, errNoToken)
 	}
-	return a.v.verify(r.Context(), token, a.allowed)
+	// Dispatch by form, before the size limit and the cache: a bearer
+	// value that is not in JWS (or JWE) compact form is an opaque token,
+	// another method's (introspection) if the route has one. If none
+	// claims it, the chain answers with this failure (token_unsupported),
+	// never anonymous.
+	//
+	// The common case costs one vectorised count of the dots: a value with
+	// other than two or four dots is opaque if it is a well-formed bearer
+	// value at all (else token_malformed below). A JWS-shaped value with
+	// characters outside base64url (+, /, ~, padding) is found by the
+	// verifier's own shape check, whose token_unsupported is turned into
+	// "not mine" here, so that a JWT pays for no second scan.
+	if dots := strings.Count(token, "."); dots != 2 && dots != 4 && b64token(token) {
+		return nil, authn.NotMine(failure(authn.ReasonUnsupported, nil, errNotJWT))
+	}
+	id, err := a.v.verify(r.Context(), token, a.allowed)
+	if f, ok := err.(*authn.Failure); ok && f.Reason == authn.ReasonUnsupported {
+		return nil, authn.NotMine(f) // verify returns failures unwrapped
+	}
+	return id, err
 }
 
 // bearer splits an Authorization value of the Bearer scheme. ok is false

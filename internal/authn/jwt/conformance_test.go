@@ -53,8 +53,9 @@ func TestConformance(t *testing.T) {
 	good := idp.ClientCredentialsToken(t)
 	expired := idp.Mint(t, map[string]any{"iat": time.Now().Add(-time.Hour).Unix(), "exp": time.Now().Add(-30 * time.Minute).Unix()})
 	authntest.Run(t, a, authntest.Cases{
-		None: req("Basic dXNlcjpwYXNz"),
-		Good: req("Bearer " + good),
-		Bad:  []func() *http.Request{req("Bearer " + expired), req("Bearer not-a-token"), req("Bearer " + good + "x")},
+		None:    req("Basic dXNlcjpwYXNz"),
+		Good:    req("Bearer " + good),
+		Bad:     []func() *http.Request{req("Bearer " + expired), req("Bearer not a token"), req("Bearer " + good + "x")},
+		NotMine: []func() *http.Request{req("Bearer not-a-token"), req("Bearer ory_at_Yn8Lh0QpFzqk3JQ1aXc.ZlR0d3Z1X2R6bVhJ")},
 	})
 }

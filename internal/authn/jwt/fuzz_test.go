@@ -3,12 +3,15 @@ package jwt
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/identity"
 )
 
 // FuzzVerify feeds arbitrary strings to Verify. It must never panic, must
@@ -67,6 +70,60 @@ func FuzzVerify(f *testing.F) {
 		}
 		if len(raw) >= 32 && strings.Contains(err.Error(), raw) {
 			t.Fatal("error repeats the token")
+		}
+	})
+}
+
+// FuzzAuthenticateBearer feeds arbitrary Authorization values to the
+// authenticator alone on an allow_anonymous route. Whatever the value, a
+// Bearer-scheme header never ends as anonymous access; "not mine" (a
+// NotMineError) is answered only for a well-formed bearer value that is
+// not in JWS or JWE compact form, and always carries token_unsupported;
+// a plain ErrNoCredential only for another scheme.
+func FuzzAuthenticateBearer(f *testing.F) {
+	k := keys()
+	fx := newFixture(f, nil)
+	a, err := NewAuthenticator(fx.v, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	chain := authn.Chain{Authenticators: []authn.Authenticator{a}, AllowAnonymous: true}
+	for _, s := range []string{
+		"Bearer " + sign(f, jose.RS256, k.rsaA, "rsa", claims(issA, nil)),
+		"Bearer ory_at_Yn8Lh0QpFzqk3JQ1aXc.ZlR0d3Z1X2R6bVhJ", "Bearer gho_16C7e42F", "Bearer a.b+c.d",
+		"Bearer a.b.c.d.e", "Bearer !!!", "Bearer", "bearer  x", "Basic dXNlcjpwYXNz", "Bearer\tx", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header["Authorization"] = []string{value}
+		token, isBearer, _ := bearer(value)
+		id, err := a.Authenticate(r)
+		var nm *authn.NotMineError
+		switch {
+		case errors.As(err, &nm):
+			parts, clean := shape(token)
+			if !isBearer || !opaque(parts, clean, token) {
+				t.Fatalf("not mine for %q", value)
+			}
+			if nm.Failure == nil || nm.Failure.Reason != authn.ReasonUnsupported {
+				t.Fatalf("not mine without token_unsupported: %+v", nm.Failure)
+			}
+		case errors.Is(err, authn.ErrNoCredential):
+			if isBearer {
+				t.Fatalf("a Bearer value %q taken for no credential", value)
+			}
+		}
+		if id != nil && err != nil {
+			t.Fatal("identity and error")
+		}
+		cid, cerr := chain.Authenticate(r)
+		if isBearer && (cerr == nil && cid == nil || cid != nil && cid.Method == identity.MethodAnonymous) {
+			t.Fatalf("a Bearer value %q became anonymous access", value)
+		}
+		if errors.Is(cerr, authn.ErrNoCredential) {
+			t.Fatal("the chain returned ErrNoCredential")
 		}
 	})
 }

@@ -115,9 +115,10 @@ const maxAuditIssuer = 256
 // The checks run in this order, each with its own reason:
 //
 //  1. longer than the largest provider's MaxTokenBytes: token_too_large
-//  2. a well-formed bearer value (RFC 6750 b64token) of neither three nor
-//     five dot-separated parts, i.e. an opaque token, not a JWT at all:
-//     token_unsupported; a byte other than base64url or '.':
+//  2. a well-formed bearer value (RFC 6750 b64token) that is not three or
+//     five dot-separated parts of base64url characters, i.e. an opaque
+//     token, not a JWT at all: token_unsupported (Authenticator turns this
+//     one into an authn.NotMineError, so another method may claim it); a byte other than base64url or '.':
 //     token_malformed; five parts (JWE): token_encrypted; not three parts
 //     of canonical base64url with a
 //     JSON header that is valid UTF-8 text (RFC 7519 section 7.2):
@@ -175,7 +176,7 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 	// 2. Shape and parsing.
 	parts, clean := shape(raw)
 	switch {
-	case parts != 3 && parts != 5 && b64token(raw):
+	case opaque(parts, clean, raw):
 		// Neither JWS nor JWE compact form, but a well-formed bearer
 		// value: an opaque token (Hydra's ory_at_…, Auth0's, GitHub's),
 		// not a broken JWT.
@@ -412,6 +413,14 @@ func shape(raw string) (parts int, clean bool) {
 	return parts, clean
 }
 
+// opaque reports whether raw, of the given shape, is a well-formed bearer
+// value (RFC 6750 b64token) that is not in JWS or JWE compact form (three
+// or five dot-separated segments of base64url characters): an opaque
+// token, not a JWT at all. Structural only: nothing is decoded.
+func opaque(parts int, clean bool, raw string) bool {
+	return (parts != 3 && parts != 5 || !clean) && b64token(raw)
+}
+
 // b64token reports whether raw is a non-empty b64token, the syntax of a
 // bearer credential (RFC 6750 section 2.1): 1*( ALPHA / DIGIT / "-" / "."
 // / "_" / "~" / "+" / "/" ) *"=".
@@ -467,7 +476,7 @@ func auditString(s string, n int) string {
 var (
 	errEncrypted = errors.New("authn/jwt: encrypted token (JWE)")
 	errParts     = errors.New("authn/jwt: not a compact JWS of three parts")
-	errNotJWT    = errors.New("authn/jwt: bearer value is not a JWT (not three dot-separated parts)")
+	errNotJWT    = errors.New("authn/jwt: bearer value is not a JWT (not three or five dot-separated base64url parts)")
 	errEncoding  = errors.New("authn/jwt: not canonical base64url")
 	errKeyHeader = errors.New("authn/jwt: jku, x5u or jwk header")
 	errCrit      = errors.New("authn/jwt: crit or b64 header: no extension is supported")
