@@ -287,14 +287,29 @@ func TestOnFetch(t *testing.T) {
 		results = append(results, err)
 		mu.Unlock()
 	}})
+	// OnFetch runs after the fetch has been announced (outside the set's
+	// lock), so wait for each call rather than assume it came first.
+	seen := func(n int) []error {
+		for give := time.Now().Add(10 * time.Second); time.Now().Before(give); time.Sleep(5 * time.Millisecond) {
+			mu.Lock()
+			got := slices.Clone(results)
+			mu.Unlock()
+			if len(got) >= n {
+				return got
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("OnFetch saw %v, want %d calls", results, n)
+		return nil
+	}
 	waitReady(t, s)
+	seen(1)
 	p.Stop()
 	if err := s.Refresh(context.Background()); err == nil {
 		t.Fatal("refresh from a stopped provider succeeded")
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(results) != 2 || results[0] != nil || results[1] == nil {
-		t.Fatalf("OnFetch saw %v, want a success then a failure", results)
+	if got := seen(2); len(got) != 2 || got[0] != nil || got[1] == nil {
+		t.Fatalf("OnFetch saw %v, want a success then a failure", got)
 	}
 }
