@@ -151,9 +151,12 @@ func bypassCorpus() []bypassCase {
 		add(bypassCase{target: c.target, token: true, status: 200, reach: c.reach, wantURI: c.uri})
 	}
 	unauth("POST", "/admin/x", "Content-Length: 0")
-	// A method the account route does not list goes to the catch-all, by
-	// design (docs/routing.md#method); HEAD is GET and stays protected.
-	add(bypassCase{method: "POST", target: "/account", headers: []string{"Content-Length: 0"}, status: 200, reach: "pub"})
+	// A method the authenticated account route does not list must not
+	// move the request to the public catch-all: 405 (HEAD is GET's and
+	// stays protected).
+	for _, m := range []string{"POST", "PUT", "DELETE", "PATCH", "OPTIONS"} {
+		add(bypassCase{method: m, target: "/account", headers: []string{"Content-Length: 0"}, status: 405, slug: "method-not-allowed"})
+	}
 
 	// Prefix boundaries: "/adminx" is not under "/admin"; the public
 	// routes beside it stay public.

@@ -182,6 +182,7 @@ func (p *Plan) buildRoute(rc config.Route) (*Route, error) {
 		Proxy:        px,
 		MaxBodyBytes: int64(rc.MaxBodyBytes),
 		Deadline:     rc.Upstream.Timeouts.Request.Std(),
+		public:       rc.Authenticate == nil,
 	}, nil
 }
 

@@ -245,6 +245,14 @@ func (p *Plan) route(r *http.Request, trustedPeer bool) (route.Result[*Route], e
 			return none, err
 		}
 	}
+	if res.Shadow >= 0 && p.routes[res.Index].public && !p.routes[res.Shadow].public {
+		// A more specific route authenticates this host and path but not
+		// this method, and a public route would take it instead: a method
+		// must never move a request from an authenticated route to a
+		// public one (the same backend may well serve it). HEAD is GET's
+		// (route.Table); other methods get 405.
+		return none, &MethodNotAllowedError{Allow: p.table.Allow(r.Host, r.URL.Path)}
+	}
 	listed := !slices.Contains(h.allowed, r.Method)
 	if err := p.aliases.check(r.Host, r.URL.Path, r.Method, listed, res); err != nil {
 		return none, err

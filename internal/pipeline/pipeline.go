@@ -108,6 +108,10 @@ type Route struct {
 	// Deadline bounds reading the request and writing the response; 0
 	// clears the listener's deadlines so streams and WebSockets can live on.
 	Deadline time.Duration
+	// public: the route authenticates nobody (public: true). A method may
+	// not move a request from an authenticated route to a public one
+	// (hygiene.go).
+	public bool
 	// observer sees this route's requests (observe.go); nil: none.
 	observer RouteObserver
 	// serve, when set, makes this a gateway-owned endpoint: after the

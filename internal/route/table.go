@@ -102,6 +102,12 @@ type Result[T any] struct {
 	// routes that match host and path, joined by ", " (for the Allow header).
 	// Empty otherwise.
 	Allow string
+	// Shadow is, for Matched, the index of the most specific entry that
+	// matches host and path but not the method and ranks above the
+	// matched one (a "GET /account" route passed over for a POST that a
+	// catch-all took); -1 if none. Callers use it to refuse a method that
+	// would move a request to a less protected route.
+	Shadow int
 }
 
 // hostKind orders host conditions for precedence rule 1; higher is more
@@ -292,7 +298,7 @@ func (t *Table[T]) MatchListed(host, path, method string) Result[T] {
 func (t *Table[T]) match(host, path, method string, listedOnly bool) Result[T] {
 	var buf [maxHostLen]byte // fits any valid name; a longer Host header spills to the heap
 	h := appendCanonicalHost(buf[:0], host)
-	q := query{host: h, path: path, method: method, slashes: strings.Count(path, "/"), listedOnly: listedOnly}
+	q := query{host: h, path: path, method: method, slashes: strings.Count(path, "/"), listedOnly: listedOnly, shadow: -1}
 	r := q.find(t.exact[string(h)])
 	if r == nil && len(t.wildcard) > 0 {
 		r = q.find(t.wildcard)
@@ -302,11 +308,11 @@ func (t *Table[T]) match(host, path, method string, listedOnly bool) Result[T] {
 	}
 	switch {
 	case r != nil:
-		return Result[T]{Value: t.values[r.index], Index: r.index, Params: r.pat.extract(path), Status: Matched}
+		return Result[T]{Value: t.values[r.index], Index: r.index, Params: r.pat.extract(path), Status: Matched, Shadow: q.shadow}
 	case q.pathMatched:
-		return Result[T]{Index: -1, Status: MethodNotAllowed, Allow: t.allow(h, path)}
+		return Result[T]{Index: -1, Status: MethodNotAllowed, Allow: t.allow(h, path), Shadow: -1}
 	default:
-		return Result[T]{Index: -1, Status: NotFound}
+		return Result[T]{Index: -1, Status: NotFound, Shadow: -1}
 	}
 }
 
@@ -316,6 +322,7 @@ type query struct {
 	path, method string
 	slashes      int  // number of '/' in path
 	pathMatched  bool // some rule matched host and path: 405 rather than 404
+	shadow       int  // entry index of the first rule that did so, -1: none
 	listedOnly   bool // only rules whose method list names the method match
 }
 
@@ -341,7 +348,7 @@ func (q *query) find(rules []rule) *rule {
 				return r
 			}
 		} else if !q.pathMatched && r.pat.match(q.path, r.prefix) {
-			q.pathMatched = true
+			q.pathMatched, q.shadow = true, r.index
 		}
 	}
 	return nil
@@ -387,6 +394,13 @@ func (q *query) explicitHead(rest []rule, found *rule) *rule {
 // "a.example.com" and "a.b.example.com" but not "example.com".
 func hasWildcardSuffix(host []byte, suffix string) bool {
 	return len(host) > len(suffix) && string(host[len(host)-len(suffix):]) == suffix
+}
+
+// Allow returns the methods of every route that matches host and path, as
+// for the Allow header of a 405. It is off the hot path and allocates.
+func (t *Table[T]) Allow(host, path string) string {
+	var buf [maxHostLen]byte
+	return t.allow(appendCanonicalHost(buf[:0], host), path)
 }
 
 // allow builds the Allow header value for a 405: the methods of every rule

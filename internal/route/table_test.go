@@ -419,3 +419,37 @@ func TestMatchAgainstReference(t *testing.T) {
 		}
 	}
 }
+
+// Shadow names the more specific route that matched host and path but not
+// the method, so the pipeline can refuse a method that would move a
+// request to a less protected route.
+func TestShadow(t *testing.T) {
+	tb, err := NewTable([]Entry[string]{
+		{Spec: Spec{Path: "/account", Methods: []string{"GET"}}, Value: "account"},
+		{Spec: Spec{Path: "/", Prefix: true}, Value: "catch-all"},
+		{Spec: Spec{Hosts: []string{"api.example.com"}, Path: "/x", Methods: []string{"PUT"}}, Value: "api-x"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		host, path, method string
+		want               string
+		shadow             int
+	}{
+		{"gw.test", "/account", "GET", "account", -1},
+		{"gw.test", "/account", "HEAD", "account", -1},
+		{"gw.test", "/account", "POST", "catch-all", 0},
+		{"gw.test", "/other", "POST", "catch-all", -1},
+		{"api.example.com", "/x", "GET", "catch-all", 2},
+		{"api.example.com", "/x", "PUT", "api-x", -1},
+	} {
+		res := tb.Match(tc.host, tc.path, tc.method)
+		if res.Value != tc.want || res.Shadow != tc.shadow {
+			t.Errorf("%s %s%s: %q shadow %d, want %q shadow %d", tc.method, tc.host, tc.path, res.Value, res.Shadow, tc.want, tc.shadow)
+		}
+	}
+	if got := tb.Allow("gw.test", "/account"); got != "GET, HEAD" {
+		t.Errorf("Allow = %q", got)
+	}
+}
