@@ -162,6 +162,9 @@ func measure(ctx context.Context, o *options, log io.Writer) (*results, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := b.startVariants(ctx, list); err != nil {
+		return nil, err
+	}
 	if err := b.selfCheck(ctx, list); err != nil {
 		return nil, fmt.Errorf("self-check: %w", err)
 	}

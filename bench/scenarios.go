@@ -34,6 +34,10 @@ type scenario struct {
 	// credential returns the credentials for a phase that may send up to
 	// n requests; nil for scenarios without credentials.
 	credential func(n int) (credentials, error)
+	// variantOf names the scenario this one repeats on a differently
+	// configured Gatehouse (metrics off, tracing on): it is held to the
+	// observability budget against that scenario, not to its own.
+	variantOf string
 }
 
 // bed is the running test bed: the three servers and what the scenarios
@@ -43,6 +47,10 @@ type bed struct {
 	upstream *child
 	bare     *child
 	gate     *child
+	// variants are Gatehouse processes with one observability setting
+	// changed, started only when a selected scenario needs one.
+	variants map[string]*child
+	cfg      string // the main Gatehouse's configuration text
 	issuers  map[string]*issuer
 	apiKey   string
 	minted   int // tokens minted so far: every token's subject is distinct
@@ -109,7 +117,7 @@ const providerConfig = `  - name: %s
 // startBed starts the upstream, the bare proxy and Gatehouse, and issues
 // the API key the API-key scenario uses.
 func startBed(ctx context.Context, dir string) (_ *bed, err error) {
-	b := &bed{dir: dir, issuers: map[string]*issuer{}}
+	b := &bed{dir: dir, issuers: map[string]*issuer{}, variants: map[string]*child{}}
 	defer func() {
 		if err != nil {
 			b.stop()
@@ -133,6 +141,7 @@ func startBed(ctx context.Context, dir string) (_ *bed, err error) {
 	}
 	cfg := strings.NewReplacer("{{dir}}", dir, "{{providers}}", strings.TrimRight(providers.String(), "\n"),
 		"{{upstream}}", upstreamURL).Replace(gatehouseConfig)
+	b.cfg = cfg
 	cfgPath := filepath.Join(dir, "gatehouse.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -189,7 +198,50 @@ func (b *bed) server(s *scenario) *child {
 	case "bare":
 		return b.bare
 	}
+	if c, ok := b.variants[s.server]; ok {
+		return c
+	}
 	return b.gate
+}
+
+// variantSettings are the configuration blocks appended to the main
+// Gatehouse's configuration for each variant: what it costs to have
+// metrics (on by default) and tracing at 1 % (off by default), measured as
+// ratios in the same run. The traced variant exports to the upstream,
+// which answers OTLP exports with an empty success.
+var variantSettings = map[string]string{
+	"gatehouse-nometrics": "metrics:\n  enabled: false\n",
+	"gatehouse-traced":    "tracing:\n  enabled: true\n  insecure: true\n  endpoint: http://{{upstream_addr}}\n  sampling_ratio: 0.01\n",
+}
+
+// startVariants starts the variant Gatehouses the scenarios in list use,
+// each in its own directory (an embedded key store is one process's).
+func (b *bed) startVariants(ctx context.Context, list []*scenario) error {
+	for _, s := range list {
+		settings, ok := variantSettings[s.server]
+		if !ok || b.variants[s.server] != nil {
+			continue
+		}
+		dir := filepath.Join(b.dir, s.server)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return err
+		}
+		// Its own admin token, logs and key store; the same issuers' keys.
+		own := strings.NewReplacer(
+			b.dir+"/admin.token", dir+"/admin.token", b.dir+"/access.log", dir+"/access.log",
+			b.dir+"/audit.log", dir+"/audit.log", b.dir+"/keys.db", dir+"/keys.db")
+		cfg := own.Replace(b.cfg) + strings.ReplaceAll(settings, "{{upstream_addr}}", b.upstream.Addr)
+		path := filepath.Join(dir, "gatehouse.yaml")
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			return err
+		}
+		c, err := b.start(ctx, "gatehouse", path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.server, err)
+		}
+		b.variants[s.server] = c
+	}
+	return nil
 }
 
 func (b *bed) url(s *scenario) string { return "http://" + b.server(s).Addr + s.path }
@@ -256,6 +308,20 @@ func (b *bed) scenarios() []*scenario {
 			return repeated("Bearer " + t[0]), nil
 		},
 		Description: "An RS256 JWT (repeated) on a route with a scope rule and a CEL expression over identity and request."})
+	warmRS256 := func(int) (credentials, error) {
+		t, err := b.mint("rs256", 1)
+		if err != nil {
+			return nil, err
+		}
+		return repeated("Bearer " + t[0]), nil
+	}
+	list = append(list,
+		&scenario{Name: "jwt-rs256-warm-nometrics", Kind: kindWarm, server: "gatehouse-nometrics", path: "/jwt/x", header: "Authorization",
+			credential: warmRS256, variantOf: "jwt-rs256-warm",
+			Description: "jwt-rs256-warm on a Gatehouse with metrics turned off: what the Prometheus observer costs."},
+		&scenario{Name: "jwt-rs256-warm-traced", Kind: kindWarm, server: "gatehouse-traced", path: "/jwt/x", header: "Authorization",
+			credential: warmRS256, variantOf: "jwt-rs256-warm",
+			Description: "jwt-rs256-warm on a Gatehouse with tracing on at 1 % sampling (OTLP/HTTP export to a local receiver) and metrics on."})
 	return list
 }
 
