@@ -52,7 +52,8 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 	want := []string{"direct", "bare-proxy", "gatehouse-public", "apikey",
 		"jwt-rs256-warm", "jwt-es256-warm", "jwt-eddsa-warm",
-		"jwt-rs256-cold", "jwt-es256-cold", "jwt-eddsa-cold", "jwt-rs256-cel"}
+		"jwt-rs256-cold", "jwt-es256-cold", "jwt-eddsa-cold", "jwt-rs256-cel",
+		"jwt-rs256-warm-nometrics", "jwt-rs256-warm-traced"}
 	if len(res.Scenarios) != len(want) {
 		t.Fatalf("%d scenarios, want %d", len(res.Scenarios), len(want))
 	}
@@ -69,6 +70,16 @@ func TestHarnessSmoke(t *testing.T) {
 		if !strings.Contains(stdout.String(), "| "+s.Name+" |") {
 			t.Errorf("%s missing from the Markdown table", s.Name)
 		}
+	}
+	// The observability variants are judged against jwt-rs256-warm.
+	var observability int
+	for _, l := range res.Budget {
+		if strings.HasPrefix(l.Rule, "metrics on:") || strings.HasPrefix(l.Rule, "tracing at 1%:") {
+			observability++
+		}
+	}
+	if observability != 2 {
+		t.Errorf("%d observability budget lines, want 2: %+v", observability, res.Budget)
 	}
 	if bare := res.Scenarios[1]; bare.Ratio != 1 || bare.P99Added != 0 {
 		t.Errorf("bare proxy ratio %v, added p99 %v; want 1 and 0", bare.Ratio, bare.P99Added)
