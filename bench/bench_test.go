@@ -93,9 +93,10 @@ func TestHarnessSmoke(t *testing.T) {
 	if res.Soak == nil || res.Soak.Requests == 0 || res.Soak.Baseline.HeapInuse == 0 || res.Soak.End.HeapInuse == 0 {
 		t.Errorf("soak not measured: %+v", res.Soak)
 	}
-	// 6 throughput lines (4 warm kinds + cel + cold RS256), 9 latency lines, 2 soak lines.
-	if len(res.Budget) != 6+9+2 {
-		t.Errorf("%d budget lines, want %d: %+v", len(res.Budget), 6+9+2, res.Budget)
+	// 6 throughput lines (4 warm kinds + cel + cold RS256), 2 observability
+	// lines, 11 latency lines, 2 soak lines.
+	if len(res.Budget) != 6+2+11+2 {
+		t.Errorf("%d budget lines, want %d: %+v", len(res.Budget), 6+2+11+2, res.Budget)
 	}
 }
 
