@@ -115,9 +115,11 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 
 	entries := make([]route.Entry[*Route], 0, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
-		rt, err := p.buildRoute(rc)
-		if err != nil {
-			return nil, file.Errorf(fmt.Sprintf("routes[%d]", i), "%v", err)
+		rt := buildServedRoute(rc) // direct_response (direct.go); nil: proxied
+		if rt == nil {
+			if rt, err = p.buildRoute(rc); err != nil {
+				return nil, file.Errorf(fmt.Sprintf("routes[%d]", i), "%v", err)
+			}
 		}
 		pol, err := routePolicy(i, rc, policies, file)
 		if err != nil {
@@ -136,6 +138,7 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		if opts.Tracer != nil {
 			rt.Stages = tracedStages(rt.Stages, opts.Tracer)
 		}
+		rt.responders = responders(rt.Stages)
 		p.routes = append(p.routes, rt)
 		spec := route.Spec{Hosts: rc.Match.Hosts, Path: rc.Match.Path, Methods: rc.Match.Methods}
 		if rc.Match.PathPrefix != "" {
@@ -143,9 +146,9 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		}
 		entries = append(entries, route.Entry[*Route]{Spec: spec, Value: rt})
 	}
-	p.table, err = route.NewTable(entries)
-	if err != nil {
-		return nil, file.Errorf("routes", "%v", err)
+	p.entries = entries
+	if err := p.mountEndpoints(cfg, file, opts); err != nil { // the route table, with gateway-owned endpoints
+		return nil, err
 	}
 	if p.aliases, err = compileAliases(cfg); err != nil {
 		return nil, file.Errorf("routes", "%v", err)
