@@ -227,7 +227,7 @@ func validateProtectedResource(c *Config, r *Route, p string, f *File) Errors {
 			add(fmt.Sprintf("%s.authorization_servers[%d]", p, i), "%v", err)
 		}
 	}
-	if len(pr.AuthorizationServers) == 0 && len(c.AuthorizationServers(r)) == 0 {
+	if r.Authenticate != nil && len(pr.AuthorizationServers) == 0 && len(c.AuthorizationServers(r)) == 0 {
 		add(p+".authorization_servers", "required: the route accepts no identity provider (jwt) whose issuer could be advertised")
 	}
 	if d := pr.ResourceDocumentation; d != "" {
@@ -253,9 +253,6 @@ func validateMetadataDefaults(m *ProtectedResourceMetadata, f *File) Errors {
 	}
 	if !validHeaderValue(m.ResourceName) {
 		errs = append(errs, f.Errorf("protected_resource_metadata.resource_name", "must not contain control characters"))
-	}
-	if m.CacheMaxAge < 0 {
-		errs = append(errs, f.Errorf("protected_resource_metadata.cache_max_age", "must not be negative"))
 	}
 	return errs
 }
