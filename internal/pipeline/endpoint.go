@@ -48,6 +48,12 @@ func (p *Plan) serveEndpoint(rec *recorder, w http.ResponseWriter, x *Exchange) 
 	}
 	if err := rt.serve(rec, x); err != nil {
 		p.respond(rec, r, x.Log, err)
+		return
+	}
+	if !rec.started() {
+		// Nothing written: the 200 that net/http would send goes through
+		// the recorder, so the response phase still applies.
+		rec.WriteHeader(http.StatusOK)
 	}
 }
 
@@ -148,7 +154,37 @@ func (p *Plan) mountEndpoints(cfg *config.Config, file *config.File, opts Option
 	if err != nil {
 		return file.Errorf("routes", "%v", err)
 	}
+	for k := n; k < len(entries); k++ {
+		if j, ok := p.shadowed(entries[k], k); ok {
+			m := done[k-n]
+			return file.Errorf(fmt.Sprintf("routes[%d]", m.owner), "endpoint %s of this route is taken by routes[%d] (%s), which ranks first on its hosts: two owners of one path",
+				m.ep.Path, j, p.routes[j].Name)
+		}
+	}
 	return nil
+}
+
+// shadowed reports the route that a request for endpoint entry k (on its
+// hosts: each exact one, a name under each wildcard, or, for any host, a
+// name no route lists) would reach instead, if any: a route with a more
+// specific host ranks before any path.
+func (p *Plan) shadowed(e route.Entry[*Route], k int) (int, bool) {
+	hosts := []string{"gatehouse.invalid"}
+	if len(e.Spec.Hosts) > 0 {
+		hosts = hosts[:0]
+		for _, h := range e.Spec.Hosts {
+			hosts = append(hosts, strings.Replace(strings.ToLower(h), "*", "gatehouse-probe", 1))
+		}
+	}
+	for _, h := range hosts {
+		for _, m := range e.Spec.Methods {
+			res := p.table.Match(h, e.Spec.Path, m)
+			if res.Status == route.Matched && res.Index != k {
+				return res.Index, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // endpointProviders returns the authenticators of rt that contribute

@@ -375,6 +375,18 @@ func TestEndpointConflicts(t *testing.T) {
     match: {path: "/auth/callback", hosts: [other.example.com]}
     direct_response: {}
 `, `also matched by routes[3] (cb)`},
+		{"a host-specific route ranks first", func(t *testing.T, p *Plan) {
+			useAuthenticator(t, p, &testAuthenticator{prefix: "/auth"}, "hosted")
+		}, `
+  - name: hosted
+    match: {path_prefix: /h, hosts: ["*.example.com"]}
+    authenticate: {methods: [jwt]}
+    upstream: {targets: ["http://127.0.0.1:1"]}
+  - name: tenant
+    public: true
+    match: {path_prefix: /, hosts: [a.example.com, gatehouse-probe.example.com]}
+    direct_response: {}
+`, `routes[3]: endpoint /auth/callback of this route is taken by routes[4] (tenant), which ranks first on its hosts`},
 		{"routes beside and above do not clash", func(t *testing.T, p *Plan) {
 			useAuthenticator(t, p, &testAuthenticator{prefix: "/auth"}, "app")
 		}, `
