@@ -418,3 +418,39 @@ func TestEndpointConflicts(t *testing.T) {
 		})
 	}
 }
+
+// TestInspectServedRoutes: explain tells a gateway-served answer from a
+// preflight and from a forwarded request.
+func TestInspectServedRoutes(t *testing.T) {
+	p := buildPlan(t, `
+routes:
+  - name: health
+    public: true
+    match: {path: /healthz}
+    direct_response: {body: ok}
+    cors: {allowed_origins: ["https://app.example.com"]}
+`)
+	for _, tc := range []struct {
+		name string
+		hdr  map[string]string
+		want string
+	}{
+		{"direct response", nil, "result: allowed, answered by the gateway itself (never forwarded)"},
+		{"preflight", map[string]string{"Origin": "https://app.example.com", "Access-Control-Request-Method": "GET"}, "cors preflight"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			method := "GET"
+			if tc.hdr != nil {
+				method = "OPTIONS"
+			}
+			r := httptest.NewRequest(method, "http://gw.test/healthz", nil)
+			for k, v := range tc.hdr {
+				r.Header.Set(k, v)
+			}
+			out := p.Inspect(r, nil, true)
+			if last := out.Steps[len(out.Steps)-1]; !strings.Contains(last, tc.want) {
+				t.Fatalf("steps %q, want the last to contain %q", out.Steps, tc.want)
+			}
+		})
+	}
+}
