@@ -88,7 +88,8 @@ func ValidLocation(loc string) bool {
 	if u.Scheme == "" {
 		return strings.HasPrefix(loc, "/") && !strings.HasPrefix(loc, "//") && u.Host == "" && u.User == nil
 	}
-	return (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil && u.Opaque == ""
+	return (u.Scheme == "https" || u.Scheme == "http") && strings.HasPrefix(loc, u.Scheme+"://") &&
+		u.Host != "" && u.User == nil && u.Opaque == ""
 }
 
 // CheckCookie refuses a cookie that net/http would drop or mangle: nil, a
