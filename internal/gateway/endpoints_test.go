@@ -109,6 +109,8 @@ routes:
 		{name: "route without metadata", method: "GET", path: "/v1/orders", status: 401,
 			want: map[string]string{"Www-Authenticate": `Bearer realm="gatehouse"`}},
 		{name: "proxied with a token", method: "GET", path: "/orders/1", token: tok, status: 200},
+		{name: "insufficient scope names the metadata", method: "POST", path: "/orders", token: tok, status: 403,
+			want: map[string]string{"Www-Authenticate": `Bearer realm="gatehouse", error="insufficient_scope", scope="orders.write", resource_metadata="` + meta + `/orders"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, tg.url+tc.path, nil)

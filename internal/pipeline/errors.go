@@ -87,6 +87,10 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		// The rule that denied goes to the audit event only.
 		t, detail = problem.Forbidden, "The caller is not allowed to perform this request."
 		if c := forbidden.wwwAuthenticate(); c != "" {
+			if w.x != nil && w.x.Route != nil && w.x.Route.resourceMetadata != "" {
+				// RFC 9728 §5.1, as MCP clients expect it on a scope step-up.
+				c += `, resource_metadata="` + quoteSafe(w.x.Route.resourceMetadata) + `"`
+			}
 			w.Header().Set("WWW-Authenticate", c)
 		}
 	case errors.As(err, &unavl):
