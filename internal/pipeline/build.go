@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/accesslog"
 	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/endpoint"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/route"
 )
@@ -47,6 +48,12 @@ type Options struct {
 	// authentication, authorization and the upstream exchange (trace.go).
 	// Like Observer, it outlives the plan. nil: no tracing work at all.
 	Tracer trace.Tracer
+	// Endpoints are process components that serve public endpoints of
+	// their own on every host (the gateway's JWKS, say), mounted like
+	// those of authenticators (endpoint.go), under the route name
+	// "gateway:<endpoint name>". A path a route also claims is a
+	// configuration error.
+	Endpoints []endpoint.Provider
 	// Validating builds a plan only to check a configuration (gatehouse
 	// validate): stages that need process resources (the API-key store)
 	// are checked for configuration errors but not connected.

@@ -23,7 +23,9 @@ import (
 //     /callback and /logout) and the RFC 9728 metadata document of a
 //     route with protected_resource (metadata.go), mounted by
 //     mountEndpoints next to the configured routes, on the hosts of the
-//     route that brought them in;
+//     route that brought them in; and the public endpoints of process
+//     components given in Options.Endpoints (the gateway's own JWKS, to
+//     come), on every host;
 //   - CORS preflight answers (cors.go), reached by their own match.
 //
 // All of them write through the pipeline's recorder, so the access log
@@ -68,13 +70,22 @@ func handlerServe(h endpoint.Handler) serveFunc {
 type mounted struct {
 	ep endpoint.Endpoint
 	// owner is the index of the configured route whose authenticator
-	// (or protected_resource block) contributed it.
+	// (or protected_resource block) contributed it; gatewayOwner for a
+	// provider of Options.Endpoints.
 	owner int
 	// source identifies the contributor, so the same provider bringing
 	// the same endpoint in through several routes mounts it once (nil:
 	// never the same as another).
 	source any
 }
+
+// gatewayOwner is the owner of endpoints that Options.Endpoints
+// contribute: the gateway itself, on every host.
+const gatewayOwner = -1
+
+// gatewayEndpointPrefix names the routes of Options.Endpoints
+// ("gateway:jwks").
+const gatewayEndpointPrefix = "gateway"
 
 // endpointNameSep joins the owner route's name and the endpoint's: ':'
 // cannot appear in a configured route name, so the two never clash.
@@ -106,36 +117,45 @@ func (p *Plan) mountEndpoints(cfg *config.Config, file *config.File, opts Option
 		return err
 	}
 	all = append(all, meta...)
+	for _, prov := range opts.Endpoints {
+		for _, ep := range prov.Endpoints() {
+			all = append(all, mounted{ep: ep, owner: gatewayOwner})
+		}
+	}
 
 	entries := slices.Clone(p.entries)
 	var done []mounted
 	for _, m := range all {
-		at := fmt.Sprintf("routes[%d]", m.owner)
-		rc := cfg.Routes[m.owner]
+		at, hosts, owner := "routes", []string(nil), (*Route)(nil)
+		if m.owner != gatewayOwner {
+			at, hosts, owner = fmt.Sprintf("routes[%d]", m.owner), cfg.Routes[m.owner].Match.Hosts, p.routes[m.owner]
+		}
 		if err := p.checkEndpoint(m.ep); err != nil {
 			return file.Errorf(at, "endpoint %q: %v", m.ep.Path, err)
 		}
-		dup, err := endpointConflict(m, rc.Match.Hosts, done, cfg)
+		dup, err := endpointConflict(m, hosts, done, cfg)
 		if err != nil {
 			return file.Errorf(at, "endpoint %s: %v", m.ep.Path, err)
 		}
 		if dup {
 			continue
 		}
-		if j, ok := routeClaims(cfg, m.ep, rc.Match.Hosts); ok {
-			return file.Errorf(at, "endpoint %s of this route is also matched by routes[%d] (%s): two owners of one path", m.ep.Path, j, cfg.Routes[j].Name)
+		if j, ok := routeClaims(cfg, m.ep, hosts); ok {
+			return file.Errorf(at, "endpoint %s of %s is also matched by routes[%d] (%s): two owners of one path", m.ep.Path, ownerName(m.owner), j, cfg.Routes[j].Name)
 		}
 		done = append(done, m)
-		owner := p.routes[m.owner]
 		rt := &Route{
-			Name:         owner.Name + endpointNameSep + m.ep.Name,
-			MaxBodyBytes: owner.MaxBodyBytes,
+			Name:         gatewayEndpointPrefix + endpointNameSep + m.ep.Name,
+			MaxBodyBytes: config.DefaultMaxBodyBytes,
 			public:       m.ep.Public,
 			serve:        handlerServe(m.ep.Handler),
 		}
+		if owner != nil {
+			rt.Name, rt.MaxBodyBytes = owner.Name+endpointNameSep+m.ep.Name, owner.MaxBodyBytes
+		}
 		if !m.ep.Public {
-			if owner.public {
-				return file.Errorf(at, "endpoint %s needs authentication, and this route authenticates nobody", m.ep.Path)
+			if owner == nil || owner.public {
+				return file.Errorf(at, "endpoint %s needs authentication, and %s authenticates nobody", m.ep.Path, ownerName(m.owner))
 			}
 			rt.Stages = authenticationOnly(owner.Stages)
 		}
@@ -146,7 +166,7 @@ func (p *Plan) mountEndpoints(cfg *config.Config, file *config.File, opts Option
 		p.routes = append(p.routes, rt)
 		p.hygiene.routes = append(p.hygiene.routes, routeHygiene{methods: slices.Clone(m.ep.Methods)})
 		entries = append(entries, route.Entry[*Route]{
-			Spec:  route.Spec{Hosts: rc.Match.Hosts, Path: m.ep.Path, Methods: m.ep.Methods},
+			Spec:  route.Spec{Hosts: hosts, Path: m.ep.Path, Methods: m.ep.Methods},
 			Value: rt,
 		})
 	}
@@ -156,9 +176,12 @@ func (p *Plan) mountEndpoints(cfg *config.Config, file *config.File, opts Option
 	}
 	for k := n; k < len(entries); k++ {
 		if j, ok := p.shadowed(entries[k], k); ok {
-			m := done[k-n]
-			return file.Errorf(fmt.Sprintf("routes[%d]", m.owner), "endpoint %s of this route is taken by routes[%d] (%s), which ranks first on its hosts: two owners of one path",
-				m.ep.Path, j, p.routes[j].Name)
+			m, at := done[k-n], "routes"
+			if m.owner != gatewayOwner {
+				at = fmt.Sprintf("routes[%d]", m.owner)
+			}
+			return file.Errorf(at, "endpoint %s of %s is taken by routes[%d] (%s), which ranks first on its hosts: two owners of one path",
+				m.ep.Path, ownerName(m.owner), j, p.routes[j].Name)
 		}
 	}
 	return nil
@@ -253,16 +276,30 @@ func endpointConflict(m mounted, hosts []string, done []mounted, cfg *config.Con
 		if d.ep.Path != m.ep.Path {
 			continue
 		}
-		dh := cfg.Routes[d.owner].Match.Hosts
+		var dh []string
+		if d.owner != gatewayOwner {
+			dh = cfg.Routes[d.owner].Match.Hosts
+		}
 		if !hostsOverlap(hosts, dh) {
 			continue
 		}
 		if m.source != nil && d.source == m.source && slices.Equal(sortedLower(hosts), sortedLower(dh)) {
 			return true, nil
 		}
+		if d.owner == gatewayOwner {
+			return false, fmt.Errorf("also served by the gateway itself: two owners of one path")
+		}
 		return false, fmt.Errorf("also served for routes[%d] (%s): two owners of one path", d.owner, cfg.Routes[d.owner].Name)
 	}
 	return false, nil
+}
+
+// ownerName names an endpoint's owner in errors.
+func ownerName(owner int) string {
+	if owner == gatewayOwner {
+		return "the gateway"
+	}
+	return "this route"
 }
 
 // hostsOverlap reports whether two host lists (empty: any host) can both

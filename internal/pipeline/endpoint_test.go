@@ -54,7 +54,11 @@ func send(t *testing.T, c *http.Client, method, url string, hdr map[string]strin
 		t.Fatal(err)
 	}
 	for k, v := range hdr {
-		req.Header.Set(k, v)
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
 	}
 	res, err := c.Do(req)
 	if err != nil {
@@ -450,6 +454,79 @@ routes:
 			out := p.Inspect(r, nil, true)
 			if last := out.Steps[len(out.Steps)-1]; !strings.Contains(last, tc.want) {
 				t.Fatalf("steps %q, want the last to contain %q", out.Steps, tc.want)
+			}
+		})
+	}
+}
+
+// staticProvider is a process component with endpoints of its own.
+type staticProvider []endpoint.Endpoint
+
+func (s staticProvider) Endpoints() []endpoint.Endpoint { return s }
+
+func jwksEndpoint(public bool) endpoint.Endpoint {
+	return endpoint.Endpoint{Name: "jwks", Path: "/.well-known/jwks.json", Methods: []string{"GET"}, Public: public,
+		Handler: endpoint.HandlerFunc(func(w http.ResponseWriter, r *http.Request, _ *identity.Identity) error {
+			w.Header().Set("Content-Type", "application/jwk-set+json")
+			_, _ = io.WriteString(w, `{"keys":[]}`)
+			return nil
+		})}
+}
+
+// TestGatewayComponentEndpoints: Options.Endpoints are mounted on every
+// host, public only, and conflict like any other.
+func TestGatewayComponentEndpoints(t *testing.T) {
+	const cfgText = `
+routes:
+  - name: api
+    match: {path_prefix: /api}
+    public: true
+    direct_response: {}
+`
+	cfg, file, err := config.Parse("test.yaml", []byte(cfgText), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Build(cfg, file, Options{Stdout: io.Discard, Stderr: io.Discard, Endpoints: []endpoint.Provider{staticProvider{jwksEndpoint(true)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	base, c := listen(t, p), noRedirect(t)
+	res, body := send(t, c, "GET", base+"/.well-known/jwks.json", map[string]string{"Host": "any.example"})
+	if res.StatusCode != 200 || body != `{"keys":[]}` || res.Header.Get("Content-Type") != "application/jwk-set+json" {
+		t.Fatalf("GET jwks: %d %q %v", res.StatusCode, body, res.Header)
+	}
+	if got := routeNamed(t, p, "gateway:jwks"); !got.public {
+		t.Error("gateway:jwks is not public")
+	}
+
+	for _, tc := range []struct {
+		name   string
+		routes string
+		eps    []endpoint.Endpoint
+		want   string
+	}{
+		{"needs authentication", "", []endpoint.Endpoint{jwksEndpoint(false)}, "routes: endpoint /.well-known/jwks.json needs authentication, and the gateway authenticates nobody"},
+		{"twice", "", []endpoint.Endpoint{jwksEndpoint(true), jwksEndpoint(true)}, "also served by the gateway itself"},
+		{"a route claims it", `
+  - name: keys
+    public: true
+    match: {path: /.well-known/jwks.json}
+    direct_response: {}
+`, []endpoint.Endpoint{jwksEndpoint(true)}, "endpoint /.well-known/jwks.json of the gateway is also matched by routes[1] (keys)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, file, err := config.Parse("test.yaml", []byte(cfgText+tc.routes), func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := Build(cfg, file, Options{Stdout: io.Discard, Stderr: io.Discard, Endpoints: []endpoint.Provider{staticProvider(tc.eps)}})
+			if err == nil {
+				p.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.want)
 			}
 		})
 	}
