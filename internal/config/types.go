@@ -42,6 +42,8 @@ type Config struct {
 	RequestHygiene RequestHygiene `yaml:"request_hygiene" desc:"Checks every request passes before routing: path encoding, methods, ambiguous headers (docs/request-hygiene.md). Strict by default."`
 	// Audit is where authentication decisions are recorded.
 	Audit Audit `yaml:"audit" desc:"Audit events: one per authentication decision."`
+	// ProtectedResourceMetadata holds the RFC 9728 documents' defaults.
+	ProtectedResourceMetadata *ProtectedResourceMetadata `yaml:"protected_resource_metadata" desc:"Defaults shared by the RFC 9728 metadata documents of routes with protected_resource (docs/endpoints.md). Turns nothing on by itself."`
 	// Routes map requests to upstreams. Order matters only for ties (see docs/routing.md).
 	Routes []Route `yaml:"routes" desc:"Routes, matched by host, path and method; the most specific wins, ties go to the first declared."`
 }
@@ -195,7 +197,13 @@ type Route struct {
 	// Match selects the requests this route handles.
 	Match Match `yaml:"match" desc:"Which requests this route handles. Required."`
 	// Upstream is where matched requests are proxied.
-	Upstream Upstream `yaml:"upstream" desc:"Where matched requests go. Required."`
+	Upstream Upstream `yaml:"upstream" desc:"Where matched requests go. Required, unless direct_response is set (exactly one of the two)."`
+	// DirectResponse makes the gateway answer the route itself
+	// (docs/endpoints.md); no upstream then.
+	DirectResponse *DirectResponse `yaml:"direct_response" desc:"Answer this route's requests from the gateway with a fixed response (health page, maintenance notice, 410) instead of proxying; authentication and policy still run. Set either upstream or direct_response."`
+	// ProtectedResource serves this route's RFC 9728 metadata document
+	// and names it in its 401 challenges (docs/endpoints.md). Default none.
+	ProtectedResource *ProtectedResource `yaml:"protected_resource" desc:"Describe this route as an OAuth 2.0 protected resource (RFC 9728): the gateway serves its metadata document, without authentication, at /.well-known/oauth-protected-resource plus the resource's path, and its 401 challenges carry resource_metadata. Default none."`
 	// Public routes need no authentication. Routes are authenticated by
 	// default: a route must either set authenticate or say public: true.
 	Public bool `yaml:"public" desc:"No authentication on this route. Every route must set either public: true or authenticate."`

@@ -115,11 +115,12 @@ func validate(c *Config, f *File) Errors {
 				matchKeys[key] = p
 			}
 		}
-		errs = append(errs, validateUpstream(r.Upstream, p+".upstream", f)...)
+		errs = append(errs, validateServed(c, &c.Routes[i], p, f)...)
 		if r.CORS != nil {
 			errs = append(errs, validateCORS(r.CORS, p+".cors", f)...)
 		}
 	}
+	errs = append(errs, validateMetadataDefaults(c.ProtectedResourceMetadata, f)...)
 	errs = append(errs, validateAuth(c, f)...)
 	errs = append(errs, validateHygiene(c, f)...)
 	return errs

@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/accesslog"
 	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/endpoint"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/route"
 )
@@ -47,6 +48,12 @@ type Options struct {
 	// authentication, authorization and the upstream exchange (trace.go).
 	// Like Observer, it outlives the plan. nil: no tracing work at all.
 	Tracer trace.Tracer
+	// Endpoints are process components that serve public endpoints of
+	// their own on every host (the gateway's JWKS, say), mounted like
+	// those of authenticators (endpoint.go), under the route name
+	// "gateway:<endpoint name>". A path a route also claims is a
+	// configuration error.
+	Endpoints []endpoint.Provider
 	// Validating builds a plan only to check a configuration (gatehouse
 	// validate): stages that need process resources (the API-key store)
 	// are checked for configuration errors but not connected.
@@ -115,9 +122,11 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 
 	entries := make([]route.Entry[*Route], 0, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
-		rt, err := p.buildRoute(rc)
-		if err != nil {
-			return nil, file.Errorf(fmt.Sprintf("routes[%d]", i), "%v", err)
+		rt := buildServedRoute(rc) // direct_response (direct.go); nil: proxied
+		if rt == nil {
+			if rt, err = p.buildRoute(rc); err != nil {
+				return nil, file.Errorf(fmt.Sprintf("routes[%d]", i), "%v", err)
+			}
 		}
 		pol, err := routePolicy(i, rc, policies, file)
 		if err != nil {
@@ -136,6 +145,7 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		if opts.Tracer != nil {
 			rt.Stages = tracedStages(rt.Stages, opts.Tracer)
 		}
+		rt.responders = responders(rt.Stages)
 		p.routes = append(p.routes, rt)
 		spec := route.Spec{Hosts: rc.Match.Hosts, Path: rc.Match.Path, Methods: rc.Match.Methods}
 		if rc.Match.PathPrefix != "" {
@@ -143,9 +153,9 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		}
 		entries = append(entries, route.Entry[*Route]{Spec: spec, Value: rt})
 	}
-	p.table, err = route.NewTable(entries)
-	if err != nil {
-		return nil, file.Errorf("routes", "%v", err)
+	p.entries = entries
+	if err := p.mountEndpoints(cfg, file, opts); err != nil { // the route table, with gateway-owned endpoints
+		return nil, err
 	}
 	if p.aliases, err = compileAliases(cfg); err != nil {
 		return nil, file.Errorf("routes", "%v", err)

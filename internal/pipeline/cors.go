@@ -91,7 +91,7 @@ func (p *corsPolicy) allow(x *Exchange, origin string) {
 
 // servePreflight answers a preflight: 204, with the allow headers only if
 // the origin, the method and every requested header are allowed.
-func (p *corsPolicy) servePreflight(w http.ResponseWriter, x *Exchange) {
+func (p *corsPolicy) servePreflight(w http.ResponseWriter, x *Exchange) error {
 	h := x.Request.Header
 	x.AddResponseHeader("Vary", preflightVary)
 	o, m := h[hdrOrigin], h.Get(hdrRequestMethod)
@@ -115,13 +115,15 @@ func (p *corsPolicy) servePreflight(w http.ResponseWriter, x *Exchange) {
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // refusePreflight answers a preflight that asks for a method this route
 // does not serve: 204 without allow headers, never forwarded.
-func refusePreflight(w http.ResponseWriter, x *Exchange) {
+func refusePreflight(w http.ResponseWriter, x *Exchange) error {
 	x.AddResponseHeader("Vary", preflightVary)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // preflightMethod returns the method a CORS preflight asks about, or ""

@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/framing"
 	"github.com/gatehouse/gatehouse/internal/problem"
 	"github.com/gatehouse/gatehouse/internal/proxy"
+	"github.com/gatehouse/gatehouse/internal/reply"
 )
 
 var (
@@ -42,8 +43,16 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		forbidden *ForbiddenError
 		hdrBig    *HeaderTooLargeError
 		reqErr    *RequestError
+		redirect  *reply.RedirectError
+		tooMany   *reply.TooManyRequestsError
 	)
 	switch {
+	case errors.As(err, &redirect):
+		p.redirect(w, e, redirect)
+		return
+	case errors.As(err, &tooMany):
+		t, detail = problem.TooManyRequests, "Too many requests; try again later."
+		p.tooManyRequests(w, e, tooMany)
 	case errors.Is(err, proxy.ErrClientGone):
 		// Nobody is listening; 499 is the de-facto code for it in logs.
 		e.Error = "client_closed_request"
@@ -70,11 +79,18 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		if detail == "" {
 			detail = "Authentication is required."
 		}
+		if w.x != nil && w.x.Route != nil {
+			chall.resourceMetadata = w.x.Route.resourceMetadata
+		}
 		w.Header().Set("WWW-Authenticate", chall.wwwAuthenticate())
 	case errors.As(err, &forbidden):
 		// The rule that denied goes to the audit event only.
 		t, detail = problem.Forbidden, "The caller is not allowed to perform this request."
 		if c := forbidden.wwwAuthenticate(); c != "" {
+			if w.x != nil && w.x.Route != nil && w.x.Route.resourceMetadata != "" {
+				// RFC 9728 §5.1, as MCP clients expect it on a scope step-up.
+				c += `, resource_metadata="` + quoteSafe(w.x.Route.resourceMetadata) + `"`
+			}
 			w.Header().Set("WWW-Authenticate", c)
 		}
 	case errors.As(err, &unavl):

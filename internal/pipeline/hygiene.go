@@ -254,8 +254,10 @@ func (p *Plan) route(r *http.Request, trustedPeer bool) (route.Result[*Route], e
 		return none, &MethodNotAllowedError{Allow: p.table.Allow(r.Host, r.URL.Path)}
 	}
 	listed := !slices.Contains(h.allowed, r.Method)
-	if err := p.aliases.check(r.Host, r.URL.Path, r.Method, listed, res); err != nil {
-		return none, err
+	if p.routes[res.Index].serve == nil { // a gateway-owned endpoint has no lenient backend
+		if err := p.aliases.check(r.Host, r.URL.Path, r.Method, listed, res); err != nil {
+			return none, err
+		}
 	}
 	if p.anyCORS {
 		res = refusedPreflight(r, res)

@@ -93,7 +93,7 @@ func (p *Plan) Inspect(r *http.Request, id *identity.Identity, explain bool) Out
 	rt := res.Value
 	out.Route, e.Route = rt.Name, rt.Name
 	step("route: %s", rt.Name)
-	if rt.serve != nil {
+	if rt.serve != nil && rt.cors != nil && len(rt.Stages) == 0 {
 		// A CORS preflight (cors.go): no stage runs.
 		out.Status, out.Reason = http.StatusNoContent, "ok"
 		step("cors preflight: answered by the gateway (204), without authentication, never forwarded")
@@ -135,6 +135,11 @@ func (p *Plan) Inspect(r *http.Request, id *identity.Identity, explain bool) Out
 	out.Status, out.Reason = http.StatusOK, "ok"
 	if !authenticated {
 		step("public route: no authentication")
+	}
+	if rt.serve != nil {
+		// direct_response, a metadata document, a method's endpoint (endpoint.go).
+		step("result: allowed, answered by the gateway itself (never forwarded)")
+		return out
 	}
 	step("result: 200, forwarded to the upstream")
 	return out

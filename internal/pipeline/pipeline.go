@@ -67,8 +67,12 @@ type Exchange struct {
 	// upstream are the headers the gateway vouches for, set on the
 	// outgoing request by the proxy (see SetUpstreamHeader).
 	upstream []proxy.Header
-	// response are the response phase's header edits (response.go).
+	// response are the response phase's header edits (response.go);
+	// applied counts those already applied, ran the stages whose Process
+	// was called (their Respond runs).
 	response []responseEdit
+	applied  int
+	ran      int
 
 	// event is the audit event a stage is filling in, kept here so that
 	// logging one does not allocate (audit.Logger does not keep it).
@@ -114,10 +118,17 @@ type Route struct {
 	public bool
 	// observer sees this route's requests (observe.go); nil: none.
 	observer RouteObserver
-	// serve, when set, makes this a gateway-owned endpoint: after the
-	// stages the gateway answers itself (writing through w, so the
-	// response phase applies) instead of proxying. Proxy is then nil.
-	serve func(w http.ResponseWriter, x *Exchange)
+	// serve, when set, makes this a gateway-owned endpoint (endpoint.go):
+	// after the stages the gateway answers itself (writing through w, so
+	// the response phase applies) instead of proxying; an error it
+	// returns before writing is answered by respond. Proxy is then nil.
+	serve serveFunc
+	// responders are the stages that take part in the response phase
+	// (response.go).
+	responders []responder
+	// resourceMetadata is the URL of the route's RFC 9728 metadata
+	// document, named in its 401 challenges ("": none; metadata.go).
+	resourceMetadata string
 	// cors is the route's compiled CORS policy (cors.go), nil: none;
 	// preflight and refusedPreflight are the gateway-owned routes that
 	// answer its preflights.
@@ -130,7 +141,10 @@ type Route struct {
 // served through an atomic pointer, so a reload swaps whole plans and an
 // in-flight request finishes on the plan it started with.
 type Plan struct {
-	table    *route.Table[*Route]
+	table *route.Table[*Route]
+	// entries are the configured routes' table entries; the table adds
+	// the gateway-owned endpoints (endpoint.go).
+	entries  []route.Entry[*Route]
 	routes   []*Route
 	resolver *clientip.Resolver
 	access   *accesslog.Logger
@@ -231,14 +245,15 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 	*x = Exchange{Request: r, Route: rt, Params: res.Params, RequestID: rid, ClientIP: e.ClientIP, Log: e,
 		upstream: st.upstream[:0], response: st.response[:0]}
 	x.SetUpstreamHeader(requestid.Header, rid)
-	for _, s := range rt.Stages {
+	for i, s := range rt.Stages {
+		x.ran = i + 1
 		if err := s.Process(x); err != nil {
 			p.respond(rec, r, e, err)
 			return
 		}
 	}
 	if rt.serve != nil {
-		rt.serve(rec, x)
+		p.serveEndpoint(rec, w, x)
 		return
 	}
 
@@ -334,7 +349,7 @@ type recorder struct {
 func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 && code >= 200 {
 		r.status = code
-		r.x.applyResponse(r.ResponseWriter.Header())
+		r.x.applyResponse(r.status, r.ResponseWriter.Header())
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
@@ -342,7 +357,7 @@ func (r *recorder) WriteHeader(code int) {
 func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
-		r.x.applyResponse(r.ResponseWriter.Header())
+		r.x.applyResponse(r.status, r.ResponseWriter.Header())
 	}
 	n, err := r.ResponseWriter.Write(b)
 	r.bytes += int64(n)
@@ -356,7 +371,7 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 func (r *recorder) Flush() {
 	if r.status == 0 {
 		r.status = http.StatusOK
-		r.x.applyResponse(r.ResponseWriter.Header())
+		r.x.applyResponse(r.status, r.ResponseWriter.Header())
 	}
 	_ = http.NewResponseController(r.ResponseWriter).Flush()
 }

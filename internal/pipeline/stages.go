@@ -98,6 +98,17 @@ type challengeError struct {
 	failure *authn.Failure
 	realm   string
 	methods []identity.Method
+	// resourceMetadata, when set, is the route's RFC 9728 metadata URL,
+	// added to Bearer challenges (metadata.go; set by respond).
+	resourceMetadata string
+}
+
+// bearerParams writes the parameters every Bearer challenge of e carries
+// after its realm: resource_metadata (RFC 9728 §5.1), if any.
+func (e *challengeError) bearerParams(b *strings.Builder) {
+	if e.resourceMetadata != "" {
+		b.WriteString(`, resource_metadata="` + quoteSafe(e.resourceMetadata) + `"`)
+	}
 }
 
 func (s *authenticateStage) methods() []identity.Method {
@@ -131,15 +142,20 @@ func (e *challengeError) wwwAuthenticate() string {
 				b.WriteString(", ")
 			}
 			b.WriteString(scheme + ` realm="` + e.realm + `"`)
+			if scheme == "Bearer" {
+				e.bearerParams(&b)
+			}
 		}
 		if b.Len() == 0 {
 			b.WriteString(`Bearer realm="` + e.realm + `"`)
+			e.bearerParams(&b)
 		}
 		return b.String()
 	}
 	scheme := challengeScheme(e.failure.Method)
 	b.WriteString(scheme + ` realm="` + e.realm + `"`)
 	if scheme == "Bearer" {
+		e.bearerParams(&b)
 		b.WriteString(`, error="invalid_token", error_description="`)
 		b.WriteString(quoteSafe(e.failure.Description))
 		b.WriteByte('"')

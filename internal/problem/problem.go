@@ -38,6 +38,7 @@ var (
 	UpstreamError    = Type{"upstream-unavailable", "Upstream unavailable", http.StatusBadGateway}
 	Unavailable      = Type{"service-unavailable", "Service unavailable", http.StatusServiceUnavailable}
 	UpstreamTimeout  = Type{"upstream-timeout", "Upstream timed out", http.StatusGatewayTimeout}
+	TooManyRequests  = Type{"too-many-requests", "Too many requests", http.StatusTooManyRequests}
 
 	// Request hygiene (docs/request-hygiene.md): one type per class of
 	// refused request.
