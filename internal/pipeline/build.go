@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/proxy"
+	"github.com/gatehouse/gatehouse/internal/resource"
 	"github.com/gatehouse/gatehouse/internal/route"
 )
 
@@ -47,6 +48,10 @@ type Options struct {
 	// authentication, authorization and the upstream exchange (trace.go).
 	// Like Observer, it outlives the plan. nil: no tracing work at all.
 	Tracer trace.Tracer
+	// Resources is the plan's hold on the process's shared resources,
+	// handed to credential methods (registry.Env.Resources). nil: methods
+	// that need one open their own.
+	Resources *resource.Scope
 	// Validating builds a plan only to check a configuration (gatehouse
 	// validate): stages that need process resources (the API-key store)
 	// are checked for configuration errors but not connected.
@@ -123,7 +128,7 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		if err != nil {
 			return nil, err
 		}
-		if rt.Stages, err = p.buildStages(rc, cfg.IdentityHeaders, verifier, opts.APIKeys, pol, opts.Now); err != nil {
+		if rt.Stages, err = p.buildStages(rc, cfg, verifier, opts, pol); err != nil {
 			return nil, file.Errorf(fmt.Sprintf("routes[%d].authenticate", i), "%v", err)
 		}
 		if opts.Observer != nil {
@@ -190,9 +195,9 @@ func (p *Plan) buildRoute(rc config.Route) (*Route, error) {
 // configured list: a key sent in a URL must never reach the access log.
 func redactedParams(cfg *config.Config) []string {
 	out := slices.Clone(cfg.AccessLog.RedactQueryParams)
-	for _, r := range cfg.Routes {
-		if r.Authenticate != nil && r.Authenticate.APIKeyQueryParam != "" {
-			out = append(out, r.Authenticate.APIKeyQueryParam)
+	for i := range cfg.Routes {
+		if q := credentialQueries(&cfg.Routes[i]); len(q) > 0 {
+			out = append(out, q...)
 		}
 	}
 	return out

@@ -144,12 +144,15 @@ type Plan struct {
 	// apiKeyHeader is api_keys.header, canonical: removed before the
 	// upstream on every route, public ones included.
 	apiKeyHeader string
-	providers    []providerHealth
-	audit        audit.Logger
-	validating   bool
-	log          *slog.Logger
-	closers      []func()
-	readies      []func() error
+	// credHeaders are the registered methods' credential headers
+	// (credentialHeaders), removed before the upstream on every route.
+	credHeaders []string
+	providers   []providerHealth
+	audit       audit.Logger
+	validating  bool
+	log         *slog.Logger
+	closers     []func()
+	readies     []func() error
 	// unavailableLog throttles the warning of credentials that cannot be
 	// checked (one per request would flood the log during an outage).
 	unavailableLog logThrottle

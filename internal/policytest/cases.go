@@ -13,8 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gatehouse/gatehouse/internal/authn/registry"
+	"github.com/gatehouse/gatehouse/internal/identity"
 )
 
 // Cases is a decoded cases file.
@@ -74,7 +79,10 @@ type Token struct {
 	Claims map[string]any `yaml:"claims"`
 }
 
-// Identity is a caller given directly. Method defaults to jwt.
+// Identity is a caller given directly. Method defaults to jwt. With
+// Credentials, it is the identity of an AND chain: its own fields are the
+// primary credential's, and Credentials the evidence of every credential
+// in chain order (the primary one included).
 type Identity struct {
 	Subject  string         `yaml:"subject"`
 	Issuer   string         `yaml:"issuer"`
@@ -85,6 +93,25 @@ type Identity struct {
 	Roles    []string       `yaml:"roles"`
 	Groups   []string       `yaml:"groups"`
 	Claims   map[string]any `yaml:"claims"`
+	// Credentials makes the identity composite (require_all chains).
+	Credentials []Credential `yaml:"credentials"`
+}
+
+// Credential is one credential of a composite identity. Method is
+// required; expires_in (e.g. 10m) sets its expiry from now.
+type Credential struct {
+	Method         string `yaml:"method"`
+	ID             string `yaml:"id"`
+	Subject        string `yaml:"subject"`
+	Issuer         string `yaml:"issuer"`
+	Provider       string `yaml:"provider"`
+	ExpiresIn      string `yaml:"expires_in"`
+	CertThumbprint string `yaml:"cert_thumbprint"`
+	// KeyBinding is the cnf confirmation: kind (x5t#S256, jkt) and value.
+	KeyBinding struct {
+		Kind  string `yaml:"kind"`
+		Value string `yaml:"value"`
+	} `yaml:"key_binding"`
 }
 
 // Expect is the expected outcome: a status, or allow (status 200 or not),
@@ -165,6 +192,7 @@ func (c *Cases) check() error {
 		}
 		if tc.Identity != nil {
 			n++
+			errs = append(errs, checkIdentity(p+".identity", tc.Identity)...)
 		}
 		if n > 1 {
 			errs = append(errs, fmt.Errorf("%s: give at most one of token, api_key and identity", p))
@@ -174,4 +202,43 @@ func (c *Cases) check() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkIdentity validates the method names of a given identity through
+// the registry of credential methods.
+func checkIdentity(p string, in *Identity) []error {
+	var errs []error
+	known := func(path, m string) {
+		if _, ok := registry.Lookup(identity.Method(m)); !ok && m != string(identity.MethodAnonymous) {
+			errs = append(errs, fmt.Errorf("%s: %q is not a known method (%s)", path, m, joinMethods(registry.Names())))
+		}
+	}
+	if in.Method != "" {
+		known(p+".method", in.Method)
+	}
+	for i, c := range in.Credentials {
+		cp := fmt.Sprintf("%s.credentials[%d]", p, i)
+		if c.Method == "" {
+			errs = append(errs, fmt.Errorf("%s.method: required", cp))
+		} else {
+			known(cp+".method", c.Method)
+		}
+		if c.ExpiresIn != "" {
+			if _, err := time.ParseDuration(c.ExpiresIn); err != nil {
+				errs = append(errs, fmt.Errorf("%s.expires_in: %v", cp, err))
+			}
+		}
+	}
+	if len(in.Credentials) == 1 {
+		errs = append(errs, fmt.Errorf("%s.credentials: give two or more (an AND chain), or none", p))
+	}
+	return errs
+}
+
+func joinMethods(ms []identity.Method) string {
+	s := make([]string, len(ms))
+	for i, m := range ms {
+		s[i] = string(m)
+	}
+	return strings.Join(s, ", ")
 }

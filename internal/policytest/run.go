@@ -242,6 +242,22 @@ func request(c *config.Config, tc Case, issuers map[string]*testIssuer, keys map
 		if id.Method == "" {
 			id.Method = identity.MethodJWT
 		}
+		if len(in.Credentials) > 0 {
+			id.Credentials = make([]identity.Credential, len(in.Credentials))
+			for i, c := range in.Credentials {
+				ic := identity.Credential{Method: identity.Method(c.Method), CredentialID: c.ID, Subject: c.Subject,
+					Issuer: c.Issuer, Provider: c.Provider, CertThumbprint: c.CertThumbprint,
+					KeyBinding: identity.KeyBinding{Kind: c.KeyBinding.Kind, Value: c.KeyBinding.Value}}
+				if c.ExpiresIn != "" {
+					d, _ := time.ParseDuration(c.ExpiresIn) // checked when loaded
+					ic.ExpiresAt = time.Now().Add(d)
+					if ic.ExpiresAt.Before(id.ExpiresAt) {
+						id.ExpiresAt = ic.ExpiresAt // a composite expires with its first credential
+					}
+				}
+				id.Credentials[i] = ic
+			}
+		}
 		return r, id, nil
 	}
 	return r, nil, nil
