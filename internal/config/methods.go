@@ -49,7 +49,11 @@ func (m RouteMethod) Path() string { return fmt.Sprintf("routes[%d].authenticate
 // Errorf makes an error located at key under the route's authenticate
 // section ("providers[0]", "mtls.trusted_cas"), with file:line:column.
 func (m RouteMethod) Errorf(key, format string, args ...any) *Error {
-	return m.File.Errorf(joinPath(m.Path(), key), format, args...)
+	path := m.Path()
+	if key != "" {
+		path += "." + key
+	}
+	return m.File.Errorf(path, format, args...)
 }
 
 // OptionsDefaulter is implemented by an options block with defaults: it
