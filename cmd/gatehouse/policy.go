@@ -107,7 +107,10 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	token := fs.String("token", "", "bearer token to present")
 	key := fs.String("api-key", "", "API key to present (in the configured header)")
 	idJSON := fs.String("identity-json", "", `caller to authorize without authentication, e.g. '{"subject":"u1","roles":["admin"]}'`)
-	var headers, creds headerFlags
+	var (
+		headers headerFlags
+		creds   listFlags
+	)
 	fs.Var(&headers, "header", "request header 'Name: value' (repeatable)")
 	fs.Var(&creds, "credential", "credential to present, as METHOD=VALUE, placed where the method reads it (repeatable: one per method of an AND chain); --token T is jwt=T, --api-key K is api_key=K")
 	var reqPath string
@@ -213,6 +216,12 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	}
 	return exitOK
 }
+
+// listFlags collects a repeatable flag's values as given.
+type listFlags []string
+
+func (l *listFlags) String() string     { return strings.Join(*l, ", ") }
+func (l *listFlags) Set(v string) error { *l = append(*l, v); return nil }
 
 // parseCredentials reads the --credential METHOD=VALUE flags (and the
 // --token and --api-key shortcuts) into one value per method, checking
