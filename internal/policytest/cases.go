@@ -49,8 +49,9 @@ type APIKeyFixture struct {
 	Routes []string `yaml:"routes"`
 }
 
-// Case is one request and its expected outcome. At most one of Token,
-// APIKey and Identity is set; none sends the request without credentials.
+// Case is one request and its expected outcome. Token, APIKey and
+// Credentials may be combined (a require_all route takes several);
+// Identity excludes them. None sends the request without credentials.
 type Case struct {
 	Name    string  `yaml:"name"`
 	Request Request `yaml:"request"`
@@ -58,9 +59,18 @@ type Case struct {
 	Token *Token `yaml:"token"`
 	// APIKey names a fixture, sent in the configured API-key header.
 	APIKey string `yaml:"api_key"`
+	// Credentials are credentials of any registered method given as text,
+	// each placed where its method reads it.
+	Credentials []Presented `yaml:"credentials"`
 	// Identity skips authentication: the policy sees this caller.
 	Identity *Identity `yaml:"identity"`
 	Expect   Expect    `yaml:"expect"`
+}
+
+// Presented is a credential of a registered method, given as text.
+type Presented struct {
+	Method string `yaml:"method"`
+	Value  string `yaml:"value"`
 }
 
 // Request is the request of a case. Method defaults to GET, Host to
@@ -190,12 +200,26 @@ func (c *Cases) check() error {
 				errs = append(errs, fmt.Errorf("%s.api_key: no fixture named %q", p, tc.APIKey))
 			}
 		}
-		if tc.Identity != nil {
+		seen := map[string]bool{}
+		for j, c := range tc.Credentials {
+			cp := fmt.Sprintf("%s.credentials[%d].method", p, j)
 			n++
-			errs = append(errs, checkIdentity(p+".identity", tc.Identity)...)
+			m, ok := registry.Lookup(identity.Method(c.Method))
+			switch {
+			case !ok:
+				errs = append(errs, fmt.Errorf("%s: %q is not a known method (%s)", cp, c.Method, joinMethods(registry.Names())))
+			case m.Present == nil:
+				errs = append(errs, fmt.Errorf("%s: the %s method's credential cannot be given as text", cp, c.Method))
+			case seen[c.Method] || c.Method == string(identity.MethodJWT) && tc.Token != nil || c.Method == string(identity.MethodAPIKey) && tc.APIKey != "":
+				errs = append(errs, fmt.Errorf("%s: %s given twice", cp, c.Method))
+			}
+			seen[c.Method] = true
 		}
-		if n > 1 {
-			errs = append(errs, fmt.Errorf("%s: give at most one of token, api_key and identity", p))
+		if tc.Identity != nil {
+			errs = append(errs, checkIdentity(p+".identity", tc.Identity)...)
+			if n > 0 {
+				errs = append(errs, fmt.Errorf("%s: identity skips authentication: give no token, api_key or credentials with it", p))
+			}
 		}
 		if tc.Expect.Status == 0 && tc.Expect.Allow == nil {
 			errs = append(errs, fmt.Errorf("%s.expect: give status or allow", p))
