@@ -256,6 +256,10 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 				seen[key] = true
 				continue
 			}
+			if _, ext := v.Addr().Interface().(extensible); ext && KnownMethod(key) {
+				d.errorf(k, child, "the %s method takes no options block here", key)
+				continue
+			}
 			d.errorf(k, child, "unknown key %q%s", key, suggest(key, v.Type()))
 			continue
 		}

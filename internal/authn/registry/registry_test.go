@@ -156,6 +156,8 @@ func TestScriptedConfig(t *testing.T) {
 			[]string{`gatehouse.yaml:5:7: routes[0].authenticate: the scripted method needs a scripted: block`}},
 		{"block of a method not listed", strings.Replace(scriptedConfig, "methods: [scripted]", "methods: [api_key]", 1),
 			[]string{`gatehouse.yaml:7:9: routes[0].authenticate.scripted: applies to the scripted method, which is not listed`}},
+		{"a block for a method without options", strings.Replace(scriptedConfig, "      scripted:\n", "      jwt: {providers: [x]}\n      scripted:\n", 1),
+			[]string{`gatehouse.yaml:6:7: routes[0].authenticate.jwt: the jwt method takes no options block here`}},
 		{"duplicate block", strings.Replace(scriptedConfig, "accept: [open-sesame]\n", "accept: [open-sesame]\n      scripted: {accept: [x]}\n", 1),
 			[]string{`routes[0].authenticate.scripted: duplicate key "scripted"`}},
 		{"unknown method names the registered ones", strings.Replace(scriptedConfig, "methods: [scripted]", "methods: [scripted, magic]", 1),
