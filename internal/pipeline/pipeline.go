@@ -144,15 +144,12 @@ type Plan struct {
 	// apiKeyHeader is api_keys.header, canonical: removed before the
 	// upstream on every route, public ones included.
 	apiKeyHeader string
-	// credHeaders are the registered methods' credential headers
-	// (credentialHeaders), removed before the upstream on every route.
-	credHeaders []string
-	providers   []providerHealth
-	audit       audit.Logger
-	validating  bool
-	log         *slog.Logger
-	closers     []func()
-	readies     []func() error
+	providers    []providerHealth
+	audit        audit.Logger
+	validating   bool
+	log          *slog.Logger
+	closers      []func()
+	readies      []func() error
 	// unavailableLog throttles the warning of credentials that cannot be
 	// checked (one per request would flood the log during an outage).
 	unavailableLog logThrottle
@@ -164,6 +161,10 @@ type Plan struct {
 	anyCORS bool
 	// tracer records each request's spans (trace.go); nil: tracing off.
 	tracer trace.Tracer
+
+	// credHeaders are the registered methods' credential headers
+	// (credentialHeaders), removed before the upstream on every route.
+	credHeaders []string
 }
 
 // state is everything one request needs, pooled so the hot path does not
