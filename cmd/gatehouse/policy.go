@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/adminclient"
 	"github.com/gatehouse/gatehouse/internal/apikey"
+	"github.com/gatehouse/gatehouse/internal/authn/registry"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
@@ -98,15 +100,19 @@ func (h *headerFlags) Set(v string) error {
 // each authenticator tried, and each policy rule. Tokens are verified with
 // the configured providers' keys, so a JWKS may be fetched.
 func cmdExplain(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("explain", "explain [-c FILE] [--method M] [--host H] [--header 'K: V']... [--token T | --api-key K | --identity-json JSON] PATH\n\nExplain the decision for one request: the route chosen (or why none),\neach authenticator tried and its outcome, and each policy rule evaluated.\nNothing is sent upstream.", stderr)
+	fs := newFlags("explain", "explain [-c FILE] [--method M] [--host H] [--header 'K: V']... [--credential METHOD=VALUE]... [--token T] [--api-key K] [--identity-json JSON] PATH\n\nExplain the decision for one request: the route chosen (or why none),\neach authenticator tried and its outcome, and each policy rule evaluated.\nNothing is sent upstream.", stderr)
 	path := fs.String("c", "gatehouse.yaml", "configuration file")
 	method := fs.String("method", http.MethodGet, "request method")
 	host := fs.String("host", "gatehouse.test", "request host")
 	token := fs.String("token", "", "bearer token to present")
 	key := fs.String("api-key", "", "API key to present (in the configured header)")
 	idJSON := fs.String("identity-json", "", `caller to authorize without authentication, e.g. '{"subject":"u1","roles":["admin"]}'`)
-	var headers headerFlags
+	var (
+		headers headerFlags
+		creds   listFlags
+	)
 	fs.Var(&headers, "header", "request header 'Name: value' (repeatable)")
+	fs.Var(&creds, "credential", "credential to present, as METHOD=VALUE, placed where the method reads it (repeatable: one per method of an AND chain); --token T is jwt=T, --api-key K is api_key=K")
 	var reqPath string
 	if len(args) > 0 && strings.HasPrefix(args[len(args)-1], "/") {
 		reqPath, args = args[len(args)-1], args[:len(args)-1]
@@ -119,14 +125,13 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	n := 0
-	for _, s := range []string{*token, *key, *idJSON} {
-		if s != "" {
-			n++
-		}
+	if *idJSON != "" && (*token != "" || *key != "" || len(creds) > 0) {
+		fmt.Fprintln(stderr, "gatehouse explain: --identity-json skips authentication: give no --token, --api-key or --credential with it")
+		return exitUsage
 	}
-	if n > 1 {
-		fmt.Fprintln(stderr, "gatehouse explain: give at most one of --token, --api-key and --identity-json")
+	presented, err := parseCredentials(creds, *token, *key)
+	if err != nil {
+		fmt.Fprintf(stderr, "gatehouse explain: %v\n", err)
 		return exitUsage
 	}
 	var id *identity.Identity
@@ -136,6 +141,12 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 			ClientID                          string `json:"client_id"`
 			Scopes, Roles, Groups             []string
 			Claims                            map[string]any
+			// Credentials makes a composite identity (an AND chain).
+			Credentials []struct {
+				Method, ID, Subject, Issuer, Provider string
+				CertThumbprint                        string                       `json:"cert_thumbprint"`
+				KeyBinding                            struct{ Kind, Value string } `json:"key_binding"`
+			}
 		}
 		dec := json.NewDecoder(strings.NewReader(*idJSON))
 		dec.DisallowUnknownFields()
@@ -148,6 +159,15 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		if id.Method == "" {
 			id.Method = identity.MethodJWT
 		}
+		for _, c := range in.Credentials {
+			if _, ok := registry.Lookup(identity.Method(c.Method)); !ok {
+				fmt.Fprintf(stderr, "gatehouse explain: --identity-json: credentials: %q is not a known method\n", c.Method)
+				return exitUsage
+			}
+			id.Credentials = append(id.Credentials, identity.Credential{Method: identity.Method(c.Method), CredentialID: c.ID,
+				Subject: c.Subject, Issuer: c.Issuer, Provider: c.Provider, CertThumbprint: c.CertThumbprint,
+				KeyBinding: identity.KeyBinding{Kind: c.KeyBinding.Kind, Value: c.KeyBinding.Value}})
+		}
 	}
 	cfg, file, err := config.Load(*path)
 	if err != nil {
@@ -159,7 +179,7 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 	opts := pipeline.Options{Stdout: io.Discard, Stderr: io.Discard, Validating: true}
 	var keysNote string
 	if routesUse(&c, "api_key") {
-		keys, note := explainAPIKeys(c.APIKeys, c.Admin, *key)
+		keys, note := explainAPIKeys(c.APIKeys, c.Admin, presented[identity.MethodAPIKey])
 		defer keys.Close()
 		opts.APIKeys, keysNote = keys, note
 	}
@@ -175,11 +195,12 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		k, v, _ := strings.Cut(h, ":")
 		r.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
-	if *token != "" {
-		r.Header.Set("Authorization", "Bearer "+*token)
-	}
-	if *key != "" {
-		r.Header.Set(c.APIKeys.Header, *key)
+	for _, m := range slices.Sorted(maps.Keys(presented)) {
+		method, _ := registry.Lookup(m) // parseCredentials checked it
+		if err := method.Present(r, presented[m], &c); err != nil {
+			fmt.Fprintf(stderr, "gatehouse explain: --credential %s: %v\n", m, err)
+			return exitUsage
+		}
 	}
 	out := plan.Inspect(r, id, true)
 	fmt.Fprintf(stdout, "%s %s%s\n", *method, *host, reqPath)
@@ -194,6 +215,57 @@ func cmdExplain(args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	return exitOK
+}
+
+// listFlags collects a repeatable flag's values as given.
+type listFlags []string
+
+func (l *listFlags) String() string     { return strings.Join(*l, ", ") }
+func (l *listFlags) Set(v string) error { *l = append(*l, v); return nil }
+
+// parseCredentials reads the --credential METHOD=VALUE flags (and the
+// --token and --api-key shortcuts) into one value per method, checking
+// each method in the registry.
+func parseCredentials(creds []string, token, key string) (map[identity.Method]string, error) {
+	out := map[identity.Method]string{}
+	add := func(m identity.Method, v string) error {
+		method, ok := registry.Lookup(m)
+		switch {
+		case !ok:
+			names := make([]string, 0)
+			for _, n := range registry.Names() {
+				names = append(names, string(n))
+			}
+			return fmt.Errorf("--credential: %q is not a known method (%s)", m, strings.Join(names, ", "))
+		case method.Present == nil:
+			return fmt.Errorf("--credential: the %s method's credential cannot be given as text", m)
+		}
+		if _, dup := out[m]; dup {
+			return fmt.Errorf("--credential: %s given twice", m)
+		}
+		out[m] = v
+		return nil
+	}
+	for _, c := range creds {
+		m, v, ok := strings.Cut(c, "=")
+		if !ok || m == "" {
+			return nil, fmt.Errorf("--credential %q: give METHOD=VALUE", c)
+		}
+		if err := add(identity.Method(strings.TrimSpace(m)), v); err != nil {
+			return nil, err
+		}
+	}
+	if token != "" {
+		if err := add(identity.MethodJWT, token); err != nil {
+			return nil, err
+		}
+	}
+	if key != "" {
+		if err := add(identity.MethodAPIKey, key); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // routesUse reports whether a route accepts the authentication method.

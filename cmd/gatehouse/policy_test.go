@@ -64,6 +64,31 @@ func TestPolicyTestUsageErrors(t *testing.T) {
 	}
 }
 
+func TestExplainUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown method", []string{"--credential", "magic=x", "/users/a"}, `"magic" is not a known method (api_key, jwt`},
+		{"no value", []string{"--credential", "jwt", "/users/a"}, "give METHOD=VALUE"},
+		{"one method twice", []string{"--credential", "jwt=a", "--token", "b", "/users/a"}, "jwt given twice"},
+		{"identity and a credential", []string{"--identity-json", `{"subject":"a"}`, "--credential", "jwt=a", "/users/a"}, "--identity-json skips authentication"},
+		{"identity with an unknown method", []string{"--identity-json", `{"subject":"a","credentials":[{"method":"magic"},{"method":"jwt"}]}`, "/users/a"}, `"magic" is not a known method`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			args := append([]string{"explain", "-c", "../../examples/policy.yaml"}, tc.args...)
+			if code := runCLI(args, &out, &errb); code != exitUsage {
+				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitUsage, out.String(), errb.String())
+			}
+			if !strings.Contains(errb.String(), tc.want) {
+				t.Errorf("stderr lacks %q:\n%s", tc.want, errb.String())
+			}
+		})
+	}
+}
+
 func TestExplain(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -99,6 +124,17 @@ func TestExplain(t *testing.T) {
 			name: "wrong method",
 			args: []string{"--method", "POST", "/catalogue/x"},
 			want: []string{"not method POST", "result: 405"},
+		},
+		{
+			name: "a credential of a registered method",
+			args: []string{"--method", "DELETE", "--credential", "jwt=opaque-token", "/admin/users/1"},
+			want: []string{"route: admin", "authenticate: jwt: no credential of this kind", "result: 401 token_unsupported"},
+		},
+		{
+			name: "composite identity",
+			args: []string{"--method", "DELETE", "--identity-json",
+				`{"subject":"bob","roles":["admin"],"credentials":[{"method":"api_key","id":"k1","subject":"c1"},{"method":"jwt","subject":"bob","key_binding":{"kind":"jkt","value":"abc"}}]}`, "/users/alice"},
+			want: []string{"(method api_key,jwt)", `given credential api_key subject="c1" id="k1"`, `given credential jwt subject="bob" cnf.jkt=abc`},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

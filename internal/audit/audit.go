@@ -47,9 +47,32 @@ type Event struct {
 	Provider      string    `json:"provider,omitempty"`
 	ClientID      string    `json:"client_id,omitempty"`
 	CredentialID  string    `json:"credential_id,omitempty"`
+	// Credentials is the evidence of every credential of an AND chain
+	// (require_all), in chain order; empty for a single credential, which
+	// the fields above describe.
+	Credentials []Credential `json:"credentials,omitempty"`
 	// Policy and Rule name what decided an authorization (authz.decision).
 	Policy string `json:"policy,omitempty"`
 	Rule   string `json:"rule,omitempty"`
+}
+
+// Credential is one credential's evidence in an event: identifiers only,
+// never the credential itself.
+type Credential struct {
+	Method       string `json:"method"`
+	CredentialID string `json:"credential_id,omitempty"`
+	Subject      string `json:"subject,omitempty"`
+	Issuer       string `json:"issuer,omitempty"`
+	Provider     string `json:"provider,omitempty"`
+	// ExpiresAt is the credential's expiry in Unix seconds; 0: never.
+	ExpiresAt int64 `json:"expires_at,omitempty"`
+	// CertThumbprint is the client certificate's SHA-256 thumbprint
+	// (base64url).
+	CertThumbprint string `json:"cert_thumbprint,omitempty"`
+	// KeyBindingKind ("x5t#S256", "jkt") and KeyBinding (the thumbprint)
+	// are the credential's cnf confirmation.
+	KeyBindingKind string `json:"key_binding_kind,omitempty"`
+	KeyBinding     string `json:"key_binding,omitempty"`
 }
 
 // Logger receives events. Implementations are safe for concurrent use.

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"strconv"
 	"sync"
 
 	"github.com/gatehouse/gatehouse/internal/jsonenc"
@@ -36,9 +37,36 @@ func appendEvent(b []byte, e *Event) (_ []byte, ok bool) {
 	b = appendOmitEmpty(b, `,"provider":`, e.Provider)
 	b = appendOmitEmpty(b, `,"client_id":`, e.ClientID)
 	b = appendOmitEmpty(b, `,"credential_id":`, e.CredentialID)
+	if len(e.Credentials) > 0 {
+		b = append(b, `,"credentials":[`...)
+		for i := range e.Credentials {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendCredential(b, &e.Credentials[i])
+		}
+		b = append(b, ']')
+	}
 	b = appendOmitEmpty(b, `,"policy":`, e.Policy)
 	b = appendOmitEmpty(b, `,"rule":`, e.Rule)
 	return append(b, '}'), true
+}
+
+func appendCredential(b []byte, c *Credential) []byte {
+	b = append(b, `{"method":`...)
+	b = jsonenc.AppendString(b, c.Method, jsonenc.Marshal)
+	b = appendOmitEmpty(b, `,"credential_id":`, c.CredentialID)
+	b = appendOmitEmpty(b, `,"subject":`, c.Subject)
+	b = appendOmitEmpty(b, `,"issuer":`, c.Issuer)
+	b = appendOmitEmpty(b, `,"provider":`, c.Provider)
+	if c.ExpiresAt != 0 {
+		b = append(b, `,"expires_at":`...)
+		b = strconv.AppendInt(b, c.ExpiresAt, 10)
+	}
+	b = appendOmitEmpty(b, `,"cert_thumbprint":`, c.CertThumbprint)
+	b = appendOmitEmpty(b, `,"key_binding_kind":`, c.KeyBindingKind)
+	b = appendOmitEmpty(b, `,"key_binding":`, c.KeyBinding)
+	return append(b, '}')
 }
 
 func appendOmitEmpty(b []byte, key, value string) []byte {

@@ -12,6 +12,12 @@ func TestAppendEventMatchesMarshal(t *testing.T) {
 		RequestID: "rid", Route: "r", ClientIP: "2001:db8::1", HTTPMethod: "GET", Path: "/a<b>&c\"d\\e\n\x00\u2028\xff",
 		AuthMethod: "jwt", Outcome: OutcomeDeny, Reason: "scope_missing", Subject: "alice", Issuer: "https://idp",
 		Provider: "idp", ClientID: "cli", CredentialID: "jti-1", Policy: "route:r", Rule: "scopes.all_of",
+		Credentials: []Credential{
+			{Method: "mtls", CertThumbprint: "3q2-7w", Subject: "CN=svc \"a\"\u2028"},
+			{Method: "jwt", CredentialID: "jti-1", Subject: "alice", Issuer: "https://idp", Provider: "idp", ExpiresAt: 1700000000,
+				KeyBindingKind: "x5t#S256", KeyBinding: "3q2-7w"},
+			{Method: "api_key", ExpiresAt: -5},
+		},
 	}
 	for i, e := range []Event{
 		{},

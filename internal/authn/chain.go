@@ -14,9 +14,14 @@ type Chain struct {
 	// Authenticators in the order they are tried.
 	Authenticators []Authenticator
 	// RequireAll makes the chain an AND: every authenticator must succeed
-	// (e.g. mTLS and a JWT). The identity is the last one's; the earlier
-	// ones are preconditions.
+	// (e.g. mTLS and a JWT). The identity is a composite (identity.Compose):
+	// the Primary authenticator's subject, scopes, roles, groups and
+	// claims, with the evidence of every credential and the earliest
+	// expiry.
 	RequireAll bool
+	// Primary is the method whose identity an AND chain answers with;
+	// empty means the last one (the default). Ignored without RequireAll.
+	Primary identity.Method
 	// AllowAnonymous lets a request with no credential at all through as
 	// identity.Anonymous. A request with a bad credential is still refused,
 	// and so is one with a credential that no method claimed (a
@@ -70,7 +75,8 @@ func (c *Chain) Authenticate(r *http.Request) (*identity.Identity, error) {
 }
 
 func (c *Chain) all(r *http.Request) (*identity.Identity, error) {
-	var last *identity.Identity
+	var buf [4]*identity.Identity // the usual chain fits: no allocation
+	ids := buf[:0]
 	for _, a := range c.Authenticators {
 		id, err := a.Authenticate(r)
 		switch {
@@ -86,12 +92,21 @@ func (c *Chain) all(r *http.Request) (*identity.Identity, error) {
 		case id == nil:
 			return nil, &UnavailableError{Method: a.Method(), Reason: ReasonAuthenticatorError, Err: errors.New("authn: no identity and no error")}
 		}
-		last = id
+		ids = append(ids, id)
 	}
-	if last == nil {
+	if len(ids) == 0 {
 		return nil, c.missing()
 	}
-	return last, nil
+	primary := len(ids) - 1
+	if c.Primary != "" {
+		for i, a := range c.Authenticators {
+			if a.Method() == c.Primary {
+				primary = i
+				break
+			}
+		}
+	}
+	return identity.Compose(ids, primary), nil
 }
 
 func (c *Chain) missing() *Failure {

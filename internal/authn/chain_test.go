@@ -4,8 +4,10 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/identity"
 )
@@ -121,4 +123,75 @@ func TestChainConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// cachedAuth returns the same identity object on every call, as the JWT
+// verified-token cache does: the chain must never change it.
+type cachedAuth struct{ id *identity.Identity }
+
+func (c cachedAuth) Method() identity.Method { return c.id.Method }
+
+func (c cachedAuth) Authenticate(*http.Request) (*identity.Identity, error) { return c.id, nil }
+
+func TestChainComposite(t *testing.T) {
+	t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	cert := &identity.Identity{Method: identity.MethodMTLS, Subject: "CN=svc", CredentialID: "serial-1",
+		CertThumbprint: "thumb", ExpiresAt: t0.Add(time.Hour)}
+	tok := &identity.Identity{Method: identity.MethodJWT, Subject: "alice", Issuer: "https://idp", Provider: "corp",
+		CredentialID: "jti-1", Scopes: []string{"read"}, ExpiresAt: t0.Add(10 * time.Minute),
+		KeyBinding: identity.KeyBinding{Kind: "x5t#S256", Value: "thumb"}}
+	key := &identity.Identity{Method: identity.MethodAPIKey, Subject: "c-1", CredentialID: "k-1"}
+	for _, tc := range []struct {
+		name        string
+		auths       []*identity.Identity
+		primary     identity.Method
+		wantSubject string
+		wantMethods string
+		wantExpiry  time.Time
+	}{
+		{"default primary is the last", []*identity.Identity{cert, tok}, "", "alice", "mtls,jwt", t0.Add(10 * time.Minute)},
+		{"named primary", []*identity.Identity{cert, tok}, identity.MethodMTLS, "CN=svc", "mtls,jwt", t0.Add(10 * time.Minute)},
+		{"expiry ignores credentials that never expire", []*identity.Identity{key, cert}, "", "CN=svc", "api_key,mtls", t0.Add(time.Hour)},
+		{"three credentials", []*identity.Identity{key, cert, tok}, identity.MethodAPIKey, "c-1", "api_key,mtls,jwt", t0.Add(10 * time.Minute)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snapshots := make([]identity.Identity, len(tc.auths))
+			c := Chain{RequireAll: true, Primary: tc.primary}
+			for i, id := range tc.auths {
+				snapshots[i] = *id
+				c.Authenticators = append(c.Authenticators, cachedAuth{id})
+			}
+			got, err := c.Authenticate(httptest.NewRequest("GET", "/", nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var methods []string
+			for _, ev := range got.Evidence() {
+				methods = append(methods, string(ev.Method))
+			}
+			if got.Subject != tc.wantSubject || strings.Join(methods, ",") != tc.wantMethods || !got.ExpiresAt.Equal(tc.wantExpiry) || !got.Composite() {
+				t.Fatalf("got subject %q methods %v expiry %v", got.Subject, methods, got.ExpiresAt)
+			}
+			for i, id := range tc.auths {
+				if id == got {
+					t.Fatal("the composite is an authenticator's (cached) identity")
+				}
+				if id.Credentials != nil || !id.ExpiresAt.Equal(snapshots[i].ExpiresAt) || id.Subject != snapshots[i].Subject {
+					t.Fatalf("identity %d was changed: %+v", i, id)
+				}
+			}
+			if ev := got.Evidence(); ev[len(ev)-1] != tc.auths[len(tc.auths)-1].Credential() {
+				t.Errorf("evidence %+v", ev)
+			}
+		})
+	}
+	// One method: the identity itself, no composite, no allocation.
+	c := Chain{RequireAll: true, Authenticators: []Authenticator{cachedAuth{tok}}}
+	r := httptest.NewRequest("GET", "/", nil)
+	if got, _ := c.Authenticate(r); got != tok || got.Composite() {
+		t.Fatalf("single AND member: %+v", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = c.Authenticate(r) }); n != 0 {
+		t.Errorf("single AND member allocates %v times", n)
+	}
 }

@@ -40,7 +40,9 @@
 //	  .subject        string
 //	  .issuer         string
 //	  .provider       string   configured identity source name
-//	  .method         string   "jwt", "api_key", "introspection", "mtls", "session", "anonymous"
+//	  .method         string   "jwt", "api_key", "introspection", "mtls", "session", "anonymous";
+//	                           the primary method of an AND chain
+//	  .methods        list(string)  every method that authenticated, in chain order
 //	  .credential_id  string
 //	  .client_id      string
 //	  .scopes         list(string)
@@ -49,6 +51,10 @@
 //	  .claims         map(string, dyn)  the claims selected by configuration
 //	  .expires_at     timestamp         0001-01-01T00:00:00Z if the credential never expires
 //	  .anonymous      bool
+//	  .credentials    list(map(string, dyn))  every credential's evidence, in chain
+//	                           order (one element unless require_all): method, id,
+//	                           subject, issuer, provider, expires_at (timestamp),
+//	                           cert_thumbprint, key_binding {kind, value}
 //	request   map(string, dyn)
 //	  .method         string   upper case, e.g. "GET"; "GET" for a HEAD request
 //	                           unless the expression spells "HEAD" somewhere

@@ -16,6 +16,21 @@ import (
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
+// composite is an AND chain's identity: a client certificate and a token
+// bound to it, the token primary.
+func composite(mods ...func(*identity.Identity)) *identity.Identity {
+	cert := &identity.Identity{Method: identity.MethodMTLS, Subject: "CN=svc", CredentialID: "serial-1",
+		CertThumbprint: "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", ExpiresAt: t0.Add(30 * time.Minute)}
+	tok := user(func(id *identity.Identity) {
+		id.KeyBinding = identity.KeyBinding{Kind: "x5t#S256", Value: cert.CertThumbprint}
+	})
+	id := identity.Compose([]*identity.Identity{cert, tok}, 1)
+	for _, m := range mods {
+		m(id)
+	}
+	return id
+}
+
 func user(mod func(*identity.Identity)) *identity.Identity {
 	id := &identity.Identity{
 		Subject: "u1", Issuer: "https://idp.example", Provider: "idp", Method: identity.MethodJWT,
@@ -204,7 +219,7 @@ func TestExpressions(t *testing.T) {
 			request.query.page == "2" && request.headers.accept == "*/*" && !("X-Tenant" in request.headers)`, user(nil), ReasonOK},
 		{"iterate headers", `request.headers.exists(k, k == "accept") && size(request.headers) == 2`, user(nil), ReasonOK},
 		{"map equality", `request.query == {"page": "2"} && request.path_params == {"id": "u1"}`, user(nil), ReasonOK},
-		{"iterate identity", `identity.exists(k, k == "subject") && size(identity) == 12 && size(request) == 7`, user(nil), ReasonOK},
+		{"iterate identity", `identity.exists(k, k == "subject") && size(identity) == 14 && size(request) == 7`, user(nil), ReasonOK},
 		{"has macro", `has(request.headers.accept) && !has(request.query.nope) && has(identity.claims.tenant)`, user(nil), ReasonOK},
 		{"numeric claim cross-type compare", `identity.claims.tier >= 2`, user(nil), ReasonOK},
 		{"bool claim", `identity.claims.admin == true`, user(nil), ReasonOK},
@@ -214,6 +229,18 @@ func TestExpressions(t *testing.T) {
 		{"timestamp arithmetic", `identity.expires_at - now == duration("1h")`, user(nil), ReasonOK},
 		{"nil claims map", `!("tenant" in identity.claims)`, user(func(id *identity.Identity) { id.Claims = nil }), ReasonOK},
 		{"anonymous identity", `identity.anonymous && identity.subject == "" && size(identity.scopes) == 0`, identity.Anonymous, ReasonOK},
+		{"single credential evidence", `identity.methods == ["jwt"] && size(identity.credentials) == 1 &&
+			identity.credentials[0].method == "jwt" && identity.credentials[0].id == "jti-1" &&
+			identity.credentials[0].expires_at == identity.expires_at && identity.credentials[0].key_binding.kind == ""`, user(nil), ReasonOK},
+		{"composite: both methods", `identity.methods == ["mtls", "jwt"] && identity.method == "jwt"`, composite(), ReasonOK},
+		{"composite: token bound to the certificate", `identity.credentials.exists(c, c.method == "mtls" &&
+			identity.credentials.exists(t, t.method == "jwt" && t.key_binding.kind == "x5t#S256" && t.key_binding.value == c.cert_thumbprint))`,
+			composite(), ReasonOK},
+		{"composite: binding mismatch", `identity.credentials[1].key_binding.value == identity.credentials[0].cert_thumbprint`,
+			composite(func(id *identity.Identity) { id.Credentials[1].KeyBinding.Value = "other" }), ReasonExpressionFalse},
+		{"composite: earliest expiry", `identity.expires_at == identity.credentials[0].expires_at && identity.credentials[1].expires_at > identity.expires_at`,
+			composite(), ReasonOK},
+		{"anonymous has no credentials", `size(identity.credentials) == 0 && identity.methods == ["anonymous"]`, identity.Anonymous, ReasonOK},
 		{"missing header is an error", `request.headers["x-missing"] == "a"`, user(nil), ReasonExpressionError},
 		{"missing claim is an error", `identity.claims.nope == "a"`, user(nil), ReasonExpressionError},
 		{"division by zero", `1 / (size(identity.roles) - 1) == 1`, user(nil), ReasonExpressionError},

@@ -73,8 +73,8 @@ func (m *lazyMap) Size() ref.Val                               { return m.all().
 // identitySource is the CEL variable identity.
 type identitySource struct{ id *identity.Identity }
 
-var identityKeys = []string{"subject", "issuer", "provider", "method", "credential_id", "client_id",
-	"scopes", "roles", "groups", "claims", "expires_at", "anonymous"}
+var identityKeys = []string{"subject", "issuer", "provider", "method", "methods", "credential_id", "client_id",
+	"scopes", "roles", "groups", "claims", "expires_at", "anonymous", "credentials"}
 
 var emptyClaims = map[string]any{}
 
@@ -109,8 +109,34 @@ func (s identitySource) lookup(key string) (ref.Val, bool) {
 		return types.Timestamp{Time: id.ExpiresAt}, true
 	case "anonymous":
 		return types.Bool(id.IsAnonymous()), true
+	case "methods":
+		// Built when read: a policy that never reads it costs nothing.
+		if len(id.Credentials) == 0 {
+			return types.NewStringList(types.DefaultTypeAdapter, []string{string(id.Method)}), true
+		}
+		ms := make([]string, len(id.Credentials))
+		for i, c := range id.Credentials {
+			ms[i] = string(c.Method)
+		}
+		return types.NewStringList(types.DefaultTypeAdapter, ms), true
+	case "credentials":
+		ev := id.Evidence()
+		out := make([]any, len(ev))
+		for i, c := range ev {
+			out[i] = credentialMap(c)
+		}
+		return types.NewDynamicList(types.DefaultTypeAdapter, out), true
 	}
 	return nil, false
+}
+
+// credentialMap is one element of identity.credentials.
+func credentialMap(c identity.Credential) map[string]any {
+	return map[string]any{
+		"method": string(c.Method), "id": c.CredentialID, "subject": c.Subject, "issuer": c.Issuer,
+		"provider": c.Provider, "expires_at": types.Timestamp{Time: c.ExpiresAt}, "cert_thumbprint": c.CertThumbprint,
+		"key_binding": map[string]any{"kind": c.KeyBinding.Kind, "value": c.KeyBinding.Value},
+	}
 }
 
 func (s identitySource) materialize() ref.Val { return materialize(s, identityKeys) }

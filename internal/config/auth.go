@@ -116,8 +116,9 @@ type KeyCache struct {
 
 // Authenticate is a route's authentication requirement.
 type Authenticate struct {
-	// Methods accepted, tried in order. Currently: jwt. Required.
-	Methods []string `yaml:"methods" desc:"Accepted credential methods, tried in order (jwt). Required."`
+	// Methods accepted, tried in order: the registered credential methods
+	// (jwt, api_key, …; see docs/extending.md). Required.
+	Methods []string `yaml:"methods" desc:"Accepted credential methods, tried in order (jwt, api_key). Required."`
 	// Providers restricts jwt to these identity providers. Default: all.
 	Providers []string `yaml:"providers" desc:"Identity providers accepted on this route (jwt). Default: all."`
 	// RequireAll turns the list into an AND: every method must succeed. Default false (any one).
@@ -128,8 +129,15 @@ type Authenticate struct {
 	// in URLs end up in browser history and proxy logs: a warning is logged
 	// at load. Default: none.
 	APIKeyQueryParam string `yaml:"api_key_query_param" desc:"Also read API keys from this query parameter (discouraged: URLs leak into logs and history; a warning is logged). Default: none."`
+	// Primary names the method whose identity (subject, issuer, scopes,
+	// roles, groups, claims) an AND chain answers with; the others are
+	// evidence beside it. Default: the last listed method.
+	Primary string `yaml:"primary" desc:"With require_all: the method whose subject, scopes, roles, groups and claims make the caller's identity; the other credentials are kept as evidence. Default: the last listed method."`
 	// Realm in WWW-Authenticate. Default gatehouse.
 	Realm string `yaml:"realm" desc:"Realm in WWW-Authenticate challenges. Default gatehouse."`
+	// MethodOptions holds the decoded blocks of registered methods
+	// (routes[].authenticate.<method>), by method name; see Options.
+	MethodOptions map[string]any `yaml:"-"`
 }
 
 // IdentityHeaders are the headers that carry the caller's identity to the
@@ -144,6 +152,10 @@ type IdentityHeaders struct {
 	Scopes   string `yaml:"scopes" desc:"Header carrying scopes, space-separated. Default X-Auth-Scopes."`
 	Roles    string `yaml:"roles" desc:"Header carrying roles, comma-separated. Default X-Auth-Roles."`
 	Groups   string `yaml:"groups" desc:"Header carrying groups, comma-separated. Default X-Auth-Groups."`
+	// Credentials carries the evidence of every credential that
+	// authenticated the request (an RFC 8941 structured-field list, one
+	// member per credential). Default: none.
+	Credentials string `yaml:"credentials" desc:"Header carrying every credential's evidence (method, id, subject, issuer, expiry, certificate thumbprint, key binding) as an RFC 8941 structured-field list. Default: none (not sent)."`
 	// Claims maps identity claims (claims.extra names) to header names.
 	Claims map[string]string `yaml:"claims" desc:"Identity claims (from claims.extra) to send, as claim: Header-Name; arrays are comma-separated."`
 	// ForwardAuthorization sends the client's Authorization header upstream. Default false (stripped).

@@ -248,6 +248,18 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		child := joinPath(path, key)
 		f, ok := fields[key]
 		if !ok {
+			if seen[key] {
+				d.errorf(k, child, "duplicate key %q", key)
+				continue
+			}
+			if d.decodeExtra(val, v, key, child) {
+				seen[key] = true
+				continue
+			}
+			if _, ext := v.Addr().Interface().(extensible); ext && KnownMethod(key) {
+				d.errorf(k, child, "the %s method takes no options block here", key)
+				continue
+			}
 			d.errorf(k, child, "unknown key %q%s", key, suggest(key, v.Type()))
 			continue
 		}
@@ -262,6 +274,27 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.errorf(val, child, "%q is not one of: %s", fv.String(), strings.Join(f.enum, ", "))
 		}
 	}
+}
+
+// decodeExtra decodes a registered block of an extensible section (a
+// method's options under routes[].authenticate) into a new value of its
+// type, and reports whether key is such a block.
+func (d *decoder) decodeExtra(n *yaml.Node, v reflect.Value, key, path string) bool {
+	ext, ok := v.Addr().Interface().(extensible)
+	if !ok {
+		return false
+	}
+	t, ok := ext.extraType(key)
+	if !ok {
+		return false
+	}
+	pv := reflect.New(t)
+	if df, ok := pv.Interface().(OptionsDefaulter); ok {
+		df.SetDefaults()
+	}
+	d.decode(n, pv.Elem(), path)
+	ext.setExtra(key, pv.Interface())
+	return true
 }
 
 func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {

@@ -93,6 +93,15 @@ func schemaKeys(seen map[reflect.Type]bool) []schemaKey {
 				out = append(out, schemaKey{path})
 			}
 		}
+		if t == reflect.TypeFor[config.Authenticate]() {
+			// The registered methods' blocks (routes[].authenticate.<method>).
+			for name, ot := range config.MethodOptionTypes() {
+				out = append(out, schemaKey{prefix + "." + name})
+				if !seen[ot] {
+					walk(ot, prefix+"."+name)
+				}
+			}
+		}
 	}
 	walk(reflect.TypeFor[config.Config](), "")
 	return out

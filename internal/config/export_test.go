@@ -61,10 +61,18 @@ func typeAt(at string) (reflect.Type, error) {
 			return nil, fmt.Errorf("key path %q: %s is not a section", at, name)
 		}
 		f, ok := structFields(t)[name]
-		if !ok {
+		switch {
+		case ok:
+			t = t.Field(f.index).Type
+		case reflect.PointerTo(t).Implements(extensibleType):
+			// A registered block (routes[].authenticate.<method>).
+			ext, _ := reflect.New(t).Interface().(extensible)
+			if t, ok = ext.extraType(name); !ok {
+				return nil, fmt.Errorf("key path %q: unknown key %q", at, name)
+			}
+		default:
 			return nil, fmt.Errorf("key path %q: unknown key %q", at, name)
 		}
-		t = t.Field(f.index).Type
 		for range strings.Count(part, "[]") {
 			if t.Kind() != reflect.Slice {
 				return nil, fmt.Errorf("key path %q: %s is not a list", at, name)

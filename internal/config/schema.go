@@ -82,6 +82,7 @@ func schemaFor(t reflect.Type) schemaObject {
 			}
 			props[f.name] = fs
 		}
+		extraSchema(t, props)
 		obj := schemaObject{"type": "object", "additionalProperties": false, "properties": props}
 		if req := requiredFields(t); len(req) > 0 {
 			obj["required"] = req

@@ -20,9 +20,6 @@ var HMACAlgorithms = []string{"HS256", "HS384", "HS512"}
 // DefaultAlgorithms returns the algorithms accepted when none are listed.
 func DefaultAlgorithms() []string { return slices.Clone(asymmetricAlgorithms) }
 
-// Methods a route may list under authenticate.methods.
-var knownMethods = []string{"jwt", "api_key"}
-
 func validateAuth(c *Config, f *File) Errors {
 	var errs Errors
 	add := func(path, format string, args ...any) { errs = append(errs, f.Errorf(path, format, args...)) }
@@ -149,8 +146,8 @@ func validateAuth(c *Config, f *File) Errors {
 			}
 			seen := map[string]bool{}
 			for j, m := range a.Methods {
-				if !slices.Contains(knownMethods, m) {
-					add(fmt.Sprintf("%s.methods[%d]", ap, j), "%q is not a known method (%s)", m, strings.Join(knownMethods, ", "))
+				if !KnownMethod(m) {
+					add(fmt.Sprintf("%s.methods[%d]", ap, j), "%q is not a known method (%s)", m, strings.Join(MethodNames(), ", "))
 				}
 				if seen[m] {
 					add(fmt.Sprintf("%s.methods[%d]", ap, j), "%q listed twice", m)
@@ -171,6 +168,14 @@ func validateAuth(c *Config, f *File) Errors {
 			if len(a.Providers) > 0 && !seen["jwt"] {
 				add(ap+".providers", "providers applies to the jwt method, which is not listed")
 			}
+			switch {
+			case a.Primary == "":
+			case !a.RequireAll:
+				add(ap+".primary", "applies to require_all chains only (with any one method, the one that succeeds is the identity)")
+			case !seen[a.Primary]:
+				add(ap+".primary", "%q is not one of the route's methods", a.Primary)
+			}
+			errs = append(errs, validateMethods(c, f, i, &c.Routes[i])...)
 			if a.RequireAll && a.AllowAnonymous {
 				add(ap+".allow_anonymous", "cannot be combined with require_all")
 			}
@@ -206,7 +211,7 @@ func validateIdentityHeaders(h IdentityHeaders, path string, f *File) Errors {
 		}
 	}
 	for key, name := range map[string]string{"subject": h.Subject, "issuer": h.Issuer, "method": h.Method,
-		"client_id": h.ClientID, "scopes": h.Scopes, "roles": h.Roles, "groups": h.Groups} {
+		"credentials": h.Credentials, "client_id": h.ClientID, "scopes": h.Scopes, "roles": h.Roles, "groups": h.Groups} {
 		check(key, name)
 	}
 	for claim, name := range h.Claims {

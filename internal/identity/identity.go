@@ -53,7 +53,102 @@ type Identity struct {
 	// identity headers, keyed by the name they were selected under.
 	Claims map[string]any
 	// ExpiresAt is when the credential stops being valid; zero if never.
+	// For a composite identity (an AND chain), the earliest expiry of all
+	// its credentials.
 	ExpiresAt time.Time
+	// CertThumbprint is the SHA-256 thumbprint of the client certificate
+	// the credential was presented with (base64url, no padding, as the
+	// x5t#S256 confirmation of RFC 8705); empty if none.
+	CertThumbprint string
+	// KeyBinding is the credential's proof-of-possession confirmation
+	// (a token's cnf claim, RFC 7800); zero if the credential is not bound.
+	KeyBinding KeyBinding
+	// Credentials is the evidence of every credential that authenticated
+	// the request, in chain order, when more than one did (an AND chain:
+	// a client certificate and a token). nil means the identity itself is
+	// the only credential: use Evidence, which covers both cases. The
+	// identity's own fields (subject, scopes, …) are the primary
+	// credential's.
+	Credentials []Credential
+}
+
+// KeyBinding is a proof-of-possession confirmation (RFC 7800 cnf): the
+// key the credential is bound to.
+type KeyBinding struct {
+	// Kind is the confirmation method's member name: "x5t#S256" (a
+	// certificate thumbprint, RFC 8705) or "jkt" (a JWK thumbprint, RFC
+	// 9449). Empty: not bound.
+	Kind string
+	// Value is the thumbprint, base64url as the token carries it.
+	Value string
+}
+
+// Credential is the evidence one credential contributed to an identity:
+// who it names and what it is bound to, never the secret itself.
+type Credential struct {
+	Method         Method
+	CredentialID   string
+	Subject        string
+	Issuer         string
+	Provider       string
+	ExpiresAt      time.Time
+	CertThumbprint string
+	KeyBinding     KeyBinding
+}
+
+// Credential returns the identity's own credential evidence (its primary
+// credential's, for a composite identity).
+func (id *Identity) Credential() Credential {
+	return Credential{Method: id.Method, CredentialID: id.CredentialID, Subject: id.Subject, Issuer: id.Issuer,
+		Provider: id.Provider, ExpiresAt: id.ExpiresAt, CertThumbprint: id.CertThumbprint, KeyBinding: id.KeyBinding}
+}
+
+// Evidence returns every credential that authenticated the request, in
+// chain order: Credentials for a composite identity, else the identity's
+// own credential (made on demand: a single-method request pays for it only
+// when something asks). nil for the anonymous identity.
+func (id *Identity) Evidence() []Credential {
+	if id.IsAnonymous() {
+		return nil
+	}
+	if id.Credentials != nil {
+		return id.Credentials
+	}
+	return []Credential{id.Credential()}
+}
+
+// Composite reports whether more than one credential authenticated the
+// request.
+func (id *Identity) Composite() bool { return id != nil && len(id.Credentials) > 1 }
+
+// Compose returns the identity of an AND chain: a copy of ids[primary]
+// (never the original, which an authenticator's cache may share) that
+// carries the evidence of every credential of ids in order, and expires
+// with the earliest of them. ids must not be empty; one identity is
+// returned as it is.
+func Compose(ids []*Identity, primary int) *Identity {
+	if len(ids) == 1 {
+		return ids[0]
+	}
+	out := *ids[primary]
+	n := 0
+	for _, id := range ids {
+		n += max(len(id.Credentials), 1)
+	}
+	out.Credentials = make([]Credential, 0, n)
+	for _, id := range ids {
+		if id.Credentials != nil {
+			out.Credentials = append(out.Credentials, id.Credentials...)
+		} else {
+			out.Credentials = append(out.Credentials, id.Credential())
+		}
+	}
+	for _, c := range out.Credentials {
+		if !c.ExpiresAt.IsZero() && (out.ExpiresAt.IsZero() || c.ExpiresAt.Before(out.ExpiresAt)) {
+			out.ExpiresAt = c.ExpiresAt
+		}
+	}
+	return &out
 }
 
 // Anonymous is the identity of an unauthenticated request on a route that

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/endpoint"
 	"github.com/gatehouse/gatehouse/internal/proxy"
+	"github.com/gatehouse/gatehouse/internal/resource"
 	"github.com/gatehouse/gatehouse/internal/route"
 )
 
@@ -54,6 +55,10 @@ type Options struct {
 	// "gateway:<endpoint name>". A path a route also claims is a
 	// configuration error.
 	Endpoints []endpoint.Provider
+	// Resources is the plan's hold on the process's shared resources,
+	// handed to credential methods (registry.Env.Resources). nil: methods
+	// that need one open their own.
+	Resources *resource.Scope
 	// Validating builds a plan only to check a configuration (gatehouse
 	// validate): stages that need process resources (the API-key store)
 	// are checked for configuration errors but not connected.
@@ -132,7 +137,7 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		if err != nil {
 			return nil, err
 		}
-		if rt.Stages, err = p.buildStages(rc, cfg.IdentityHeaders, verifier, opts.APIKeys, pol, opts.Now); err != nil {
+		if rt.Stages, err = p.buildStages(rc, cfg, verifier, opts, pol); err != nil {
 			return nil, file.Errorf(fmt.Sprintf("routes[%d].authenticate", i), "%v", err)
 		}
 		if opts.Observer != nil {
@@ -200,9 +205,9 @@ func (p *Plan) buildRoute(rc config.Route) (*Route, error) {
 // configured list: a key sent in a URL must never reach the access log.
 func redactedParams(cfg *config.Config) []string {
 	out := slices.Clone(cfg.AccessLog.RedactQueryParams)
-	for _, r := range cfg.Routes {
-		if r.Authenticate != nil && r.Authenticate.APIKeyQueryParam != "" {
-			out = append(out, r.Authenticate.APIKeyQueryParam)
+	for i := range cfg.Routes {
+		if q := credentialQueries(&cfg.Routes[i]); len(q) > 0 {
+			out = append(out, q...)
 		}
 	}
 	return out

@@ -12,26 +12,12 @@ import (
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authn/jwt"
+	"github.com/gatehouse/gatehouse/internal/authn/registry"
 	"github.com/gatehouse/gatehouse/internal/authz"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/keyset"
 )
-
-// notEvaluated stands in for a method that cannot be evaluated (an offline
-// plan without its store): it refuses every request with a
-// *NotEvaluatedError, so tools report it instead of dropping the method.
-type notEvaluated struct {
-	method identity.Method
-	why    string
-}
-
-func (n notEvaluated) Method() identity.Method { return n.method }
-
-func (n notEvaluated) Authenticate(*http.Request) (*identity.Identity, error) {
-	return nil, &authn.UnavailableError{Method: n.method, Reason: "not_evaluated",
-		Err: &NotEvaluatedError{Method: string(n.method), Why: n.why}}
-}
 
 // providerHealth is an identity provider's key set, as the admin listener
 // shows it and a reload refreshes it.
@@ -156,63 +142,58 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 }
 
 // buildStages compiles a route's authentication and identity headers.
-func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verifier *jwt.Verifier, keys *APIKeys, pol *authz.Policy, now func() time.Time) ([]Stage, error) {
+// Each method of the route is found in the registry and built there; the
+// pipeline names none of them.
+func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Verifier, opts Options, pol *authz.Policy) ([]Stage, error) {
+	global := cfg.IdentityHeaders
+	if p.credHeaders == nil {
+		p.credHeaders = credentialHeaders(cfg)
+	}
 	if rc.Public {
 		// Public routes still strip the Authorization header unless told
 		// otherwise, and never carry identity headers.
-		// The API-key header goes too: a key sent to a public route must not
-		// reach (and be logged by) a backend that never asked for it.
+		// Credential headers go too (the API-key header): a key sent to a
+		// public route must not reach (and be logged by) a backend that
+		// never asked for it.
 		return []Stage{&identityHeadersStage{h: identityHeaders{
 			forwardAuthorization: headersFor(rc, global).ForwardAuthorization,
-			credentialHeaders:    p.credentialHeaders(),
+			credentialHeaders:    p.credHeaders,
 		}}}, nil
 	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	a := rc.Authenticate
-	chain := &authn.Chain{RequireAll: a.RequireAll, AllowAnonymous: a.AllowAnonymous}
+	chain := &authn.Chain{RequireAll: a.RequireAll, AllowAnonymous: a.AllowAnonymous, Primary: identity.Method(a.Primary)}
+	schemes := make([]string, 0, len(a.Methods))
+	var credQuery string
+	env := registry.Env{Config: cfg, Route: &rc, Log: p.log, Now: now, Validating: p.validating,
+		Resources: opts.Resources, Shared: sharedResources(verifier, opts.APIKeys)}
 	for _, m := range a.Methods {
-		switch m {
-		case "jwt":
-			ja, err := jwt.NewAuthenticator(verifier, a.Providers)
-			if err != nil {
-				return nil, err
-			}
-			chain.Authenticators = append(chain.Authenticators, ja)
-		case "api_key":
-			if keys == nil && p.validating {
-				// Never dropped: a plan built to validate may still be
-				// inspected, and must then say it cannot judge keys.
-				chain.Authenticators = append(chain.Authenticators, notEvaluated{
-					method: identity.MethodAPIKey, why: "no API-key store was opened"})
-				continue
-			}
-			if keys == nil {
-				return nil, fmt.Errorf("api_key needs the API-key store, which is not open")
-			}
-			if a.APIKeyQueryParam != "" {
-				p.log.Warn("pipeline: route reads API keys from a query parameter; keys in URLs leak into browser history and proxy logs",
-					"route", rc.Name, "param", a.APIKeyQueryParam)
-			}
-			ka, err := keys.authenticator(rc.Name, rc.Tags, a.APIKeyQueryParam)
-			if err != nil {
-				return nil, err
-			}
-			chain.Authenticators = append(chain.Authenticators, ka)
-		default:
+		method, ok := registry.Lookup(identity.Method(m))
+		if !ok {
 			return nil, fmt.Errorf("unknown authentication method %q", m)
+		}
+		env.Options = a.Options(m)
+		au, err := method.Build(env)
+		if err != nil {
+			return nil, err
+		}
+		chain.Authenticators = append(chain.Authenticators, au)
+		schemes = append(schemes, method.Challenge)
+		if method.CredentialQuery != nil && credQuery == "" {
+			credQuery = method.CredentialQuery(&rc)
 		}
 	}
 	h := headersFor(rc, global)
 	ih := identityHeaders{
 		subject: canon(h.Subject), issuer: canon(h.Issuer), method: canon(h.Method), clientID: canon(h.ClientID),
-		scopes: canon(h.Scopes), roles: canon(h.Roles), groups: canon(h.Groups), forwardAuthorization: h.ForwardAuthorization,
+		scopes: canon(h.Scopes), roles: canon(h.Roles), groups: canon(h.Groups), credentials: canon(h.Credentials),
+		forwardAuthorization: h.ForwardAuthorization,
 	}
-	ih.credentialHeaders = p.credentialHeaders() // on every route, whatever it accepts
-	if slices.Contains(a.Methods, "api_key") && keys != nil {
-		if h := canon(keys.cfg.Header); !slices.Contains(ih.credentialHeaders, h) {
-			ih.credentialHeaders = append(ih.credentialHeaders, h)
-		}
-		ih.credentialQuery = a.APIKeyQueryParam
-	}
+	ih.credentialHeaders = p.credHeaders // on every route, whatever it accepts
+	ih.credentialQuery = credQuery
 	claims := make([]string, 0, len(h.Claims))
 	for c := range h.Claims {
 		claims = append(claims, c)
@@ -222,24 +203,31 @@ func (p *Plan) buildStages(rc config.Route, global config.IdentityHeaders, verif
 		ih.claims = append(ih.claims, claimHeader{claim: c, header: canon(h.Claims[c])})
 	}
 	ihs := &identityHeadersStage{h: ih}
-	stages := []Stage{&authenticateStage{chain: chain, audit: p.audit, realm: a.Realm, headers: &ihs.h}}
+	stages := []Stage{&authenticateStage{chain: chain, schemes: schemes, audit: p.audit, realm: a.Realm, headers: &ihs.h}}
 	if pol != nil {
-		if now == nil {
-			now = time.Now
-		}
 		stages = append(stages, &authorizeStage{policy: pol, reads: compileReads(pol.Reads()), audit: p.audit, realm: a.Realm, now: now})
 	}
 	return append(stages, ihs), nil
 }
 
-// credentialHeaders is the API-key header (api_keys.header), removed before
-// the upstream on every route. Its underscore spellings (X_API_Key) never
+// credentialHeaders are the headers every registered method reads its
+// credential from (the API-key header), canonical: removed before the
+// upstream on every route. Their underscore spellings (X_API_Key) never
 // get that far: request hygiene drops or refuses underscore names.
-func (p *Plan) credentialHeaders() []string {
-	if p.apiKeyHeader == "" {
-		return nil
+func credentialHeaders(cfg *config.Config) []string {
+	out := []string{}
+	for _, name := range registry.Names() {
+		m, _ := registry.Lookup(name)
+		if m.CredentialHeaders == nil {
+			continue
+		}
+		for _, h := range m.CredentialHeaders(cfg) {
+			if h := canon(h); h != "" && !slices.Contains(out, h) {
+				out = append(out, h)
+			}
+		}
 	}
-	return []string{p.apiKeyHeader}
+	return out
 }
 
 func headersFor(rc config.Route, global config.IdentityHeaders) config.IdentityHeaders {
@@ -263,7 +251,7 @@ func identityHeaderNames(cfg *config.Config) []string {
 	seen := map[string]bool{}
 	var out []string
 	addSet := func(h config.IdentityHeaders) {
-		for _, n := range []string{h.Subject, h.Issuer, h.Method, h.ClientID, h.Scopes, h.Roles, h.Groups} {
+		for _, n := range []string{h.Subject, h.Issuer, h.Method, h.Credentials, h.ClientID, h.Scopes, h.Roles, h.Groups} {
 			if n != "" && !seen[canon(n)] {
 				seen[canon(n)] = true
 				out = append(out, canon(n))

@@ -53,10 +53,9 @@ func (p *Plan) Inspect(r *http.Request, id *identity.Identity, explain bool) Out
 	rec := &recorder{ResponseWriter: httptest.NewRecorder()}
 	e := &accesslog.Entry{Start: time.Now(), Method: r.Method, Host: r.Host, Path: r.URL.Path, ClientIP: p.resolver.ClientIP(r)}
 	fail := func(err error) Outcome {
-		var ne *NotEvaluatedError
-		if errors.As(err, &ne) {
-			out.Status, out.Reason, out.NotEvaluated = 0, "not_evaluated", ne.Error()
-			step("result: NOT EVALUATED: %s cannot be evaluated offline (%s); the gateway's answer is unknown", ne.Method, ne.Why)
+		if method, why, ok := notEvaluatedCause(err); ok {
+			out.Status, out.Reason, out.NotEvaluated = 0, "not_evaluated", (&NotEvaluatedError{Method: method, Why: why}).Error()
+			step("result: NOT EVALUATED: %s cannot be evaluated offline (%s); the gateway's answer is unknown", method, why)
 			return out
 		}
 		p.respond(rec, r, e, err)
@@ -107,7 +106,10 @@ func (p *Plan) Inspect(r *http.Request, id *identity.Identity, explain bool) Out
 			authenticated = true
 			if id != nil {
 				x.Identity = id
-				step("authenticate: skipped; given identity %s (method %s)", describe(id), id.Method)
+				step("authenticate: skipped; given identity %s (method %s)", describe(id), methodList(id))
+				for _, c := range id.Credentials {
+					step("authenticate: given credential %s", describeCredential(c))
+				}
 				continue
 			}
 			if explain {
@@ -130,6 +132,11 @@ func (p *Plan) Inspect(r *http.Request, id *identity.Identity, explain bool) Out
 		}
 		if _, ok := s.(*authenticateStage); ok {
 			step("authenticate: caller %s", describe(x.Identity))
+			if x.Identity.Composite() {
+				for _, c := range x.Identity.Credentials {
+					step("authenticate: credential %s", describeCredential(c))
+				}
+			}
 		}
 	}
 	out.Status, out.Reason = http.StatusOK, "ok"
@@ -159,11 +166,11 @@ func (p *Plan) explainChain(c *authn.Chain, r *http.Request, step func(string, .
 		var (
 			fail  *authn.Failure
 			unavl *authn.UnavailableError
-			ne    *NotEvaluatedError
 		)
+		_, why, notEvaluated := notEvaluatedCause(err)
 		switch {
-		case errors.As(err, &ne):
-			step("authenticate: %s: NOT EVALUATED: %s", a.Method(), ne.Why)
+		case notEvaluated:
+			step("authenticate: %s: NOT EVALUATED: %s", a.Method(), why)
 			return
 		case err == nil && got != nil:
 			step("authenticate: %s: ok, %s", a.Method(), describe(got))
@@ -204,6 +211,28 @@ func refusalReason(err error, slug string) string {
 		return string(unavl.Reason)
 	}
 	return slug
+}
+
+// describeCredential is one credential of a composite identity, for
+// explain: identifiers only.
+func describeCredential(c identity.Credential) string {
+	s := fmt.Sprintf("%s subject=%q", c.Method, c.Subject)
+	if c.Provider != "" {
+		s += fmt.Sprintf(" provider=%q", c.Provider)
+	}
+	if c.CredentialID != "" {
+		s += fmt.Sprintf(" id=%q", c.CredentialID)
+	}
+	if !c.ExpiresAt.IsZero() {
+		s += " expires=" + c.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	if c.CertThumbprint != "" {
+		s += " x5t#S256=" + c.CertThumbprint
+	}
+	if c.KeyBinding.Kind != "" {
+		s += " cnf." + c.KeyBinding.Kind + "=" + c.KeyBinding.Value
+	}
+	return s
 }
 
 func describe(id *identity.Identity) string {

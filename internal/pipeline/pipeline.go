@@ -175,6 +175,10 @@ type Plan struct {
 	anyCORS bool
 	// tracer records each request's spans (trace.go); nil: tracing off.
 	tracer trace.Tracer
+
+	// credHeaders are the registered methods' credential headers
+	// (credentialHeaders), removed before the upstream on every route.
+	credHeaders []string
 }
 
 // state is everything one request needs, pooled so the hot path does not

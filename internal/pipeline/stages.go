@@ -15,8 +15,11 @@ import (
 // decision as one audit event, whatever the outcome.
 type authenticateStage struct {
 	chain *authn.Chain
-	audit audit.Logger
-	realm string
+	// schemes are the WWW-Authenticate schemes of chain.Authenticators,
+	// in order, taken from the registry when the route was built.
+	schemes []string
+	audit   audit.Logger
+	realm   string
 	// headers are the route's identity headers: an identity that they
 	// cannot carry unambiguously is refused here (see representable).
 	headers *identityHeaders
@@ -25,14 +28,6 @@ type authenticateStage struct {
 // reasonUnrepresentable: the credential is valid, but a value that an
 // identity header of the route must carry cannot be sent unambiguously.
 const reasonUnrepresentable authn.Reason = "identity_unrepresentable"
-
-// challengeScheme is the WWW-Authenticate scheme of a method.
-func challengeScheme(m identity.Method) string {
-	if m == identity.MethodAPIKey {
-		return "ApiKey"
-	}
-	return "Bearer"
-}
 
 func (s *authenticateStage) Name() string { return "authenticate" }
 
@@ -51,6 +46,9 @@ func (s *authenticateStage) Process(x *Exchange) error {
 		}
 		ev.AuthMethod, ev.Subject, ev.Issuer, ev.Provider = string(id.Method), id.Subject, id.Issuer, id.Provider
 		ev.ClientID, ev.CredentialID = id.ClientID, id.CredentialID
+		if id.Credentials != nil {
+			ev.Credentials = auditCredentials(id.Credentials)
+		}
 		x.Identity = id
 		x.Log.Subject, x.Log.AuthMethod = id.Subject, string(id.Method)
 		s.audit.Log(ev)
@@ -83,7 +81,7 @@ func (s *authenticateStage) refusal(ev *audit.Event, err error) error {
 	case errors.As(err, &fail):
 		ev.Outcome, ev.Reason, ev.AuthMethod = audit.OutcomeDeny, string(fail.Reason), string(fail.Method)
 		ev.Subject, ev.Issuer, ev.Provider, ev.CredentialID = fail.Subject, fail.Issuer, fail.Provider, fail.CredentialID
-		return &challengeError{failure: fail, realm: s.realm, methods: s.methods()}
+		return &challengeError{failure: fail, realm: s.realm, methods: s.methods(), schemes: s.schemes}
 	case errors.As(err, &unavl):
 		ev.Outcome, ev.Reason, ev.AuthMethod, ev.Provider = audit.OutcomeError, string(unavl.Reason), string(unavl.Method), unavl.Provider
 	default:
@@ -98,6 +96,8 @@ type challengeError struct {
 	failure *authn.Failure
 	realm   string
 	methods []identity.Method
+	// schemes[i] is the challenge scheme of methods[i].
+	schemes []string
 	// resourceMetadata, when set, is the route's RFC 9728 metadata URL,
 	// added to Bearer challenges (metadata.go; set by respond).
 	resourceMetadata string
@@ -132,8 +132,7 @@ func (e *challengeError) wwwAuthenticate() string {
 	var b strings.Builder
 	if e.failure.Reason == authn.ReasonMissing {
 		seen := map[string]bool{}
-		for _, m := range e.methods {
-			scheme := challengeScheme(m)
+		for _, scheme := range e.schemes {
 			if seen[scheme] {
 				continue
 			}
@@ -152,7 +151,7 @@ func (e *challengeError) wwwAuthenticate() string {
 		}
 		return b.String()
 	}
-	scheme := challengeScheme(e.failure.Method)
+	scheme := e.scheme(e.failure.Method)
 	b.WriteString(scheme + ` realm="` + e.realm + `"`)
 	if scheme == "Bearer" {
 		e.bearerParams(&b)
@@ -161,6 +160,17 @@ func (e *challengeError) wwwAuthenticate() string {
 		b.WriteByte('"')
 	}
 	return b.String()
+}
+
+// scheme is the challenge scheme of method m of the chain; "Bearer" for
+// a method the chain does not hold (never expected).
+func (e *challengeError) scheme(m identity.Method) string {
+	for i, cm := range e.methods {
+		if cm == m && i < len(e.schemes) {
+			return e.schemes[i]
+		}
+	}
+	return "Bearer"
 }
 
 // quoteSafe keeps a description inside a quoted-string: RFC 6750 limits
@@ -177,8 +187,10 @@ func quoteSafe(s string) string {
 // identityHeaders is the compiled identity_headers of a route.
 type identityHeaders struct {
 	subject, issuer, method, clientID, scopes, roles, groups string
-	claims                                                   []claimHeader
-	forwardAuthorization                                     bool
+	// credentials carries every credential's evidence (credentials.go).
+	credentials          string
+	claims               []claimHeader
+	forwardAuthorization bool
 	// credentialHeaders (the API-key header) and credentialQuery (a
 	// route's API-key query parameter) are removed with Authorization.
 	credentialHeaders []string
@@ -226,9 +238,12 @@ func (s *identityHeadersStage) Process(x *Exchange) error {
 			x.SetUpstreamHeader(name, value)
 		}
 	}
-	set(s.h.method, string(id.Method))
+	set(s.h.method, methodList(id))
 	if id.IsAnonymous() {
 		return nil
+	}
+	if s.h.credentials != "" {
+		set(s.h.credentials, encodeCredentials(id.Evidence()))
 	}
 	set(s.h.subject, id.Subject)
 	set(s.h.issuer, id.Issuer)
@@ -258,7 +273,8 @@ func (h *identityHeaders) representable(id *identity.Identity) bool {
 		h.clientID != "" && !singleValueSafe(id.ClientID) ||
 		h.scopes != "" && !listSafe(id.Scopes, ' ') ||
 		h.roles != "" && !listSafe(id.Roles, ',') ||
-		h.groups != "" && !listSafe(id.Groups, ',') {
+		h.groups != "" && !listSafe(id.Groups, ',') ||
+		h.credentials != "" && !credentialsSafe(id.Evidence()) {
 		return false
 	}
 	for _, c := range h.claims {

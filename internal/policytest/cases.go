@@ -13,8 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gatehouse/gatehouse/internal/authn/registry"
+	"github.com/gatehouse/gatehouse/internal/identity"
 )
 
 // Cases is a decoded cases file.
@@ -44,8 +49,9 @@ type APIKeyFixture struct {
 	Routes []string `yaml:"routes"`
 }
 
-// Case is one request and its expected outcome. At most one of Token,
-// APIKey and Identity is set; none sends the request without credentials.
+// Case is one request and its expected outcome. Token, APIKey and
+// Credentials may be combined (a require_all route takes several);
+// Identity excludes them. None sends the request without credentials.
 type Case struct {
 	Name    string  `yaml:"name"`
 	Request Request `yaml:"request"`
@@ -53,9 +59,18 @@ type Case struct {
 	Token *Token `yaml:"token"`
 	// APIKey names a fixture, sent in the configured API-key header.
 	APIKey string `yaml:"api_key"`
+	// Credentials are credentials of any registered method given as text,
+	// each placed where its method reads it.
+	Credentials []Presented `yaml:"credentials"`
 	// Identity skips authentication: the policy sees this caller.
 	Identity *Identity `yaml:"identity"`
 	Expect   Expect    `yaml:"expect"`
+}
+
+// Presented is a credential of a registered method, given as text.
+type Presented struct {
+	Method string `yaml:"method"`
+	Value  string `yaml:"value"`
 }
 
 // Request is the request of a case. Method defaults to GET, Host to
@@ -74,7 +89,10 @@ type Token struct {
 	Claims map[string]any `yaml:"claims"`
 }
 
-// Identity is a caller given directly. Method defaults to jwt.
+// Identity is a caller given directly. Method defaults to jwt. With
+// Credentials, it is the identity of an AND chain: its own fields are the
+// primary credential's, and Credentials the evidence of every credential
+// in chain order (the primary one included).
 type Identity struct {
 	Subject  string         `yaml:"subject"`
 	Issuer   string         `yaml:"issuer"`
@@ -85,6 +103,25 @@ type Identity struct {
 	Roles    []string       `yaml:"roles"`
 	Groups   []string       `yaml:"groups"`
 	Claims   map[string]any `yaml:"claims"`
+	// Credentials makes the identity composite (require_all chains).
+	Credentials []Credential `yaml:"credentials"`
+}
+
+// Credential is one credential of a composite identity. Method is
+// required; expires_in (e.g. 10m) sets its expiry from now.
+type Credential struct {
+	Method         string `yaml:"method"`
+	ID             string `yaml:"id"`
+	Subject        string `yaml:"subject"`
+	Issuer         string `yaml:"issuer"`
+	Provider       string `yaml:"provider"`
+	ExpiresIn      string `yaml:"expires_in"`
+	CertThumbprint string `yaml:"cert_thumbprint"`
+	// KeyBinding is the cnf confirmation: kind (x5t#S256, jkt) and value.
+	KeyBinding struct {
+		Kind  string `yaml:"kind"`
+		Value string `yaml:"value"`
+	} `yaml:"key_binding"`
 }
 
 // Expect is the expected outcome: a status, or allow (status 200 or not),
@@ -163,15 +200,69 @@ func (c *Cases) check() error {
 				errs = append(errs, fmt.Errorf("%s.api_key: no fixture named %q", p, tc.APIKey))
 			}
 		}
-		if tc.Identity != nil {
+		seen := map[string]bool{}
+		for j, c := range tc.Credentials {
+			cp := fmt.Sprintf("%s.credentials[%d].method", p, j)
 			n++
+			m, ok := registry.Lookup(identity.Method(c.Method))
+			switch {
+			case !ok:
+				errs = append(errs, fmt.Errorf("%s: %q is not a known method (%s)", cp, c.Method, joinMethods(registry.Names())))
+			case m.Present == nil:
+				errs = append(errs, fmt.Errorf("%s: the %s method's credential cannot be given as text", cp, c.Method))
+			case seen[c.Method] || c.Method == string(identity.MethodJWT) && tc.Token != nil || c.Method == string(identity.MethodAPIKey) && tc.APIKey != "":
+				errs = append(errs, fmt.Errorf("%s: %s given twice", cp, c.Method))
+			}
+			seen[c.Method] = true
 		}
-		if n > 1 {
-			errs = append(errs, fmt.Errorf("%s: give at most one of token, api_key and identity", p))
+		if tc.Identity != nil {
+			errs = append(errs, checkIdentity(p+".identity", tc.Identity)...)
+			if n > 0 {
+				errs = append(errs, fmt.Errorf("%s: identity skips authentication: give no token, api_key or credentials with it", p))
+			}
 		}
 		if tc.Expect.Status == 0 && tc.Expect.Allow == nil {
 			errs = append(errs, fmt.Errorf("%s.expect: give status or allow", p))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkIdentity validates the method names of a given identity through
+// the registry of credential methods.
+func checkIdentity(p string, in *Identity) []error {
+	var errs []error
+	known := func(path, m string) {
+		if _, ok := registry.Lookup(identity.Method(m)); !ok && m != string(identity.MethodAnonymous) {
+			errs = append(errs, fmt.Errorf("%s: %q is not a known method (%s)", path, m, joinMethods(registry.Names())))
+		}
+	}
+	if in.Method != "" {
+		known(p+".method", in.Method)
+	}
+	for i, c := range in.Credentials {
+		cp := fmt.Sprintf("%s.credentials[%d]", p, i)
+		if c.Method == "" {
+			errs = append(errs, fmt.Errorf("%s.method: required", cp))
+		} else {
+			known(cp+".method", c.Method)
+		}
+		if c.ExpiresIn != "" {
+			if _, err := time.ParseDuration(c.ExpiresIn); err != nil {
+				errs = append(errs, fmt.Errorf("%s.expires_in: %v", cp, err))
+			}
+		}
+	}
+	if len(in.Credentials) == 1 {
+		errs = append(errs, fmt.Errorf("%s.credentials: give two or more (an AND chain), or none", p))
+	}
+	return errs
+}
+
+func joinMethods(ms []identity.Method) string {
+	s := make([]string, len(ms))
+	for i, m := range ms {
+		s[i] = string(m)
+	}
+	return strings.Join(s, ", ")
 }

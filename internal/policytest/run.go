@@ -23,6 +23,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse/gatehouse/internal/apikey"
+	"github.com/gatehouse/gatehouse/internal/authn/registry"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
@@ -219,19 +220,27 @@ func request(c *config.Config, tc Case, issuers map[string]*testIssuer, keys map
 	for k, v := range tc.Request.Headers {
 		r.Header.Set(k, v)
 	}
-	switch {
-	case tc.Token != nil:
+	if tc.Token != nil {
 		tok, err := issuers[tc.Token.Issuer].mint(tc.Token.Claims)
 		if err != nil {
 			return nil, nil, err
 		}
 		r.Header.Set("Authorization", "Bearer "+tok)
-	case tc.APIKey != "":
+	}
+	if tc.APIKey != "" {
 		header := c.APIKeys.Header
 		if header == "" {
 			header = "X-API-Key"
 		}
 		r.Header.Set(header, keys[tc.APIKey])
+	}
+	for _, p := range tc.Credentials {
+		m, _ := registry.Lookup(identity.Method(p.Method)) // checked when loaded
+		if err := m.Present(r, p.Value, c); err != nil {
+			return nil, nil, fmt.Errorf("credentials: %s: %w", p.Method, err)
+		}
+	}
+	switch {
 	case tc.Identity != nil:
 		in := tc.Identity
 		id := &identity.Identity{
@@ -241,6 +250,22 @@ func request(c *config.Config, tc Case, issuers map[string]*testIssuer, keys map
 		}
 		if id.Method == "" {
 			id.Method = identity.MethodJWT
+		}
+		if len(in.Credentials) > 0 {
+			id.Credentials = make([]identity.Credential, len(in.Credentials))
+			for i, c := range in.Credentials {
+				ic := identity.Credential{Method: identity.Method(c.Method), CredentialID: c.ID, Subject: c.Subject,
+					Issuer: c.Issuer, Provider: c.Provider, CertThumbprint: c.CertThumbprint,
+					KeyBinding: identity.KeyBinding{Kind: c.KeyBinding.Kind, Value: c.KeyBinding.Value}}
+				if c.ExpiresIn != "" {
+					d, _ := time.ParseDuration(c.ExpiresIn) // checked when loaded
+					ic.ExpiresAt = time.Now().Add(d)
+					if ic.ExpiresAt.Before(id.ExpiresAt) {
+						id.ExpiresAt = ic.ExpiresAt // a composite expires with its first credential
+					}
+				}
+				id.Credentials[i] = ic
+			}
 		}
 		return r, id, nil
 	}

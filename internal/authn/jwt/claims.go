@@ -58,6 +58,9 @@ func (p *provider) identity(c map[string]any, now time.Time) (*identity.Identity
 		CredentialID: jti,
 		ExpiresAt:    exp,
 	}
+	if cnf, ok := c["cnf"].(map[string]any); ok {
+		id.KeyBinding = keyBinding(cnf)
+	}
 	for _, path := range p.clientID {
 		if s, ok := lookup(c, path).(string); ok && s != "" {
 			id.ClientID = s
@@ -348,4 +351,33 @@ func copyScalar(v any) (any, bool) {
 		}
 	}
 	return nil, false
+}
+
+// keyBinding reads a token's cnf confirmation (RFC 7800): the thumbprint
+// of the certificate (x5t#S256, RFC 8705) or of the key (jkt, RFC 9449) the
+// token is bound to. It is evidence for policies and for the method that
+// checks the binding; a member that is not a well-formed base64url SHA-256
+// thumbprint is not taken, so a policy that requires a binding fails
+// closed rather than comparing against garbage.
+func keyBinding(cnf map[string]any) identity.KeyBinding {
+	for _, kind := range [...]string{"x5t#S256", "jkt"} {
+		if v, ok := cnf[kind].(string); ok && isThumbprint(v) {
+			return identity.KeyBinding{Kind: kind, Value: v}
+		}
+	}
+	return identity.KeyBinding{}
+}
+
+// isThumbprint: 43 base64url characters without padding (32 bytes).
+func isThumbprint(v string) bool {
+	if len(v) != 43 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

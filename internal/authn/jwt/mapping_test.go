@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse/gatehouse/internal/identity"
 )
 
 // TestClaimMappings checks the claim shapes of common identity providers.
@@ -237,5 +240,45 @@ func TestLookup(t *testing.T) {
 		if got := lookup(c, tc.path); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("lookup(%q) = %v, want %v", tc.path, got, tc.want)
 		}
+	}
+}
+
+// TestKeyBinding: a token's cnf confirmation (RFC 7800) becomes the
+// identity's key binding; a malformed one is not taken.
+func TestKeyBinding(t *testing.T) {
+	k := keys()
+	const thumb = "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" // 43 base64url characters
+	for _, tc := range []struct {
+		name string
+		cnf  any
+		want identity.KeyBinding
+	}{
+		{"none", nil, identity.KeyBinding{}},
+		{"certificate (RFC 8705)", map[string]any{"x5t#S256": thumb}, identity.KeyBinding{Kind: "x5t#S256", Value: thumb}},
+		{"DPoP key (RFC 9449)", map[string]any{"jkt": thumb}, identity.KeyBinding{Kind: "jkt", Value: thumb}},
+		{"both: the certificate first", map[string]any{"jkt": thumb, "x5t#S256": thumb}, identity.KeyBinding{Kind: "x5t#S256", Value: thumb}},
+		{"not a SHA-256 thumbprint", map[string]any{"jkt": "short"}, identity.KeyBinding{}},
+		{"not base64url", map[string]any{"jkt": strings.Repeat("+", 43)}, identity.KeyBinding{}},
+		{"not a string", map[string]any{"jkt": 42}, identity.KeyBinding{}},
+		{"cnf not an object", "x5t", identity.KeyBinding{}},
+		{"unknown confirmation method", map[string]any{"jwk": map[string]any{"kty": "EC"}}, identity.KeyBinding{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			c := claims(issA, nil)
+			if tc.cnf != nil {
+				c["cnf"] = tc.cnf
+			}
+			id, err := f.v.Verify(context.Background(), sign(t, jose.RS256, k.rsaA, "rsa", c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if id.KeyBinding != tc.want {
+				t.Fatalf("key binding %+v, want %+v", id.KeyBinding, tc.want)
+			}
+			if ev := id.Credential(); ev.KeyBinding != tc.want {
+				t.Fatalf("evidence %+v", ev)
+			}
+		})
 	}
 }

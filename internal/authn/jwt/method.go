@@ -1,0 +1,43 @@
+package jwt
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authn/registry"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/identity"
+)
+
+// SharedVerifier is the Env.Shared kind under which the pipeline hands out
+// the *Verifier it compiles once per plan for every identity provider.
+const SharedVerifier = "jwt.verifier"
+
+func init() {
+	registry.Register(registry.Method{
+		Name:      identity.MethodJWT,
+		Challenge: "Bearer",
+		// The route's keys (providers) are authenticate's own, kept for
+		// existing files; config checks them.
+		Build: func(env registry.Env) (authn.Authenticator, error) {
+			v, err := env.Shared(SharedVerifier)
+			if errors.Is(err, registry.ErrNotShared) {
+				return nil, errors.New("authn/jwt: no identity provider is configured")
+			}
+			if err != nil {
+				return nil, err
+			}
+			verifier, ok := v.(*Verifier)
+			if !ok || verifier == nil {
+				return nil, fmt.Errorf("authn/jwt: shared %s is %T", SharedVerifier, v)
+			}
+			return NewAuthenticator(verifier, env.Route.Authenticate.Providers)
+		},
+		Present: func(r *http.Request, value string, _ *config.Config) error {
+			r.Header.Set("Authorization", "Bearer "+value)
+			return nil
+		},
+	})
+}

@@ -1,0 +1,10 @@
+// Package methods is the list of credential methods compiled into the
+// gateway: one blank import per method, each registering itself with
+// internal/authn/registry. Adding a method is its package and one line
+// here (see docs/extending.md).
+package methods
+
+import (
+	_ "github.com/gatehouse/gatehouse/internal/authn/apikey" // api_key: API keys (header, Authorization scheme, query)
+	_ "github.com/gatehouse/gatehouse/internal/authn/jwt"    // jwt: JWT access tokens of identity_providers
+)
