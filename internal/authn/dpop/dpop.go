@@ -399,6 +399,29 @@ func (v *Verifier) Verify(ctx context.Context, proof, method string, requestURL 
 	return Proof{JKT: jkt, JTI: *c.JTI, Algorithm: string(alg), IssuedAt: iat}, nil
 }
 
+// VerifyRequest is the whole DPoP check of a request whose access token
+// was presented with the DPoP scheme and has been verified: the one DPoP
+// header (ProofFromHeader), the proof against the request (Verify, with
+// requestURL the externally visible URL, see RequestURL) and the token's
+// binding to the proof key (CheckBinding with the token's cnf claim, nil
+// when it has none). It must run on every request, also when the token
+// came from a cache of verified tokens.
+func (v *Verifier) VerifyRequest(ctx context.Context, r *http.Request, requestURL *url.URL, accessToken string, cnf map[string]any) (Proof, error) {
+	raw, err := ProofFromHeader(r.Header)
+	if err != nil {
+		return Proof{}, err
+	}
+	p, err := v.Verify(ctx, raw, r.Method, requestURL, accessToken)
+	if err != nil {
+		return Proof{}, err
+	}
+	jkt, _ := TokenJKT(cnf)
+	if err := CheckBinding(jkt, p.JKT); err != nil {
+		return Proof{}, err
+	}
+	return p, nil
+}
+
 // matchHTU compares the htu claim with the request URL, both normalized.
 func matchHTU(htu string, requestURL *url.URL) error {
 	if requestURL == nil {

@@ -1,8 +1,10 @@
 package dpop
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -168,6 +170,45 @@ func TestVerifierChallenge(t *testing.T) {
 			}
 			if strings.ContainsAny(got, "\r\n") {
 				t.Error("challenge has a line break")
+			}
+		})
+	}
+}
+
+func TestVerifyRequest(t *testing.T) {
+	keys(t)
+	bound := map[string]any{"jkt": thumbprint(t, &ecKey.PublicKey)}
+	otherKey := map[string]any{"jkt": thumbprint(t, &ec384Key.PublicKey)}
+	for _, c := range []struct {
+		name    string
+		headers []string
+		cnf     map[string]any
+		reason  authn.Reason
+		check   Check
+	}{
+		{name: "bound token, valid proof", headers: []string{es256(t, with("jti", "r1"))}, cnf: bound},
+		{name: "no DPoP header", cnf: bound, reason: ReasonProofMissing, check: CheckMissing},
+		{name: "two DPoP headers", headers: []string{es256(t, with("jti", "r2")), es256(t, with("jti", "r3"))}, cnf: bound, reason: ReasonProofInvalid, check: CheckHeaderCount},
+		{name: "token bound to another key", headers: []string{es256(t, with("jti", "r4"))}, cnf: otherKey, reason: ReasonTokenBindingMismatch, check: CheckJKT},
+		{name: "unbound token", headers: []string{es256(t, with("jti", "r5"))}, reason: ReasonTokenBindingMismatch, check: CheckUnbound},
+		{name: "invalid proof before binding", headers: []string{es256(t, with("jti", "r6", "htm", "GET"))}, cnf: otherKey, reason: ReasonProofInvalid, check: CheckHTM},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := newVerifier(t, Config{})
+			r := httptest.NewRequest(testMethod, "http://10.0.0.7:8080/v1/things?page=2", nil)
+			for _, h := range c.headers {
+				r.Header.Add("DPoP", h)
+			}
+			p, err := v.VerifyRequest(context.Background(), r, RequestURL(r, "https", "api.example.com"), testToken, c.cnf)
+			if c.reason == "" {
+				if err != nil || p.JKT != bound["jkt"] {
+					t.Fatalf("VerifyRequest = %+v, %v", p, err)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Reason != c.reason || e.Check != c.check {
+				t.Fatalf("VerifyRequest: %v, want %s/%s", err, c.reason, c.check)
 			}
 		})
 	}
