@@ -5,18 +5,21 @@
 // A Verifier is built once from a Config and is safe for concurrent use.
 // Per request the caller (the JWT method, later introspection):
 //
-//  1. reads the Authorization scheme; for Bearer, refuses a token bound to
-//     a key (BearerDowngrade) and, on a route that requires DPoP, any
-//     token (CheckScheme);
-//  2. for the DPoP scheme, takes the one DPoP header (ProofFromHeader),
-//     verifies the access token as usual, then the proof (Verify) with the
-//     request's method, externally visible URL (RequestURL) and the token;
-//  3. compares the token's cnf.jkt with Proof.JKT (CheckBinding).
+//  1. reads the Authorization scheme; for Bearer, once the token is
+//     verified, calls CheckBearer with the route's Mode and the token's cnf
+//     claim: a token bound to a key is refused (RFC 9449 section 7.1), and
+//     under ModeRequired every Bearer token;
+//  2. for the DPoP scheme, verifies the access token as usual, then calls
+//     VerifyRequest with the request, its externally visible URL
+//     (RequestURL), the token and its cnf claim: the one DPoP header
+//     (ProofFromHeader), the proof (Verify) and the binding of cnf.jkt to
+//     the proof key (CheckBinding).
 //
 // The proof is checked on every request; a cache of verified tokens may
 // skip the token's signature, never the proof. Errors are *Error values
 // with a stable reason (an authn.Reason) and the OAuth error code of the
-// challenge; Verifier.Challenge builds the WWW-Authenticate value and, for
+// challenge; Error.AuthnError makes them the authn package's outcomes, and
+// Verifier.Challenge builds the WWW-Authenticate value and, for
 // use_dpop_nonce, the DPoP-Nonce to send.
 package dpop
 
