@@ -308,3 +308,46 @@ func TestVerifierDefaults(t *testing.T) {
 		t.Errorf("defaults not applied: %+v", v)
 	}
 }
+
+// TestVerifyConcurrent: one Verifier, many goroutines, each proof offered
+// by two of them: every proof is accepted exactly once.
+func TestVerifyConcurrent(t *testing.T) {
+	keys(t)
+	v := newVerifier(t, Config{})
+	u := mustURL(t, testURL)
+	const n = 32
+	proofs := make([]string, n)
+	for i := range proofs {
+		proofs[i] = sign(t, proofSpec{alg: jose.EdDSA, key: edKey, claims: with("jti", "c"+string(rune('A'+i)))})
+	}
+	accepted := make(chan string, 2*n)
+	done := make(chan struct{})
+	for g := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range proofs {
+				if (i+g)%2 == 0 {
+					continue
+				}
+				if _, err := v.Verify(context.Background(), proofs[i], testMethod, u, testToken); err == nil {
+					accepted <- proofs[i]
+				} else if e, ok := err.(*Error); !ok || e.Reason != ReasonProofReplayed {
+					t.Errorf("Verify: %v", err)
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	close(accepted)
+	seen := map[string]int{}
+	for p := range accepted {
+		seen[p]++
+	}
+	for i, p := range proofs {
+		if seen[p] != 1 {
+			t.Errorf("proof %d accepted %d times, want once", i, seen[p])
+		}
+	}
+}
