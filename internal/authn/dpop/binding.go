@@ -110,4 +110,3 @@ func CheckBearer(mode Mode, cnf map[string]any) error {
 	}
 	return nil
 }
-
