@@ -207,15 +207,14 @@ func (v *Verifier) NextNonce() string {
 }
 
 // Challenge returns the WWW-Authenticate value for a refusal caused by err
-// (nil or a non-DPoP error: the bare `DPoP algs="…"` challenge) and the
+// (nil or a non-DPoP error: the bare `DPoP algs="…"` challenge, for a
+// request with no credential at all; a DPoP error always names its error
+// code, dpop_proof_missing too: a token was presented) and the
 // DPoP-Nonce header value to send with it ("" for none): a fresh nonce
 // for ReasonNonceRequired.
 func (v *Verifier) Challenge(err error) (wwwAuthenticate, nonce string) {
 	var e *Error
 	if !errors.As(err, &e) {
-		return v.challenge, ""
-	}
-	if e.Reason == ReasonProofMissing && e.Check == CheckMissing {
 		return v.challenge, ""
 	}
 	if e.Reason == ReasonNonceRequired {

@@ -154,7 +154,7 @@ func TestVerifierChallenge(t *testing.T) {
 	}{
 		{"no error", nil, `DPoP algs="ES256 PS256"`, false},
 		{"other error", errors.New("x"), `DPoP algs="ES256 PS256"`, false},
-		{"missing", newError(ReasonProofMissing, CheckMissing, nil), `DPoP algs="ES256 PS256"`, false},
+		{"missing", newError(ReasonProofMissing, CheckMissing, nil), `DPoP error="invalid_dpop_proof", error_description="` + descMissing + `", algs="ES256 PS256"`, false},
 		{"required", newError(ReasonProofMissing, CheckRequired, nil), `DPoP error="invalid_dpop_proof", error_description="` + descRequired + `", algs="ES256 PS256"`, false},
 		{"invalid", newError(ReasonProofInvalid, CheckHTU, nil), `DPoP error="invalid_dpop_proof", error_description="` + descInvalid + `", algs="ES256 PS256"`, false},
 		{"nonce", newError(ReasonNonceRequired, CheckNonceMissing, nil), `DPoP error="use_dpop_nonce", error_description="` + descNonce + `", algs="ES256 PS256"`, true},
