@@ -110,7 +110,8 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 	g.keyAdmin.g = g
 	if cfg.Metrics.Enabled && !cfg.Admin.Disabled {
 		// Only where they can be read: /metrics is on the admin listener.
-		g.metrics = metrics.New(metrics.Options{Version: opts.Version, Providers: g.providerHealth})
+		g.metrics = metrics.New(metrics.Options{Version: opts.Version, Providers: g.providerHealth,
+			Resources: g.resources.Keys, KeyStoreListening: g.keyStoreListening})
 		g.opts.Pipeline.Observer = g.metrics
 		opts = g.opts
 	}
@@ -536,6 +537,15 @@ func (g *Gateway) providerHealth() []keyset.Health {
 		return p.ProviderHealth()
 	}
 	return nil
+}
+
+// keyStoreListening is the LISTEN/NOTIFY state of the PostgreSQL key
+// store of the plan serving now, for the metrics.
+func (g *Gateway) keyStoreListening() (up, ok bool) {
+	if p := g.plan.Load(); p != nil {
+		return p.APIKeyStoreListening()
+	}
+	return false, false
 }
 
 func routeNames(cfg *config.Config) []string {

@@ -260,6 +260,10 @@ func TestReloadStormUnderLoad(t *testing.T) {
 		return len(tg.Resources().Keys()) == 5 && k["keyset"] == 1 && k["jwt.token_cache"] == 1 &&
 			k["upstream.transport"] == 1 && k["apikeys.runtime"] == 1 && k["apikeys.store"] == 1
 	})
+	final := tg.scrape(t)
+	for _, kind := range []string{"keyset", "jwt.token_cache", "upstream.transport", "apikeys.runtime", "apikeys.store"} {
+		final.want(t, "gatehouse_shared_resources", labels{"kind": kind}, 1)
+	}
 	waitFor(t, "goroutines of retired plans to end", 10*time.Second, func() bool {
 		return runtime.NumGoroutine() <= goroutinesBefore+2
 	})
