@@ -1,8 +1,10 @@
 // Package proxy forwards a matched request to its upstream.
 //
 // A Proxy is built once per route when the configuration is loaded: targets
-// are parsed and validated, and one httputil.ReverseProxy with one
-// http.Transport is set up. Forward then proxies a request without parsing
+// are parsed and validated, and one httputil.ReverseProxy is set up, on an
+// http.Transport of its own or on one shared with other proxies whose
+// TransportSettings are equal (Config.Upstream), so that upstream
+// connections outlive a configuration reload. Forward then proxies a request without parsing
 // anything, and returns errors to its caller instead of writing them: the
 // pipeline owns every error response.
 package proxy
