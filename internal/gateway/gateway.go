@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"reflect"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/keyset"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
+	"github.com/gatehouse/gatehouse/internal/resource"
 	"github.com/gatehouse/gatehouse/internal/tracing"
 )
 
@@ -67,8 +67,13 @@ type Gateway struct {
 	admin     *http.Server
 	adminLn   net.Listener
 
-	apiKeys    *pipeline.APIKeys // opened at start when a route accepts api_key
-	stopExpiry func()            // stops the key-expiry watcher
+	// resources holds what successive plans share (key sets, token and
+	// key caches, the API-key store, upstream transports); it outlives
+	// every plan.
+	resources *resource.Registry
+	// keyAdmin serves key management over the current plan's API-key
+	// runtime (adminapi.go).
+	keyAdmin keyAdmin
 
 	// metrics is the Prometheus registry and the plans' observer; nil when
 	// metrics are off. It outlives every plan.
@@ -98,13 +103,15 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 	if opts.Pipeline.Log == nil {
 		opts.Pipeline.Log = opts.Log
 	}
-	if opts.Pipeline.KeySets == nil {
-		opts.Pipeline.KeySets = pipeline.NewKeySets()
+	if opts.Pipeline.Resources == nil {
+		opts.Pipeline.Resources = resource.New()
 	}
-	g := &Gateway{opts: opts, log: opts.Log, done: make(chan struct{})}
+	g := &Gateway{opts: opts, log: opts.Log, done: make(chan struct{}), resources: opts.Pipeline.Resources}
+	g.keyAdmin.g = g
 	if cfg.Metrics.Enabled && !cfg.Admin.Disabled {
 		// Only where they can be read: /metrics is on the admin listener.
-		g.metrics = metrics.New(metrics.Options{Version: opts.Version, Providers: g.providerHealth})
+		g.metrics = metrics.New(metrics.Options{Version: opts.Version, Providers: g.providerHealth,
+			Resources: g.resources.Keys, KeyStoreListening: g.keyStoreListening})
 		g.opts.Pipeline.Observer = g.metrics
 		opts = g.opts
 	}
@@ -117,19 +124,8 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 		g.opts.Pipeline.Tracer = tp.Tracer()
 		opts = g.opts
 	}
-	if opts.Pipeline.APIKeys == nil && usesMethod(cfg, "api_key") {
-		keys, err := pipeline.OpenAPIKeysObserved(context.Background(), cfg.APIKeys, opts.Log, opts.Pipeline.Observer)
-		if err != nil {
-			g.closeTracing()
-			return nil, file.Errorf("api_keys.store", "%v", err)
-		}
-		g.apiKeys = keys
-		g.opts.Pipeline.APIKeys = keys
-		opts = g.opts
-	}
 	plan, err := pipeline.Build(cfg, file, opts.Pipeline)
 	if err != nil {
-		g.closeAPIKeys()
 		g.closeTracing()
 		return nil, err
 	}
@@ -144,8 +140,8 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 	}
 	if err := g.bind(cfg); err != nil {
 		g.closeListeners()
+		g.keyAdmin.stop()
 		plan.Close()
-		g.closeAPIKeys()
 		g.closeTracing()
 		return nil, err
 	}
@@ -154,8 +150,10 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 
 func (g *Gateway) install(cfg *config.Config, plan *pipeline.Plan) {
 	now := time.Now()
+	plan.Activate()
 	g.cfg.Store(cfg)
 	g.plan.Store(plan)
+	g.keyAdmin.follow(plan.APIKeys(), cfg.APIKeys.RotationGrace.Std())
 	g.loadedAt.Store(&now)
 	if g.opts.LogLevel != nil {
 		g.opts.LogLevel.Set(parseLevel(cfg.Log.Level))
@@ -418,12 +416,6 @@ func (g *Gateway) reloadData(data []byte, force bool) error {
 			g.listeners[i].cert.Store(c)
 		}
 	}
-	if g.apiKeys != nil {
-		if g.apiKeys.SettingsChanged(cfg.APIKeys) {
-			g.log.Warn("gateway: api_keys settings other than static changed; they take effect after a restart (the open store and its key cache are kept)")
-		}
-		g.apiKeys.SetStatic(cfg.APIKeys.Static)
-	}
 	prev := g.plan.Load()
 	g.install(cfg, plan)
 	g.hash = sum
@@ -493,12 +485,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 	}
 	close(g.done)
-	if g.stopExpiry != nil {
-		g.stopExpiry()
-	}
+	g.keyAdmin.stop()
 	g.retire.Wait()
 	g.plan.Load().Close()
-	g.closeAPIKeys()
 	if g.tracing != nil {
 		// After the last request: every span has ended. Bounded by
 		// tracing.timeout even if ctx has no deadline.
@@ -520,16 +509,17 @@ func (g *Gateway) closeTracing() {
 // plan now.
 func (g *Gateway) Flush() { g.plan.Load().Flush() }
 
-// APIKeys returns the open API-key runtime, or nil.
-func (g *Gateway) APIKeys() *pipeline.APIKeys { return g.apiKeys }
-
-func (g *Gateway) closeAPIKeys() {
-	if g.apiKeys != nil {
-		if err := g.apiKeys.Close(); err != nil {
-			g.log.Error("gateway: closing the API-key store", "error", err)
-		}
+// APIKeys returns the API-key runtime of the plan serving now, or nil
+// when no route accepts api_key.
+func (g *Gateway) APIKeys() *pipeline.APIKeys {
+	if p := g.plan.Load(); p != nil {
+		return p.APIKeys()
 	}
+	return nil
 }
+
+// Resources returns the registry of what plans share across reloads.
+func (g *Gateway) Resources() *resource.Registry { return g.resources }
 
 // hashLabel is the config_info hash: the SHA-256 of the file serving now,
 // in hex ("none" without a config file).
@@ -549,6 +539,15 @@ func (g *Gateway) providerHealth() []keyset.Health {
 	return nil
 }
 
+// keyStoreListening is the LISTEN/NOTIFY state of the PostgreSQL key
+// store of the plan serving now, for the metrics.
+func (g *Gateway) keyStoreListening() (up, ok bool) {
+	if p := g.plan.Load(); p != nil {
+		return p.APIKeyStoreListening()
+	}
+	return false, false
+}
+
 func routeNames(cfg *config.Config) []string {
 	out := make([]string, len(cfg.Routes))
 	for i, r := range cfg.Routes {
@@ -559,15 +558,6 @@ func routeNames(cfg *config.Config) []string {
 
 // Metrics returns the gateway's metrics, or nil when they are off.
 func (g *Gateway) Metrics() *metrics.Metrics { return g.metrics }
-
-func usesMethod(cfg *config.Config, method string) bool {
-	for _, r := range cfg.Routes {
-		if r.Authenticate != nil && slices.Contains(r.Authenticate.Methods, method) {
-			return true
-		}
-	}
-	return false
-}
 
 func (g *Gateway) closeListeners() {
 	for _, fd := range g.listeners {

@@ -60,6 +60,14 @@ type Options struct {
 	Providers func() []keyset.Health
 	// Now is the clock for key ages. Default time.Now.
 	Now func() time.Time
+	// Resources returns the keys of the shared resources open now (the
+	// gateway's resource registry), read at every scrape and counted by
+	// kind. nil: not exported.
+	Resources func() []string
+	// KeyStoreListening reports the PostgreSQL key store's LISTEN/NOTIFY
+	// connection (up) for the plan serving now; ok is false when there is
+	// no such store. Read at every scrape. nil: not exported.
+	KeyStoreListening func() (up, ok bool)
 }
 
 // Metrics is the registry and every Gatehouse metric family. It implements
@@ -161,6 +169,8 @@ func New(opts Options) *Metrics {
 		reg.MustRegister(&keyCollector{providers: opts.Providers, now: opts.Now})
 	}
 	m.names = append(m.names, keyAgeName, keyReadyName, keyCountName)
+	reg.MustRegister(&stateCollector{resources: opts.Resources, listening: opts.KeyStoreListening})
+	m.names = append(m.names, resourcesName, listenerName)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -451,6 +461,53 @@ func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(keyReadyDesc, prometheus.GaugeValue, ready, h.Provider)
 		ch <- prometheus.MustNewConstMetric(keyCountDesc, prometheus.GaugeValue, float64(h.Keys), h.Provider)
+	}
+}
+
+// stateCollector exports, at scrape time, the gateway's shared resources
+// by kind and the PostgreSQL key store's LISTEN/NOTIFY connection.
+type stateCollector struct {
+	resources func() []string
+	listening func() (up, ok bool)
+}
+
+const (
+	resourcesName = Namespace + "_shared_resources"
+	listenerName  = Namespace + "_apikey_store_listener_up"
+)
+
+var (
+	resourcesDesc = prometheus.NewDesc(resourcesName,
+		"Resources open and shared across reloads, by kind (keyset, jwt.token_cache, upstream.transport, apikeys.runtime, apikeys.store). Flat across reloads that leave their settings unchanged.",
+		[]string{"kind"}, nil)
+	listenerDesc = prometheus.NewDesc(listenerName,
+		"1 while the PostgreSQL key store's LISTEN/NOTIFY connection is up, 0 while it reconnects (revocations from other replicas then wait for api_keys.cache_ttl); absent without a postgres store.",
+		[]string{"store"}, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- resourcesDesc
+	ch <- listenerDesc
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.resources != nil {
+		counts := map[string]int{}
+		for _, k := range c.resources() {
+			counts[pipeline.ResourceKind(k)]++
+		}
+		for kind, n := range counts {
+			ch <- prometheus.MustNewConstMetric(resourcesDesc, prometheus.GaugeValue, float64(n), kind)
+		}
+	}
+	if c.listening != nil {
+		if up, ok := c.listening(); ok {
+			v := 0.0
+			if up {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(listenerDesc, prometheus.GaugeValue, v, "postgres")
+		}
 	}
 }
 

@@ -23,10 +23,12 @@ import (
 	"github.com/gatehouse/gatehouse/internal/accesslog"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/clientip"
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/framing"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/requestid"
+	"github.com/gatehouse/gatehouse/internal/resource"
 	"github.com/gatehouse/gatehouse/internal/route"
 )
 
@@ -164,6 +166,14 @@ type Plan struct {
 	log          *slog.Logger
 	closers      []func()
 	readies      []func() error
+	// scope is the plan's hold on shared resources (resources.go),
+	// released by Close.
+	scope *resource.Scope
+	// apiKeys is the API-key runtime of api_key routes; nil: none.
+	// staticKeys, when set, are the static keys Activate gives a runtime
+	// kept from an earlier plan.
+	apiKeys    *APIKeys
+	staticKeys *[]config.StaticAPIKey
 	// unavailableLog throttles the warning of credentials that cannot be
 	// checked (one per request would flood the log during an outage).
 	unavailableLog logThrottle

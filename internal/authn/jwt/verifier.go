@@ -32,8 +32,8 @@ type Verifier struct {
 	// maxBytes is the largest provider limit, checked before parsing.
 	maxBytes int
 	now      func() time.Time
-	// cache remembers verified tokens; nil when disabled.
-	cache *tokenCache
+	// cached: some provider has a token cache (provider.cache).
+	cached bool
 	// onCache is VerifierOptions.OnCacheLookup (nil: none).
 	onCache func(hit bool)
 }
@@ -66,6 +66,18 @@ func NewVerifierWithOptions(providers []Provider, opts VerifierOptions) (*Verifi
 		if err != nil {
 			return nil, err
 		}
+		switch {
+		case p.Cache != nil:
+			if !p.Cache.bind(c.fingerprint) {
+				return nil, fmt.Errorf("authn/jwt: provider %q: its token cache serves a provider with other settings", c.name)
+			}
+			c.cache = p.Cache
+		case opts.CacheSize == 0:
+			c.cache = newTokenCache(DefaultCacheSize)
+		case opts.CacheSize > 0:
+			c.cache = newTokenCache(opts.CacheSize)
+		}
+		v.cached = v.cached || c.cache != nil
 		if _, dup := v.byName[c.name]; dup {
 			return nil, fmt.Errorf("authn/jwt: provider name %q is used twice", c.name)
 		}
@@ -81,12 +93,6 @@ func NewVerifierWithOptions(providers []Provider, opts VerifierOptions) (*Verifi
 				v.algs = append(v.algs, a)
 			}
 		}
-	}
-	switch size := opts.CacheSize; {
-	case size == 0:
-		v.cache = newTokenCache(DefaultCacheSize)
-	case size > 0:
-		v.cache = newTokenCache(size)
 	}
 	v.onCache = opts.OnCacheLookup
 	return v, nil
@@ -162,9 +168,9 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 	// that can change since (times, route, keys) still pass; anything else
 	// goes through the full verification below.
 	var cacheKey [sha256.Size]byte
-	if v.cache != nil {
+	if v.cached {
 		cacheKey = tokenHash(raw)
-		id := v.cache.get(ctx, &cacheKey, allowed, v.now())
+		id := v.cacheGet(ctx, &cacheKey, allowed)
 		if v.onCache != nil {
 			v.onCache(id != nil)
 		}
@@ -249,10 +255,25 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 	// 6. Claims, now authentic.
 	now := v.now()
 	id, err := p.identity(claims, now)
-	if err == nil && v.cache != nil {
-		v.cache.put(&cacheKey, cacheEntryFor(id, p, h.KeyID, alg, key, claims), now)
+	if err == nil && v.cached && p.cache != nil {
+		p.cache.put(&cacheKey, cacheEntryFor(id, p, h.KeyID, alg, key, claims), now)
 	}
 	return id, err
+}
+
+// cacheGet looks the token up in the caches of the providers allowed here
+// (a token has one issuer, so it is in one cache at most); nil: a miss.
+func (v *Verifier) cacheGet(ctx context.Context, key *[sha256.Size]byte, allowed []bool) *identity.Identity {
+	now := v.now()
+	for _, p := range v.providers {
+		if p.cache == nil || (allowed != nil && !allowed[p.index]) {
+			continue
+		}
+		if id := p.cache.get(ctx, key, p, now); id != nil {
+			return id
+		}
+	}
+	return nil
 }
 
 // selectProvider reads iss, unverified, to pick the provider.
