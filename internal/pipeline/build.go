@@ -125,7 +125,6 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 	if opts.Observer != nil {
 		p.unmatched = opts.Observer.Route(UnmatchedRoute, p.methods)
 	}
-	p.apiKeyHeader = canon(cfg.APIKeys.Header)
 	keys := opts.APIKeys
 	if keys == nil && !opts.Validating && acceptsAPIKeys(cfg) {
 		var reused bool

@@ -157,9 +157,6 @@ type Plan struct {
 	// aliases finds paths a lenient backend reads as another route's
 	// (alias.go).
 	aliases aliases
-	// apiKeyHeader is api_keys.header, canonical: removed before the
-	// upstream on every route, public ones included.
-	apiKeyHeader string
 	providers    []providerHealth
 	audit        audit.Logger
 	validating   bool
