@@ -41,6 +41,8 @@ type Facts struct {
 	// are not exactly one well-formed SPIFFE ID (X509-SVID §2): such a
 	// certificate is refused by every mtls route.
 	SPIFFEErr error
+	// IssuerDN is the issuer's distinguished name (RFC 2253 form).
+	IssuerDN string
 	// Claims are the identity claims (the Claim… names). Shared by every
 	// request of the connection: read only.
 	Claims map[string]any

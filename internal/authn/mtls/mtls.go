@@ -129,7 +129,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*identity.Identity, error
 	}
 	return &identity.Identity{
 		Subject:      subject,
-		Issuer:       leaf.Issuer.String(),
+		Issuer:       facts.IssuerDN,
 		Method:       identity.MethodMTLS,
 		CredentialID: res.Thumbprint,
 		Claims:       facts.Claims,
