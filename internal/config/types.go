@@ -74,8 +74,8 @@ type TLS struct {
 }
 
 // ClientCertificates configures the client-certificate request of an HTTPS
-// listener. The CA and CRL files are re-read on reload, without dropping
-// connections; the other keys take effect after a restart.
+// listener. The CA and CRL files are re-read from the same paths on reload,
+// without dropping connections; the keys take effect after a restart.
 type ClientCertificates struct {
 	// CAFiles are PEM bundles of the trust anchors (and optional
 	// intermediates). Required.
