@@ -58,9 +58,10 @@ func (r *Result) Facts() *Facts {
 }
 
 func factsOf(c *x509.Certificate, thumbprint string) *Facts {
-	f := &Facts{Claims: map[string]any{
+	issuer := c.Issuer.String()
+	f := &Facts{IssuerDN: issuer, Claims: map[string]any{
 		ClaimSubjectDN:  c.Subject.String(),
-		ClaimIssuerDN:   c.Issuer.String(),
+		ClaimIssuerDN:   issuer,
 		ClaimSerial:     fmt.Sprintf("%x", c.SerialNumber),
 		ClaimNotAfter:   c.NotAfter.UTC().Format(time.RFC3339),
 		ClaimThumbprint: thumbprint,
