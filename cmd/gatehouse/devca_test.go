@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/clientcert"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/gateway"
+	"github.com/gatehouse/gatehouse/internal/pipeline"
 )
 
 func TestDevCA(t *testing.T) {
@@ -120,7 +121,7 @@ routes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gateway.New(cfg, file, gateway.Options{})
+	g, err := gateway.New(cfg, file, gateway.Options{Pipeline: pipeline.Options{Stdout: io.Discard, Stderr: io.Discard}})
 	if err != nil {
 		t.Fatal(err)
 	}
