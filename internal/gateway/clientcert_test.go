@@ -104,9 +104,7 @@ routes:
 		defer cancel()
 		_ = tg.Shutdown(ctx)
 	})
-	pool := x509.NewCertPool()
-	pool.AddCert(srvCA.Cert.Cert)
-	return &mtlsEnv{testGateway: tg, dir: dir, partners: partners, serverCA: pool, addr: tg.Addr("main").String()}
+	return &mtlsEnv{testGateway: tg, dir: dir, partners: partners, serverCA: poolOf(srvCA), addr: tg.Addr("main").String()}
 }
 
 // startGatewayWith is startGateway with options (the clock).
