@@ -84,7 +84,7 @@ func (c *Chain) all(r *http.Request) (*identity.Identity, error) {
 			if mr, ok := a.(MissingReasoner); ok {
 				reason = mr.MissingReason()
 			}
-			return nil, &Failure{Method: a.Method(), Reason: reason, Description: "This route requires " + string(a.Method()) + " credentials as well."}
+			return nil, &Failure{Method: a.Method(), Reason: reason, Missing: true, Description: "This route requires " + string(a.Method()) + " credentials as well."}
 		case err != nil:
 			return nil, err
 		case id == nil:
@@ -107,7 +107,7 @@ func (c *Chain) missing() *Failure {
 			reason = mr.MissingReason()
 		}
 	}
-	return &Failure{Method: m, Reason: reason, Description: "Authentication is required."}
+	return &Failure{Method: m, Reason: reason, Missing: true, Description: "Authentication is required."}
 }
 
 // MissingReasoner is implemented by an authenticator whose credential has

@@ -229,7 +229,7 @@ func TestChainMissingReason(t *testing.T) {
 		chain := authn.Chain{Authenticators: []authn.Authenticator{a}, RequireAll: all}
 		_, err := chain.Authenticate(f.request(nil)())
 		var fail *authn.Failure
-		if !errors.As(err, &fail) || fail.Reason != mtls.ReasonCertMissing || fail.Method != identity.MethodMTLS {
+		if !errors.As(err, &fail) || fail.Reason != mtls.ReasonCertMissing || fail.Method != identity.MethodMTLS || !fail.IsMissing() {
 			t.Fatalf("require_all=%v: %v", all, err)
 		}
 	}
