@@ -398,7 +398,7 @@ func (v *Verifier) Verify(peer []*x509.Certificate) *Result {
 	}
 	chains, err := leaf.Verify(opts)
 	if err != nil {
-		res.Reason, res.Err = v.classify(leaf, opts, err), fmt.Errorf("clientcert: %w", err)
+		res.Reason, res.Err = v.classify(peer, opts, err), fmt.Errorf("clientcert: %w", err)
 		return res
 	}
 	now := opts.CurrentTime
@@ -419,21 +419,31 @@ func (v *Verifier) Verify(peer []*x509.Certificate) *Result {
 	return res
 }
 
-// classify tells an expired (or not yet valid) certificate that would
-// otherwise verify from an untrusted one: it verifies again at the edge of
-// the leaf's validity, so "expired" is never said of a certificate that
-// no anchor vouches for.
-func (v *Verifier) classify(leaf *x509.Certificate, opts x509.VerifyOptions, err error) authn.Reason {
+// classify tells an expired (or not yet valid) chain that would otherwise
+// verify from an untrusted one: it verifies again at the edge of the
+// presented certificates' common validity (the earliest notAfter, or the
+// latest notBefore), so "expired" is never said of a certificate that no
+// anchor vouches for.
+func (v *Verifier) classify(peer []*x509.Certificate, opts x509.VerifyOptions, err error) authn.Reason {
 	var inv x509.CertificateInvalidError
 	if !errors.As(err, &inv) || inv.Reason != x509.Expired {
 		return ReasonUntrusted
 	}
-	if opts.CurrentTime.After(leaf.NotAfter) {
-		opts.CurrentTime = leaf.NotAfter
-	} else {
-		opts.CurrentTime = leaf.NotBefore
+	notBefore, notAfter := peer[0].NotBefore, peer[0].NotAfter
+	for _, c := range peer[1:] {
+		if c.NotBefore.After(notBefore) {
+			notBefore = c.NotBefore
+		}
+		if c.NotAfter.Before(notAfter) {
+			notAfter = c.NotAfter
+		}
 	}
-	if _, err := leaf.Verify(opts); err != nil {
+	if opts.CurrentTime.After(notAfter) {
+		opts.CurrentTime = notAfter
+	} else {
+		opts.CurrentTime = notBefore
+	}
+	if _, err := peer[0].Verify(opts); err != nil {
 		return ReasonUntrusted
 	}
 	return ReasonExpired

@@ -4,7 +4,9 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +43,7 @@ func TestVerify(t *testing.T) {
 	weakRSA := inter.Issue(t, certtest.Options{CN: "weak", Key: rsaKey(t, 1024)})
 	okRSA := inter.Issue(t, certtest.Options{CN: "rsa", Key: rsaKey(t, 2048)})
 	sha384 := inter.Issue(t, certtest.Options{CN: "sha384", SigAlg: x509.ECDSAWithSHA384})
+	underExpired := expiredIntermediate(t, root).Issue(t, certtest.Options{CN: "under-expired", NotBefore: now.Add(-72 * time.Hour)})
 
 	caFile := certtest.Write(t, dir, "ca.pem", root.PEM())
 	interFile := certtest.Write(t, dir, "inter.pem", inter.PEM()[:len(inter.PEM())-len(root.PEM())])
@@ -67,6 +70,7 @@ func TestVerify(t *testing.T) {
 		{"expired", base, chain(expired), clientcert.ReasonExpired},
 		{"not yet valid", base, chain(future), clientcert.ReasonExpired},
 		{"expired and untrusted is untrusted", base, chain(expiredStranger), clientcert.ReasonUntrusted},
+		{"expired intermediate", base, chain(underExpired), clientcert.ReasonExpired},
 		{"revoked leaf", withInter, chain(revoked), clientcert.ReasonRevoked},
 		{"revoked intermediate", base, chain(underRevoked), clientcert.ReasonRevoked},
 		{"stale CRL", clientcert.Settings{CAFiles: []string{caFile}, CRLFiles: []string{staleCRL}}, chain(good), clientcert.ReasonUntrusted},
@@ -217,4 +221,24 @@ func repeat(c *x509.Certificate, n int) []*x509.Certificate {
 		out[i] = c
 	}
 	return out
+}
+
+// expiredIntermediate is an intermediate of root that expired an hour ago.
+func expiredIntermediate(t *testing.T, root *certtest.CA) *certtest.CA {
+	t.Helper()
+	key := certtest.P256(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "expired-issuing"},
+		NotBefore: time.Now().Add(-96 * time.Hour), NotAfter: time.Now().Add(-time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, root.Cert.Cert, key.Public(), root.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &certtest.CA{Cert: certtest.Cert{Cert: c, Key: key, Chain: []*x509.Certificate{root.Cert.Cert}}}
 }
