@@ -73,6 +73,7 @@ func registry(t *testing.T) map[string]family {
 	m.APIKeyCache("embedded", false)
 	m.APIKeyStore("embedded", time.Millisecond, authnapikey.StoreError)
 	m.KeyFetch("idp", nil)
+	m.ClientCertificate("partners", "cert_revoked")
 	m.Reloaded(nil, "0123abcd")
 
 	gathered, err := m.Registry().Gather()

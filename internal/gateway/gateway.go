@@ -43,6 +43,9 @@ type Options struct {
 	RetireDelay time.Duration
 	// Version is the gateway's version, for gatehouse_build_info.
 	Version string
+	// Now is the clock client certificates' validity is checked against.
+	// Default time.Now.
+	Now func() time.Time
 }
 
 // ReloadReadyTimeout bounds how long a reload waits for the new
@@ -92,6 +95,9 @@ type frontDoor struct {
 	ln   net.Listener
 	srv  *http.Server
 	cert atomic.Pointer[tls.Certificate]
+	// clientCerts is the listener's mutual TLS; nil without
+	// client_certificates.
+	clientCerts *clientCerts
 }
 
 // New compiles cfg and binds every listener (so a port in use fails here,
@@ -192,6 +198,9 @@ func (g *Gateway) bind(cfg *config.Config) error {
 				return fmt.Errorf("gateway: listener %s: %w", lc.Name, err)
 			}
 			fd.srv.TLSConfig = tlsConfig(lc.TLS, fd)
+			if err := g.bindClientCerts(fd, lc); err != nil {
+				return fmt.Errorf("gateway: listener %s: client_certificates: %w", lc.Name, err)
+			}
 		} else {
 			// Plain HTTP/1.x: follow each connection's request framing so
 			// that a request with both Content-Length and
@@ -411,11 +420,18 @@ func (g *Gateway) reloadData(data []byte, force bool) error {
 			certs[i] = &cert
 		}
 	}
+	// CA and CRL files too: a bad one rejects the whole reload.
+	verifiers, err := g.loadClientCerts(cfg.Listeners)
+	if err != nil {
+		plan.Close()
+		return g.reloadFailed(fmt.Errorf("gateway: reload: %w", err))
+	}
 	for i, c := range certs {
 		if c != nil {
 			g.listeners[i].cert.Store(c)
 		}
 	}
+	g.swapClientCerts(verifiers)
 	prev := g.plan.Load()
 	g.install(cfg, plan)
 	g.hash = sum

@@ -89,6 +89,7 @@ type Metrics struct {
 	storeLookups     *prometheus.CounterVec
 	keyFetches       *prometheus.CounterVec
 	reloads          *prometheus.CounterVec
+	clientCerts      *prometheus.CounterVec
 	reloadSuccess    prometheus.Gauge
 	reloadTime       prometheus.Gauge
 	configInfo       *prometheus.GaugeVec
@@ -149,6 +150,9 @@ func New(opts Options) *Metrics {
 	m.keyFetches = f.counterVec("jwks_fetches_total",
 		"Fetches of an identity provider's keys (discovery and JWKS), by provider and result (success, failure).",
 		"provider", "result")
+	m.clientCerts = f.counterVec("tls_client_certificates_total",
+		"Client certificates checked in TLS handshakes (once per connection, resumptions included), by listener and result: verified, or the reason code (cert_missing, cert_untrusted, cert_expired, cert_revoked).",
+		"listener", "result")
 	m.reloads = f.counterVec("config_reloads_total",
 		"Configuration reloads, by result (success, failure).", "result")
 	m.reloadSuccess = f.gauge("config_last_reload_successful",
@@ -259,6 +263,12 @@ func (m *Metrics) JWTCache(hit bool) {
 	} else {
 		m.jwtCache[0].Inc()
 	}
+}
+
+// ClientCertificate counts a client-certificate check of a TLS handshake:
+// result is "verified" or a clientcert reason code.
+func (m *Metrics) ClientCertificate(listener, result string) {
+	m.clientCerts.WithLabelValues(listener, result).Inc()
 }
 
 // KeyFetch counts a fetch of a provider's keys.
