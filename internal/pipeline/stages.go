@@ -130,7 +130,7 @@ func (e *challengeError) Unwrap() error { return e.failure }
 // challenge per scheme, RFC 9110 §11.6.1); otherwise the failing method's.
 func (e *challengeError) wwwAuthenticate() string {
 	var b strings.Builder
-	if e.failure.Reason == authn.ReasonMissing {
+	if e.failure.IsMissing() {
 		seen := map[string]bool{}
 		for _, scheme := range e.schemes {
 			if seen[scheme] {
