@@ -156,13 +156,13 @@ type Plan struct {
 	hygiene hygiene
 	// aliases finds paths a lenient backend reads as another route's
 	// (alias.go).
-	aliases aliases
-	providers    []providerHealth
-	audit        audit.Logger
-	validating   bool
-	log          *slog.Logger
-	closers      []func()
-	readies      []func() error
+	aliases    aliases
+	providers  []providerHealth
+	audit      audit.Logger
+	validating bool
+	log        *slog.Logger
+	closers    []func()
+	readies    []func() error
 	// scope is the plan's hold on shared resources (resources.go),
 	// released by Close.
 	scope *resource.Scope
