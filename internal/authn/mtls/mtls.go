@@ -132,8 +132,11 @@ func (a *Authenticator) Authenticate(r *http.Request) (*identity.Identity, error
 		Issuer:       facts.IssuerDN,
 		Method:       identity.MethodMTLS,
 		CredentialID: res.Thumbprint,
-		Claims:       facts.Claims,
-		ExpiresAt:    leaf.NotAfter,
+		// The same x5t#S256 thumbprint as the evidence a certificate-bound
+		// token (RFC 8705, cnf.x5t#S256) is compared with.
+		CertThumbprint: res.Thumbprint,
+		Claims:         facts.Claims,
+		ExpiresAt:      leaf.NotAfter,
 	}, nil
 }
 
