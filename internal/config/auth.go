@@ -50,6 +50,8 @@ type IdentityProvider struct {
 	// tests and local development: keys fetched over plain HTTP can be
 	// replaced by anyone on the network path. Default false.
 	InsecureAllowHTTP bool `yaml:"insecure_allow_http" desc:"Allow http:// issuer and JWKS URLs (local development only: keys could be tampered with in transit). Default false."`
+	// TLS configures the discovery and JWKS fetches (see ProviderTLS).
+	TLS *ProviderTLS `yaml:"tls" desc:"TLS of the discovery and JWKS fetches: a private CA, a client certificate, the minimum version (docs/authentication.md). Only for keys fetched over https. Default: the system roots."`
 }
 
 // StaticKeys are verification keys given in the configuration.

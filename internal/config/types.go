@@ -290,6 +290,8 @@ type Upstream struct {
 	PreserveHost bool `yaml:"preserve_host" desc:"Send the client's Host header instead of the target's. Default false."`
 	// Timeouts bound the upstream exchange.
 	Timeouts UpstreamTimeouts `yaml:"timeouts" desc:"Upstream timeouts; a timeout gives 504."`
+	// TLS configures the connections to https targets (see UpstreamTLS).
+	TLS *UpstreamTLS `yaml:"tls" desc:"TLS to https targets: a private CA, a client certificate (mutual TLS), the server name, the minimum version (docs/mtls.md). Only with https targets. Default: the system roots, no client certificate."`
 }
 
 // UpstreamTimeouts bound the exchange with a backend. A timeout answers 504.

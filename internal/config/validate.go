@@ -126,6 +126,7 @@ func validate(c *Config, f *File) Errors {
 	}
 	errs = append(errs, validateMetadataDefaults(c.ProtectedResourceMetadata, f)...)
 	errs = append(errs, validateAuth(c, f)...)
+	errs = append(errs, validateOutboundTLS(c, f)...)
 	errs = append(errs, validateHygiene(c, f)...)
 	return errs
 }

@@ -1,6 +1,7 @@
 package keyset
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,6 +57,11 @@ type Config struct {
 	// redirects that change the scheme (an https fetch never follows a
 	// redirect to http).
 	HTTPClient *http.Client
+	// TLS is the client TLS configuration of the default client: a private
+	// CA (RootCAs), a client certificate for providers that require mutual
+	// TLS, a minimum version. Ignored when HTTPClient is set. Default nil:
+	// the system roots and no client certificate.
+	TLS *tls.Config
 	// UserAgent is sent with every discovery and JWKS request, so that the
 	// provider's operators can tell Gatehouse's fetches apart (and see its
 	// version). Default: UserAgent(""), "Gatehouse/<module version>".
@@ -244,8 +250,13 @@ func redactURL(raw string) string {
 
 // newHTTPClient is the default client: bounded in time, proxy from the
 // environment, and no scheme-changing redirects.
-func newHTTPClient(timeout time.Duration) *http.Client {
+func newHTTPClient(timeout time.Duration, tlsConfig *tls.Config) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if tlsConfig != nil {
+		// ForceAttemptHTTP2 (set on the default transport) keeps HTTP/2
+		// with a custom TLS config.
+		tr.TLSClientConfig = tlsConfig.Clone()
+	}
 	return &http.Client{
 		Transport: tr,
 		Timeout:   timeout,

@@ -114,7 +114,7 @@ func New(cfg Config) (*Set, error) {
 		interval:  cfg.RefreshInterval,
 	}
 	if s.client == nil {
-		s.client = newHTTPClient(cfg.FetchTimeout)
+		s.client = newHTTPClient(cfg.FetchTimeout, cfg.TLS)
 		s.ownClient = true
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -126,7 +126,7 @@ func New(opts Options) *Metrics {
 		"Time from forwarding a request until the upstream's response headers arrived (or the exchange failed), by route.",
 		requestBuckets, "route")
 	m.upstreamErrors = f.counterVec("upstream_errors_total",
-		"Upstream exchanges that failed, by route and class (unavailable, timeout, client_gone, bad_request, other).",
+		"Upstream exchanges that failed, by route and class (unavailable, tls, timeout, client_gone, bad_request, other).",
 		"route", "class")
 	m.authn = f.counterVec("authentication_decisions_total",
 		"Authentication decisions, by route, credential method (none: no credential), outcome (allow, deny, error) and reason code.",

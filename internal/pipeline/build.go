@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/resource"
 	"github.com/gatehouse/gatehouse/internal/route"
+	"github.com/gatehouse/gatehouse/internal/tlsclient"
 )
 
 // Options are the process-wide things a plan is built with.
@@ -28,7 +30,10 @@ type Options struct {
 	// Stdout and Stderr are where "stdout" and "stderr" outputs go
 	// (injectable for tests). Default os.Stdout and os.Stderr.
 	Stdout, Stderr io.Writer
-	// HTTPClient fetches identity provider keys. Default: the key set's own.
+	// HTTPClient fetches identity provider keys, for every provider:
+	// identity_providers[].tls is then checked (its files read) but not
+	// applied (tests, offline tools). Default: each key set's own client,
+	// with its provider's tls.
 	HTTPClient *http.Client
 	// UserAgent is sent with discovery and JWKS requests, e.g.
 	// keyset.UserAgent(version). Default: keyset's, from the build info.
@@ -146,7 +151,14 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 	for i, rc := range cfg.Routes {
 		rt := buildServedRoute(rc) // direct_response (direct.go); nil: proxied
 		if rt == nil {
-			if rt, err = p.buildRoute(rc); err != nil {
+			var upstreamTLS tlsclient.Settings
+			if t := rc.Upstream.TLS; t != nil {
+				// Read at every build: the contents key the transport.
+				if upstreamTLS, err = loadTLS(t.Files(), fmt.Sprintf("routes[%d].upstream.tls", i), file); err != nil {
+					return nil, err
+				}
+			}
+			if rt, err = p.buildRoute(rc, upstreamTLS); err != nil {
 				return nil, file.Errorf(fmt.Sprintf("routes[%d]", i), "%v", err)
 			}
 		}
@@ -185,7 +197,7 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 	return p, nil
 }
 
-func (p *Plan) buildRoute(rc config.Route) (*Route, error) {
+func (p *Plan) buildRoute(rc config.Route, upstreamTLS tlsclient.Settings) (*Route, error) {
 	targets := make([]*url.URL, 0, len(rc.Upstream.Targets))
 	for _, t := range rc.Upstream.Targets {
 		u, err := url.Parse(t)
@@ -197,6 +209,7 @@ func (p *Plan) buildRoute(rc config.Route) (*Route, error) {
 	ts := proxy.TransportSettings{
 		DialTimeout:           rc.Upstream.Timeouts.Dial.Std(),
 		ResponseHeaderTimeout: rc.Upstream.Timeouts.ResponseHeader.Std(),
+		TLS:                   upstreamTLS,
 	}
 	upstream, err := p.transport(ts)
 	if err != nil {
@@ -225,6 +238,21 @@ func (p *Plan) buildRoute(rc config.Route) (*Route, error) {
 		Deadline:     rc.Upstream.Timeouts.Request.Std(),
 		public:       rc.Authenticate == nil,
 	}, nil
+}
+
+// loadTLS reads the files of an outbound TLS block (routes[].upstream.tls,
+// identity_providers[].tls) at path, and reports a failure at the key
+// that caused it.
+func loadTLS(files tlsclient.Files, path string, file *config.File) (tlsclient.Settings, error) {
+	s, err := tlsclient.Load(files)
+	if err != nil {
+		var fe *tlsclient.FileError
+		if errors.As(err, &fe) {
+			return s, file.Errorf(path+"."+fe.Key, "%v", fe.Err)
+		}
+		return s, file.Errorf(path, "%v", err)
+	}
+	return s, nil
 }
 
 // redactedParams adds every route's API-key query parameter to the

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/keyset"
+	"github.com/gatehouse/gatehouse/internal/tlsclient"
 )
 
 // providerHealth is an identity provider's key set, as the admin listener
@@ -72,6 +73,18 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 			name := pc.Name
 			kc.OnFetch = func(err error) { o.KeyFetch(name, err) }
 		}
+		var providerTLS tlsclient.Settings
+		if t := pc.TLS; t != nil {
+			var err error
+			// Read at every build; the contents key the key set, so a
+			// rotated CA or certificate gets a fresh set (and client).
+			if providerTLS, err = loadTLS(t.Files(), path+".tls", file); err != nil {
+				return nil, err
+			}
+			if kc.TLS, err = providerTLS.Config(); err != nil {
+				return nil, file.Errorf(path+".tls", "%v", err)
+			}
+		}
 		if pc.Keys.NegativeCacheTTL != 0 {
 			p.log.Warn("pipeline: identity_providers[].keys.negative_cache_ttl is deprecated and ignored: unknown key ids are no longer remembered",
 				"provider", pc.Name)
@@ -92,7 +105,7 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 				kc.Static = append(kc.Static, k)
 			}
 		}
-		set, reused, err := p.keySet(pc, kc)
+		set, reused, err := p.keySet(pc, kc, providerTLS)
 		if err != nil {
 			return nil, file.Errorf(path, "%v", err)
 		}

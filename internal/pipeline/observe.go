@@ -97,6 +97,7 @@ const (
 	UpstreamClientGone                // the client went away first
 	UpstreamBadRequest                // the client's body was malformed or too large
 	UpstreamOther                     // anything else
+	UpstreamTLS                       // the TLS handshake failed (certificate refused either way): 502
 )
 
 // String is the class's label value.
@@ -112,6 +113,8 @@ func (e UpstreamError) String() string {
 		return "client_gone"
 	case UpstreamBadRequest:
 		return "bad_request"
+	case UpstreamTLS:
+		return "tls"
 	}
 	return "other"
 }
@@ -133,6 +136,8 @@ func upstreamFailureClass(err error) UpstreamError {
 		return UpstreamClientGone
 	case errors.Is(err, proxy.ErrUpstreamTimeout):
 		return UpstreamTimeout
+	case errors.Is(err, proxy.ErrUpstreamTLS):
+		return UpstreamTLS
 	case errors.Is(err, proxy.ErrUpstreamUnavailable):
 		return UpstreamUnavailable
 	case errors.Is(err, proxy.ErrMalformedBody), errors.As(err, &tooBig):

@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/keyset"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/resource"
+	"github.com/gatehouse/gatehouse/internal/tlsclient"
 )
 
 // Resources a plan shares with the plans before and after it, through
@@ -22,8 +23,10 @@ import (
 // when the last plan holding it retires:
 //
 //   - keyset: an identity provider's fetched key set (its refresh schedule,
-//     rate-limit state and last good keys), by the provider's name, issuer,
-//     key source and key-cache settings. Static key sets are not shared:
+//     rate-limit state and last good keys, and its HTTP client), by the
+//     provider's name, issuer, key source, key-cache settings and the
+//     contents of its tls files (a rotated CA or client certificate gets a
+//     new set, which fetches the keys again through a new client). Static key sets are not shared:
 //     every build reads their files again.
 //   - jwt.token_cache: a provider's verified-token cache, by jwt.CacheKey
 //     (everything that decides validity or the identity), so a reload
@@ -31,7 +34,11 @@ import (
 //     settings.
 //   - upstream.transport: one http.Transport (one connection pool) per
 //     distinct proxy.TransportSettings, shared by every route with those
-//     settings, so a reload does not redial unchanged upstreams.
+//     settings, so a reload does not redial unchanged upstreams. The
+//     settings hold the contents of routes[].upstream.tls's files (keyed
+//     by their digests): a rotated CA or client certificate gets a new
+//     transport, whose connections use it from their first handshake,
+//     while the old transport's connections end with the old plan.
 //   - apikeys.runtime and apikeys.store: the API-key runtime (cache,
 //     last-used writer) by the api_keys settings, over the store by its
 //     file or database settings (acquireAPIKeys).
@@ -59,7 +66,7 @@ func ResourceKind(key string) string {
 // keySet returns the key set of one identity provider: shared through the
 // registry for fetched sets (reused: an earlier plan started it), built
 // afresh for static ones.
-func (p *Plan) keySet(pc config.IdentityProvider, kc keyset.Config) (set *keyset.Set, reused bool, err error) {
+func (p *Plan) keySet(pc config.IdentityProvider, kc keyset.Config, tlsSettings tlsclient.Settings) (set *keyset.Set, reused bool, err error) {
 	if pc.StaticKeys != nil {
 		// Nothing to keep warm, and the files may have changed: a fresh
 		// set from what this build has just read.
@@ -74,7 +81,8 @@ func (p *Plan) keySet(pc config.IdentityProvider, kc keyset.Config) (set *keyset
 		Name, Issuer, JWKSURI string
 		Keys                  config.KeyCache
 		HTTP                  bool
-	}{pc.Name, pc.Issuer, pc.JWKSURI, pc.Keys, pc.InsecureAllowHTTP})
+		TLS                   tlsclient.Settings // digests of the files' contents
+	}{pc.Name, pc.Issuer, pc.JWKSURI, pc.Keys, pc.InsecureAllowHTTP, tlsSettings})
 	return resource.Get(p.scope, key, func() (*keyset.Set, func(), error) {
 		set, err := keyset.New(kc)
 		if err != nil {
@@ -104,7 +112,10 @@ func (p *Plan) tokenCache(jp jwt.Provider) (*jwt.TokenCache, error) {
 // route (of this plan and the next) with equal settings.
 func (p *Plan) transport(s proxy.TransportSettings) (*http.Transport, error) {
 	t, _, err := resource.Get(p.scope, resource.Key(resourceTransport, s), func() (*http.Transport, func(), error) {
-		t := proxy.NewTransport(s)
+		t, err := proxy.NewTransport(s)
+		if err != nil {
+			return nil, nil, err
+		}
 		return t, t.CloseIdleConnections, nil
 	})
 	return t, err

@@ -12,6 +12,8 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -21,12 +23,14 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/clientip"
+	"github.com/gatehouse/gatehouse/internal/tlsclient"
 )
 
 // Errors returned by Forward wrap one of these sentinels, so the pipeline
@@ -38,6 +42,13 @@ var (
 	// answered badly (connection refused or reset, malformed response).
 	// The pipeline answers 502.
 	ErrUpstreamUnavailable = errors.New("proxy: upstream unavailable")
+	// ErrUpstreamTLS means the TLS handshake with the upstream failed:
+	// its certificate is not trusted or does not carry the expected name,
+	// it refused the gateway's client certificate (or its absence), or it
+	// does not speak TLS. Errors wrapping it also wrap
+	// ErrUpstreamUnavailable (the pipeline answers 502); it lets logs and
+	// metrics tell a certificate problem from a dead upstream.
+	ErrUpstreamTLS = errors.New("proxy: upstream TLS handshake failed")
 	// ErrUpstreamTimeout means a dial, response-header or request timeout
 	// expired. The pipeline answers 504.
 	ErrUpstreamTimeout = errors.New("proxy: upstream timeout")
@@ -202,7 +213,8 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Upstream != nil {
 		p.transport, p.sharedTransport = cfg.Upstream, true
 	} else {
-		p.transport = NewTransport(TransportSettings{DialTimeout: cfg.DialTimeout, ResponseHeaderTimeout: cfg.ResponseHeaderTimeout})
+		// Without TLS settings NewTransport cannot fail.
+		p.transport, _ = NewTransport(TransportSettings{DialTimeout: cfg.DialTimeout, ResponseHeaderTimeout: cfg.ResponseHeaderTimeout})
 	}
 
 	errorLog := log.New(io.Discard, "", 0)
@@ -269,9 +281,9 @@ func (p *Proxy) Close() {
 // its resource registry, across reloads, so a reload does not redial
 // unchanged upstreams. Every field must be comparable and encodable as
 // JSON (the registry keys the transport by it). Settings that name files
-// (an upstream CA or client certificate, to come) should carry the files'
-// contents or their digest, not only their paths, so that a rotated file
-// yields a new transport at the next reload.
+// carry the files' contents (TLS: tlsclient.Settings, which encode as
+// digests), not their paths, so that a rotated file yields a new
+// transport at the next reload.
 type TransportSettings struct {
 	// DialTimeout bounds the TCP connect and, separately, the TLS
 	// handshake. 0: no limit beyond the operating system's.
@@ -279,13 +291,24 @@ type TransportSettings struct {
 	// ResponseHeaderTimeout bounds the wait for response headers once the
 	// request has been written. 0: no limit.
 	ResponseHeaderTimeout time.Duration `json:"response_header_timeout"`
+	// TLS is the client side of https targets: trusted CAs, a client
+	// certificate (mutual TLS), the server name, the minimum version.
+	// Zero: the system roots, no client certificate, the target's host,
+	// TLS 1.2 or later. http targets ignore it.
+	TLS tlsclient.Settings `json:"tls"`
 }
 
 // NewTransport builds the http.Transport proxies use: no HTTP_PROXY from
-// the environment, a large idle pool per host, HTTP/2 by ALPN, no
-// transparent compression, and the in-process builtin:echo backend. Close
-// it with CloseIdleConnections once no proxy uses it.
-func NewTransport(s TransportSettings) *http.Transport {
+// the environment, a large idle pool per host, HTTP/2 by ALPN (also with
+// custom TLS settings), no transparent compression, and the in-process
+// builtin:echo backend. Close it with CloseIdleConnections once no proxy
+// uses it. It fails only when s.TLS does not build (material not read by
+// tlsclient.Load).
+func NewTransport(s TransportSettings) (*http.Transport, error) {
+	tlsConfig, err := s.TLS.Config()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	dialer := &net.Dialer{Timeout: s.DialTimeout, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
 		// Upstreams are reached directly; an HTTP_PROXY in the gateway's
@@ -299,7 +322,12 @@ func NewTransport(s TransportSettings) *http.Transport {
 		// idle connections per host would make most requests dial.
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
-		// HTTP/2 is negotiated by ALPN, so this only affects https targets.
+		// nil: the standard library's defaults (system roots, the
+		// target's host as server name).
+		TLSClientConfig: tlsConfig,
+		// HTTP/2 is negotiated by ALPN, so this only affects https
+		// targets. It is also what keeps HTTP/2 on when TLSClientConfig
+		// is set: without it, a custom TLS config turns HTTP/2 off.
 		ForceAttemptHTTP2: true,
 		// Pass the client's Accept-Encoding through untouched rather than
 		// have the transport ask for gzip and decompress on our CPU.
@@ -308,7 +336,7 @@ func NewTransport(s TransportSettings) *http.Transport {
 	// The echo backend rides on the same transport and ReverseProxy, so
 	// what it reports is exactly what a real upstream would receive.
 	t.RegisterProtocol(builtinScheme, inProcessTransport{handler: EchoHandler()})
-	return t
+	return t, nil
 }
 
 // Forward proxies r to the next target and reports how it went.
@@ -421,7 +449,36 @@ func classify(clientCtx context.Context, ex *exchange) error {
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout() {
 		return fmt.Errorf("%w: %s: %w", ErrUpstreamTimeout, name, err)
 	}
+	if isTLSFailure(err) {
+		return fmt.Errorf("%w: %w: %s: %w", ErrUpstreamUnavailable, ErrUpstreamTLS, name, err)
+	}
 	return fmt.Errorf("%w: %s: %w", ErrUpstreamUnavailable, name, err)
+}
+
+// isTLSFailure reports whether err comes from a failed TLS handshake: the
+// upstream's certificate was refused (untrusted, wrong name, expired), the
+// upstream sent an alert (it refused our certificate or its absence; in
+// TLS 1.3 that alert arrives on the first read, after the handshake
+// seemed done), or it answered TLS with something else.
+func isTLSFailure(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		alert    tls.AlertError
+		record   tls.RecordHeaderError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		op       *net.OpError
+	)
+	if errors.As(err, &verify) || errors.As(err, &alert) || errors.As(err, &record) ||
+		errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) {
+		return true
+	}
+	// Over TCP, crypto/tls reports an alert from the peer as a
+	// *net.OpError with Op "remote error" around a value of its own
+	// unexported alert type (AlertError is only for QUIC).
+	return errors.As(err, &op) && op.Op == "remote error" && op.Err != nil &&
+		reflect.TypeOf(op.Err).PkgPath() == "crypto/tls"
 }
 
 // clientBroke reports whether a request body read error (nil: none) means the client

@@ -26,7 +26,10 @@ func TestSharedTransportOutlivesProxy(t *testing.T) {
 	up.Start()
 	defer up.Close()
 	target, _ := url.Parse(up.URL)
-	shared := NewTransport(TransportSettings{})
+	shared, err := NewTransport(TransportSettings{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer shared.CloseIdleConnections()
 
 	for _, tc := range []struct {
