@@ -17,6 +17,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"net"
@@ -50,7 +51,7 @@ const (
 // Provider is a running OpenID Provider. Its exported fields are fixed for
 // its lifetime, across Stop and Restart.
 type Provider struct {
-	// Issuer is "http://127.0.0.1:<port>", exactly as in discovery and in
+	// Issuer is "http://127.0.0.1:<port>" (https WithTLS), exactly as in discovery and in
 	// the iss claim of every token.
 	Issuer string
 	// Audience is the aud claim of every access token the token endpoint
@@ -77,6 +78,7 @@ type Provider struct {
 	jwksHits atomic.Int64
 	handler  http.Handler
 	addr     string
+	tls      *tls.Config // nil: plain http
 
 	srvMu   sync.Mutex
 	srv     *http.Server
@@ -89,6 +91,7 @@ type Option func(*options)
 type options struct {
 	alg      jose.SignatureAlgorithm
 	audience string
+	tls      *tls.Config
 }
 
 // WithAlgorithm selects the signing algorithm: jose.RS256 (default, 2048-bit
@@ -97,12 +100,19 @@ func WithAlgorithm(alg jose.SignatureAlgorithm) Option {
 	return func(o *options) { o.alg = alg }
 }
 
+// WithTLS serves the provider over HTTPS with config (its certificate,
+// and ClientAuth for a provider that requires client certificates): the
+// issuer and every endpoint are then https://127.0.0.1:<port>.
+func WithTLS(config *tls.Config) Option {
+	return func(o *options) { o.tls = config.Clone() }
+}
+
 // WithAudience sets Provider.Audience (default DefaultAudience).
 func WithAudience(aud string) Option {
 	return func(o *options) { o.audience = aud }
 }
 
-// Start runs a provider on 127.0.0.1 over plain http. It is stopped by
+// Start runs a provider on 127.0.0.1 over plain http (https WithTLS). It is stopped by
 // tb.Cleanup. Start never touches process-global state (no slog.SetDefault,
 // no package-level client registry), so parallel tests can each run one.
 func Start(tb testing.TB, opts ...Option) *Provider {
@@ -119,8 +129,12 @@ func Start(tb testing.TB, opts ...Option) *Provider {
 	if err != nil {
 		tb.Fatalf("testidp: listen: %v", err)
 	}
+	scheme := "http://"
+	if o.tls != nil {
+		scheme = "https://"
+	}
 	p := &Provider{
-		Issuer:       "http://" + ln.Addr().String(),
+		Issuer:       scheme + ln.Addr().String(),
 		Audience:     o.audience,
 		ClientID:     DefaultClientID,
 		ClientSecret: randomID(16),
@@ -129,6 +143,7 @@ func Start(tb testing.TB, opts ...Option) *Provider {
 		current:      key,
 		tokens:       make(map[string]issuedToken),
 		addr:         ln.Addr().String(),
+		tls:          o.tls,
 	}
 	p.TokenURL = p.Issuer + tokenPath
 	p.JWKSURI = p.Issuer + keysPath
@@ -168,6 +183,9 @@ func Start(tb testing.TB, opts ...Option) *Provider {
 
 // serve starts an http.Server on ln.
 func (p *Provider) serve(ln net.Listener) {
+	if p.tls != nil {
+		ln = tls.NewListener(ln, p.tls)
+	}
 	srv := &http.Server{Handler: p.handler, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	p.srvMu.Lock()

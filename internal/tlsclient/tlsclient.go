@@ -166,9 +166,12 @@ func (s Settings) Config() (*tls.Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tlsclient: client certificate: %w", err)
 		}
-		// Presented whenever the server asks, whatever CAs it names: the
-		// operator configured this one certificate for this upstream.
-		c.Certificates = []tls.Certificate{cert}
+		// Presented whenever the server asks, whatever CAs its request
+		// names (crypto/tls would otherwise send nothing when the list
+		// does not name the chain's issuer, which servers get wrong with
+		// intermediates): the operator configured this one certificate
+		// for this peer, and a refusal is clearer than a missing one.
+		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
 	}
 	return c, nil
 }
