@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/clientcert/certtest"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/resource"
+	"github.com/gatehouse/gatehouse/internal/testidp"
 )
 
 // upstreamClasses is an Observer that records the upstream error classes
@@ -327,6 +328,74 @@ func TestUpstreamTLSFileErrors(t *testing.T) {
 			_, err := buildObserved(t, resource.New(), nil, upstreamTLSConfig("https://127.0.0.1:1", "      tls: "+tc.tls+"\n"))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one at %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestIdentityProviderPrivateCA: discovery and JWKS over TLS from a
+// private CA work with identity_providers[].tls.ca_files, and a provider
+// that requires a client certificate gets the configured one; without
+// them the keys are unavailable, and requests get 503.
+func TestIdentityProviderPrivateCA(t *testing.T) {
+	idpCA := certtest.NewCA(t, "idp-ca")
+	clientCA := certtest.NewCA(t, "gateway-clients")
+	serverCert := idpCA.Issue(t, certtest.Options{CN: "idp", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true})
+	clients := x509.NewCertPool()
+	clients.AddCert(clientCA.Cert.Cert)
+	open := testidp.Start(t, testidp.WithTLS(&tls.Config{Certificates: []tls.Certificate{serverCert.TLS()}}))
+	mutual := testidp.Start(t, testidp.WithTLS(&tls.Config{
+		Certificates: []tls.Certificate{serverCert.TLS()},
+		ClientAuth:   tls.RequireAndVerifyClientCert, ClientCAs: clients,
+	}))
+	dir := t.TempDir()
+	caFile := certtest.Write(t, dir, "idp-ca.pem", idpCA.PEM())
+	client := clientCA.Issue(t, certtest.Options{CN: "gateway-1"})
+	certFile := certtest.Write(t, dir, "client.pem", client.PEM())
+	keyFile := certtest.Write(t, dir, "client.key", client.KeyPEM(t))
+
+	for _, tc := range []struct {
+		name string
+		idp  *testidp.Provider
+		tls  string // identity_providers[0].tls; "" none
+		want int
+	}{
+		{"private CA", open, fmt.Sprintf("{ca_files: [%q]}", caFile), 200},
+		{"no tls: the system roots do not know the CA", open, "", 503},
+		{"provider requiring mTLS, with the client certificate", mutual, fmt.Sprintf("{ca_files: [%q], cert_file: %q, key_file: %q, min_version: '1.3'}", caFile, certFile, keyFile), 200},
+		{"provider requiring mTLS, without a client certificate", mutual, fmt.Sprintf("{ca_files: [%q]}", caFile), 503},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			block := ""
+			if tc.tls != "" {
+				block = "    tls: " + tc.tls + "\n"
+			}
+			p, err := buildObserved(t, resource.New(), nil, fmt.Sprintf(`
+audit: {disabled: true}
+access_log: {disabled: true}
+identity_providers:
+  - name: idp
+    issuer: %q
+    audiences: [%s]
+    keys: {fetch_timeout: 2s}
+%sroutes:
+  - name: api
+    match: {path_prefix: /}
+    authenticate: {methods: [jwt]}
+    upstream: {targets: ["builtin:echo"]}
+`, tc.idp.Issuer, tc.idp.Audience, block))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := httptest.NewRequest(http.MethodGet, "http://gw.test/hello", nil)
+			r.Header.Set("Authorization", "Bearer "+tc.idp.Mint(t, nil))
+			rec := httptest.NewRecorder()
+			p.ServeHTTP(rec, r, "main")
+			if rec.Code != tc.want {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.want, rec.Body)
+			}
+			if ready := p.Ready(); (ready == nil) != (tc.want == 200) {
+				t.Fatalf("Ready() = %v with status %d", ready, rec.Code)
 			}
 		})
 	}
