@@ -594,7 +594,8 @@ func runCases(pc *parsedConfig, body string) error {
 }
 
 // withGeneratedFiles replaces the paths a configuration makes Gatehouse
-// open (TLS files, static key files, log outputs) by generated files.
+// open (TLS files of listeners, upstreams and identity providers, static
+// key files, log outputs) by generated files.
 func (c *snippetChecker) withGeneratedFiles(data []byte) ([]byte, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -625,8 +626,13 @@ func (c *snippetChecker) withGeneratedFiles(data []byte) ([]byte, error) {
 				replace = c.certFile
 			case ".listeners[].tls.key_file":
 				replace = c.keyFile
-			case ".listeners[].tls.client_certificates.ca_files[]":
+			case ".listeners[].tls.client_certificates.ca_files[]",
+				".routes[].upstream.tls.ca_files[]", ".identity_providers[].tls.ca_files[]":
 				replace = c.caFile
+			case ".routes[].upstream.tls.cert_file", ".identity_providers[].tls.cert_file":
+				replace = c.certFile
+			case ".routes[].upstream.tls.key_file", ".identity_providers[].tls.key_file":
+				replace = c.keyFile
 			case ".listeners[].tls.client_certificates.crl_files[]":
 				replace = c.crlFile
 			case ".identity_providers[].static_keys.files[]":
