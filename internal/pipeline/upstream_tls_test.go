@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -398,5 +399,60 @@ identity_providers:
 				t.Fatalf("Ready() = %v with status %d", ready, rec.Code)
 			}
 		})
+	}
+}
+
+// TestIdentityProviderTLSKeysTheKeySet: unchanged tls files keep the key
+// set across a reload; a changed CA bundle gives a new one (a new client).
+func TestIdentityProviderTLSKeysTheKeySet(t *testing.T) {
+	idpCA := certtest.NewCA(t, "idp-ca")
+	serverCert := idpCA.Issue(t, certtest.Options{CN: "idp", IPs: []net.IP{net.IPv4(127, 0, 0, 1)}, Server: true})
+	idp := testidp.Start(t, testidp.WithTLS(&tls.Config{Certificates: []tls.Certificate{serverCert.TLS()}}))
+	dir := t.TempDir()
+	caFile := certtest.Write(t, dir, "idp-ca.pem", idpCA.PEM())
+	yamlText := fmt.Sprintf(`
+audit: {disabled: true}
+access_log: {disabled: true}
+identity_providers:
+  - {name: idp, issuer: %q, audiences: [api], tls: {ca_files: [%q]}}
+routes:
+  - {name: api, match: {path_prefix: /}, authenticate: {methods: [jwt]}, upstream: {targets: ["builtin:echo"]}}
+`, idp.Issuer, caFile)
+	keySets := func(reg *resource.Registry) []string {
+		var out []string
+		for _, k := range reg.Keys() {
+			if ResourceKind(k) == resourceKeySet {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	reg := resource.New()
+	first, err := buildObserved(t, reg, nil, yamlText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := keySets(reg)
+	second, err := buildObserved(t, reg, nil, yamlText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	if got := keySets(reg); len(before) != 1 || !slices.Equal(got, before) {
+		t.Fatalf("unchanged tls: key sets %v, want %v", got, before)
+	}
+	certtest.Replace(t, dir, "idp-ca.pem", append(idpCA.PEM(), certtest.NewCA(t, "next-ca").PEM()...))
+	third, err := buildObserved(t, reg, nil, yamlText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second.Close()
+	if got := keySets(reg); len(got) != 1 || slices.Equal(got, before) {
+		t.Fatalf("changed CA bundle: key sets %v, want a new one", got)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := third.WaitReady(ctx); err != nil {
+		t.Fatalf("the new key set fetches through the new bundle: %v", err)
 	}
 }
