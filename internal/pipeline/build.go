@@ -154,7 +154,7 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 			var upstreamTLS tlsclient.Settings
 			if t := rc.Upstream.TLS; t != nil {
 				// Read at every build: the contents key the transport.
-				if upstreamTLS, err = loadTLS(t.Files(), fmt.Sprintf("routes[%d].upstream.tls", i), file); err != nil {
+				if upstreamTLS, err = p.loadTLS(t.Files(), fmt.Sprintf("routes[%d].upstream.tls", i), file, opts.Now); err != nil {
 					return nil, err
 				}
 			}
@@ -242,8 +242,10 @@ func (p *Plan) buildRoute(rc config.Route, upstreamTLS tlsclient.Settings) (*Rou
 
 // loadTLS reads the files of an outbound TLS block (routes[].upstream.tls,
 // identity_providers[].tls) at path, and reports a failure at the key
-// that caused it.
-func loadTLS(files tlsclient.Files, path string, file *config.File) (tlsclient.Settings, error) {
+// that caused it. A client certificate outside its validity period at
+// now loads, with a warning: the server will refuse it, but failing the
+// reload would not make it any better.
+func (p *Plan) loadTLS(files tlsclient.Files, path string, file *config.File, now func() time.Time) (tlsclient.Settings, error) {
 	s, err := tlsclient.Load(files)
 	if err != nil {
 		var fe *tlsclient.FileError
@@ -251,6 +253,15 @@ func loadTLS(files tlsclient.Files, path string, file *config.File) (tlsclient.S
 			return s, file.Errorf(path+"."+fe.Key, "%v", fe.Err)
 		}
 		return s, file.Errorf(path, "%v", err)
+	}
+	if leaf := s.ClientCertificate(); leaf != nil {
+		if now == nil {
+			now = time.Now
+		}
+		if t := now(); t.Before(leaf.NotBefore) || t.After(leaf.NotAfter) {
+			p.log.Warn("pipeline: the client certificate is not valid now; servers will refuse it",
+				"key", path+".cert_file", "not_before", leaf.NotBefore, "not_after", leaf.NotAfter)
+		}
 	}
 	return s, nil
 }

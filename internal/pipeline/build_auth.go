@@ -78,7 +78,7 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 			var err error
 			// Read at every build; the contents key the key set, so a
 			// rotated CA or certificate gets a fresh set (and client).
-			if providerTLS, err = loadTLS(t.Files(), path+".tls", file); err != nil {
+			if providerTLS, err = p.loadTLS(t.Files(), path+".tls", file, opts.Now); err != nil {
 				return nil, err
 			}
 			if kc.TLS, err = providerTLS.Config(); err != nil {

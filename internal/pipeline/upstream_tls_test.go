@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -454,5 +455,39 @@ routes:
 	defer cancel()
 	if err := third.WaitReady(ctx); err != nil {
 		t.Fatalf("the new key set fetches through the new bundle: %v", err)
+	}
+}
+
+// TestExpiredClientCertificateWarns: an expired client certificate loads
+// (the server will say no), with a warning that names the key.
+func TestExpiredClientCertificateWarns(t *testing.T) {
+	ca := certtest.NewCA(t, "ca")
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name     string
+		notAfter time.Time
+		warn     bool
+	}{
+		{"expired", time.Now().Add(-time.Minute), true},
+		{"valid", time.Now().Add(time.Hour), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ca.Issue(t, certtest.Options{CN: "gw", NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: tc.notAfter})
+			yamlText := upstreamTLSConfig("https://127.0.0.1:1", fmt.Sprintf("      tls: {cert_file: %q, key_file: %q}\n",
+				certtest.Write(t, dir, tc.name+".pem", c.PEM()), certtest.Write(t, dir, tc.name+".key", c.KeyPEM(t))))
+			cfg, file, err := config.Parse("test.yaml", []byte(yamlText), func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs strings.Builder
+			p, err := Build(cfg, file, Options{Stdout: io.Discard, Stderr: io.Discard, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			if got := strings.Contains(logs.String(), "routes[0].upstream.tls.cert_file"); got != tc.warn {
+				t.Fatalf("warning logged: %v, want %v:\n%s", got, tc.warn, logs.String())
+			}
+		})
 	}
 }

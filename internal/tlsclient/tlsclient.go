@@ -140,6 +140,24 @@ func readFile(name string) ([]byte, error) {
 	return data, nil
 }
 
+// ClientCertificate returns the leaf of the client certificate, nil when
+// there is none (or it does not parse, which Load rules out), so that the
+// caller can warn about one that has expired or is not valid yet.
+func (s Settings) ClientCertificate() *x509.Certificate {
+	if s.Cert == "" {
+		return nil
+	}
+	cert, err := tls.X509KeyPair([]byte(s.Cert), []byte(s.Key))
+	if err != nil || len(cert.Certificate) == 0 {
+		return nil
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil
+	}
+	return leaf
+}
+
 // IsZero reports whether s is the standard library's behaviour.
 func (s Settings) IsZero() bool { return s == Settings{} }
 
