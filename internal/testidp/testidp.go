@@ -102,7 +102,9 @@ func WithAlgorithm(alg jose.SignatureAlgorithm) Option {
 
 // WithTLS serves the provider over HTTPS with config (its certificate,
 // and ClientAuth for a provider that requires client certificates): the
-// issuer and every endpoint are then https://127.0.0.1:<port>.
+// issuer and every endpoint are then https://127.0.0.1:<port>. Its
+// certificate must be valid for 127.0.0.1. ClientCredentialsToken does
+// not know the certificate's CA: mint tokens with Mint.
 func WithTLS(config *tls.Config) Option {
 	return func(o *options) { o.tls = config.Clone() }
 }
