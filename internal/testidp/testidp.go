@@ -19,8 +19,10 @@ import (
 	"crypto/rsa"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,13 +38,18 @@ import (
 
 // Defaults of a Provider.
 const (
-	DefaultAudience     = "gatehouse-test-api"
-	DefaultClientID     = "gatehouse-test-client"
-	DefaultSubject      = "testidp-user"
+	DefaultAudience = "gatehouse-test-api"
+	DefaultClientID = "gatehouse-test-client"
+	DefaultSubject  = "testidp-user"
+	// OpaqueClientID is a second client (same secret as ClientID) whose
+	// client_credentials tokens are opaque (zitadel's encrypted bearer
+	// tokens), not JWTs: see OpaqueToken.
+	OpaqueClientID      = "gatehouse-test-opaque"
 	defaultTokenTTL     = 5 * time.Minute
 	keysPath            = "/keys"
 	tokenPath           = "/oauth/token"
 	introspectPath      = "/oauth/introspect"
+	revokePath          = "/revoke"
 	discoveryPath       = "/.well-known/openid-configuration"
 	tokenRequestTimeout = 10 * time.Second
 )
@@ -65,6 +72,7 @@ type Provider struct {
 	TokenURL         string
 	JWKSURI          string
 	IntrospectionURL string
+	RevocationURL    string
 
 	alg jose.SignatureAlgorithm
 
@@ -73,6 +81,12 @@ type Provider struct {
 	current      *signingKey
 	cacheControl string
 	tokens       map[string]issuedToken // by jti, for introspection
+	clientKey    *jose.JSONWebKey       // private_key_jwt key of ClientID
+
+	introspections atomic.Int64
+	authMethods    map[string]int // client authentication seen at introspection
+	failStatus     int            // introspection answers this status (0: none)
+	introDelay     time.Duration  // introspection waits this long first
 
 	jwksHits atomic.Int64
 	handler  http.Handler
@@ -128,11 +142,13 @@ func Start(tb testing.TB, opts ...Option) *Provider {
 		keys:         []*signingKey{key},
 		current:      key,
 		tokens:       make(map[string]issuedToken),
+		authMethods:  make(map[string]int),
 		addr:         ln.Addr().String(),
 	}
 	p.TokenURL = p.Issuer + tokenPath
 	p.JWKSURI = p.Issuer + keysPath
 	p.IntrospectionURL = p.Issuer + introspectPath
+	p.RevocationURL = p.Issuer + revokePath
 
 	var cryptoKey [32]byte
 	if _, err := rand.Read(cryptoKey[:]); err != nil {
@@ -158,6 +174,9 @@ func Start(tb testing.TB, opts ...Option) *Provider {
 			if cc != "" {
 				w.Header().Set("Cache-Control", cc)
 			}
+		}
+		if r.URL.Path == introspectPath && !p.introspect(w, r) {
+			return
 		}
 		provider.ServeHTTP(w, r)
 	})
@@ -224,6 +243,119 @@ func (p *Provider) Restart(tb testing.TB) {
 	p.serve(ln)
 }
 
+// introspect counts an introspection request, records its client
+// authentication, applies injected failures and delays, and turns
+// client_secret_post into the Basic form zitadel's introspection endpoint
+// reads (it verifies the secret itself, through the storage). It reports
+// whether the provider should answer.
+func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) bool {
+	p.introspections.Add(1)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return false
+	}
+	method := "none"
+	switch {
+	case r.PostForm.Get("client_assertion") != "":
+		method = "private_key_jwt"
+	case r.PostForm.Get("client_secret") != "":
+		method = "client_secret_post"
+		r.SetBasicAuth(url.QueryEscape(r.PostForm.Get("client_id")), url.QueryEscape(r.PostForm.Get("client_secret")))
+		for _, f := range []url.Values{r.Form, r.PostForm} {
+			f.Del("client_secret")
+			f.Del("client_id")
+		}
+	case r.Header.Get("Authorization") != "":
+		method = "client_secret_basic"
+	}
+	p.mu.Lock()
+	p.authMethods[method]++
+	status, delay := p.failStatus, p.introDelay
+	p.mu.Unlock()
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	if status != 0 {
+		http.Error(w, "injected failure", status)
+		return false
+	}
+	return true
+}
+
+// Introspections reports how many introspection requests arrived.
+func (p *Provider) Introspections() int64 { return p.introspections.Load() }
+
+// IntrospectionAuthMethods reports how many introspection requests
+// arrived with each client authentication (client_secret_basic,
+// client_secret_post, private_key_jwt, none), whether or not it verified.
+func (p *Provider) IntrospectionAuthMethods() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]int, len(p.authMethods))
+	for k, v := range p.authMethods {
+		out[k] = v
+	}
+	return out
+}
+
+// FailIntrospection makes the introspection endpoint answer status (a 5xx,
+// say) until called with 0.
+func (p *Provider) FailIntrospection(status int) {
+	p.mu.Lock()
+	p.failStatus = status
+	p.mu.Unlock()
+}
+
+// DelayIntrospection makes every introspection request wait d first.
+func (p *Provider) DelayIntrospection(d time.Duration) {
+	p.mu.Lock()
+	p.introDelay = d
+	p.mu.Unlock()
+}
+
+// SetClientKey registers the public key of ClientID's private_key_jwt
+// client assertions (RFC 7523): their iss and sub must be ClientID, their
+// aud the Issuer, and kid (if the key has one) must match.
+func (p *Provider) SetClientKey(kid string, pub crypto.PublicKey) {
+	p.mu.Lock()
+	p.clientKey = &jose.JSONWebKey{Key: pub, KeyID: kid, Use: "sig"}
+	p.mu.Unlock()
+}
+
+// OpaqueToken performs a client_credentials grant as OpaqueClientID and
+// returns its opaque access token (not a JWT). Introspection of it
+// answers sub=client_id=OpaqueClientID, aud=[Audience], the scopes,
+// iss, iat, nbf, exp (5 minutes), token_type Bearer.
+func (p *Provider) OpaqueToken(tb testing.TB, scopes ...string) string {
+	tb.Helper()
+	return p.grant(tb, OpaqueClientID, scopes)
+}
+
+// Revoke revokes an access token at the revocation endpoint (RFC 7009),
+// as ClientID with client_secret_basic: introspection answers
+// active=false for it from then on.
+func (p *Provider) Revoke(tb testing.TB, token string) {
+	tb.Helper()
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	req, err := http.NewRequest(http.MethodPost, p.RevocationURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		tb.Fatalf("testidp: %v", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(p.ClientID), url.QueryEscape(p.ClientSecret))
+	client := &http.Client{Timeout: tokenRequestTimeout, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	res, err := client.Do(req)
+	if err != nil {
+		tb.Fatalf("testidp: revocation: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		tb.Fatalf("testidp: revocation answered %d", res.StatusCode)
+	}
+}
+
 // JWKSHits reports how many times the JWKS endpoint was requested.
 func (p *Provider) JWKSHits() int64 { return p.jwksHits.Load() }
 
@@ -281,8 +413,13 @@ func (p *Provider) RetireOldKeys() {
 // were requested). Its header typ is "JWT" (zitadel's choice, not "at+jwt").
 func (p *Provider) ClientCredentialsToken(tb testing.TB, scopes ...string) string {
 	tb.Helper()
+	return p.grant(tb, p.ClientID, scopes)
+}
+
+func (p *Provider) grant(tb testing.TB, clientID string, scopes []string) string {
+	tb.Helper()
 	cfg := clientcredentials.Config{
-		ClientID:     p.ClientID,
+		ClientID:     clientID,
 		ClientSecret: p.ClientSecret,
 		TokenURL:     p.TokenURL,
 		Scopes:       scopes,
