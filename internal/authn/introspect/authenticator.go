@@ -49,7 +49,7 @@ func (a *Authenticator) Method() identity.Method { return identity.MethodIntrosp
 // Authenticate reads the Authorization header's Bearer token exactly as
 // the jwt method does (never a query parameter or form field), and:
 //   - no Bearer credential: authn.ErrNoCredential;
-//   - a JWT (three or five dot-separated base64url segments), unless
+//   - a JWS (three dot-separated base64url segments), unless
 //     confirm_jwt: "not mine" (token_unsupported), so that the jwt method
 //     verifies it;
 //   - a value that is not a bearer token's syntax: token_malformed;
@@ -67,7 +67,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*identity.Identity, error
 		return nil, failure(authn.ReasonTooLarge, "The access token is too large.",
 			fmt.Errorf("authn/introspect: token of %d bytes exceeds %d", len(token), a.maxBytes))
 	}
-	if !a.confirmJWT && jwt.IsCompact(token) {
+	if !a.confirmJWT && jwt.IsJWS(token) {
 		return nil, authn.NotMine(failure(authn.ReasonUnsupported,
 			"The bearer token is a JWT; this route introspects only opaque tokens.", errJWT))
 	}

@@ -91,12 +91,13 @@ func ProviderFromConfig(pc config.IdentityProvider) Provider {
 	return p
 }
 
-// IsCompact reports whether raw has the form of a JWS or JWE compact
-// serialisation (three or five dot-separated segments of base64url
-// characters): a JWT, not an opaque token. Structural only.
-func IsCompact(raw string) bool {
+// IsJWS reports whether raw has the form of a JWS compact serialisation
+// (three dot-separated segments of base64url characters): a signed JWT
+// the jwt method verifies. A JWE (five segments) is not: the gateway
+// cannot read it, so it is as opaque as any other token. Structural only.
+func IsJWS(raw string) bool {
 	parts, clean := shape(raw)
-	return (parts == 3 || parts == 5) && clean
+	return parts == 3 && clean
 }
 
 // B64Token reports whether raw is a bearer credential's syntax (RFC 6750
