@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
@@ -143,7 +144,9 @@ type answer struct {
 // A cached answer is reused without a call; concurrent introspections of
 // one token make one call.
 func (in *Introspector) Introspect(ctx context.Context, token string) (*identity.Identity, error) {
-	key := sha256.Sum256([]byte(token))
+	// The slice aliases the string only for the duration of the hash,
+	// which neither keeps nor changes it: no copy of the token.
+	key := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 	now := in.now()
 	if e := in.cache.get(&key, now); e != nil {
 		if in.obs != nil {
@@ -158,6 +161,13 @@ func (in *Introspector) Introspect(ctx context.Context, token string) (*identity
 	if in.obs != nil {
 		in.obs.CacheLookup(false)
 	}
+	return in.miss(ctx, key, token)
+}
+
+// miss asks the provider (or waits for the call already asking about the
+// same token). Apart from Introspect so that the hit path keeps its key on
+// the stack.
+func (in *Introspector) miss(ctx context.Context, key [32]byte, token string) (*identity.Identity, error) {
 	ch := in.group.DoChan(string(key[:]), func() (any, error) { return in.call(&key, token) })
 	select {
 	case <-ctx.Done():

@@ -161,7 +161,7 @@ func TestScriptedConfig(t *testing.T) {
 		{"duplicate block", strings.Replace(scriptedConfig, "accept: [open-sesame]\n", "accept: [open-sesame]\n      scripted: {accept: [x]}\n", 1),
 			[]string{`routes[0].authenticate.scripted: duplicate key "scripted"`}},
 		{"unknown method names the registered ones", strings.Replace(scriptedConfig, "methods: [scripted]", "methods: [scripted, magic]", 1),
-			[]string{`"magic" is not a known method (api_key, jwt, scripted)`}},
+			[]string{`"magic" is not a known method (api_key, introspection, jwt, scripted)`}},
 		{"primary outside an AND chain", strings.Replace(scriptedConfig, "methods: [scripted]", "methods: [scripted]\n      primary: scripted", 1),
 			[]string{`routes[0].authenticate.primary: applies to require_all chains only`}},
 		{"primary not listed", strings.Replace(scriptedConfig, "methods: [scripted]", "methods: [scripted]\n      require_all: true\n      primary: jwt", 1),
