@@ -85,6 +85,9 @@ type ProviderIntrospection struct {
 	// the provider's issuer (RFC 7523 section 3: the authorization
 	// server's identity).
 	AssertionAudience string `yaml:"assertion_audience" desc:"aud of private_key_jwt assertions. Default: the provider's issuer (its identity, RFC 7523 section 3); some servers want the endpoint URL instead."`
+	// ResponseFormat json (RFC 7662) or jwt (RFC 9701: a signed answer,
+	// verified with the provider's signing keys). Default json.
+	ResponseFormat string `yaml:"response_format" enum:"json,jwt" desc:"json: plain RFC 7662 answers; jwt: ask for signed answers (RFC 9701, application/token-introspection+jwt) and accept nothing else, verified with the provider's signing keys (discovery, jwks_uri or static_keys). Default json."`
 	// Timeout bounds one introspection call. Default 3s.
 	Timeout Duration `yaml:"timeout" desc:"Timeout of one introspection call (and of the discovery fetch); an expired call answers 503. Default 3s."`
 	// CacheTTL is the longest an active answer is reused: a token revoked
@@ -108,6 +111,7 @@ type ProviderIntrospection struct {
 
 func (p *ProviderIntrospection) setDefaults() {
 	p.ClientAuth = "client_secret_basic"
+	p.ResponseFormat = "json"
 	p.Timeout = Duration(3 * time.Second)
 	p.CacheTTL = Duration(60 * time.Second)
 	p.NegativeCacheTTL = Duration(10 * time.Second)

@@ -18,10 +18,12 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -87,6 +89,7 @@ type Provider struct {
 	authMethods    map[string]int // client authentication seen at introspection
 	failStatus     int            // introspection answers this status (0: none)
 	introDelay     time.Duration  // introspection waits this long first
+	signedMode     SignedMode
 
 	jwksHits atomic.Int64
 	handler  http.Handler
@@ -175,8 +178,14 @@ func Start(tb testing.TB, opts ...Option) *Provider {
 				w.Header().Set("Cache-Control", cc)
 			}
 		}
-		if r.URL.Path == introspectPath && !p.introspect(w, r) {
-			return
+		if r.URL.Path == introspectPath {
+			if !p.introspect(w, r) {
+				return
+			}
+			if strings.Contains(r.Header.Get("Accept"), "application/token-introspection+jwt") {
+				p.signedIntrospection(w, r, provider)
+				return
+			}
 		}
 		provider.ServeHTTP(w, r)
 	})
@@ -280,6 +289,77 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// SignedMode is how the provider answers a request for a signed
+// introspection answer (RFC 9701).
+type SignedMode int
+
+// Signed answer modes.
+const (
+	// SignedHonest signs the answer with the current key (the default).
+	SignedHonest SignedMode = iota
+	// SignedForged signs it with a key the provider does not publish.
+	SignedForged
+	// SignedPlain ignores the Accept header and answers plain JSON.
+	SignedPlain
+)
+
+// SetSignedMode sets how signed introspection answers are made.
+func (p *Provider) SetSignedMode(m SignedMode) {
+	p.mu.Lock()
+	p.signedMode = m
+	p.mu.Unlock()
+}
+
+// signedIntrospection answers an introspection request that asks for
+// application/token-introspection+jwt (RFC 9701): zitadel's JSON answer,
+// wrapped in a JWT {iss, aud: ClientID, iat, token_introspection} with typ
+// token-introspection+jwt, signed with the current key.
+func (p *Provider) signedIntrospection(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	p.mu.Lock()
+	mode := p.signedMode
+	p.mu.Unlock()
+	if mode == SignedPlain {
+		next.ServeHTTP(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	next.ServeHTTP(rec, r)
+	if rec.Code != http.StatusOK {
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+		return
+	}
+	var answer map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+		http.Error(w, "testidp: bad answer", http.StatusInternalServerError)
+		return
+	}
+	kid, priv, alg := p.SigningKey()
+	if mode == SignedForged {
+		forged, err := newSigningKey(alg)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		priv = forged.priv
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: priv, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType("token-introspection+jwt"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	token, err := jwt.Signed(signer).Claims(map[string]any{
+		"iss": p.Issuer, "aud": p.ClientID, "iat": time.Now().Unix(), "token_introspection": answer,
+	}).Serialize()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/token-introspection+jwt")
+	_, _ = io.WriteString(w, token)
 }
 
 // Introspections reports how many introspection requests arrived.

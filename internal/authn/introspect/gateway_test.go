@@ -19,7 +19,7 @@ import (
 // gatewayConfig has two routes: /api accepts JWTs and opaque tokens
 // (methods [jwt, introspection]); /payouts wants a JWT confirmed by
 // introspection (require_all, confirm_jwt).
-func gatewayConfig(idp *testidp.Provider, upstream string) string {
+func gatewayConfig(idp *testidp.Provider, upstream, extra string) string {
 	return `identity_providers:
   - name: idp
     issuer: ` + idp.Issuer + `
@@ -29,7 +29,7 @@ func gatewayConfig(idp *testidp.Provider, upstream string) string {
       client_id: ` + idp.ClientID + `
       client_secret: ` + idp.ClientSecret + `
       timeout: 500ms
-routes:
+` + extra + `routes:
   - name: api
     match: {path_prefix: /api}
     authenticate:
@@ -54,7 +54,7 @@ type gateway struct {
 	seen chan http.Header
 }
 
-func startGateway(t *testing.T, idp *testidp.Provider, scope *resource.Scope) *gateway {
+func startGateway(t *testing.T, idp *testidp.Provider, scope *resource.Scope, extra string) *gateway {
 	t.Helper()
 	g := &gateway{seen: make(chan http.Header, 1)}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -65,7 +65,7 @@ func startGateway(t *testing.T, idp *testidp.Provider, scope *resource.Scope) *g
 		_, _ = io.WriteString(w, "upstream")
 	}))
 	t.Cleanup(up.Close)
-	yaml := gatewayConfig(idp, up.URL)
+	yaml := gatewayConfig(idp, up.URL, extra)
 	cfg, file, err := config.Parse("gatehouse.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func TestThroughListener(t *testing.T) {
 	reg := resource.New()
 	scope := reg.Scope()
 	t.Cleanup(scope.Close)
-	g := startGateway(t, idp, scope)
+	g := startGateway(t, idp, scope, "")
 
 	opaque := idp.OpaqueToken(t, "orders:read")
 	jwtToken := idp.ClientCredentialsToken(t, "orders:read")
@@ -179,7 +179,7 @@ func TestThroughListener(t *testing.T) {
 	t.Run("a reload keeps the cache warm", func(t *testing.T) {
 		next := reg.Scope()
 		defer next.Close()
-		g2 := startGateway(t, idp, next)
+		g2 := startGateway(t, idp, next, "")
 		before := idp.Introspections()
 		if res, body, _ := g2.get(t, "/api/x", opaque); res.StatusCode != 200 {
 			t.Fatalf("%d %s", res.StatusCode, body)
@@ -200,5 +200,35 @@ func assertProblem(t *testing.T, res *http.Response, body, typ string) {
 	}
 	if err := json.Unmarshal([]byte(body), &p); err != nil || p.Type != typ {
 		t.Fatalf("problem %s, want type %s", body, typ)
+	}
+}
+
+// TestSignedAnswers: with response_format jwt, only an answer signed by
+// the provider's key (RFC 9701) is accepted; a forged signature or a
+// plain JSON answer (a downgrade) fails closed.
+func TestSignedAnswers(t *testing.T) {
+	idp := testidp.Start(t)
+	g := startGateway(t, idp, nil, "      response_format: jwt\n")
+	for _, tc := range []struct {
+		name   string
+		mode   testidp.SignedMode
+		token  string
+		status int
+	}{
+		{"signed by the provider", testidp.SignedHonest, idp.OpaqueToken(t), 200},
+		{"inactive, signed", testidp.SignedHonest, "dW5rbm93bi1zaWduZWQ", 401},
+		{"forged signature", testidp.SignedForged, idp.OpaqueToken(t), 503},
+		{"plain JSON answer", testidp.SignedPlain, idp.OpaqueToken(t), 503},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			idp.SetSignedMode(tc.mode)
+			res, body, seen := g.get(t, "/api/x", tc.token)
+			if res.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.status, body)
+			}
+			if tc.status == 200 && seen.Get("X-Auth-Subject") != testidp.OpaqueClientID {
+				t.Fatalf("identity headers %v", seen)
+			}
+		})
 	}
 }

@@ -86,7 +86,7 @@ func introspector(t testing.TB, idp *testidp.Provider, block string, clk *clock,
 	if clk != nil {
 		now = clk.Now
 	}
-	in, err := introspect.NewIntrospector(cfg.IdentityProviders[0], now, obs)
+	in, err := introspect.NewIntrospector(cfg.IdentityProviders[0], introspect.Deps{Now: now, Observer: obs})
 	if err != nil {
 		t.Fatal(err)
 	}

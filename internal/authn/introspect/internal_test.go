@@ -23,7 +23,7 @@ func testIntrospector(t testing.TB, now time.Time) *Introspector {
 			ClientAuth: "client_secret_basic", Timeout: config.Duration(time.Second), CacheTTL: config.Duration(time.Minute),
 			NegativeCacheTTL: config.Duration(10 * time.Second), CacheSize: 100, MaxConcurrent: 1, RateLimit: 1},
 	}
-	in, err := NewIntrospector(pc, func() time.Time { return now }, nil)
+	in, err := NewIntrospector(pc, Deps{Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 
@@ -82,15 +83,28 @@ type Introspector struct {
 	slots     chan struct{}
 	limiter   *rate.Limiter
 	obs       ProviderObserver
+	signed    *signedAnswers // response_format jwt; nil: json
 }
 
-// NewIntrospector compiles an introspecting provider. now is the clock
-// (nil: time.Now), obs may be nil.
-func NewIntrospector(pc config.IdentityProvider, now func() time.Time, obs ProviderObserver) (*Introspector, error) {
+// Deps are what an Introspector uses besides its configuration.
+type Deps struct {
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// Observer sees cache lookups and calls (nil: none).
+	Observer ProviderObserver
+	// Keys and Algorithms verify signed answers (response_format jwt):
+	// the provider's signing keys, as the jwt method uses them.
+	Keys       jwt.KeySource
+	Algorithms []jose.SignatureAlgorithm
+}
+
+// NewIntrospector compiles an introspecting provider.
+func NewIntrospector(pc config.IdentityProvider, deps Deps) (*Introspector, error) {
 	in := pc.Introspection
 	if in == nil {
 		return nil, fmt.Errorf("authn/introspect: provider %q has no introspection block", pc.Name)
 	}
+	now := deps.Now
 	if now == nil {
 		now = time.Now
 	}
@@ -107,7 +121,15 @@ func NewIntrospector(pc config.IdentityProvider, now func() time.Time, obs Provi
 		timeout = 3 * time.Second
 	}
 	size, slots, perSecond := max(in.CacheSize, 1), max(in.MaxConcurrent, 1), max(in.RateLimit, 1)
+	var signed *signedAnswers
+	if in.ResponseFormat == "jwt" {
+		if deps.Keys == nil || len(deps.Algorithms) == 0 {
+			return nil, fmt.Errorf("authn/introspect: provider %q: response_format jwt needs the provider's signing keys", pc.Name)
+		}
+		signed = &signedAnswers{keys: deps.Keys, algs: deps.Algorithms, issuer: pc.Issuer, clientID: in.ClientID, skew: pc.ClockSkew.Std()}
+	}
 	return &Introspector{
+		signed:    signed,
 		name:      pc.Name,
 		issuer:    pc.Issuer,
 		rules:     rules,
@@ -122,7 +144,7 @@ func NewIntrospector(pc config.IdentityProvider, now func() time.Time, obs Provi
 		cache:     newCache(size, in.StaleIfError.Std()),
 		slots:     make(chan struct{}, slots),
 		limiter:   rate.NewLimiter(rate.Limit(perSecond), perSecond),
-		obs:       obs,
+		obs:       deps.Observer,
 	}, nil
 }
 
@@ -250,7 +272,11 @@ func (in *Introspector) ask(ctx context.Context, token string) (map[string]any, 
 	req.Body = io.NopCloser(strings.NewReader(body))
 	req.ContentLength = int64(len(body))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
+	if in.signed != nil {
+		req.Header.Set("Accept", jwtResponseType)
+	} else {
+		req.Header.Set("Accept", "application/json")
+	}
 	req.Header.Set("User-Agent", in.userAgent)
 	res, err := in.client.Do(req)
 	if err != nil {
@@ -267,7 +293,12 @@ func (in *Introspector) ask(ctx context.Context, token string) (map[string]any, 
 	case len(raw) > maxResponseBytes:
 		return nil, ResultError, in.unavailable(errors.New("authn/introspect: answer too large"))
 	}
-	claims, err := parseResponse(raw)
+	var claims map[string]any
+	if in.signed != nil {
+		claims, err = in.signed.parseSigned(ctx, res.Header.Get("Content-Type"), raw, in.now())
+	} else {
+		claims, err = parseResponse(raw)
+	}
 	if err != nil {
 		return nil, ResultError, in.unavailable(err)
 	}

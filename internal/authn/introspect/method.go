@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authn/jwt"
 	"github.com/gatehouse/gatehouse/internal/authn/registry"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
@@ -118,7 +119,17 @@ func build(env registry.Env) (authn.Authenticator, error) {
 		if obs, ok := env.Observer.(Observer); ok {
 			po = obs.Introspection(pc.Name)
 		}
-		in, err := NewIntrospector(*pc, env.Now, po)
+		deps := Deps{Now: env.Now, Observer: po}
+		if pc.Introspection.ResponseFormat == "jwt" {
+			// Signed answers are verified with the provider's keys, the
+			// key set the jwt method uses.
+			if v, err := env.Shared(jwt.SharedVerifier); err == nil {
+				if verifier, ok := v.(*jwt.Verifier); ok {
+					deps.Keys, deps.Algorithms, _ = verifier.Keys(pc.Name)
+				}
+			}
+		}
+		in, err := NewIntrospector(*pc, deps)
 		if err != nil {
 			return nil, nil, err
 		}

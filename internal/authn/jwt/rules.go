@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -134,4 +135,15 @@ func BearerToken(r *http.Request) (token string, ok bool, err error) {
 		return "", true, errNoToken
 	}
 	return token, true, nil
+}
+
+// Keys returns the key source and algorithms of the named provider, for
+// checking other JWTs the provider signs (signed introspection answers,
+// RFC 9701).
+func (v *Verifier) Keys(provider string) (KeySource, []jose.SignatureAlgorithm, bool) {
+	p, ok := v.byName[provider]
+	if !ok {
+		return nil, nil, false
+	}
+	return p.keys, slices.Clone(p.algs), true
 }
