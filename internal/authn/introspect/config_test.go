@@ -57,6 +57,8 @@ func TestConfig(t *testing.T) {
 		{"confirm_jwt in an OR chain with jwt", route("      methods: [jwt, introspection]\n      introspection: {provider: a, confirm_jwt: true}\n"),
 			"confirm_jwt needs require_all: true"},
 		{"confirm_jwt in an AND chain", route("      methods: [jwt, introspection]\n      require_all: true\n      introspection: {provider: a, confirm_jwt: true}\n"), ""},
+		{"AND chain with jwt, no confirm_jwt", route("      methods: [jwt, introspection]\n      require_all: true\n      introspection: {provider: a}\n"),
+			"require_all with jwt and introspection needs introspection.confirm_jwt: true"},
 		{"block without the method", route("      methods: [jwt]\n      introspection: {provider: a}\n"),
 			"applies to the introspection method, which is not listed"},
 		{"unknown option", route("      methods: [introspection]\n      introspection: {provider: a, bogus: 1}\n"), `unknown key "bogus"`},

@@ -93,13 +93,19 @@ func validate(m config.RouteMethod) config.Errors {
 	if _, key, err := providerFor(m.Config, m.Route, o); err != nil {
 		errs = append(errs, m.Errorf(key, "%v", err))
 	}
-	if o != nil && o.ConfirmJWT {
-		a := m.Route.Authenticate
-		if slices.Contains(a.Methods, string(identity.MethodJWT)) && !a.RequireAll {
-			// In an OR chain the jwt method answers for a JWT alone (or
-			// introspection does, before it): one of the two never runs.
-			errs = append(errs, m.Errorf("introspection.confirm_jwt", "with jwt also listed, confirm_jwt needs require_all: true (every JWT must verify and be active)"))
-		}
+	a := m.Route.Authenticate
+	withJWT := slices.Contains(a.Methods, string(identity.MethodJWT))
+	confirm := o != nil && o.ConfirmJWT
+	switch {
+	case confirm && withJWT && !a.RequireAll:
+		// In an OR chain the jwt method answers for a JWT alone (or
+		// introspection does, before it): one of the two never runs.
+		errs = append(errs, m.Errorf("introspection.confirm_jwt", "with jwt also listed, confirm_jwt needs require_all: true (every JWT must verify and be active)"))
+	case !confirm && withJWT && a.RequireAll:
+		// Both read the one bearer token: without confirm_jwt no token
+		// can satisfy both (a JWT is not introspected, an opaque token
+		// is not a JWT).
+		errs = append(errs, m.Errorf("methods", "require_all with jwt and introspection needs introspection.confirm_jwt: true: both read the same bearer token, which is introspected only with confirm_jwt"))
 	}
 	return errs
 }
