@@ -30,6 +30,14 @@ func (c *clock) Now() time.Time {
 	return c.t
 }
 
+// Reset sets the clock to the real time: call it after minting a token,
+// whose nbf (whole seconds) must not be after the clock.
+func (c *clock) Reset() {
+	c.mu.Lock()
+	c.t = time.Now()
+	c.mu.Unlock()
+}
+
 func (c *clock) Add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)

@@ -115,6 +115,7 @@ func TestRevocationWithinCacheBound(t *testing.T) {
 	clk := newClock()
 	a := introspect.NewAuthenticator(introspector(t, idp, basicBlock(idp, "      cache_ttl: 30s\n"), clk, nil), 0, false)
 	token := idp.OpaqueToken(t)
+	clk.Reset()
 	if _, err := authenticate(a, token); err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +138,7 @@ func TestCacheNeverOutlivesExp(t *testing.T) {
 	clk := newClock()
 	a := introspect.NewAuthenticator(introspector(t, idp, basicBlock(idp, "      cache_ttl: 24h\n      stale_if_error: 24h\n"), clk, nil), 0, false)
 	token := idp.OpaqueToken(t) // exp in 5 minutes
+	clk.Reset()
 	id, err := authenticate(a, token)
 	if err != nil {
 		t.Fatal(err)
@@ -201,6 +203,7 @@ func TestStaleIfError(t *testing.T) {
 	clk := newClock()
 	a := introspect.NewAuthenticator(introspector(t, idp, basicBlock(idp, "      cache_ttl: 10s\n      stale_if_error: 20s\n"), clk, nil), 0, false)
 	token := idp.OpaqueToken(t)
+	clk.Reset()
 	if _, err := authenticate(a, token); err != nil {
 		t.Fatal(err)
 	}
