@@ -31,6 +31,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	authnapikey "github.com/gatehouse/gatehouse/internal/authn/apikey"
+	"github.com/gatehouse/gatehouse/internal/authn/introspect"
 	"github.com/gatehouse/gatehouse/internal/keyset"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
@@ -74,6 +75,9 @@ func registry(t *testing.T) map[string]family {
 	m.APIKeyStore("embedded", time.Millisecond, authnapikey.StoreError)
 	m.KeyFetch("idp", nil)
 	m.ClientCertificate("partners", "cert_revoked")
+	io := m.Introspection("idp")
+	io.CacheLookup(false)
+	io.Call(time.Millisecond, introspect.ResultActive)
 	m.Reloaded(nil, "0123abcd")
 
 	gathered, err := m.Registry().Gather()

@@ -1,5 +1,7 @@
 package config
 
+import "time"
+
 // IdentityProvider is a trusted issuer of JWT access tokens (an OIDC
 // provider such as Okta, Auth0, Keycloak, Entra ID, Cognito or Google).
 // Several may be configured at once (federation): a token's iss selects its
@@ -46,12 +48,78 @@ type IdentityProvider struct {
 	Claims ClaimsMapping `yaml:"claims" desc:"How token claims map to the caller's identity."`
 	// Keys tunes fetching and caching of the provider's signing keys.
 	Keys KeyCache `yaml:"keys" desc:"Signing key fetching and caching."`
+	// Introspection makes the provider's opaque access tokens usable, by
+	// token introspection (RFC 7662); see docs/introspection.md. nil: the
+	// provider is not introspected.
+	Introspection *ProviderIntrospection `yaml:"introspection" desc:"Token introspection (RFC 7662) at this provider, for opaque access tokens (the introspection method). Default: none."`
 	// InsecureAllowHTTP permits http:// issuer and JWKS URLs. Only for
 	// tests and local development: keys fetched over plain HTTP can be
 	// replaced by anyone on the network path. Default false.
 	InsecureAllowHTTP bool `yaml:"insecure_allow_http" desc:"Allow http:// issuer and JWKS URLs (local development only: keys could be tampered with in transit). Default false."`
 	// TLS configures the discovery and JWKS fetches (see ProviderTLS).
 	TLS *ProviderTLS `yaml:"tls" desc:"TLS of the discovery and JWKS fetches: a private CA, a client certificate, the minimum version (docs/authentication.md). Only for keys fetched over https. Default: the system roots."`
+}
+
+// ProviderIntrospection is how the gateway asks a provider whether a
+// token is active (RFC 7662): where, as which client, and how long the
+// answer is remembered. Every setting here is part of the key of the
+// provider's introspection cache, so a reload that changes none of them
+// keeps the cache warm.
+type ProviderIntrospection struct {
+	// Endpoint is the introspection URL. Default: introspection_endpoint
+	// of the provider's discovery document (OpenID Connect discovery, then
+	// RFC 8414 metadata), fetched on first use.
+	Endpoint string `yaml:"endpoint" desc:"Introspection endpoint URL. Default: introspection_endpoint from the provider's discovery document (<issuer>/.well-known/openid-configuration, then RFC 8414 oauth-authorization-server), fetched on first use."`
+	// ClientID is the gateway's client at the provider. Required.
+	ClientID string `yaml:"client_id" desc:"The gateway's OAuth client id at the provider. Required."`
+	// ClientAuth is how the gateway authenticates to the endpoint.
+	ClientAuth string `yaml:"client_auth" enum:"client_secret_basic,client_secret_post,private_key_jwt" desc:"Client authentication at the endpoint: client_secret_basic, client_secret_post or private_key_jwt (RFC 7523, signed with private_key_file). Default client_secret_basic."`
+	// ClientSecret for client_secret_basic and client_secret_post; give it
+	// through ${ENV}.
+	ClientSecret string `yaml:"client_secret" desc:"Client secret for client_secret_basic and client_secret_post; use ${ENV}, never inline."`
+	// PrivateKeyFile signs private_key_jwt assertions: a PEM (PKCS#8,
+	// PKCS#1 or SEC 1) or JWK private key, RSA, EC or Ed25519.
+	PrivateKeyFile string `yaml:"private_key_file" desc:"Private key (PEM or JWK; RSA, EC P-256/384/521 or Ed25519) that signs private_key_jwt client assertions. Required for private_key_jwt."`
+	// PrivateKeyID is the kid header of the assertions. Default: the JWK's
+	// kid, else none.
+	PrivateKeyID string `yaml:"private_key_id" desc:"kid header of private_key_jwt assertions. Default: the JWK's kid, else none."`
+	// AssertionAudience is the aud of private_key_jwt assertions. Default:
+	// the provider's issuer (RFC 7523 section 3: the authorization
+	// server's identity).
+	AssertionAudience string `yaml:"assertion_audience" desc:"aud of private_key_jwt assertions. Default: the provider's issuer (its identity, RFC 7523 section 3); some servers want the endpoint URL instead."`
+	// ResponseFormat json (RFC 7662) or jwt (RFC 9701: a signed answer,
+	// verified with the provider's signing keys). Default json.
+	ResponseFormat string `yaml:"response_format" enum:"json,jwt" desc:"json: plain RFC 7662 answers; jwt: ask for signed answers (RFC 9701, application/token-introspection+jwt) and accept nothing else, verified with the provider's signing keys (discovery, jwks_uri or static_keys). Default json."`
+	// Timeout bounds one introspection call. Default 3s.
+	Timeout Duration `yaml:"timeout" desc:"Timeout of one introspection call (and of the discovery fetch); an expired call answers 503. Default 3s."`
+	// CacheTTL is the longest an active answer is reused: a token revoked
+	// at the provider is refused within this bound. Default 60s.
+	CacheTTL Duration `yaml:"cache_ttl" desc:"Longest time an active answer is reused; never past the token's exp. A token revoked at the provider is refused within this bound. Default 60s; 0 disables caching of active answers."`
+	// NegativeCacheTTL is how long an inactive (or refused) answer is
+	// reused. Default 10s.
+	NegativeCacheTTL Duration `yaml:"negative_cache_ttl" desc:"How long an inactive or refused answer is reused, so that a flood of one bad token costs one call. Default 10s; 0 disables."`
+	// CacheSize bounds the cache: when full, the entry that expires soonest
+	// is evicted. Default 10000.
+	CacheSize int `yaml:"cache_size" desc:"Most cached answers; when full, the one expiring soonest is evicted. Default 10000."`
+	// StaleIfError serves an active answer up to this long past its cache
+	// expiry (never past the token's exp) while the provider is
+	// unreachable. Default 0: fail closed at once.
+	StaleIfError Duration `yaml:"stale_if_error" desc:"While the endpoint is unreachable, keep serving an active answer up to this long past its cache expiry (never past the token's exp). Default 0: fail closed (503) at once. A token revoked during an outage keeps working this much longer."`
+	// MaxConcurrent bounds the calls in flight to the endpoint. Default 16.
+	MaxConcurrent int `yaml:"max_concurrent" desc:"Most introspection calls in flight at once; more wait (within timeout) and then answer 503. Default 16."`
+	// RateLimit bounds the calls per second to the endpoint. Default 100.
+	RateLimit int `yaml:"rate_limit" desc:"Most introspection calls per second (burst of the same size); more wait (within timeout) and then answer 503. Default 100."`
+}
+
+func (p *ProviderIntrospection) setDefaults() {
+	p.ClientAuth = "client_secret_basic"
+	p.ResponseFormat = "json"
+	p.Timeout = Duration(3 * time.Second)
+	p.CacheTTL = Duration(60 * time.Second)
+	p.NegativeCacheTTL = Duration(10 * time.Second)
+	p.CacheSize = 10000
+	p.MaxConcurrent = 16
+	p.RateLimit = 100
 }
 
 // StaticKeys are verification keys given in the configuration.

@@ -29,6 +29,10 @@ type MethodSpec struct {
 	// configuration, the route and its decoded options block (nil when the
 	// route gives none). It returns errors made with RouteMethod.Errorf.
 	Validate func(RouteMethod) Errors
+	// ReadsProviders: the method reads authenticate.providers (the
+	// identity providers accepted on the route), so the key is valid on a
+	// route that lists it. jwt always does.
+	ReadsProviders bool
 }
 
 // RouteMethod is one route's use of a method, as its Validate hook sees it.
@@ -125,6 +129,15 @@ func KnownMethod(name string) bool {
 	defer methodsMu.RUnlock()
 	_, ok := methods[name]
 	return ok
+}
+
+// readsProviders reports whether method reads authenticate.providers.
+func readsProviders(name string) bool {
+	if name == "jwt" {
+		return true
+	}
+	s := methodSpec(name)
+	return s != nil && s.ReadsProviders
 }
 
 func methodSpec(name string) *MethodSpec {

@@ -98,6 +98,7 @@ func validateAuth(c *Config, f *File) Errors {
 		if p.MaxTokenSize < 1024 {
 			add(path+".max_token_size", "must be at least 1KiB")
 		}
+		errs = append(errs, validateIntrospection(p, path+".introspection", f)...)
 		k := p.Keys
 		if k.MinRefreshInterval > k.MaxRefreshInterval {
 			add(path+".keys.min_refresh_interval", "must not exceed max_refresh_interval")
@@ -165,7 +166,7 @@ func validateAuth(c *Config, f *File) Errors {
 			if a.APIKeyQueryParam != "" && !seen["api_key"] {
 				add(ap+".api_key_query_param", "applies to the api_key method, which is not listed")
 			}
-			if len(a.Providers) > 0 && !seen["jwt"] {
+			if len(a.Providers) > 0 && !slices.ContainsFunc(a.Methods, readsProviders) {
 				add(ap+".providers", "providers applies to the jwt method, which is not listed")
 			}
 			switch {
@@ -216,6 +217,59 @@ func validateIdentityHeaders(h IdentityHeaders, path string, f *File) Errors {
 	}
 	for claim, name := range h.Claims {
 		check("claims."+claim, name)
+	}
+	return errs
+}
+
+// validateIntrospection checks a provider's introspection block.
+func validateIntrospection(p IdentityProvider, path string, f *File) Errors {
+	in := p.Introspection
+	if in == nil {
+		return nil
+	}
+	var errs Errors
+	add := func(key, format string, args ...any) { errs = append(errs, f.Errorf(path+key, format, args...)) }
+	if in.Endpoint != "" {
+		if err := checkProviderURL(in.Endpoint, p.InsecureAllowHTTP); err != nil {
+			add(".endpoint", "%v", err)
+		}
+	}
+	if in.ClientID == "" {
+		add(".client_id", "required: the endpoint answers only authenticated clients")
+	}
+	switch in.ClientAuth {
+	case "client_secret_basic", "client_secret_post":
+		if in.ClientSecret == "" {
+			add(".client_secret", "required for %s", in.ClientAuth)
+		}
+		if in.PrivateKeyFile != "" {
+			add(".private_key_file", "applies to private_key_jwt only")
+		}
+	case "private_key_jwt":
+		if in.PrivateKeyFile == "" {
+			add(".private_key_file", "required for private_key_jwt")
+		}
+		if in.ClientSecret != "" {
+			add(".client_secret", "not used with private_key_jwt: remove it")
+		}
+	}
+	if in.AssertionAudience != "" && in.ClientAuth != "private_key_jwt" {
+		add(".assertion_audience", "applies to private_key_jwt only")
+	}
+	if in.Timeout <= 0 {
+		add(".timeout", "must be greater than 0")
+	}
+	if in.CacheTTL < 0 || in.NegativeCacheTTL < 0 || in.StaleIfError < 0 {
+		add("", "cache_ttl, negative_cache_ttl and stale_if_error cannot be negative")
+	}
+	if in.CacheSize < 1 {
+		add(".cache_size", "must be at least 1")
+	}
+	if in.MaxConcurrent < 1 {
+		add(".max_concurrent", "must be at least 1")
+	}
+	if in.RateLimit < 1 {
+		add(".rate_limit", "must be at least 1")
 	}
 	return errs
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	authnapikey "github.com/gatehouse/gatehouse/internal/authn/apikey"
+	"github.com/gatehouse/gatehouse/internal/authn/introspect"
 	"github.com/gatehouse/gatehouse/internal/keyset"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
 )
@@ -88,6 +89,9 @@ type Metrics struct {
 	storeDuration    *prometheus.HistogramVec
 	storeLookups     *prometheus.CounterVec
 	keyFetches       *prometheus.CounterVec
+	introCache       *prometheus.CounterVec
+	introCalls       *prometheus.CounterVec
+	introDuration    *prometheus.HistogramVec
 	reloads          *prometheus.CounterVec
 	clientCerts      *prometheus.CounterVec
 	reloadSuccess    prometheus.Gauge
@@ -153,6 +157,15 @@ func New(opts Options) *Metrics {
 	m.clientCerts = f.counterVec("tls_client_certificates_total",
 		"Client certificates checked in TLS handshakes (once per connection, resumptions included), by listener and result: verified, or the reason code (cert_missing, cert_untrusted, cert_expired, cert_revoked).",
 		"listener", "result")
+	m.introCache = f.counterVec("introspection_cache_lookups_total",
+		"Lookups of an identity provider's introspection cache, by provider and result (hit: answered without a call, miss).",
+		"provider", "result")
+	m.introCalls = f.counterVec("introspection_requests_total",
+		"Calls to an identity provider's introspection endpoint, by provider and result (active, inactive, error: unreachable, timeout, non-200 or malformed answer; rate_limited: refused for want of a call slot or rate within the timeout).",
+		"provider", "result")
+	m.introDuration = f.histogramVec("introspection_request_duration_seconds",
+		"Duration of calls to an identity provider's introspection endpoint, by provider.",
+		storeBuckets, "provider")
 	m.reloads = f.counterVec("config_reloads_total",
 		"Configuration reloads, by result (success, failure).", "result")
 	m.reloadSuccess = f.gauge("config_last_reload_successful",
@@ -243,6 +256,44 @@ func (m *Metrics) Retain(names []string) {
 }
 
 var _ pipeline.Observer = (*Metrics)(nil)
+
+var _ introspect.Observer = (*Metrics)(nil)
+
+// Introspection returns the observer of one provider's introspection: its
+// children are resolved here, once, so a lookup is an atomic add.
+func (m *Metrics) Introspection(provider string) introspect.ProviderObserver {
+	o := &introspectionObserver{
+		miss:     m.introCache.WithLabelValues(provider, "miss"),
+		hit:      m.introCache.WithLabelValues(provider, "hit"),
+		duration: m.introDuration.WithLabelValues(provider),
+		calls:    map[introspect.Result]prometheus.Counter{},
+	}
+	for _, r := range []introspect.Result{introspect.ResultActive, introspect.ResultInactive, introspect.ResultError, introspect.ResultRateLimited} {
+		o.calls[r] = m.introCalls.WithLabelValues(provider, string(r))
+	}
+	return o
+}
+
+type introspectionObserver struct {
+	miss, hit prometheus.Counter
+	duration  prometheus.Observer
+	calls     map[introspect.Result]prometheus.Counter // read-only once built
+}
+
+func (o *introspectionObserver) CacheLookup(hit bool) {
+	if hit {
+		o.hit.Inc()
+	} else {
+		o.miss.Inc()
+	}
+}
+
+func (o *introspectionObserver) Call(d time.Duration, r introspect.Result) {
+	o.duration.Observe(d.Seconds())
+	if c, ok := o.calls[r]; ok {
+		c.Inc()
+	}
+}
 
 // Route returns the observer of one route; see routeObserver.
 func (m *Metrics) Route(name string, methods []string) pipeline.RouteObserver {

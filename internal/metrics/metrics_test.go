@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	authnapikey "github.com/gatehouse/gatehouse/internal/authn/apikey"
+	"github.com/gatehouse/gatehouse/internal/authn/introspect"
 	"github.com/gatehouse/gatehouse/internal/keyset"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
 )
@@ -204,5 +205,35 @@ func TestEveryMetricDocumented(t *testing.T) {
 		if !known[m[1]] {
 			t.Errorf("docs/observability.md documents %s, which does not exist", m[1])
 		}
+	}
+}
+
+// TestIntrospection: a provider's introspection observer counts into its
+// own series, and a cache lookup allocates nothing.
+func TestIntrospection(t *testing.T) {
+	m := New(Options{})
+	o := m.Introspection("hydra")
+	o.CacheLookup(true)
+	o.CacheLookup(true)
+	o.CacheLookup(false)
+	o.Call(3*time.Millisecond, introspect.ResultActive)
+	o.Call(time.Second, introspect.ResultError)
+	for _, c := range []struct {
+		got, want float64
+		what      string
+	}{
+		{testutil.ToFloat64(m.introCache.WithLabelValues("hydra", "hit")), 2, "hits"},
+		{testutil.ToFloat64(m.introCache.WithLabelValues("hydra", "miss")), 1, "misses"},
+		{testutil.ToFloat64(m.introCalls.WithLabelValues("hydra", "active")), 1, "active"},
+		{testutil.ToFloat64(m.introCalls.WithLabelValues("hydra", "error")), 1, "errors"},
+		{testutil.ToFloat64(m.introCalls.WithLabelValues("hydra", "inactive")), 0, "inactive"},
+		{float64(testutil.CollectAndCount(m.introDuration)), 1, "duration series"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { o.CacheLookup(true) }); n != 0 {
+		t.Errorf("a cache lookup allocates %v times", n)
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authn/jwt"
@@ -112,30 +110,8 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 		p.readies = append(p.readies, set.Ready)
 		p.providers = append(p.providers, providerHealth{name: pc.Name, set: set, reused: reused})
 
-		algs := pc.Algorithms
-		if len(algs) == 0 {
-			algs = config.DefaultAlgorithms()
-		}
-		jp := jwt.Provider{
-			Name:           pc.Name,
-			Issuer:         pc.Issuer,
-			Audiences:      pc.Audiences,
-			AudienceClaim:  pc.AudienceClaim,
-			Keys:           set,
-			ClockSkew:      pc.ClockSkew.Std(),
-			MaxLifetime:    pc.MaxTokenLifetime.Std(),
-			RequiredType:   pc.RequiredType,
-			RequiredClaims: pc.RequiredClaims,
-			ClaimValues:    pc.ClaimValues,
-			MaxTokenBytes:  int(pc.MaxTokenSize),
-			Mapping: jwt.Mapping{
-				Subject: pc.Claims.Subject, ClientID: pc.Claims.ClientID, Scopes: pc.Claims.Scopes,
-				Roles: pc.Claims.Roles, Groups: pc.Claims.Groups, Claims: pc.Claims.Extra,
-			},
-		}
-		for _, a := range algs {
-			jp.Algorithms = append(jp.Algorithms, jose.SignatureAlgorithm(a))
-		}
+		jp := jwt.ProviderFromConfig(pc)
+		jp.Keys = set
 		if jp.Cache, err = p.tokenCache(jp); err != nil {
 			return nil, file.Errorf(path, "%v", err)
 		}
@@ -181,6 +157,9 @@ func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Ve
 	var credQuery string
 	env := registry.Env{Config: cfg, Route: &rc, Log: p.log, Now: now, Validating: p.validating,
 		Resources: p.scope, Shared: sharedResources(verifier, p.apiKeys)}
+	if opts.Observer != nil {
+		env.Observer = opts.Observer
+	}
 	for _, m := range a.Methods {
 		method, ok := registry.Lookup(identity.Method(m))
 		if !ok {

@@ -53,11 +53,26 @@ func (s *storage) checkSecret(clientID, secret string) error {
 	return nil
 }
 
-func (s *storage) ClientCredentials(_ context.Context, clientID, clientSecret string) (op.Client, error) {
-	if err := s.checkSecret(clientID, clientSecret); err != nil {
+func (s *storage) checkSecret2(clientID, secret string) (*client, error) {
+	// The opaque client shares the secret; its id decides the token form.
+	if subtle.ConstantTimeCompare([]byte(clientID), []byte(OpaqueClientID)) == 1 {
+		if err := s.checkSecret(s.p.ClientID, secret); err != nil {
+			return nil, err
+		}
+		return &client{id: OpaqueClientID, opaque: true}, nil
+	}
+	if err := s.checkSecret(clientID, secret); err != nil {
 		return nil, err
 	}
 	return &client{id: s.p.ClientID}, nil
+}
+
+func (s *storage) ClientCredentials(_ context.Context, clientID, clientSecret string) (op.Client, error) {
+	c, err := s.checkSecret2(clientID, clientSecret)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func (s *storage) ClientCredentialsTokenRequest(_ context.Context, clientID string, scopes []string) (op.TokenRequest, error) {
@@ -65,6 +80,9 @@ func (s *storage) ClientCredentialsTokenRequest(_ context.Context, clientID stri
 }
 
 func (s *storage) GetClientByClientID(_ context.Context, clientID string) (op.Client, error) {
+	if clientID == OpaqueClientID {
+		return &client{id: OpaqueClientID, opaque: true}, nil
+	}
 	if clientID != s.p.ClientID {
 		return nil, errors.New("testidp: unknown client")
 	}
@@ -72,7 +90,8 @@ func (s *storage) GetClientByClientID(_ context.Context, clientID string) (op.Cl
 }
 
 func (s *storage) AuthorizeClientIDSecret(_ context.Context, clientID, clientSecret string) error {
-	return s.checkSecret(clientID, clientSecret)
+	_, err := s.checkSecret2(clientID, clientSecret)
+	return err
 }
 
 // --- tokens ------------------------------------------------------------------
@@ -175,8 +194,14 @@ func (s *storage) TokenRequestByRefreshToken(context.Context, string) (op.Refres
 	return nil, op.ErrInvalidRefreshToken
 }
 func (s *storage) TerminateSession(context.Context, string, string) error { return errUnsupported }
-func (s *storage) RevokeToken(context.Context, string, string, string) *oidc.Error {
-	return oidc.ErrRequestNotSupported()
+
+// RevokeToken forgets an access token (RFC 7009): introspection answers
+// active=false from then on.
+func (s *storage) RevokeToken(_ context.Context, tokenID, _, _ string) *oidc.Error {
+	s.p.mu.Lock()
+	delete(s.p.tokens, tokenID)
+	s.p.mu.Unlock()
+	return nil
 }
 func (s *storage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
 	return "", "", op.ErrInvalidRefreshToken
@@ -187,8 +212,17 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 func (s *storage) SetUserinfoFromToken(context.Context, *oidc.UserInfo, string, string, string) error {
 	return errUnsupported
 }
-func (s *storage) GetKeyByIDAndClientID(context.Context, string, string) (*jose.JSONWebKey, error) {
-	return nil, errUnsupported
+
+// GetKeyByIDAndClientID answers the key of a private_key_jwt client
+// assertion (SetClientKey).
+func (s *storage) GetKeyByIDAndClientID(_ context.Context, keyID, clientID string) (*jose.JSONWebKey, error) {
+	s.p.mu.Lock()
+	defer s.p.mu.Unlock()
+	k := s.p.clientKey
+	if k == nil || clientID != s.p.ClientID || (keyID != "" && k.KeyID != keyID) {
+		return nil, errors.New("testidp: unknown client key")
+	}
+	return k, nil
 }
 func (s *storage) ValidateJWTProfileScopes(context.Context, string, []string) ([]string, error) {
 	return nil, errUnsupported
@@ -205,9 +239,12 @@ func (r *tokenRequest) GetSubject() string    { return r.subject }
 func (r *tokenRequest) GetAudience() []string { return r.audience }
 func (r *tokenRequest) GetScopes() []string   { return r.scopes }
 
-// client is the one registered client: confidential, client_credentials
-// only, JWT access tokens.
-type client struct{ id string }
+// client is a registered client: confidential, client_credentials only;
+// JWT access tokens, or opaque ones for OpaqueClientID.
+type client struct {
+	id     string
+	opaque bool
+}
 
 func (c *client) GetID() string                       { return c.id }
 func (c *client) RedirectURIs() []string              { return nil }
@@ -218,8 +255,13 @@ func (c *client) ResponseTypes() []oidc.ResponseType  { return nil }
 func (c *client) GrantTypes() []oidc.GrantType {
 	return []oidc.GrantType{oidc.GrantTypeClientCredentials}
 }
-func (c *client) LoginURL(string) string               { return "" }
-func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
+func (c *client) LoginURL(string) string { return "" }
+func (c *client) AccessTokenType() op.AccessTokenType {
+	if c.opaque {
+		return op.AccessTokenTypeBearer
+	}
+	return op.AccessTokenTypeJWT
+}
 func (c *client) IDTokenLifetime() time.Duration       { return defaultTokenTTL }
 func (c *client) DevMode() bool                        { return false }
 func (c *client) IsScopeAllowed(string) bool           { return true }

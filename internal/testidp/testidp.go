@@ -19,9 +19,13 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,13 +41,18 @@ import (
 
 // Defaults of a Provider.
 const (
-	DefaultAudience     = "gatehouse-test-api"
-	DefaultClientID     = "gatehouse-test-client"
-	DefaultSubject      = "testidp-user"
+	DefaultAudience = "gatehouse-test-api"
+	DefaultClientID = "gatehouse-test-client"
+	DefaultSubject  = "testidp-user"
+	// OpaqueClientID is a second client (same secret as ClientID) whose
+	// client_credentials tokens are opaque (zitadel's encrypted bearer
+	// tokens), not JWTs: see OpaqueToken.
+	OpaqueClientID      = "gatehouse-test-opaque"
 	defaultTokenTTL     = 5 * time.Minute
 	keysPath            = "/keys"
 	tokenPath           = "/oauth/token"
 	introspectPath      = "/oauth/introspect"
+	revokePath          = "/revoke"
 	discoveryPath       = "/.well-known/openid-configuration"
 	tokenRequestTimeout = 10 * time.Second
 )
@@ -66,6 +75,7 @@ type Provider struct {
 	TokenURL         string
 	JWKSURI          string
 	IntrospectionURL string
+	RevocationURL    string
 
 	alg jose.SignatureAlgorithm
 
@@ -74,6 +84,13 @@ type Provider struct {
 	current      *signingKey
 	cacheControl string
 	tokens       map[string]issuedToken // by jti, for introspection
+	clientKey    *jose.JSONWebKey       // private_key_jwt key of ClientID
+
+	introspections atomic.Int64
+	authMethods    map[string]int // client authentication seen at introspection
+	failStatus     int            // introspection answers this status (0: none)
+	introDelay     time.Duration  // introspection waits this long first
+	signedMode     SignedMode
 
 	jwksHits atomic.Int64
 	handler  http.Handler
@@ -144,12 +161,14 @@ func Start(tb testing.TB, opts ...Option) *Provider {
 		keys:         []*signingKey{key},
 		current:      key,
 		tokens:       make(map[string]issuedToken),
+		authMethods:  make(map[string]int),
 		addr:         ln.Addr().String(),
 		tls:          o.tls,
 	}
 	p.TokenURL = p.Issuer + tokenPath
 	p.JWKSURI = p.Issuer + keysPath
 	p.IntrospectionURL = p.Issuer + introspectPath
+	p.RevocationURL = p.Issuer + revokePath
 
 	var cryptoKey [32]byte
 	if _, err := rand.Read(cryptoKey[:]); err != nil {
@@ -174,6 +193,15 @@ func Start(tb testing.TB, opts ...Option) *Provider {
 			p.mu.Unlock()
 			if cc != "" {
 				w.Header().Set("Cache-Control", cc)
+			}
+		}
+		if r.URL.Path == introspectPath {
+			if !p.introspect(w, r) {
+				return
+			}
+			if strings.Contains(r.Header.Get("Accept"), "application/token-introspection+jwt") {
+				p.signedIntrospection(w, r, provider)
+				return
 			}
 		}
 		provider.ServeHTTP(w, r)
@@ -244,6 +272,190 @@ func (p *Provider) Restart(tb testing.TB) {
 	p.serve(ln)
 }
 
+// introspect counts an introspection request, records its client
+// authentication, applies injected failures and delays, and turns
+// client_secret_post into the Basic form zitadel's introspection endpoint
+// reads (it verifies the secret itself, through the storage). It reports
+// whether the provider should answer.
+func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) bool {
+	p.introspections.Add(1)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return false
+	}
+	method := "none"
+	switch {
+	case r.PostForm.Get("client_assertion") != "":
+		method = "private_key_jwt"
+	case r.PostForm.Get("client_secret") != "":
+		method = "client_secret_post"
+		r.SetBasicAuth(url.QueryEscape(r.PostForm.Get("client_id")), url.QueryEscape(r.PostForm.Get("client_secret")))
+		for _, f := range []url.Values{r.Form, r.PostForm} {
+			f.Del("client_secret")
+			f.Del("client_id")
+		}
+	case r.Header.Get("Authorization") != "":
+		method = "client_secret_basic"
+	}
+	p.mu.Lock()
+	p.authMethods[method]++
+	status, delay := p.failStatus, p.introDelay
+	p.mu.Unlock()
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	if status != 0 {
+		http.Error(w, "injected failure", status)
+		return false
+	}
+	return true
+}
+
+// SignedMode is how the provider answers a request for a signed
+// introspection answer (RFC 9701).
+type SignedMode int
+
+// Signed answer modes.
+const (
+	// SignedHonest signs the answer with the current key (the default).
+	SignedHonest SignedMode = iota
+	// SignedForged signs it with a key the provider does not publish.
+	SignedForged
+	// SignedPlain ignores the Accept header and answers plain JSON.
+	SignedPlain
+)
+
+// SetSignedMode sets how signed introspection answers are made.
+func (p *Provider) SetSignedMode(m SignedMode) {
+	p.mu.Lock()
+	p.signedMode = m
+	p.mu.Unlock()
+}
+
+// signedIntrospection answers an introspection request that asks for
+// application/token-introspection+jwt (RFC 9701): zitadel's JSON answer,
+// wrapped in a JWT {iss, aud: ClientID, iat, token_introspection} with typ
+// token-introspection+jwt, signed with the current key.
+func (p *Provider) signedIntrospection(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	p.mu.Lock()
+	mode := p.signedMode
+	p.mu.Unlock()
+	if mode == SignedPlain {
+		next.ServeHTTP(w, r)
+		return
+	}
+	rec := httptest.NewRecorder()
+	next.ServeHTTP(rec, r)
+	if rec.Code != http.StatusOK {
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+		return
+	}
+	var answer map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &answer); err != nil {
+		http.Error(w, "testidp: bad answer", http.StatusInternalServerError)
+		return
+	}
+	kid, priv, alg := p.SigningKey()
+	if mode == SignedForged {
+		forged, err := newSigningKey(alg)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		priv = forged.priv
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: priv, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType("token-introspection+jwt"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	token, err := jwt.Signed(signer).Claims(map[string]any{
+		"iss": p.Issuer, "aud": p.ClientID, "iat": time.Now().Unix(), "token_introspection": answer,
+	}).Serialize()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/token-introspection+jwt")
+	_, _ = io.WriteString(w, token)
+}
+
+// Introspections reports how many introspection requests arrived.
+func (p *Provider) Introspections() int64 { return p.introspections.Load() }
+
+// IntrospectionAuthMethods reports how many introspection requests
+// arrived with each client authentication (client_secret_basic,
+// client_secret_post, private_key_jwt, none), whether or not it verified.
+func (p *Provider) IntrospectionAuthMethods() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]int, len(p.authMethods))
+	for k, v := range p.authMethods {
+		out[k] = v
+	}
+	return out
+}
+
+// FailIntrospection makes the introspection endpoint answer status (a 5xx,
+// say) until called with 0.
+func (p *Provider) FailIntrospection(status int) {
+	p.mu.Lock()
+	p.failStatus = status
+	p.mu.Unlock()
+}
+
+// DelayIntrospection makes every introspection request wait d first.
+func (p *Provider) DelayIntrospection(d time.Duration) {
+	p.mu.Lock()
+	p.introDelay = d
+	p.mu.Unlock()
+}
+
+// SetClientKey registers the public key of ClientID's private_key_jwt
+// client assertions (RFC 7523): their iss and sub must be ClientID, their
+// aud the Issuer, and kid (if the key has one) must match.
+func (p *Provider) SetClientKey(kid string, pub crypto.PublicKey) {
+	p.mu.Lock()
+	p.clientKey = &jose.JSONWebKey{Key: pub, KeyID: kid, Use: "sig"}
+	p.mu.Unlock()
+}
+
+// OpaqueToken performs a client_credentials grant as OpaqueClientID and
+// returns its opaque access token (not a JWT). Introspection of it
+// answers sub=client_id=OpaqueClientID, aud=[Audience], the scopes,
+// iss, iat, nbf, exp (5 minutes), token_type Bearer.
+func (p *Provider) OpaqueToken(tb testing.TB, scopes ...string) string {
+	tb.Helper()
+	return p.grant(tb, OpaqueClientID, scopes)
+}
+
+// Revoke revokes an access token at the revocation endpoint (RFC 7009),
+// as ClientID with client_secret_basic: introspection answers
+// active=false for it from then on.
+func (p *Provider) Revoke(tb testing.TB, token string) {
+	tb.Helper()
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	req, err := http.NewRequest(http.MethodPost, p.RevocationURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		tb.Fatalf("testidp: %v", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(p.ClientID), url.QueryEscape(p.ClientSecret))
+	client := &http.Client{Timeout: tokenRequestTimeout, Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	res, err := client.Do(req)
+	if err != nil {
+		tb.Fatalf("testidp: revocation: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		tb.Fatalf("testidp: revocation answered %d", res.StatusCode)
+	}
+}
+
 // JWKSHits reports how many times the JWKS endpoint was requested.
 func (p *Provider) JWKSHits() int64 { return p.jwksHits.Load() }
 
@@ -301,8 +513,13 @@ func (p *Provider) RetireOldKeys() {
 // were requested). Its header typ is "JWT" (zitadel's choice, not "at+jwt").
 func (p *Provider) ClientCredentialsToken(tb testing.TB, scopes ...string) string {
 	tb.Helper()
+	return p.grant(tb, p.ClientID, scopes)
+}
+
+func (p *Provider) grant(tb testing.TB, clientID string, scopes []string) string {
+	tb.Helper()
 	cfg := clientcredentials.Config{
-		ClientID:     p.ClientID,
+		ClientID:     clientID,
 		ClientSecret: p.ClientSecret,
 		TokenURL:     p.TokenURL,
 		Scopes:       scopes,

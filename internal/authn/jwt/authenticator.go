@@ -98,8 +98,12 @@ func (a *Authenticator) Authenticate(r *http.Request) (*identity.Identity, error
 		return nil, authn.NotMine(failure(authn.ReasonUnsupported, nil, errNotJWT))
 	}
 	id, err := a.v.verify(r.Context(), token, a.allowed)
-	if f, ok := err.(*authn.Failure); ok && f.Reason == authn.ReasonUnsupported {
-		return nil, authn.NotMine(f) // verify returns failures unwrapped
+	if f, ok := err.(*authn.Failure); ok && (f.Reason == authn.ReasonUnsupported || f.Reason == authn.ReasonEncrypted) {
+		// verify returns failures unwrapped. A JWE is opaque to the
+		// gateway too (encrypted to its authorization server: zitadel's
+		// opaque tokens are JWEs): introspection may claim it; if nothing
+		// does, the chain still answers token_encrypted.
+		return nil, authn.NotMine(f)
 	}
 	return id, err
 }

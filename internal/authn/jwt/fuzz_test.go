@@ -78,7 +78,8 @@ func FuzzVerify(f *testing.F) {
 // authenticator alone on an allow_anonymous route. Whatever the value, a
 // Bearer-scheme header never ends as anonymous access; "not mine" (a
 // NotMineError) is answered only for a well-formed bearer value that is
-// not in JWS or JWE compact form, and always carries token_unsupported;
+// not in JWS or JWE compact form, carrying token_unsupported, or for a JWE
+// (opaque to the gateway too), carrying token_encrypted;
 // a plain ErrNoCredential only for another scheme.
 func FuzzAuthenticateBearer(f *testing.F) {
 	k := keys()
@@ -104,11 +105,12 @@ func FuzzAuthenticateBearer(f *testing.F) {
 		switch {
 		case errors.As(err, &nm):
 			parts, clean := shape(token)
-			if !isBearer || !opaque(parts, clean, token) {
+			jwe := parts == 5 && clean
+			if !isBearer || !opaque(parts, clean, token) && !jwe {
 				t.Fatalf("not mine for %q", value)
 			}
-			if nm.Failure == nil || nm.Failure.Reason != authn.ReasonUnsupported {
-				t.Fatalf("not mine without token_unsupported: %+v", nm.Failure)
+			if want := map[bool]authn.Reason{false: authn.ReasonUnsupported, true: authn.ReasonEncrypted}[jwe]; nm.Failure == nil || nm.Failure.Reason != want {
+				t.Fatalf("not mine without %s: %+v", want, nm.Failure)
 			}
 		case errors.Is(err, authn.ErrNoCredential):
 			if isBearer {

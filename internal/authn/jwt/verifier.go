@@ -125,7 +125,9 @@ const maxAuditIssuer = 256
 //     five dot-separated parts of base64url characters, i.e. an opaque
 //     token, not a JWT at all: token_unsupported (Authenticator turns this
 //     one into an authn.NotMineError, so another method may claim it); a byte other than base64url or '.':
-//     token_malformed; five parts (JWE): token_encrypted; not three parts
+//     token_malformed; five parts (JWE): token_encrypted (Authenticator
+//     turns this one into an authn.NotMineError too: a JWE is opaque to the
+//     gateway, and introspection may claim it); not three parts
 //     of canonical base64url with a
 //     JSON header that is valid UTF-8 text (RFC 7519 section 7.2):
 //     token_malformed; an alg no provider allows (none, an

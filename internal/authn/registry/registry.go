@@ -67,6 +67,10 @@ type Method struct {
 	// and policy test cases. Methods whose credential is not text (a client
 	// certificate) leave it nil.
 	Present func(r *http.Request, value string, cfg *config.Config) error
+	// ReadsProviders: the method reads authenticate.providers (the identity
+	// providers accepted on the route), so the configuration accepts the
+	// key on a route that lists it.
+	ReadsProviders bool
 }
 
 // Env is what a method's Build gets: the route it authenticates and the
@@ -96,6 +100,12 @@ type Env struct {
 	// once ("jwt.verifier", "api_key.runtime"); ErrNotShared for a kind
 	// it does not have. Methods of their own use Resources instead.
 	Shared func(kind string) (any, error)
+	// Observer is the process's metrics observer (the pipeline's Observer;
+	// nil: none). It outlives plans. A method that reports metrics of its
+	// own checks it for the small interface it defines (authn/introspect:
+	// introspect.Observer), so the pipeline never names a method's
+	// metrics.
+	Observer any
 }
 
 // ErrNotShared is Env.Shared's answer for a kind the pipeline does not
@@ -152,7 +162,7 @@ func Register(m Method) {
 	if _, dup := methods[m.Name]; dup {
 		panic(fmt.Sprintf("registry: method %q registered twice", m.Name))
 	}
-	config.RegisterMethod(config.MethodSpec{Name: string(m.Name), Options: m.Options, Validate: m.Validate})
+	config.RegisterMethod(config.MethodSpec{Name: string(m.Name), Options: m.Options, Validate: m.Validate, ReadsProviders: m.ReadsProviders})
 	methods[m.Name] = &m
 }
 
