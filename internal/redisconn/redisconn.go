@@ -16,8 +16,12 @@ package redisconn
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -341,7 +345,7 @@ func (c *Client) Close() error { return c.rdb.Close() }
 // registry: every plan with the same redis block shares one client, kept
 // across reloads and closed with the last plan holding it.
 func Acquire(s *resource.Scope, cfg config.Redis, o Options) (*Client, error) {
-	c, _, err := resource.Get(s, resource.Key("redis", cfg), func() (*Client, func(), error) {
+	c, _, err := resource.Get(s, resource.Key("redis", keyed(cfg)), func() (*Client, func(), error) {
 		c, err := New(cfg, o)
 		if err != nil {
 			return nil, nil, err
@@ -349,4 +353,28 @@ func Acquire(s *resource.Scope, cfg config.Redis, o Options) (*Client, error) {
 		return c, func() { _ = c.Close() }, nil
 	})
 	return c, err
+}
+
+// keySalt makes the resource key of a configuration unguessable from
+// its passwords: registry keys show on status pages, and an unsalted
+// hash of a short password can be searched.
+var keySalt = func() []byte {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return b
+}()
+
+// keyed is cfg with its secrets replaced by salted MACs: equal secrets
+// still give equal keys within the process.
+func keyed(cfg config.Redis) config.Redis {
+	mac := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		h := hmac.New(sha256.New, keySalt)
+		h.Write([]byte(s))
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	cfg.Password, cfg.SentinelPassword = mac(cfg.Password), mac(cfg.SentinelPassword)
+	return cfg
 }
