@@ -29,7 +29,8 @@ type GCRAOptions struct {
 }
 
 // GCRA is one limit kept in memory for many keys. It is safe for
-// concurrent use; a decision on a key already held allocates nothing.
+// concurrent use; a decision on a key already held allocates nothing
+// (a new key costs one small allocation).
 type GCRA struct {
 	limit     Limit
 	interval  int64 // T, nanoseconds
@@ -41,8 +42,9 @@ type GCRA struct {
 
 type shard struct {
 	mu sync.Mutex
-	// tats maps a key to its TAT in Unix nanoseconds.
-	tats map[string]int64
+	// tats maps a key to its TAT in Unix nanoseconds, through a pointer
+	// so that an update is a store, not a second map lookup.
+	tats map[string]*int64
 	// noExpiryBefore: no key of this shard has a TAT before it (from
 	// the last sweep), so a sweep before then frees nothing.
 	noExpiryBefore int64
@@ -66,7 +68,7 @@ func NewGCRA(l Limit, o GCRAOptions) (*GCRA, error) {
 	}
 	g.tolerance = g.interval * int64(l.burst())
 	for i := range g.shards {
-		g.shards[i].tats = make(map[string]int64)
+		g.shards[i].tats = make(map[string]*int64)
 	}
 	return g, nil
 }
@@ -81,13 +83,23 @@ func (g *GCRA) Allow(key string, now time.Time, cost int) Decision {
 	t := now.UnixNano()
 	s := &g.shards[maphash.String(g.seed, key)&(shardCount-1)]
 	s.mu.Lock()
-	tat, held := s.tats[key]
+	p := s.tats[key]
+	var tat int64
+	if p != nil {
+		tat = *p
+	}
 	d, newTAT := g.decide(tat, t, cost)
 	if d.Allowed {
-		if !held && len(s.tats) >= g.perShard {
-			g.makeRoom(s, t)
+		if p != nil {
+			*p = newTAT
+		} else {
+			if len(s.tats) >= g.perShard {
+				g.makeRoom(s, t)
+			}
+			np := new(int64)
+			*np = newTAT
+			s.tats[key] = np
 		}
-		s.tats[key] = newTAT
 	}
 	s.mu.Unlock()
 	return d
@@ -129,12 +141,10 @@ func (g *GCRA) Refund(key string, now time.Time, cost int) {
 	t := now.UnixNano()
 	s := &g.shards[maphash.String(g.seed, key)&(shardCount-1)]
 	s.mu.Lock()
-	if tat, ok := s.tats[key]; ok {
-		tat -= g.interval * int64(cost)
-		if tat <= t {
+	if p := s.tats[key]; p != nil {
+		*p -= g.interval * int64(cost)
+		if *p <= t {
 			delete(s.tats, key)
-		} else {
-			s.tats[key] = tat
 		}
 	}
 	s.mu.Unlock()
@@ -151,9 +161,9 @@ func (g *GCRA) makeRoom(s *shard, now int64) {
 		}
 	}
 	victim, victimTAT, n := "", int64(0), 0
-	for k, tat := range s.tats {
-		if n == 0 || tat < victimTAT {
-			victim, victimTAT = k, tat
+	for k, p := range s.tats {
+		if n == 0 || *p < victimTAT {
+			victim, victimTAT = k, *p
 		}
 		if n++; n == evictSample {
 			break
@@ -166,12 +176,12 @@ func (g *GCRA) makeRoom(s *shard, now int64) {
 func (g *GCRA) sweepShard(s *shard, now int64) int {
 	dropped := 0
 	minTAT := int64(1<<63 - 1)
-	for k, tat := range s.tats {
-		if tat <= now {
+	for k, p := range s.tats {
+		if *p <= now {
 			delete(s.tats, k)
 			dropped++
-		} else if tat < minTAT {
-			minTAT = tat
+		} else if *p < minTAT {
+			minTAT = *p
 		}
 	}
 	s.noExpiryBefore = minTAT

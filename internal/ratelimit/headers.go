@@ -33,7 +33,7 @@ func PolicyHeader(limits []Limit) string {
 		}
 		b = appendSFString(b, l.Name)
 		b = append(b, ";q="...)
-		b = strconv.AppendInt(b, int64(l.Rate), 10)
+		b = strconv.AppendInt(b, int64(max(l.Rate, 0)), 10)
 		b = append(b, ";w="...)
 		b = strconv.AppendInt(b, ceilSeconds(l.Period), 10)
 	}
