@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -282,6 +283,67 @@ func (f *RedisFailures) Reset(ctx context.Context, key string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("ratelimit: %w", err)
+	}
+	return nil
+}
+
+// FallbackFailures is a FailureCounter that uses a shared counter
+// (Redis) and, when it fails, a local one: during an outage each
+// replica counts and locks out on its own, so brute-force protection
+// weakens by at most the number of replicas and never switches off. It
+// never returns an error.
+type FallbackFailures struct {
+	primary  FailureCounter
+	local    *LocalFailures
+	degraded atomic.Uint64
+}
+
+var _ FailureCounter = (*FallbackFailures)(nil)
+
+// NewFallbackFailures wraps primary with a local counter of the same
+// policy holding at most maxKeys keys.
+func NewFallbackFailures(primary FailureCounter, p FailurePolicy, maxKeys int) (*FallbackFailures, error) {
+	local, err := NewLocalFailures(p, maxKeys)
+	if err != nil {
+		return nil, err
+	}
+	return &FallbackFailures{primary: primary, local: local}, nil
+}
+
+// Degraded counts the calls answered locally (a metric).
+func (f *FallbackFailures) Degraded() uint64 { return f.degraded.Load() }
+
+// Blocked implements FailureCounter: blocked if the shared counter says
+// so, or (during an outage) the local one does. A lockout recorded
+// locally during an outage keeps applying after Redis is back, until it
+// ends.
+func (f *FallbackFailures) Blocked(ctx context.Context, key string, now time.Time) (bool, time.Duration, error) {
+	if blocked, left, _ := f.local.Blocked(ctx, key, now); blocked {
+		return true, left, nil
+	}
+	blocked, left, err := f.primary.Blocked(ctx, key, now)
+	if err != nil {
+		f.degraded.Add(1)
+		return false, 0, nil // the local answer, above
+	}
+	return blocked, left, nil
+}
+
+// Fail implements FailureCounter.
+func (f *FallbackFailures) Fail(ctx context.Context, key string, now time.Time) (bool, time.Duration, error) {
+	locked, left, err := f.primary.Fail(ctx, key, now)
+	if err != nil {
+		f.degraded.Add(1)
+		return f.local.Fail(ctx, key, now)
+	}
+	return locked, left, nil
+}
+
+// Reset implements FailureCounter.
+func (f *FallbackFailures) Reset(ctx context.Context, key string) error {
+	_ = f.local.Reset(ctx, key)
+	if err := f.primary.Reset(ctx, key); err != nil {
+		f.degraded.Add(1)
 	}
 	return nil
 }

@@ -3,9 +3,11 @@ package ratelimit_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/redisconn/redistest"
 )
@@ -234,4 +236,60 @@ func TestConcurrencyIdleKeysBounded(t *testing.T) {
 	if c.Keys() != 0 {
 		t.Fatalf("%d keys in flight", c.Keys())
 	}
+}
+
+// With Redis down, failures are counted and locked out locally: the
+// protection never switches off.
+func TestFallbackFailuresRedisDown(t *testing.T) {
+	cfg := config.DefaultRedis()
+	cfg.Addresses = []string{closedAddr(t)}
+	shared, err := ratelimit.NewRedisFailures(redistest.ClientFor(t, cfg), failPolicy, "down")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ratelimit.NewFallbackFailures(shared, failPolicy, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runFailCases(t, func(t *testing.T) ratelimit.FailureCounter {
+		f, err := ratelimit.NewFallbackFailures(shared, failPolicy, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	})
+	ctx := context.Background()
+	if _, _, err := f.Blocked(ctx, "k", time.Now()); err != nil || f.Degraded() != 1 {
+		t.Fatalf("Blocked with Redis down: %v, degraded %d", err, f.Degraded())
+	}
+}
+
+func TestFallbackFailuresRedisUp(t *testing.T) {
+	shared, err := ratelimit.NewRedisFailures(redistest.Client(t), failPolicy, "up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ratelimit.NewFallbackFailures(shared, failPolicy, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		f.Fail(ctx, "k", time.Now())
+	}
+	// The lockout is in Redis, where every replica sees it.
+	if blocked, _, err := shared.Blocked(ctx, "k", time.Now()); !blocked || err != nil || f.Degraded() != 0 {
+		t.Fatalf("shared counter: blocked %v, %v; degraded %d", blocked, err, f.Degraded())
+	}
+}
+
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
 }
