@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync"
 )
 
@@ -63,7 +64,7 @@ func (c *Concurrency) Acquire(key string) bool {
 			}
 		}
 		one := 1
-		s.inflight[key] = &one
+		s.inflight[strings.Clone(key)] = &one
 		return true
 	}
 	if *p >= c.max {

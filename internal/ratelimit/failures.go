@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,6 +123,9 @@ func (f *LocalFailures) Fail(_ context.Context, key string, now time.Time) (bool
 	}
 	if !ok && len(s.entries) >= f.perShard {
 		f.makeRoom(s, t)
+	}
+	if !ok {
+		key = strings.Clone(key) // not the request's memory
 	}
 	if e.windowEnd <= t {
 		e = failEntry{windowEnd: t + int64(f.policy.Window)}

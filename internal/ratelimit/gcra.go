@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync"
 	"time"
 )
@@ -98,7 +99,9 @@ func (g *GCRA) Allow(key string, now time.Time, cost int) Decision {
 			}
 			np := new(int64)
 			*np = newTAT
-			s.tats[key] = np
+			// A copy: the caller's key may share memory with a whole
+			// request, which the map would otherwise keep alive.
+			s.tats[strings.Clone(key)] = np
 		}
 	}
 	s.mu.Unlock()
