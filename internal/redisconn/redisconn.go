@@ -245,11 +245,16 @@ func isTransportError(err error) bool {
 	}
 	var re redis.Error
 	if errors.As(err, &re) {
-		// A reply from the server; LOADING, MASTERDOWN, CLUSTERDOWN,
-		// READONLY (failover in progress) and TRYAGAIN mean it cannot
-		// serve now.
+		// A reply from the server. LOADING, MASTERDOWN, CLUSTERDOWN,
+		// READONLY (failover in progress), TRYAGAIN, max clients and
+		// OOM mean it cannot serve now; a refused login (wrong password,
+		// no permission) means it never will until someone fixes the
+		// configuration: all of them are an outage for the callers, and
+		// trip the breaker rather than cost every request a new
+		// connection.
 		return redis.IsLoadingError(err) || redis.IsReadOnlyError(err) || redis.IsClusterDownError(err) ||
-			redis.IsMasterDownError(err) || redis.IsTryAgainError(err)
+			redis.IsMasterDownError(err) || redis.IsTryAgainError(err) || redis.IsMaxClientsError(err) ||
+			redis.IsOOMError(err) || redis.IsAuthError(err) || redis.IsPermissionError(err)
 	}
 	return true
 }
