@@ -95,8 +95,8 @@ type RedisOptions struct {
 // using the same Redis, key prefix and namespace. One decision is one
 // script call (one round trip) for all its limits on a standalone or
 // Sentinel Redis; in a Redis Cluster the limits' keys live in different
-// slots, so each limit is one script call, and a denial gives back what
-// the others counted with one more.
+// slots, so each limit is one script call, all of them pipelined, and a
+// denial gives back what the others counted with a second pipeline.
 //
 // Replicas pass their own clock (now): keep them synchronised (NTP). A
 // skew of δ between two replicas moves at most δ/T events between them.
@@ -163,52 +163,76 @@ func (r *Redis) Allow(ctx context.Context, keys []string, now time.Time, cost in
 		}
 		return decode(res, out, len(keys))
 	}
-	// Cluster: one call per limit, then give back on a denial.
+	// Cluster: the limits' keys live in different slots, so one script
+	// call per limit, pipelined (one round trip per node), then a second
+	// pipeline giving back what was counted when a limit refused.
 	allowed := true
-	var one [5]int64
-	for i, k := range keys {
-		key := r.Key(i, k)
-		err := r.client.Do(ctx, func(ctx context.Context, rdb redis.UniversalClient) error {
-			res, err := gcraScript.Run(ctx, rdb, []string{key}, nowUS, cost, r.args[2*i], r.args[2*i+1]).Int64Slice()
-			if err == nil && len(res) != 5 {
-				err = fmt.Errorf("ratelimit: script returned %d values", len(res))
-			}
-			if err == nil {
-				copy(one[:], res)
-			}
-			return err
-		})
+	err := r.client.Do(ctx, func(ctx context.Context, rdb redis.UniversalClient) error {
+		cmds, err := r.pipeline(ctx, rdb, gcraScript, keys, func(i int) []any {
+			return []any{nowUS, cost, r.args[2*i], r.args[2*i+1]}
+		}, func(int) bool { return true })
 		if err != nil {
-			r.refund(ctx, keys[:i], out[:i], nowUS, cost)
-			return false, fmt.Errorf("ratelimit: %w", err)
+			return err
 		}
-		if _, err := decode(one[:], out[i:i+1], 1); err != nil {
-			return false, err
+		for i, cmd := range cmds {
+			res, err := cmd.Int64Slice()
+			if err != nil {
+				return err
+			}
+			if _, err := decode(res, out[i:i+1], 1); err != nil {
+				return err
+			}
+			if !out[i].Allowed {
+				allowed = false
+			}
 		}
-		if !out[i].Allowed {
-			allowed = false
+		if !allowed {
+			// Best effort: a failed refund leaves the events counted,
+			// which errs on the side of limiting.
+			_, _ = r.pipeline(ctx, rdb, refundScript, keys, func(i int) []any {
+				return []any{nowUS, cost, r.args[2*i]}
+			}, func(i int) bool { return out[i].Allowed })
+			for i := range out[:len(keys)] {
+				out[i].Allowed = false
+			}
 		}
-	}
-	if !allowed {
-		r.refund(ctx, keys, out, nowUS, cost)
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("ratelimit: %w", err)
 	}
 	return allowed, nil
 }
 
-// refund gives back the events counted by the limits that admitted, one
-// call per limit (cluster mode), best effort: a failed refund leaves the
-// key counted, which errs on the side of limiting.
-func (r *Redis) refund(ctx context.Context, keys []string, out []Decision, nowUS int64, cost int) {
+// pipeline runs script once per selected key in one pipeline, with
+// EVALSHA; the calls a node refused with NOSCRIPT (it did not know the
+// script yet, so they did nothing) are sent again with EVAL. The others
+// ran and must not run twice.
+func (r *Redis) pipeline(ctx context.Context, rdb redis.UniversalClient, script *redis.Script, keys []string,
+	args func(i int) []any, selected func(i int) bool) ([]*redis.Cmd, error) {
+	idx := make([]int, 0, len(keys))
 	for i := range keys {
-		if !out[i].Allowed {
-			continue
+		if selected(i) {
+			idx = append(idx, i)
 		}
-		out[i].Allowed = false
-		key := r.Key(i, keys[i])
-		_ = r.client.Do(ctx, func(ctx context.Context, rdb redis.UniversalClient) error {
-			return refundScript.Run(ctx, rdb, []string{key}, nowUS, cost, r.args[2*i]).Err()
-		})
 	}
+	cmds := make([]*redis.Cmd, len(idx))
+	pipe := rdb.Pipeline()
+	for j, i := range idx {
+		cmds[j] = script.EvalSha(ctx, pipe, []string{r.Key(i, keys[i])}, args(i)...)
+	}
+	_, err := pipe.Exec(ctx)
+	if err == nil || !redis.HasErrorPrefix(err, "NOSCRIPT") {
+		return cmds, err
+	}
+	pipe = rdb.Pipeline()
+	for j, i := range idx {
+		if redis.HasErrorPrefix(cmds[j].Err(), "NOSCRIPT") {
+			cmds[j] = script.Eval(ctx, pipe, []string{r.Key(i, keys[i])}, args(i)...)
+		}
+	}
+	_, err = pipe.Exec(ctx)
+	return cmds, err
 }
 
 func decode(res []int64, out []Decision, n int) (bool, error) {
