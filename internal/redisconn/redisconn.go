@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -121,6 +122,7 @@ type Stats struct {
 // first call (or Ping) does. It fails only on settings that cannot work
 // (unreadable TLS files, no address).
 func New(cfg config.Redis, o Options) (*Client, error) {
+	quietLibraryLog.Do(func() { redis.SetLogger(debugLog{}) })
 	if !cfg.Enabled() {
 		return nil, errors.New("redisconn: no redis.addresses configured")
 	}
@@ -382,4 +384,17 @@ func keyed(cfg config.Redis) config.Redis {
 	}
 	cfg.Password, cfg.SentinelPassword = mac(cfg.Password), mac(cfg.SentinelPassword)
 	return cfg
+}
+
+// quietLibraryLog replaces go-redis's own log (one line per failed dial,
+// on standard error, unbounded) with debug lines: the Client's warning
+// reports failures, rate-limited. go-redis has one logger per process.
+var quietLibraryLog sync.Once
+
+type debugLog struct{}
+
+func (debugLog) Printf(ctx context.Context, format string, v ...any) {
+	if l := slog.Default(); l.Enabled(ctx, slog.LevelDebug) {
+		l.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
+	}
 }
