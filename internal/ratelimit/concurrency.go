@@ -28,21 +28,14 @@ type concShard struct {
 	_        [40]byte
 }
 
-// NewConcurrency returns a limiter admitting at most max requests in
+// NewConcurrency returns a limiter admitting at most limit requests in
 // flight per key (at least 1).
-func NewConcurrency(max int) *Concurrency {
-	c := &Concurrency{max: max1(max), seed: maphash.MakeSeed()}
+func NewConcurrency(limit int) *Concurrency {
+	c := &Concurrency{max: max(limit, 1), seed: maphash.MakeSeed()}
 	for i := range c.shards {
 		c.shards[i].inflight = make(map[string]*int)
 	}
 	return c
-}
-
-func max1(n int) int {
-	if n < 1 {
-		return 1
-	}
-	return n
 }
 
 // Max is the bound per key.

@@ -80,7 +80,7 @@ func (g *GCRA) Limit() Limit { return g.limit }
 // Allow decides whether an event of the given cost for key fits the
 // limit at now, and counts it if so. A cost below 1 counts as 1.
 func (g *GCRA) Allow(key string, now time.Time, cost int) Decision {
-	cost = max(cost, 1)
+	cost = g.limit.clampCost(cost)
 	t := now.UnixNano()
 	s := &g.shards[maphash.String(g.seed, key)&(shardCount-1)]
 	s.mu.Lock()

@@ -59,6 +59,7 @@ var gcraCases = []struct {
 		{at: 0, cost: 2, allowed: true, remaining: 3, reset: 200 * ms},
 		{at: 0, cost: 6, allowed: false, remaining: 3, retry: 700 * ms, reset: 200 * ms},
 		{at: 10 * time.Second, cost: 6, allowed: false, remaining: 5, retry: 500 * ms, reset: 0},
+		{at: 10 * time.Second, cost: 1 << 62, allowed: false, remaining: 5, retry: 500 * ms, reset: 0},
 	}},
 	{"a quiet key is fully replenished", []step{
 		{at: 0, cost: 5, allowed: true, remaining: 0, reset: 500 * ms},

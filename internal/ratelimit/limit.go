@@ -48,6 +48,12 @@ func (l Limit) burst() int {
 	return l.Burst
 }
 
+// clampCost is cost between 1 and burst+1: any cost above the burst
+// never fits, and clamping keeps c·T from overflowing.
+func (l Limit) clampCost(cost int) int {
+	return min(max(cost, 1), l.burst()+1)
+}
+
 // Validate reports a limit that cannot work.
 func (l Limit) Validate() error {
 	switch {

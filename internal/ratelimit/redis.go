@@ -140,7 +140,13 @@ func (r *Redis) Allow(ctx context.Context, keys []string, now time.Time, cost in
 	if len(keys) != len(r.limits) || len(out) < len(r.limits) {
 		return false, fmt.Errorf("ratelimit: %d keys and %d decisions for %d limits", len(keys), len(out), len(r.limits))
 	}
-	cost = max(cost, 1)
+	// Costs above the largest burst never fit; clamping keeps the
+	// script's arithmetic far from the limits of exact doubles.
+	maxBurst := 0
+	for _, l := range r.limits {
+		maxBurst = max(maxBurst, l.burst())
+	}
+	cost = min(max(cost, 1), maxBurst+1)
 	nowUS := now.UnixMicro()
 	if !r.cluster || len(r.limits) == 1 {
 		rkeys := make([]string, len(keys))

@@ -200,6 +200,9 @@ func newClient(rdb redis.UniversalClient, cfg config.Redis, o Options) *Client {
 		// Redis answering with an error (NOSCRIPT, WRONGTYPE, a nil
 		// reply) is alive: only transport failures count.
 		IsSuccessful: func(err error) bool { return err == nil || !isTransportError(err) },
+		// A caller that went away (client disconnected) says nothing
+		// about Redis: it neither trips nor closes the breaker.
+		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			if to == gobreaker.StateOpen {
 				c.opens.Add(1)
