@@ -242,3 +242,23 @@ func TestAcquireSharesOneClient(t *testing.T) {
 		t.Fatalf("%d resources left open", reg.Len())
 	}
 }
+
+// Callers that give up (a client disconnecting) say nothing about Redis.
+func TestCancelledCallersDoNotTrip(t *testing.T) {
+	cfg := redistest.Config(t, redistest.Addr(t))
+	cfg.Breaker.Failures = 2
+	c := redistest.ClientFor(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := 0; i < 5; i++ {
+		if err := c.Ping(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Ping with a cancelled context: %v", err)
+		}
+	}
+	if s := c.State(); s != redisconn.BreakerClosed {
+		t.Fatalf("breaker %v after cancelled calls", s)
+	}
+	if err := c.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
