@@ -622,9 +622,9 @@ func (c *snippetChecker) withGeneratedFiles(data []byte) ([]byte, error) {
 		case yaml.ScalarNode:
 			replace := ""
 			switch path {
-			case ".listeners[].tls.cert_file":
+			case ".listeners[].tls.cert_file", ".redis.tls.cert_file", ".redis.tls.ca_file":
 				replace = c.certFile
-			case ".listeners[].tls.key_file":
+			case ".listeners[].tls.key_file", ".redis.tls.key_file":
 				replace = c.keyFile
 			case ".listeners[].tls.client_certificates.ca_files[]",
 				".routes[].upstream.tls.ca_files[]", ".identity_providers[].tls.ca_files[]":

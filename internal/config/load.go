@@ -45,6 +45,7 @@ func Default() *Config {
 		Metrics:        Metrics{Enabled: true},
 		Tracing:        Tracing{SamplingRatio: 1, ServiceName: "gatehouse", Timeout: Duration(10 * time.Second)},
 		AccessLog:      AccessLog{Output: "stdout"},
+		Redis:          DefaultRedis(),
 		Log:            Log{Level: "info", Format: "json"},
 		Lifecycle:      Lifecycle{DrainTimeout: Duration(DefaultDrainTimeout)},
 		Audit:          Audit{Output: "stdout"},

@@ -22,6 +22,8 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics" desc:"Prometheus metrics, served at GET /metrics on the admin listener (docs/observability.md)."`
 	// Tracing is OpenTelemetry tracing, exported over OTLP/HTTP. Off by default.
 	Tracing Tracing `yaml:"tracing" desc:"OpenTelemetry tracing: a span per request with child spans for authentication, authorization and the upstream call, exported over OTLP/HTTP (docs/observability.md). Off by default."`
+	// Redis is the shared store of the replicas (rate limits, brute-force counters). Off when it has no addresses.
+	Redis Redis `yaml:"redis" desc:"The Redis shared by the gateway's replicas for rate limits and brute-force counters (docs/rate-limits.md). Default: none."`
 	// Forwarding controls which peers may set X-Forwarded-* and Forwarded.
 	Forwarding Forwarding `yaml:"forwarding" desc:"How the client address and forwarding headers are derived."`
 	// AccessLog is the per-request log line.

@@ -74,6 +74,7 @@ func validate(c *Config, f *File) Errors {
 		add("admin.pprof", "pprof is served behind the admin token, and none is configured (set token_hash or token_file)")
 	}
 	validateTracing(c.Tracing, add)
+	validateRedis(c.Redis, add)
 	if c.Metrics.Enabled && c.Metrics.RequireToken && noToken {
 		add("metrics.require_token", "no admin token is configured (set admin.token_hash or admin.token_file)")
 	}
