@@ -95,6 +95,10 @@ type cacheEntry struct {
 	key any // the public key (or HMAC secret) that verified the signature
 	// exp is always set; nbf and iat are zero when the token has none.
 	exp, nbf, iat time.Time
+	// cnf is the token's cnf claim (nil: none), read-only: the binding
+	// checks (DPoP proof, client certificate) run on every request, so a
+	// hit must still have it.
+	cnf map[string]any
 }
 
 // expiresAt is when the entry stops being served: after exp plus the
@@ -125,17 +129,17 @@ func (c *tokenCache) shard(key *[sha256.Size]byte) *cacheShard {
 	return &c.shards[key[0]%cacheShards]
 }
 
-// get returns the cached identity for key when every check that Verify
-// would repeat still passes; otherwise nil, and the caller verifies in
+// get returns the cached entry for key when every check that Verify
+// would repeat still passes; otherwise false, and the caller verifies in
 // full (which also produces the exact failure). An entry found expired is
 // dropped.
-func (c *tokenCache) get(ctx context.Context, key *[sha256.Size]byte, allowed []bool, now time.Time) *identity.Identity {
+func (c *tokenCache) get(ctx context.Context, key *[sha256.Size]byte, allowed []bool, now time.Time) (*cacheEntry, bool) {
 	s := c.shard(key)
 	s.mu.Lock()
 	e, ok := s.m[*key]
 	s.mu.Unlock()
 	if !ok {
-		return nil
+		return nil, false
 	}
 	p := e.p
 	// The same comparisons as checkTimes.
@@ -143,19 +147,19 @@ func (c *tokenCache) get(ctx context.Context, key *[sha256.Size]byte, allowed []
 		s.mu.Lock()
 		delete(s.m, *key)
 		s.mu.Unlock()
-		return nil
+		return nil, false
 	}
 	latest := now.Add(p.skew)
 	if (!e.nbf.IsZero() && e.nbf.After(latest)) || (!e.iat.IsZero() && e.iat.After(latest)) {
-		return nil
+		return nil, false
 	}
 	if allowed != nil && !allowed[p.index] {
-		return nil
+		return nil, false
 	}
 	if !p.stillHasKey(ctx, e.kid, e.alg, e.key) {
-		return nil
+		return nil, false
 	}
-	return e.id
+	return &e, true
 }
 
 // put remembers a verified token. Entries whose token has expired by now
@@ -265,8 +269,8 @@ func sameKey(a, b any) bool {
 
 // cacheEntryFor builds the entry of a token that has just verified.
 // checkTimes has accepted its nbf and iat, so they parse.
-func cacheEntryFor(id *identity.Identity, p *provider, kid string, alg jose.SignatureAlgorithm, key any, claims map[string]any) cacheEntry {
-	e := cacheEntry{id: id, p: p, kid: kid, alg: alg, key: key, exp: id.ExpiresAt}
+func cacheEntryFor(id *identity.Identity, p *provider, kid string, alg jose.SignatureAlgorithm, key any, claims, cnf map[string]any) cacheEntry {
+	e := cacheEntry{id: id, p: p, kid: kid, alg: alg, key: key, exp: id.ExpiresAt, cnf: cnf}
 	if v := claims["nbf"]; v != nil {
 		e.nbf, _ = numericDate(v)
 	}

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse/gatehouse/internal/authn/dpop"
 )
 
 // KeySource finds the verification keys of one provider. *keyset.Set
@@ -85,6 +87,21 @@ type Provider struct {
 	MaxTokenBytes int
 	// Mapping says which claims make up the identity.
 	Mapping Mapping
+	// DPoP verifies the DPoP proofs (RFC 9449) that come with this
+	// provider's tokens. nil: a verifier with package dpop's defaults and
+	// a replay cache of its own (tests; the gateway always gives one that
+	// shares the process's replay cache).
+	DPoP *dpop.Verifier
+	// DPoPMode says whether the DPoP scheme is accepted (dpop.ModeAllowed)
+	// or required (dpop.ModeRequired) for this provider's tokens; a route
+	// may make it stricter, never looser. Default dpop.ModeDisabled: only
+	// Bearer, and a DPoP-bound token (cnf.jkt) is refused as Bearer.
+	DPoPMode dpop.Mode
+	// RequireCertificateBound refuses every token that is not bound to the
+	// connection's client certificate (cnf.x5t#S256, RFC 8705). Without
+	// it, a token that carries cnf.x5t#S256 must still match the client
+	// certificate; one without it passes.
+	RequireCertificateBound bool
 }
 
 // Mapping selects the claims that make up the caller's identity.
@@ -156,6 +173,11 @@ type provider struct {
 	roles       string
 	groups      string
 	claims      []claimCopy // sorted by name
+	// dpop, dpopMode and certRequired are the token binding settings
+	// (authenticator.go).
+	dpop         *dpop.Verifier
+	dpopMode     dpop.Mode
+	certRequired bool
 }
 
 type claimValues struct {
@@ -190,17 +212,23 @@ func compileProvider(i int, p Provider) (*provider, error) {
 		return nil, errorf("clock skew, maximum lifetime and maximum token size cannot be negative")
 	}
 	c := &provider{
-		index:       i,
-		name:        p.Name,
-		issuer:      p.Issuer,
-		audiences:   slices.Clone(p.Audiences),
-		audClaim:    orDefault(p.AudienceClaim, "aud"),
-		keys:        p.Keys,
-		skew:        p.ClockSkew,
-		maxLifetime: p.MaxLifetime,
-		maxBytes:    p.MaxTokenBytes,
-		roles:       p.Mapping.Roles,
-		groups:      p.Mapping.Groups,
+		index:        i,
+		name:         p.Name,
+		issuer:       p.Issuer,
+		audiences:    slices.Clone(p.Audiences),
+		audClaim:     orDefault(p.AudienceClaim, "aud"),
+		keys:         p.Keys,
+		skew:         p.ClockSkew,
+		maxLifetime:  p.MaxLifetime,
+		maxBytes:     p.MaxTokenBytes,
+		roles:        p.Mapping.Roles,
+		groups:       p.Mapping.Groups,
+		dpop:         p.DPoP,
+		dpopMode:     p.DPoPMode,
+		certRequired: p.RequireCertificateBound,
+	}
+	if p.DPoPMode < dpop.ModeDisabled || p.DPoPMode > dpop.ModeRequired {
+		return nil, errorf("unknown DPoP mode %d", p.DPoPMode)
 	}
 	if c.maxBytes == 0 {
 		c.maxBytes = DefaultMaxTokenBytes

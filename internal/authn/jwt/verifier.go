@@ -16,6 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authn/dpop"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/keyset"
 )
@@ -65,6 +66,11 @@ func NewVerifierWithOptions(providers []Provider, opts VerifierOptions) (*Verifi
 		c, err := compileProvider(i, p)
 		if err != nil {
 			return nil, err
+		}
+		if c.dpop == nil {
+			if c.dpop, err = dpop.New(dpop.Config{Now: now}); err != nil {
+				return nil, err
+			}
 		}
 		if _, dup := v.byName[c.name]; dup {
 			return nil, fmt.Errorf("authn/jwt: provider name %q is used twice", c.name)
@@ -145,17 +151,31 @@ const maxAuditIssuer = 256
 // that operators can see which issuer is missing from the configuration);
 // Subject and CredentialID (jti) only once the signature has verified, so
 // that an audit record never repeats what a forger wrote.
+//
+// Verify checks the token only: a token bound to a key or a certificate
+// (cnf) is returned like any other. The binding is the Authenticator's
+// business, on every request (authenticator.go).
 func (v *Verifier) Verify(ctx context.Context, raw string) (*identity.Identity, error) {
-	return v.verify(ctx, raw, nil)
+	t, err := v.verify(ctx, raw, nil)
+	return t.id, err
+}
+
+// verified is a token that passed Verify: its identity, its provider and
+// its cnf claim (nil when it has none), which the binding checks read on
+// every request, cache hits included.
+type verified struct {
+	id  *identity.Identity
+	p   *provider
+	cnf map[string]any
 }
 
 // verify is Verify restricted to the providers marked in allowed (nil: all).
 // The restriction is applied as soon as the provider is known, so that a
 // route never fetches keys for a provider it does not accept.
-func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*identity.Identity, error) {
+func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (verified, error) {
 	// 1. Size, before any parsing.
 	if len(raw) > v.maxBytes {
-		return nil, failure(authn.ReasonTooLarge, nil, fmt.Errorf("authn/jwt: token of %d bytes exceeds %d", len(raw), v.maxBytes))
+		return verified{}, failure(authn.ReasonTooLarge, nil, fmt.Errorf("authn/jwt: token of %d bytes exceeds %d", len(raw), v.maxBytes))
 	}
 
 	// A token that verified before is accepted again only if the checks
@@ -164,12 +184,12 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 	var cacheKey [sha256.Size]byte
 	if v.cache != nil {
 		cacheKey = tokenHash(raw)
-		id := v.cache.get(ctx, &cacheKey, allowed, v.now())
+		e, ok := v.cache.get(ctx, &cacheKey, allowed, v.now())
 		if v.onCache != nil {
-			v.onCache(id != nil)
+			v.onCache(ok)
 		}
-		if id != nil {
-			return id, nil
+		if ok {
+			return verified{id: e.id, p: e.p, cnf: e.cnf}, nil
 		}
 	}
 
@@ -180,31 +200,31 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 		// Neither JWS nor JWE compact form, but a well-formed bearer
 		// value: an opaque token (Hydra's ory_at_…, Auth0's, GitHub's),
 		// not a broken JWT.
-		return nil, failure(authn.ReasonUnsupported, nil, errNotJWT)
+		return verified{}, failure(authn.ReasonUnsupported, nil, errNotJWT)
 	case parts != 3 && parts != 5:
-		return nil, failure(authn.ReasonMalformed, nil, errParts)
+		return verified{}, failure(authn.ReasonMalformed, nil, errParts)
 	case !clean:
-		return nil, failure(authn.ReasonMalformed, nil, errEncoding)
+		return verified{}, failure(authn.ReasonMalformed, nil, errEncoding)
 	case parts == 5:
-		return nil, failure(authn.ReasonEncrypted, nil, errEncrypted)
+		return verified{}, failure(authn.ReasonEncrypted, nil, errEncrypted)
 	case !canonical(raw):
-		return nil, failure(authn.ReasonMalformed, nil, errEncoding)
+		return verified{}, failure(authn.ReasonMalformed, nil, errEncoding)
 	case !headerIsText(raw):
-		return nil, failure(authn.ReasonMalformed, nil, errNotText)
+		return verified{}, failure(authn.ReasonMalformed, nil, errNotText)
 	}
 	jws, err := jose.ParseSignedCompact(raw, v.algs)
 	if err != nil {
-		return nil, parseFailure(raw, err)
+		return verified{}, parseFailure(raw, err)
 	}
 	if len(jws.Signatures) != 1 {
-		return nil, failure(authn.ReasonMalformed, nil, errParts)
+		return verified{}, failure(authn.ReasonMalformed, nil, errParts)
 	}
 	h := &jws.Signatures[0].Header
 	alg := jose.SignatureAlgorithm(h.Algorithm)
 
 	// 3. Header parameters we refuse to act on.
 	if reason, err := checkHeader(h); err != nil {
-		return nil, failure(reason, nil, err)
+		return verified{}, failure(reason, nil, err)
 	}
 
 	// 4. Provider selection. The payload is parsed once, here; its claims
@@ -212,47 +232,52 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 	// bytes has verified.
 	payload := jws.UnsafePayloadWithoutVerification()
 	if !validJSONText(payload) || hasDuplicateKeys(payload) {
-		return nil, failure(authn.ReasonMalformed, nil, errNotText)
+		return verified{}, failure(authn.ReasonMalformed, nil, errNotText)
 	}
 	claims, err := decodeClaims(payload)
 	if err != nil {
-		return nil, failure(authn.ReasonMalformed, nil, err)
+		return verified{}, failure(authn.ReasonMalformed, nil, err)
 	}
 	p, fail := v.selectProvider(claims)
 	if fail != nil {
-		return nil, fail
+		return verified{}, fail
 	}
 	if allowed != nil && !allowed[p.index] {
-		return nil, failure(authn.ReasonProviderDenied, p, fmt.Errorf("authn/jwt: provider %q is not accepted on this route", p.name))
+		return verified{}, failure(authn.ReasonProviderDenied, p, fmt.Errorf("authn/jwt: provider %q is not accepted on this route", p.name))
 	}
 	if len(raw) > p.maxBytes {
-		return nil, failure(authn.ReasonTooLarge, p, fmt.Errorf("authn/jwt: token of %d bytes exceeds %d", len(raw), p.maxBytes))
+		return verified{}, failure(authn.ReasonTooLarge, p, fmt.Errorf("authn/jwt: token of %d bytes exceeds %d", len(raw), p.maxBytes))
 	}
 	if !slices.Contains(p.algs, alg) {
-		return nil, failure(authn.ReasonAlgorithm, p, fmt.Errorf("authn/jwt: algorithm %q is not allowed for this provider", alg))
+		return verified{}, failure(authn.ReasonAlgorithm, p, fmt.Errorf("authn/jwt: algorithm %q is not allowed for this provider", alg))
 	}
 	if p.typ != "" {
 		typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
 		if !strings.EqualFold(trimApplication(typ), p.typ) {
-			return nil, failure(authn.ReasonTyp, p, fmt.Errorf("authn/jwt: typ %q is not %q", typ, p.typ))
+			return verified{}, failure(authn.ReasonTyp, p, fmt.Errorf("authn/jwt: typ %q is not %q", typ, p.typ))
 		}
 	}
 
 	// 5. Keys and signature.
 	key, fail, unavailable := p.verifySignature(ctx, jws, alg, h.KeyID)
 	if fail != nil {
-		return nil, fail
+		return verified{}, fail
 	} else if unavailable != nil {
-		return nil, unavailable
+		return verified{}, unavailable
 	}
 
 	// 6. Claims, now authentic.
 	now := v.now()
 	id, err := p.identity(claims, now)
-	if err == nil && v.cache != nil {
-		v.cache.put(&cacheKey, cacheEntryFor(id, p, h.KeyID, alg, key, claims), now)
+	if err != nil {
+		return verified{}, err
 	}
-	return id, err
+	// identity has refused a cnf that is not an object.
+	cnf, _ := claims["cnf"].(map[string]any)
+	if v.cache != nil {
+		v.cache.put(&cacheKey, cacheEntryFor(id, p, h.KeyID, alg, key, claims, cnf), now)
+	}
+	return verified{id: id, p: p, cnf: cnf}, nil
 }
 
 // selectProvider reads iss, unverified, to pick the provider.
