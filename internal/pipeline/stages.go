@@ -25,7 +25,7 @@ type authenticateStage struct {
 	// accepted request (authn.ResponseAdvisor).
 	advisors []authn.ResponseAdvisor
 	audit    audit.Logger
-	realm   string
+	realm    string
 	// headers are the route's identity headers: an identity that they
 	// cannot carry unambiguously is refused here (see representable).
 	headers *identityHeaders
