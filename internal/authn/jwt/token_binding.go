@@ -17,6 +17,10 @@ const ReasonDPoPNotAllowed authn.Reason = "dpop_not_allowed"
 
 var errDPoPNotAllowed = errors.New("authn/jwt: the DPoP scheme is not accepted on this route")
 
+// nonceHeader is dpop.HeaderNonce in canonical form, as response header
+// edits need it.
+var nonceHeader = http.CanonicalHeaderKey(dpop.HeaderNonce)
+
 const descDPoPNotAllowed = "DPoP-bound access tokens are not accepted on this route."
 
 func dpopNotAllowed(t *verified) *authn.Failure {
@@ -111,7 +115,7 @@ func (a *Authenticator) FailureChallenge(r *http.Request, err error) (authn.Chal
 		h, nonce := v.Challenge(de)
 		c := authn.Challenge{Scheme: dpop.Scheme, Params: dpopParams(h)}
 		if nonce != "" {
-			c.Headers = [][2]string{{dpop.HeaderNonce, nonce}}
+			c.Headers = [][2]string{{nonceHeader, nonce}}
 		}
 		return c, true
 	}
@@ -181,7 +185,7 @@ func (a *Authenticator) Advise(r *http.Request, id *identity.Identity, h authn.H
 			return
 		}
 		if n := p.dpop.RenewNonce(proof); n != "" {
-			h.SetResponseHeader(dpop.HeaderNonce, n)
+			h.SetResponseHeader(nonceHeader, n)
 		}
 		return
 	}
