@@ -244,3 +244,43 @@ routes:
 		}
 	}
 }
+
+// TestDPoPReplayCacheSurvivesReload: the replay cache is a process
+// resource, so a proof accepted before a configuration reload is still
+// refused after it (a new cache per plan would reopen every recent proof
+// to replay).
+func TestDPoPReplayCacheSurvivesReload(t *testing.T) {
+	up := newUpstream(t, "api")
+	secret := strings.Repeat("reload-idp-", 3)
+	cfg := func(extra string) string {
+		return header + fmt.Sprintf(`identity_providers:
+  - {name: corp, issuer: https://idp.example, audiences: [api], algorithms: [HS256], static_keys: {hmac_secret: %q}, dpop: {mode: allowed}}
+routes:
+  - {name: api, match: {path_prefix: /api}, authenticate: {methods: [jwt]}, upstream: {targets: [%q]}}
+%s`, secret, up.URL, extra)
+	}
+	tg := startGateway(t, cfg("")).serve()
+	client := newDPoPClient(t)
+	token := hsToken(t, secret, "https://idp.example", map[string]any{"jkt": client.jkt})
+	proof := client.proof(t, "GET", tg.url+"/api/x", token, nil)
+	call := func() int {
+		req, _ := http.NewRequest(http.MethodGet, tg.url+"/api/x", nil)
+		req.Header.Set("Authorization", "DPoP "+token)
+		req.Header.Set("DPoP", proof)
+		res, _ := do(t, req)
+		return res.StatusCode
+	}
+	if s := call(); s != http.StatusOK {
+		t.Fatalf("first use: %d", s)
+	}
+	tg.writeConfig(cfg(fmt.Sprintf("  - {name: other, public: true, match: {path_prefix: /other}, upstream: {targets: [%q]}}\n", up.URL)))
+	if err := tg.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := get(t, tg.url+"/other"); res.StatusCode != http.StatusOK {
+		t.Fatalf("the reload did not take: %d", res.StatusCode)
+	}
+	if s := call(); s != http.StatusUnauthorized {
+		t.Fatalf("replay after a reload: %d, want 401", s)
+	}
+}

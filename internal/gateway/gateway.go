@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/keyset"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
+	"github.com/gatehouse/gatehouse/internal/resource"
 	"github.com/gatehouse/gatehouse/internal/tracing"
 )
 
@@ -77,8 +78,23 @@ type Gateway struct {
 	// metrics it outlives every plan, and Shutdown flushes it.
 	tracing *tracing.Provider
 
+	// resources are the process's shared resources (the DPoP replay
+	// cache, …): each plan holds them through a scope of its own, so a
+	// reload reuses what the new plan shares with the old one.
+	resources *resource.Registry
+
 	retire sync.WaitGroup
 	done   chan struct{}
+}
+
+// buildPlan compiles cfg with a new scope of the process's resources,
+// which the plan releases when it is closed.
+func (g *Gateway) buildPlan(cfg *config.Config, file *config.File) (*pipeline.Plan, error) {
+	opts := g.opts.Pipeline
+	if opts.Resources == nil {
+		opts.Resources = g.resources.Scope()
+	}
+	return pipeline.Build(cfg, file, opts)
 }
 
 // frontDoor is one proxy listener and its server.
@@ -101,7 +117,7 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 	if opts.Pipeline.KeySets == nil {
 		opts.Pipeline.KeySets = pipeline.NewKeySets()
 	}
-	g := &Gateway{opts: opts, log: opts.Log, done: make(chan struct{})}
+	g := &Gateway{opts: opts, log: opts.Log, done: make(chan struct{}), resources: resource.New()}
 	if cfg.Metrics.Enabled && !cfg.Admin.Disabled {
 		// Only where they can be read: /metrics is on the admin listener.
 		g.metrics = metrics.New(metrics.Options{Version: opts.Version, Providers: g.providerHealth})
@@ -127,7 +143,7 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 		g.opts.Pipeline.APIKeys = keys
 		opts = g.opts
 	}
-	plan, err := pipeline.Build(cfg, file, opts.Pipeline)
+	plan, err := g.buildPlan(cfg, file)
 	if err != nil {
 		g.closeAPIKeys()
 		g.closeTracing()
@@ -381,7 +397,7 @@ func (g *Gateway) reloadData(data []byte, force bool) error {
 		g.log.Warn("gateway: listener, admin, metrics or tracing settings changed; they take effect after a restart, the rest is reloaded")
 		cfg.Listeners, cfg.Admin, cfg.Metrics, cfg.Tracing = old.Listeners, old.Admin, old.Metrics, old.Tracing
 	}
-	plan, err := pipeline.Build(cfg, file, g.opts.Pipeline)
+	plan, err := g.buildPlan(cfg, file)
 	if err != nil {
 		return g.reloadFailed(err)
 	}

@@ -56,8 +56,10 @@ type Options struct {
 	// configuration error.
 	Endpoints []endpoint.Provider
 	// Resources is the plan's hold on the process's shared resources,
-	// handed to credential methods (registry.Env.Resources). nil: methods
-	// that need one open their own.
+	// handed to credential methods (registry.Env.Resources) and used for
+	// the DPoP replay cache. The plan owns it: Plan.Close (and a failed
+	// Build) closes it, so give every Build a new scope of the process's
+	// registry. nil: methods that need one open their own.
 	Resources *resource.Scope
 	// Validating builds a plan only to check a configuration (gatehouse
 	// validate): stages that need process resources (the API-key store)
@@ -79,6 +81,9 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		opts.Stderr = os.Stderr
 	}
 	p := &Plan{log: opts.Log, validating: opts.Validating}
+	if opts.Resources != nil {
+		p.closers = append(p.closers, opts.Resources.Close)
+	}
 	defer func() {
 		if err != nil {
 			p.Close()
