@@ -60,7 +60,10 @@ func registry(t *testing.T) map[string]family {
 	now := time.Now()
 	m := metrics.New(metrics.Options{Version: "test", Now: func() time.Time { return now }, Providers: func() []keyset.Health {
 		return []keyset.Health{{Provider: "idp", Source: "https://idp.example/jwks", Keys: 1, LastRefresh: now.Add(-time.Minute), Ready: true}}
-	}})
+	},
+		Resources:         func() []string { return []string{"keyset:0123abcd"} },
+		KeyStoreListening: func() (bool, bool) { return true, true },
+	})
 	o := m.Route("api", []string{"GET"})
 	o.Authentication(pipeline.Authentication{Method: "jwt", Outcome: "deny", Reason: "token_expired", Provider: "idp"})
 	o.Authorization(pipeline.Authorization{Outcome: "deny", Reason: "scope_missing"})
@@ -70,6 +73,7 @@ func registry(t *testing.T) map[string]family {
 	m.APIKeyCache("embedded", false)
 	m.APIKeyStore("embedded", time.Millisecond, authnapikey.StoreError)
 	m.KeyFetch("idp", nil)
+	m.ClientCertificate("partners", "cert_revoked")
 	m.Reloaded(nil, "0123abcd")
 
 	gathered, err := m.Registry().Gather()

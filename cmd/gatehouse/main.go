@@ -9,6 +9,7 @@
 //	gatehouse admin-token          print a new admin token and its hash
 //	gatehouse policy test -c FILE CASES  run policy test cases offline
 //	gatehouse explain -c FILE PATH       explain the decision for one request
+//	gatehouse dev-ca [-dir DIR]          write a development CA and certificates
 package main
 
 import (
@@ -48,6 +49,7 @@ Commands:
   admin-token  Print a new admin token and its hash for admin.token_hash
   policy test  Run routing, authentication and policy test cases offline (CI)
   explain      Explain the route, authentication and policy decision for one request
+  dev-ca       Write a development CA, server and client certificates to try mutual TLS
 
 Run "gatehouse <command> --help" for a command's flags.
 `
@@ -87,6 +89,8 @@ func runCLI(args []string, stdout, stderr io.Writer) int {
 		return cmdPolicy(args[1:], stdout, stderr)
 	case "explain":
 		return cmdExplain(args[1:], stdout, stderr)
+	case "dev-ca":
+		return cmdDevCA(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

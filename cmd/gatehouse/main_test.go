@@ -135,6 +135,13 @@ func TestValidateQuickstart(t *testing.T) {
 // TestValidateExamples checks that every shipped example that is a gateway
 // configuration passes `gatehouse validate`, which also compiles it.
 func TestValidateExamples(t *testing.T) {
+	// examples/partner-mtls.yaml reads its certificates from
+	// GATEHOUSE_MTLS_DIR, as its comment shows: dev-ca makes them.
+	mtlsDir := filepath.Join(t.TempDir(), "ca")
+	if code, _, stderr := cli(t, "dev-ca", "-dir", mtlsDir); code != exitOK {
+		t.Fatalf("dev-ca: %s", stderr)
+	}
+	t.Setenv("GATEHOUSE_MTLS_DIR", mtlsDir)
 	files, err := filepath.Glob("../../examples/*.yaml")
 	if err != nil {
 		t.Fatal(err)

@@ -132,7 +132,15 @@ type Failure struct {
 	Issuer, Subject, CredentialID, Provider string
 	// Err is the internal cause, for debug logs only.
 	Err error
+	// Missing marks the chain's "no credential at all" failure, whatever
+	// its reason (credential_missing, or a method's own such as mtls's
+	// cert_missing): the challenge then offers every accepted scheme, with
+	// no error code (RFC 6750 §3.1).
+	Missing bool
 }
+
+// IsMissing reports whether f is the chain's "no credential" failure.
+func (f *Failure) IsMissing() bool { return f.Missing || f.Reason == ReasonMissing }
 
 func (f *Failure) Error() string {
 	msg := "authn: " + string(f.Method) + ": " + string(f.Reason)

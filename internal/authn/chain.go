@@ -86,7 +86,11 @@ func (c *Chain) all(r *http.Request) (*identity.Identity, error) {
 				// failure says more than "missing".
 				return nil, nm.failure(a.Method())
 			}
-			return nil, &Failure{Method: a.Method(), Reason: ReasonMissing, Description: "This route requires " + string(a.Method()) + " credentials as well."}
+			reason := ReasonMissing
+			if mr, ok := a.(MissingReasoner); ok {
+				reason = mr.MissingReason()
+			}
+			return nil, &Failure{Method: a.Method(), Reason: reason, Missing: true, Description: "This route requires " + string(a.Method()) + " credentials as well."}
 		case err != nil:
 			return nil, err
 		case id == nil:
@@ -111,8 +115,20 @@ func (c *Chain) all(r *http.Request) (*identity.Identity, error) {
 
 func (c *Chain) missing() *Failure {
 	var m identity.Method
+	reason := ReasonMissing
 	if len(c.Authenticators) > 0 {
 		m = c.Authenticators[0].Method()
+		if mr, ok := c.Authenticators[0].(MissingReasoner); ok {
+			reason = mr.MissingReason()
+		}
 	}
-	return &Failure{Method: m, Reason: ReasonMissing, Description: "Authentication is required."}
+	return &Failure{Method: m, Reason: reason, Missing: true, Description: "Authentication is required."}
+}
+
+// MissingReasoner is implemented by an authenticator whose credential has
+// a more specific "missing" reason than credential_missing (mtls:
+// cert_missing). The chain uses the first method's when nothing at all
+// was presented.
+type MissingReasoner interface {
+	MissingReason() Reason
 }

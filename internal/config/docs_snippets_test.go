@@ -58,6 +58,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/gatehouse/gatehouse/internal/clientcert/certtest"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
 	"github.com/gatehouse/gatehouse/internal/policytest"
@@ -202,6 +203,7 @@ type snippetChecker struct {
 	root              string
 	certFile, keyFile string // a certificate and its key
 	pubKeyFile        string // a PEM public key, for static_keys.files
+	caFile, crlFile   string // a client-certificate CA and its CRL
 	logFile           string // for access_log and audit outputs
 }
 
@@ -214,7 +216,12 @@ func newSnippetChecker(t *testing.T, root string) *snippetChecker {
 		keyFile:    filepath.Join(dir, "key.pem"),
 		pubKeyFile: filepath.Join(dir, "pub.pem"),
 		logFile:    filepath.Join(dir, "out.log"),
+		caFile:     filepath.Join(dir, "ca.pem"),
+		crlFile:    filepath.Join(dir, "ca.crl"),
 	}
+	ca := certtest.NewCA(t, "doctest-ca")
+	certtest.Write(t, dir, "ca.pem", ca.PEM())
+	certtest.Write(t, dir, "ca.crl", ca.CRL(t, time.Now().Add(time.Hour)))
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -618,6 +625,10 @@ func (c *snippetChecker) withGeneratedFiles(data []byte) ([]byte, error) {
 				replace = c.certFile
 			case ".listeners[].tls.key_file":
 				replace = c.keyFile
+			case ".listeners[].tls.client_certificates.ca_files[]":
+				replace = c.caFile
+			case ".listeners[].tls.client_certificates.crl_files[]":
+				replace = c.crlFile
 			case ".identity_providers[].static_keys.files[]":
 				replace = c.pubKeyFile
 			case ".access_log.output", ".audit.output":

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gatehouse/gatehouse/internal/clientcert"
 )
 
 // Defaults, named so the docs, the schema descriptions and the code agree.
@@ -103,6 +105,26 @@ func (l *Listener) setDefaults() {
 }
 
 func (t *TLS) setDefaults() { t.MinVersion = "1.2" }
+
+func (c *ClientCertificates) setDefaults() {
+	c.Mode = "request"
+	c.MinRSABits = 2048
+	c.MinECBits = 256
+}
+
+// Settings are the clientcert settings of c (clock: time.Now).
+func (c *ClientCertificates) Settings() clientcert.Settings {
+	s := clientcert.Settings{
+		CAFiles: c.CAFiles, CRLFiles: c.CRLFiles, Mode: c.Mode,
+		MinRSABits: c.MinRSABits, MinECBits: c.MinECBits,
+	}
+	for _, n := range c.SignatureAlgorithms {
+		if a, ok := clientcert.ParseSignatureAlgorithm(n); ok {
+			s.SignatureAlgorithms = append(s.SignatureAlgorithms, a)
+		}
+	}
+	return s
+}
 
 func (r *Route) setDefaults() {
 	r.MaxBodyBytes = DefaultMaxBodyBytes

@@ -8,9 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gatehouse/gatehouse/internal/clientcert/certtest"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/gatehouse.schema.json from the Go types")
@@ -74,6 +77,7 @@ func yamlToJSONValue(t *testing.T, data []byte) any {
 // schema, and checks that the schema and the decoder agree on them.
 func TestSchemaAcceptsExamples(t *testing.T) {
 	s := compileSchema(t)
+	mtlsDir := devCAFiles(t)
 	files, _ := filepath.Glob("../../examples/*.yaml")
 	if len(files) == 0 {
 		t.Fatal("no examples found")
@@ -89,7 +93,7 @@ func TestSchemaAcceptsExamples(t *testing.T) {
 		if err := s.Validate(yamlToJSONValue(t, data)); err != nil {
 			t.Errorf("%s: schema rejects it: %v", f, err)
 		}
-		if _, _, err := Parse(f, data, env(map[string]string{})); err != nil {
+		if _, _, err := Parse(f, data, env(map[string]string{"GATEHOUSE_MTLS_DIR": mtlsDir})); err != nil {
 			t.Errorf("%s: decoder rejects it: %v", f, err)
 		}
 	}
@@ -117,4 +121,19 @@ func TestSchemaRejects(t *testing.T) {
 	if err := s.Validate(yamlToJSONValue(t, []byte("listeners: [{address: \"${ADDR}\", max_header_bytes: \"${MHB}\"}]\n"+minimal))); err != nil {
 		t.Fatalf("schema must accept ${ENV} references: %v", err)
 	}
+}
+
+// devCAFiles writes what examples/partner-mtls.yaml reads from
+// GATEHOUSE_MTLS_DIR (the files gatehouse dev-ca makes) and returns the
+// directory.
+func devCAFiles(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	ca := certtest.NewCA(t, "dev")
+	srv := ca.Issue(t, certtest.Options{CN: "localhost", DNS: []string{"localhost"}, Server: true})
+	certtest.Write(t, dir, "ca.pem", ca.PEM())
+	certtest.Write(t, dir, "ca.crl", ca.CRL(t, time.Now().Add(time.Hour)))
+	certtest.Write(t, dir, "server.pem", srv.PEM())
+	certtest.Write(t, dir, "server.key", srv.KeyPEM(t))
+	return dir
 }

@@ -72,6 +72,28 @@ type TLS struct {
 	KeyFile string `yaml:"key_file" desc:"PEM private key for cert_file. Re-read on reload."`
 	// MinVersion is the lowest TLS version accepted. Default "1.2".
 	MinVersion string `yaml:"min_version" enum:"1.2,1.3" desc:"Lowest TLS version accepted. Default 1.2."`
+	// ClientCertificates, when set, asks clients for a certificate
+	// (mutual TLS). Routes that need one list the mtls method.
+	ClientCertificates *ClientCertificates `yaml:"client_certificates" desc:"Ask clients for a TLS client certificate (mutual TLS) and verify it once per connection; routes that need one list the mtls method (docs/mtls.md). Omit for no client certificates."`
+}
+
+// ClientCertificates configures the client-certificate request of an HTTPS
+// listener. The CA and CRL files are re-read from the same paths on reload,
+// without dropping connections; the keys take effect after a restart.
+type ClientCertificates struct {
+	// CAFiles are PEM bundles of the trust anchors (and optional
+	// intermediates). Required.
+	CAFiles []string `yaml:"ca_files" desc:"PEM files of the CA certificates that issue client certificates: self-signed ones are the trust anchors, others are intermediates (used to build chains and to check the CRLs they sign, never anchors). Required. Re-read on reload."`
+	// CRLFiles are revocation lists, checked for every certificate of the chain.
+	CRLFiles []string `yaml:"crl_files" desc:"CRL files (PEM or DER), each signed by a certificate of ca_files, checked for every certificate of the chain. A CRL past its next update refuses the certificates it covers (cert_untrusted: revocation status unknown). Default: none. Re-read on reload."`
+	// Mode is request (verify if presented) or require. Default request.
+	Mode string `yaml:"mode" enum:"request,require" desc:"request: ask for a certificate, verify it if presented, and let every request through to its route (mtls routes refuse a missing or bad certificate with 401 and an audit event). require: fail the TLS handshake without a valid certificate (logged, no HTTP response). Default request."`
+	// MinRSABits is the smallest RSA key accepted in the chain. Default 2048.
+	MinRSABits int `yaml:"min_rsa_bits" desc:"Smallest RSA key accepted anywhere in the chain (cert_untrusted otherwise). Default 2048; at least 2048."`
+	// MinECBits is the smallest elliptic-curve key accepted. Default 256.
+	MinECBits int `yaml:"min_ec_bits" desc:"Smallest elliptic-curve key accepted anywhere in the chain, in bits of the curve (P-256 is 256). Default 256; at least 256."`
+	// SignatureAlgorithms are the certificate signature algorithms accepted.
+	SignatureAlgorithms []string `yaml:"signature_algorithms" desc:"Signature algorithms accepted on the chain's certificates (the anchor's self-signature excepted), as Go names them: SHA256-RSA, SHA384-RSA, SHA512-RSA, SHA256-RSAPSS, SHA384-RSAPSS, SHA512-RSAPSS, ECDSA-SHA256, ECDSA-SHA384, ECDSA-SHA512, Ed25519. Default: all of these (MD5 and SHA-1 are never accepted)."`
 }
 
 // ListenerTimeouts are the http.Server timeouts of a listener.

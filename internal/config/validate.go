@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gatehouse/gatehouse/internal/clientcert"
 	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/route"
 )
@@ -57,6 +58,9 @@ func validate(c *Config, f *File) Errors {
 				add(p+".tls", "HTTPS needs cert_file and key_file; %s missing (remove tls to serve plain HTTP)", missing)
 			} else if _, err := tls.LoadX509KeyPair(l.TLS.CertFile, l.TLS.KeyFile); err != nil {
 				add(p+".tls", "cannot load certificate and key: %v", err)
+			}
+			if cc := l.TLS.ClientCertificates; cc != nil {
+				validateClientCertificates(p+".tls.client_certificates", cc, add)
 			}
 		}
 	}
@@ -124,6 +128,34 @@ func validate(c *Config, f *File) Errors {
 	errs = append(errs, validateAuth(c, f)...)
 	errs = append(errs, validateHygiene(c, f)...)
 	return errs
+}
+
+func validateClientCertificates(p string, cc *ClientCertificates, add func(path, format string, a ...any)) {
+	ok := true
+	if len(cc.CAFiles) == 0 {
+		add(p+".ca_files", "list at least one PEM file of CA certificates that issue client certificates")
+		ok = false
+	}
+	if cc.MinRSABits < 2048 {
+		add(p+".min_rsa_bits", "must be at least 2048, got %d", cc.MinRSABits)
+		ok = false
+	}
+	if cc.MinECBits < 256 {
+		add(p+".min_ec_bits", "must be at least 256, got %d", cc.MinECBits)
+		ok = false
+	}
+	for i, n := range cc.SignatureAlgorithms {
+		if _, known := clientcert.ParseSignatureAlgorithm(n); !known {
+			add(fmt.Sprintf("%s.signature_algorithms[%d]", p, i), "unknown or refused signature algorithm %q (want one of %s)", n, strings.Join(clientcert.SignatureAlgorithmNames(), ", "))
+			ok = false
+		}
+	}
+	if !ok {
+		return
+	}
+	if _, err := clientcert.Load(cc.Settings()); err != nil {
+		add(p, "%v", err)
+	}
 }
 
 // missingFiles names the certificate files a tls section lacks ("" if none).

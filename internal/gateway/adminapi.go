@@ -9,12 +9,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/adminapi"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/keymgmt"
+	"github.com/gatehouse/gatehouse/internal/pipeline"
 	"github.com/gatehouse/gatehouse/internal/problem"
 )
 
@@ -82,7 +85,10 @@ func writeSecretFile(name string, data []byte) (err error) {
 
 // mountAdminAPI adds the key-management API to the admin mux and returns
 // the admin token's hash (nil: none), which other admin endpoints check
-// too. Without an API-key store (no route uses api_key) the API answers 503.
+// too. The API works on the API-key runtime of the plan serving now, so a
+// reload that adds the first api_key route, or switches to another store,
+// moves it along; while no route accepts api_key (no key store is open)
+// it answers 503.
 func (g *Gateway) mountAdminAPI(mux *http.ServeMux, cfg *config.Config, auditLog audit.Logger) ([]byte, error) {
 	hash, file, err := adminTokenHash(cfg.Admin)
 	if err != nil {
@@ -91,26 +97,90 @@ func (g *Gateway) mountAdminAPI(mux *http.ServeMux, cfg *config.Config, auditLog
 	if file != "" {
 		g.log.Info("gateway: admin API token written", "file", file)
 	}
-	if g.apiKeys == nil {
-		unavailable := func(w http.ResponseWriter, r *http.Request) {
-			problem.Write(w, problem.Unavailable, "No route accepts api_key, so no key store is open.", "")
-		}
-		mux.HandleFunc("/v1/", unavailable)
-		return hash, nil
+	g.keyAdmin.mount(hash, auditLog)
+	if p := g.plan.Load(); p != nil {
+		g.keyAdmin.follow(p.APIKeys(), g.cfg.Load().APIKeys.RotationGrace.Std())
 	}
-	svc := &keymgmt.Service{
-		Store:         g.apiKeys.Store,
-		Format:        g.apiKeys.Format,
-		Hasher:        g.apiKeys.Hasher,
-		Audit:         auditLog,
-		Invalidate:    g.apiKeys.Invalidate,
-		RotationGrace: cfg.APIKeys.RotationGrace.Std(),
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g.stopExpiry = cancel
-	go svc.WatchExpiry(ctx, time.Minute)
-	h := adminapi.New(adminapi.Config{Service: svc, TokenHash: hash, Log: g.log})
-	mux.Handle("/v1/", h)
-	mux.Handle("GET /openapi.json", h)
+	mux.Handle("/v1/", &g.keyAdmin)
+	mux.Handle("GET /openapi.json", &g.keyAdmin)
 	return hash, nil
+}
+
+// keyAdmin is the key-management API over the current plan's API-key
+// runtime: one keymgmt.Service (and expiry watcher) per runtime, replaced
+// when a reload brings another runtime or rotation grace.
+type keyAdmin struct {
+	g *Gateway
+
+	mu        sync.Mutex
+	mounted   bool
+	tokenHash []byte
+	audit     audit.Logger
+	cur       atomic.Pointer[keyAdminState]
+}
+
+type keyAdminState struct {
+	keys  *pipeline.APIKeys
+	grace time.Duration
+	h     http.Handler // nil: no runtime
+	stop  context.CancelFunc
+}
+
+func (a *keyAdmin) mount(tokenHash []byte, auditLog audit.Logger) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.mounted, a.tokenHash, a.audit = true, tokenHash, auditLog
+}
+
+// follow serves keys (nil: none) from now on. Nothing happens until the
+// API is mounted (the admin listener may be disabled).
+func (a *keyAdmin) follow(keys *pipeline.APIKeys, grace time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	old := a.cur.Load()
+	if !a.mounted || (old != nil && old.keys == keys && old.grace == grace) {
+		return
+	}
+	next := &keyAdminState{keys: keys, grace: grace}
+	if keys != nil {
+		svc := &keymgmt.Service{
+			Store:         keys.Store,
+			Format:        keys.Format,
+			Hasher:        keys.Hasher,
+			Audit:         a.audit,
+			Invalidate:    keys.Invalidate,
+			RotationGrace: grace,
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		next.stop = cancel
+		go svc.WatchExpiry(ctx, time.Minute)
+		next.h = adminapi.New(adminapi.Config{Service: svc, TokenHash: a.tokenHash, Log: a.g.log})
+	}
+	a.cur.Store(next)
+	if old != nil && old.stop != nil {
+		old.stop()
+	}
+}
+
+// stop ends the expiry watcher (shutdown).
+func (a *keyAdmin) stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if st := a.cur.Load(); st != nil && st.stop != nil {
+		st.stop()
+		st.stop = nil
+	}
+}
+
+func (a *keyAdmin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := a.cur.Load()
+	switch {
+	case st != nil && st.h != nil:
+		st.h.ServeHTTP(w, r)
+	case r.URL.Path == "/openapi.json":
+		// As without any key API: not an endpoint.
+		problem.Write(w, problem.RouteNotFound, "Unknown admin endpoint.", "")
+	default:
+		problem.Write(w, problem.Unavailable, "No route accepts api_key, so no key store is open.", "")
+	}
 }

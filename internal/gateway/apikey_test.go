@@ -143,7 +143,7 @@ func TestAPIKeyStoreDownFailsClosed(t *testing.T) {
 	up := newUpstream(t, "orders")
 	tg := startGateway(t, apiKeyConfig(fmt.Sprintf("  store: {type: embedded, path: %q}\n", filepath.Join(t.TempDir(), "keys.db")), up.URL)).serve()
 	good, _, _ := issueKey(t, tg, "acme", nil)
-	if err := tg.APIKeys().Store.Close(); err != nil {
+	if err := tg.APIKeys().Backing().Close(); err != nil {
 		t.Fatal(err)
 	}
 	r, _ := http.NewRequest("GET", tg.url+"/orders/1", nil)

@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"reflect"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +43,9 @@ type Options struct {
 	RetireDelay time.Duration
 	// Version is the gateway's version, for gatehouse_build_info.
 	Version string
+	// Now is the clock client certificates' validity is checked against.
+	// Default time.Now.
+	Now func() time.Time
 }
 
 // ReloadReadyTimeout bounds how long a reload waits for the new
@@ -68,8 +70,13 @@ type Gateway struct {
 	admin     *http.Server
 	adminLn   net.Listener
 
-	apiKeys    *pipeline.APIKeys // opened at start when a route accepts api_key
-	stopExpiry func()            // stops the key-expiry watcher
+	// resources holds what successive plans share (key sets, token and
+	// key caches, the API-key store, upstream transports); it outlives
+	// every plan.
+	resources *resource.Registry
+	// keyAdmin serves key management over the current plan's API-key
+	// runtime (adminapi.go).
+	keyAdmin keyAdmin
 
 	// metrics is the Prometheus registry and the plans' observer; nil when
 	// metrics are off. It outlives every plan.
@@ -78,23 +85,8 @@ type Gateway struct {
 	// metrics it outlives every plan, and Shutdown flushes it.
 	tracing *tracing.Provider
 
-	// resources are the process's shared resources (the DPoP replay
-	// cache, …): each plan holds them through a scope of its own, so a
-	// reload reuses what the new plan shares with the old one.
-	resources *resource.Registry
-
 	retire sync.WaitGroup
 	done   chan struct{}
-}
-
-// buildPlan compiles cfg with a new scope of the process's resources,
-// which the plan releases when it is closed.
-func (g *Gateway) buildPlan(cfg *config.Config, file *config.File) (*pipeline.Plan, error) {
-	opts := g.opts.Pipeline
-	if opts.Resources == nil {
-		opts.Resources = g.resources.Scope()
-	}
-	return pipeline.Build(cfg, file, opts)
 }
 
 // frontDoor is one proxy listener and its server.
@@ -103,6 +95,9 @@ type frontDoor struct {
 	ln   net.Listener
 	srv  *http.Server
 	cert atomic.Pointer[tls.Certificate]
+	// clientCerts is the listener's mutual TLS; nil without
+	// client_certificates.
+	clientCerts *clientCerts
 }
 
 // New compiles cfg and binds every listener (so a port in use fails here,
@@ -114,13 +109,15 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 	if opts.Pipeline.Log == nil {
 		opts.Pipeline.Log = opts.Log
 	}
-	if opts.Pipeline.KeySets == nil {
-		opts.Pipeline.KeySets = pipeline.NewKeySets()
+	if opts.Pipeline.Resources == nil {
+		opts.Pipeline.Resources = resource.New()
 	}
-	g := &Gateway{opts: opts, log: opts.Log, done: make(chan struct{}), resources: resource.New()}
+	g := &Gateway{opts: opts, log: opts.Log, done: make(chan struct{}), resources: opts.Pipeline.Resources}
+	g.keyAdmin.g = g
 	if cfg.Metrics.Enabled && !cfg.Admin.Disabled {
 		// Only where they can be read: /metrics is on the admin listener.
-		g.metrics = metrics.New(metrics.Options{Version: opts.Version, Providers: g.providerHealth})
+		g.metrics = metrics.New(metrics.Options{Version: opts.Version, Providers: g.providerHealth,
+			Resources: g.resources.Keys, KeyStoreListening: g.keyStoreListening})
 		g.opts.Pipeline.Observer = g.metrics
 		opts = g.opts
 	}
@@ -133,19 +130,8 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 		g.opts.Pipeline.Tracer = tp.Tracer()
 		opts = g.opts
 	}
-	if opts.Pipeline.APIKeys == nil && usesMethod(cfg, "api_key") {
-		keys, err := pipeline.OpenAPIKeysObserved(context.Background(), cfg.APIKeys, opts.Log, opts.Pipeline.Observer)
-		if err != nil {
-			g.closeTracing()
-			return nil, file.Errorf("api_keys.store", "%v", err)
-		}
-		g.apiKeys = keys
-		g.opts.Pipeline.APIKeys = keys
-		opts = g.opts
-	}
-	plan, err := g.buildPlan(cfg, file)
+	plan, err := pipeline.Build(cfg, file, opts.Pipeline)
 	if err != nil {
-		g.closeAPIKeys()
 		g.closeTracing()
 		return nil, err
 	}
@@ -160,8 +146,8 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 	}
 	if err := g.bind(cfg); err != nil {
 		g.closeListeners()
+		g.keyAdmin.stop()
 		plan.Close()
-		g.closeAPIKeys()
 		g.closeTracing()
 		return nil, err
 	}
@@ -170,8 +156,10 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 
 func (g *Gateway) install(cfg *config.Config, plan *pipeline.Plan) {
 	now := time.Now()
+	plan.Activate()
 	g.cfg.Store(cfg)
 	g.plan.Store(plan)
+	g.keyAdmin.follow(plan.APIKeys(), cfg.APIKeys.RotationGrace.Std())
 	g.loadedAt.Store(&now)
 	if g.opts.LogLevel != nil {
 		g.opts.LogLevel.Set(parseLevel(cfg.Log.Level))
@@ -210,6 +198,9 @@ func (g *Gateway) bind(cfg *config.Config) error {
 				return fmt.Errorf("gateway: listener %s: %w", lc.Name, err)
 			}
 			fd.srv.TLSConfig = tlsConfig(lc.TLS, fd)
+			if err := g.bindClientCerts(fd, lc); err != nil {
+				return fmt.Errorf("gateway: listener %s: client_certificates: %w", lc.Name, err)
+			}
 		} else {
 			// Plain HTTP/1.x: follow each connection's request framing so
 			// that a request with both Content-Length and
@@ -397,7 +388,7 @@ func (g *Gateway) reloadData(data []byte, force bool) error {
 		g.log.Warn("gateway: listener, admin, metrics or tracing settings changed; they take effect after a restart, the rest is reloaded")
 		cfg.Listeners, cfg.Admin, cfg.Metrics, cfg.Tracing = old.Listeners, old.Admin, old.Metrics, old.Tracing
 	}
-	plan, err := g.buildPlan(cfg, file)
+	plan, err := pipeline.Build(cfg, file, g.opts.Pipeline)
 	if err != nil {
 		return g.reloadFailed(err)
 	}
@@ -429,17 +420,18 @@ func (g *Gateway) reloadData(data []byte, force bool) error {
 			certs[i] = &cert
 		}
 	}
+	// CA and CRL files too: a bad one rejects the whole reload.
+	verifiers, err := g.loadClientCerts(cfg.Listeners)
+	if err != nil {
+		plan.Close()
+		return g.reloadFailed(fmt.Errorf("gateway: reload: %w", err))
+	}
 	for i, c := range certs {
 		if c != nil {
 			g.listeners[i].cert.Store(c)
 		}
 	}
-	if g.apiKeys != nil {
-		if g.apiKeys.SettingsChanged(cfg.APIKeys) {
-			g.log.Warn("gateway: api_keys settings other than static changed; they take effect after a restart (the open store and its key cache are kept)")
-		}
-		g.apiKeys.SetStatic(cfg.APIKeys.Static)
-	}
+	g.swapClientCerts(verifiers)
 	prev := g.plan.Load()
 	g.install(cfg, plan)
 	g.hash = sum
@@ -509,12 +501,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 	}
 	close(g.done)
-	if g.stopExpiry != nil {
-		g.stopExpiry()
-	}
+	g.keyAdmin.stop()
 	g.retire.Wait()
 	g.plan.Load().Close()
-	g.closeAPIKeys()
 	if g.tracing != nil {
 		// After the last request: every span has ended. Bounded by
 		// tracing.timeout even if ctx has no deadline.
@@ -536,16 +525,17 @@ func (g *Gateway) closeTracing() {
 // plan now.
 func (g *Gateway) Flush() { g.plan.Load().Flush() }
 
-// APIKeys returns the open API-key runtime, or nil.
-func (g *Gateway) APIKeys() *pipeline.APIKeys { return g.apiKeys }
-
-func (g *Gateway) closeAPIKeys() {
-	if g.apiKeys != nil {
-		if err := g.apiKeys.Close(); err != nil {
-			g.log.Error("gateway: closing the API-key store", "error", err)
-		}
+// APIKeys returns the API-key runtime of the plan serving now, or nil
+// when no route accepts api_key.
+func (g *Gateway) APIKeys() *pipeline.APIKeys {
+	if p := g.plan.Load(); p != nil {
+		return p.APIKeys()
 	}
+	return nil
 }
+
+// Resources returns the registry of what plans share across reloads.
+func (g *Gateway) Resources() *resource.Registry { return g.resources }
 
 // hashLabel is the config_info hash: the SHA-256 of the file serving now,
 // in hex ("none" without a config file).
@@ -565,6 +555,15 @@ func (g *Gateway) providerHealth() []keyset.Health {
 	return nil
 }
 
+// keyStoreListening is the LISTEN/NOTIFY state of the PostgreSQL key
+// store of the plan serving now, for the metrics.
+func (g *Gateway) keyStoreListening() (up, ok bool) {
+	if p := g.plan.Load(); p != nil {
+		return p.APIKeyStoreListening()
+	}
+	return false, false
+}
+
 func routeNames(cfg *config.Config) []string {
 	out := make([]string, len(cfg.Routes))
 	for i, r := range cfg.Routes {
@@ -575,15 +574,6 @@ func routeNames(cfg *config.Config) []string {
 
 // Metrics returns the gateway's metrics, or nil when they are off.
 func (g *Gateway) Metrics() *metrics.Metrics { return g.metrics }
-
-func usesMethod(cfg *config.Config, method string) bool {
-	for _, r := range cfg.Routes {
-		if r.Authenticate != nil && slices.Contains(r.Authenticate.Methods, method) {
-			return true
-		}
-	}
-	return false
-}
 
 func (g *Gateway) closeListeners() {
 	for _, fd := range g.listeners {

@@ -60,6 +60,14 @@ type Options struct {
 	Providers func() []keyset.Health
 	// Now is the clock for key ages. Default time.Now.
 	Now func() time.Time
+	// Resources returns the keys of the shared resources open now (the
+	// gateway's resource registry), read at every scrape and counted by
+	// kind. nil: not exported.
+	Resources func() []string
+	// KeyStoreListening reports the PostgreSQL key store's LISTEN/NOTIFY
+	// connection (up) for the plan serving now; ok is false when there is
+	// no such store. Read at every scrape. nil: not exported.
+	KeyStoreListening func() (up, ok bool)
 }
 
 // Metrics is the registry and every Gatehouse metric family. It implements
@@ -81,6 +89,7 @@ type Metrics struct {
 	storeLookups     *prometheus.CounterVec
 	keyFetches       *prometheus.CounterVec
 	reloads          *prometheus.CounterVec
+	clientCerts      *prometheus.CounterVec
 	reloadSuccess    prometheus.Gauge
 	reloadTime       prometheus.Gauge
 	configInfo       *prometheus.GaugeVec
@@ -141,6 +150,9 @@ func New(opts Options) *Metrics {
 	m.keyFetches = f.counterVec("jwks_fetches_total",
 		"Fetches of an identity provider's keys (discovery and JWKS), by provider and result (success, failure).",
 		"provider", "result")
+	m.clientCerts = f.counterVec("tls_client_certificates_total",
+		"Client certificates checked in TLS handshakes (once per connection, resumptions included), by listener and result: verified, or the reason code (cert_missing, cert_untrusted, cert_expired, cert_revoked).",
+		"listener", "result")
 	m.reloads = f.counterVec("config_reloads_total",
 		"Configuration reloads, by result (success, failure).", "result")
 	m.reloadSuccess = f.gauge("config_last_reload_successful",
@@ -161,6 +173,8 @@ func New(opts Options) *Metrics {
 		reg.MustRegister(&keyCollector{providers: opts.Providers, now: opts.Now})
 	}
 	m.names = append(m.names, keyAgeName, keyReadyName, keyCountName)
+	reg.MustRegister(&stateCollector{resources: opts.Resources, listening: opts.KeyStoreListening})
+	m.names = append(m.names, resourcesName, listenerName)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -249,6 +263,12 @@ func (m *Metrics) JWTCache(hit bool) {
 	} else {
 		m.jwtCache[0].Inc()
 	}
+}
+
+// ClientCertificate counts a client-certificate check of a TLS handshake:
+// result is "verified" or a clientcert reason code.
+func (m *Metrics) ClientCertificate(listener, result string) {
+	m.clientCerts.WithLabelValues(listener, result).Inc()
 }
 
 // KeyFetch counts a fetch of a provider's keys.
@@ -451,6 +471,53 @@ func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(keyReadyDesc, prometheus.GaugeValue, ready, h.Provider)
 		ch <- prometheus.MustNewConstMetric(keyCountDesc, prometheus.GaugeValue, float64(h.Keys), h.Provider)
+	}
+}
+
+// stateCollector exports, at scrape time, the gateway's shared resources
+// by kind and the PostgreSQL key store's LISTEN/NOTIFY connection.
+type stateCollector struct {
+	resources func() []string
+	listening func() (up, ok bool)
+}
+
+const (
+	resourcesName = Namespace + "_shared_resources"
+	listenerName  = Namespace + "_apikey_store_listener_up"
+)
+
+var (
+	resourcesDesc = prometheus.NewDesc(resourcesName,
+		"Resources open and shared across reloads, by kind (keyset, jwt.token_cache, upstream.transport, apikeys.runtime, apikeys.store). Flat across reloads that leave their settings unchanged.",
+		[]string{"kind"}, nil)
+	listenerDesc = prometheus.NewDesc(listenerName,
+		"1 while the PostgreSQL key store's LISTEN/NOTIFY connection is up, 0 while it reconnects (revocations from other replicas then wait for api_keys.cache_ttl); absent without a postgres store.",
+		[]string{"store"}, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- resourcesDesc
+	ch <- listenerDesc
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.resources != nil {
+		counts := map[string]int{}
+		for _, k := range c.resources() {
+			counts[pipeline.ResourceKind(k)]++
+		}
+		for kind, n := range counts {
+			ch <- prometheus.MustNewConstMetric(resourcesDesc, prometheus.GaugeValue, float64(n), kind)
+		}
+	}
+	if c.listening != nil {
+		if up, ok := c.listening(); ok {
+			v := 0.0
+			if up {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(listenerDesc, prometheus.GaugeValue, v, "postgres")
+		}
 	}
 }
 

@@ -19,13 +19,18 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 )
 
-// APIKeys is the process-wide API-key runtime: the open store (an embedded
-// store file can be opened by one process at a time, so it outlives plans),
-// the key format and hasher, the batched last-used writer, and the one key
-// cache every route's authenticator shares. The cache outlives plans too:
-// a reload during a store outage keeps serving the keys it holds, and a
-// revocation (admin API, NOTIFY from another replica) drops a key from it
-// once for every route.
+// APIKeys is an API-key runtime: the open store, the key format and
+// hasher, the batched last-used writer, and the one key cache every route's
+// authenticator shares. A gateway acquires it through its resource
+// registry (AcquireAPIKeys), keyed by the api_keys settings (all but
+// static and rotation_grace): a reload that leaves them unchanged keeps the
+// runtime, its open store and its warm cache, so a reload during a store
+// outage keeps serving the keys the cache holds; a reload that changes
+// them opens a new runtime (and, if the store settings changed, a new
+// store) and the old one is closed when the last plan using it retires.
+// Runtimes over one store share it (an embedded store file can be opened
+// once), and a revocation (admin API, NOTIFY from another replica) drops
+// a key from every cache over that store.
 type APIKeys struct {
 	Store  apikey.Store
 	Format apikey.Format
@@ -34,13 +39,18 @@ type APIKeys struct {
 	touch  *authnapikey.Toucher
 	static *apikey.Static
 	cache  *authnapikey.Cache
+	// store is the store this runtime holds (shared with other runtimes
+	// over the same store settings); release lets go of it.
+	store   *keyStore
+	release func()
 
 	mu         sync.Mutex
 	staticKeys []config.StaticAPIKey // as last set
 }
 
-// OpenAPIKeys opens the configured store. Every setting but static takes
-// effect only here, at start; a reload keeps the store and its cache.
+// OpenAPIKeys opens the configured store and a runtime over it, owned by
+// the caller (offline tools, tests); a gateway acquires its runtime from
+// its resource registry instead (AcquireAPIKeys).
 func OpenAPIKeys(ctx context.Context, cfg config.APIKeys, log *slog.Logger) (*APIKeys, error) {
 	return OpenAPIKeysObserved(ctx, cfg, log, nil)
 }
@@ -48,6 +58,21 @@ func OpenAPIKeys(ctx context.Context, cfg config.APIKeys, log *slog.Logger) (*AP
 // OpenAPIKeysObserved is OpenAPIKeys with an Observer (nil: none) that is
 // told of every cache and store lookup, labelled with the store type.
 func OpenAPIKeysObserved(ctx context.Context, cfg config.APIKeys, log *slog.Logger, o Observer) (*APIKeys, error) {
+	ks, err := openKeyStore(ctx, cfg.Store, log)
+	if err != nil {
+		return nil, fmt.Errorf("api keys: %w", err)
+	}
+	k, err := newAPIKeys(cfg, ks, ks.close, log, o)
+	if err != nil {
+		ks.close()
+		return nil, err
+	}
+	return k, nil
+}
+
+// newAPIKeys builds a runtime over an open store; release lets go of the
+// store when the runtime closes.
+func newAPIKeys(cfg config.APIKeys, ks *keyStore, release func(), log *slog.Logger, o Observer) (*APIKeys, error) {
 	format, err := apikey.NewFormat(cfg.Prefix)
 	if err != nil {
 		return nil, err
@@ -60,24 +85,10 @@ func OpenAPIKeysObserved(ctx context.Context, cfg config.APIKeys, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	k := &APIKeys{Format: format, Hasher: hasher, cfg: cfg}
+	k := &APIKeys{Format: format, Hasher: hasher, cfg: cfg, store: ks}
 	var next apikey.Store
-	switch cfg.Store.Type {
-	case "static":
-		// Only the keys in the configuration; nothing to open.
-	case "postgres":
-		// Other replicas' changes arrive by LISTEN/NOTIFY and drop cached
-		// keys at once; cache_ttl bounds the delay if a notification is lost.
-		next, err = pgstore.Open(ctx, cfg.Store.DSN, pgstore.Options{
-			Schema: cfg.Store.Schema, OnChange: k.Invalidate, Log: log,
-			ConnectTimeout: cfg.Store.ConnectTimeout.Std(), AcquireTimeout: cfg.Store.AcquireTimeout.Std(),
-			StatementTimeout: cfg.Store.StatementTimeout.Std(),
-		})
-	default:
-		next, err = boltstore.Open(cfg.Store.Path, boltstore.Options{})
-	}
-	if err != nil {
-		return nil, fmt.Errorf("api keys: %w", err)
+	if ks.Store != nil {
+		next = unclosable{ks.Store} // the keyStore closes it, once no runtime uses it
 	}
 	k.static = apikey.NewStatic(next)
 	k.Store = k.static
@@ -90,11 +101,12 @@ func OpenAPIKeysObserved(ctx context.Context, cfg config.APIKeys, log *slog.Logg
 	}
 	k.cache, err = authnapikey.NewCache(cc)
 	if err != nil {
-		_ = k.Store.Close()
 		return nil, fmt.Errorf("api keys: %w", err)
 	}
 	k.SetStatic(cfg.Static)
 	k.touch = authnapikey.NewToucher(k.Store, cfg.LastUsedInterval.Std(), log)
+	ks.subscribe(k.cache)
+	k.release = release
 	return k, nil
 }
 
@@ -133,28 +145,32 @@ func (k *APIKeys) SetStatic(keys []config.StaticAPIKey) {
 }
 
 // Invalidate drops a key (or "*": every key) from the cache every route
-// shares.
+// shares, and from the caches of the other runtimes over the same store
+// (a reload that changed cache settings keeps the old runtime until the
+// old plan retires).
 func (k *APIKeys) Invalidate(keyID string) {
-	if k.cache != nil { // nil only while OpenAPIKeys runs
+	switch {
+	case k.store != nil:
+		k.store.changed(keyID)
+	case k.cache != nil:
 		k.cache.Invalidate(keyID)
 	}
 }
 
-// SettingsChanged reports whether cfg differs from the settings the runtime was
-// opened with in anything a reload cannot apply (everything but static).
-func (k *APIKeys) SettingsChanged(cfg config.APIKeys) bool {
-	a, b := k.cfg, cfg
-	a.Static, b.Static = nil, nil
-	return !reflect.DeepEqual(a, b)
-}
-
-// Close flushes last-used times and closes the store.
+// Close flushes last-used times and lets go of the store (closing it when
+// no other runtime uses it).
 func (k *APIKeys) Close() error {
 	var terr error
 	if k.touch != nil {
 		terr = k.touch.Close()
 	}
-	if err := k.Store.Close(); err != nil {
+	if k.store != nil && k.cache != nil {
+		k.store.unsubscribe(k.cache)
+	}
+	if k.release != nil {
+		k.release()
+		k.release = nil
+	} else if err := k.Store.Close(); err != nil { // read-only and offline runtimes own their store
 		return err
 	}
 	return terr

@@ -35,11 +35,16 @@ type Options struct {
 	UserAgent string
 	// Now is the clock for token validation. Default time.Now.
 	Now func() time.Time
-	// KeySets shares identity provider key sets across reloads. Default:
-	// a fresh registry per plan (no sharing).
-	KeySets *KeySets
-	// APIKeys is the open API-key runtime; required when a route accepts
-	// api_key (the gateway opens it at start).
+	// Resources holds what plans share across reloads: identity providers'
+	// key sets, verified-token caches, upstream transports, the API-key
+	// runtime and its store (resources.go). The plan holds what it uses
+	// until Close. One per gateway process; default: a registry of the
+	// plan's own (nothing shared), as offline tools want.
+	Resources *resource.Registry
+	// APIKeys, if set, is the API-key runtime every api_key route uses,
+	// owned by the caller (offline tools open one read-only, or none).
+	// Default nil: the plan acquires one from Resources when a route
+	// accepts api_key, unless Validating.
 	APIKeys *APIKeys
 	// Observer, if set, sees every request of the plan (observe.go), and
 	// the key fetches and cache lookups behind its credentials. It must
@@ -55,12 +60,6 @@ type Options struct {
 	// "gateway:<endpoint name>". A path a route also claims is a
 	// configuration error.
 	Endpoints []endpoint.Provider
-	// Resources is the plan's hold on the process's shared resources,
-	// handed to credential methods (registry.Env.Resources) and used for
-	// the DPoP replay cache. The plan owns it: Plan.Close (and a failed
-	// Build) closes it, so give every Build a new scope of the process's
-	// registry. nil: methods that need one open their own.
-	Resources *resource.Scope
 	// Validating builds a plan only to check a configuration (gatehouse
 	// validate): stages that need process resources (the API-key store)
 	// are checked for configuration errors but not connected.
@@ -81,9 +80,11 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		opts.Stderr = os.Stderr
 	}
 	p := &Plan{log: opts.Log, validating: opts.Validating}
-	if opts.Resources != nil {
-		p.closers = append(p.closers, opts.Resources.Close)
+	reg := opts.Resources
+	if reg == nil {
+		reg = resource.New()
 	}
+	p.scope = reg.Scope()
 	defer func() {
 		if err != nil {
 			p.Close()
@@ -124,7 +125,18 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 	if opts.Observer != nil {
 		p.unmatched = opts.Observer.Route(UnmatchedRoute, p.methods)
 	}
-	p.apiKeyHeader = canon(cfg.APIKeys.Header)
+	keys := opts.APIKeys
+	if keys == nil && !opts.Validating && acceptsAPIKeys(cfg) {
+		var reused bool
+		if keys, reused, err = p.acquireAPIKeys(reg, cfg.APIKeys, opts); err != nil {
+			return nil, file.Errorf("api_keys.store", "%v", err)
+		}
+		if reused {
+			static := cfg.APIKeys.Static
+			p.staticKeys = &static // applied by Activate
+		}
+	}
+	p.apiKeys = keys
 	policies, err := compileNamedPolicies(cfg, file)
 	if err != nil {
 		return nil, err
@@ -182,7 +194,16 @@ func (p *Plan) buildRoute(rc config.Route) (*Route, error) {
 		}
 		targets = append(targets, u)
 	}
+	ts := proxy.TransportSettings{
+		DialTimeout:           rc.Upstream.Timeouts.Dial.Std(),
+		ResponseHeaderTimeout: rc.Upstream.Timeouts.ResponseHeader.Std(),
+	}
+	upstream, err := p.transport(ts)
+	if err != nil {
+		return nil, err
+	}
 	px, err := proxy.New(proxy.Config{
+		Upstream:              upstream,
 		Targets:               targets,
 		StripPrefix:           rc.Upstream.StripPrefix,
 		AddPrefix:             rc.Upstream.AddPrefix,
@@ -249,11 +270,25 @@ func (p *Plan) Ready() error {
 // Routes returns the number of routes, for status pages.
 func (p *Plan) Routes() int { return len(p.routes) }
 
-// Close releases what the plan holds (idle upstream connections, log
-// files). Call it once no request uses the plan any more.
+// Close releases what the plan holds (log files, its hold on shared
+// resources: a resource no other plan holds is closed, idle upstream
+// connections included). Call it once no request uses the plan any more.
 func (p *Plan) Close() {
 	for _, c := range p.closers {
 		c()
 	}
 	p.closers = nil
+	if p.scope != nil {
+		p.scope.Close()
+	}
+}
+
+// acceptsAPIKeys reports whether a route accepts api_key.
+func acceptsAPIKeys(cfg *config.Config) bool {
+	for _, r := range cfg.Routes {
+		if r.Authenticate != nil && slices.Contains(r.Authenticate.Methods, "api_key") {
+			return true
+		}
+	}
+	return false
 }

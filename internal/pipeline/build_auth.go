@@ -96,15 +96,10 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 				kc.Static = append(kc.Static, k)
 			}
 		}
-		registry := opts.KeySets
-		if registry == nil {
-			registry = NewKeySets()
-		}
-		set, release, reused, err := registry.acquire(pc, func() (*keyset.Set, error) { return keyset.New(kc) })
+		set, reused, err := p.keySet(pc, kc)
 		if err != nil {
 			return nil, file.Errorf(path, "%v", err)
 		}
-		p.closers = append(p.closers, release)
 		p.readies = append(p.readies, set.Ready)
 		p.providers = append(p.providers, providerHealth{name: pc.Name, set: set, reused: reused})
 
@@ -134,6 +129,9 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 		}
 		if err := bindingSettings(&jp, pc, replay, opts.Now); err != nil {
 			return nil, file.Errorf(path+".dpop", "%v", err)
+		}
+		if jp.Cache, err = p.tokenCache(jp); err != nil {
+			return nil, file.Errorf(path, "%v", err)
 		}
 		providers = append(providers, jp)
 	}
@@ -176,7 +174,7 @@ func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Ve
 	schemes := make([]string, 0, len(a.Methods))
 	var credQuery string
 	env := registry.Env{Config: cfg, Route: &rc, Log: p.log, Now: now, Validating: p.validating,
-		Resources: opts.Resources, Shared: sharedResources(verifier, opts.APIKeys), Origin: p.resolver.Origin}
+		Resources: p.scope, Shared: sharedResources(verifier, p.apiKeys), Origin: p.resolver.Origin}
 	var (
 		challengers []authn.Challenger
 		advisors    []authn.ResponseAdvisor

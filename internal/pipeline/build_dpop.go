@@ -10,32 +10,23 @@ import (
 )
 
 // dpopReplayCache is the process's cache of accepted DPoP proofs: one
-// for every identity provider, acquired through the resource registry
-// (keyed by dpop.replay_cache), so that a reload keeps it and a proof
-// accepted before the reload is still refused after it. Without a
-// registry (tools that build throwaway plans) the plan has its own.
+// for every identity provider, acquired through the plan's scope of the
+// resource registry (keyed by dpop.replay_cache), so that a reload keeps
+// it and a proof accepted before the reload is still refused after it.
+// A plan built without Options.Resources has a registry of its own, so
+// its cache is its own too.
 //
 // The seam for a shared store: a dpop.ReplayCache opened here from a
 // future dpop.replay_cache.type (Redis, with the rate-limit work).
 func (p *Plan) dpopReplayCache(cfg *config.Config, opts Options) (dpop.ReplayCache, error) {
 	rc := cfg.DPoP.ReplayCache
-	open := func() (dpop.ReplayCache, func(), error) {
-		// The cache reads the wall clock: its entries expire in real time
-		// whatever clock a plan is built with, and it outlives plans.
-		return dpop.NewMemoryReplayCache(rc.MaxEntries, nil), nil, nil
-	}
-	if opts.Now != nil {
-		// An injected clock (tests): the cache must follow it.
-		now := opts.Now
-		open = func() (dpop.ReplayCache, func(), error) {
-			return dpop.NewMemoryReplayCache(rc.MaxEntries, now), nil, nil
-		}
-	}
-	if opts.Resources == nil {
-		c, _, err := open()
-		return c, err
-	}
-	c, _, err := resource.Get(opts.Resources, resource.Key("dpop.replay_cache", rc), open)
+	now := opts.Now // nil: the wall clock
+	c, _, err := resource.Get(p.scope, resource.Key(resourceDPoPReplay, rc), func() (dpop.ReplayCache, func(), error) {
+		// The cache outlives plans: it reads the wall clock, so that its
+		// entries expire in real time whatever clock a plan is built with,
+		// unless a clock is injected (tests), which it must follow.
+		return dpop.NewMemoryReplayCache(rc.MaxEntries, now), nil, nil
+	})
 	return c, err
 }
 

@@ -23,10 +23,12 @@ import (
 	"github.com/gatehouse/gatehouse/internal/accesslog"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/clientip"
+	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/framing"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/requestid"
+	"github.com/gatehouse/gatehouse/internal/resource"
 	"github.com/gatehouse/gatehouse/internal/route"
 )
 
@@ -154,16 +156,21 @@ type Plan struct {
 	hygiene hygiene
 	// aliases finds paths a lenient backend reads as another route's
 	// (alias.go).
-	aliases aliases
-	// apiKeyHeader is api_keys.header, canonical: removed before the
-	// upstream on every route, public ones included.
-	apiKeyHeader string
-	providers    []providerHealth
-	audit        audit.Logger
-	validating   bool
-	log          *slog.Logger
-	closers      []func()
-	readies      []func() error
+	aliases    aliases
+	providers  []providerHealth
+	audit      audit.Logger
+	validating bool
+	log        *slog.Logger
+	closers    []func()
+	readies    []func() error
+	// scope is the plan's hold on shared resources (resources.go),
+	// released by Close.
+	scope *resource.Scope
+	// apiKeys is the API-key runtime of api_key routes; nil: none.
+	// staticKeys, when set, are the static keys Activate gives a runtime
+	// kept from an earlier plan.
+	apiKeys    *APIKeys
+	staticKeys *[]config.StaticAPIKey
 	// unavailableLog throttles the warning of credentials that cannot be
 	// checked (one per request would flood the log during an outage).
 	unavailableLog logThrottle

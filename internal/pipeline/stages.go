@@ -148,7 +148,7 @@ func (e *challengeError) Unwrap() error { return e.failure }
 // failure.
 func (e *challengeError) wwwAuthenticate(r *http.Request) (string, [][2]string) {
 	var b strings.Builder
-	if e.failure.Reason == authn.ReasonMissing {
+	if e.failure.IsMissing() {
 		seen := map[string]bool{}
 		offer := func(scheme, params string) {
 			if seen[scheme] {

@@ -1,8 +1,10 @@
 // Package proxy forwards a matched request to its upstream.
 //
 // A Proxy is built once per route when the configuration is loaded: targets
-// are parsed and validated, and one httputil.ReverseProxy with one
-// http.Transport is set up. Forward then proxies a request without parsing
+// are parsed and validated, and one httputil.ReverseProxy is set up, on an
+// http.Transport of its own or on one shared with other proxies whose
+// TransportSettings are equal (Config.Upstream), so that upstream
+// connections outlive a configuration reload. Forward then proxies a request without parsing
 // anything, and returns errors to its caller instead of writing them: the
 // pipeline owns every error response.
 package proxy
@@ -99,6 +101,13 @@ type Config struct {
 	// Resolver decides whose forwarding headers are believed. Default nil:
 	// nobody's, so incoming X-Forwarded-* and Forwarded are replaced.
 	Resolver *clientip.Resolver
+	// Upstream, if set, is the transport (made by NewTransport) the Proxy
+	// uses instead of building its own, so that proxies with equal
+	// TransportSettings share one connection pool, across reloads too.
+	// DialTimeout and ResponseHeaderTimeout are then the transport's and
+	// are ignored here. The Proxy does not own it: Close leaves it open.
+	// Default nil: the Proxy builds and owns its transport.
+	Upstream *http.Transport
 	// Transport, if set, carries every exchange instead of the Proxy's own
 	// http.Transport (whose timeouts and pool settings above then do not
 	// apply, and builtin:echo targets cannot be reached). It is for tests
@@ -147,7 +156,10 @@ type Proxy struct {
 	requestTimeout time.Duration
 	resolver       *clientip.Resolver
 	transport      *http.Transport
-	rp             *httputil.ReverseProxy
+	// sharedTransport: transport is Config.Upstream, owned by its
+	// caller, so Close leaves its connections alone.
+	sharedTransport bool
+	rp              *httputil.ReverseProxy
 }
 
 type target struct {
@@ -187,28 +199,11 @@ func New(cfg Config) (*Proxy, error) {
 		p.targets = append(p.targets, t)
 	}
 
-	dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
-	p.transport = &http.Transport{
-		// Upstreams are reached directly; an HTTP_PROXY in the gateway's
-		// environment must not silently reroute (and expose) traffic.
-		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
-		TLSHandshakeTimeout:   cfg.DialTimeout,
-		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
-		// A gateway talks to few hosts at high rates; the default of 2
-		// idle connections per host would make most requests dial.
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-		// HTTP/2 is negotiated by ALPN, so this only affects https targets.
-		ForceAttemptHTTP2: true,
-		// Pass the client's Accept-Encoding through untouched rather than
-		// have the transport ask for gzip and decompress on our CPU.
-		DisableCompression: true,
+	if cfg.Upstream != nil {
+		p.transport, p.sharedTransport = cfg.Upstream, true
+	} else {
+		p.transport = NewTransport(TransportSettings{DialTimeout: cfg.DialTimeout, ResponseHeaderTimeout: cfg.ResponseHeaderTimeout})
 	}
-	// The echo backend rides on the same transport and ReverseProxy, so
-	// what it reports is exactly what a real upstream would receive.
-	p.transport.RegisterProtocol(builtinScheme, inProcessTransport{handler: EchoHandler()})
 
 	errorLog := log.New(io.Discard, "", 0)
 	if cfg.Logger != nil {
@@ -259,9 +254,61 @@ func newTarget(u *url.URL) (target, error) {
 }
 
 // Close releases idle upstream connections. Exchanges in flight finish
-// normally; call it when a reloaded configuration replaces this Proxy.
+// normally; call it when a reloaded configuration replaces this Proxy. A
+// transport given as Config.Upstream belongs to the caller and is left
+// alone: other proxies (and the next plan) may be using its connections.
 func (p *Proxy) Close() {
-	p.transport.CloseIdleConnections()
+	if !p.sharedTransport {
+		p.transport.CloseIdleConnections()
+	}
+}
+
+// TransportSettings are what an upstream http.Transport is built from.
+// Proxies with equal settings can share one transport, and so one pool of
+// upstream connections: the pipeline keeps one per distinct settings in
+// its resource registry, across reloads, so a reload does not redial
+// unchanged upstreams. Every field must be comparable and encodable as
+// JSON (the registry keys the transport by it). Settings that name files
+// (an upstream CA or client certificate, to come) should carry the files'
+// contents or their digest, not only their paths, so that a rotated file
+// yields a new transport at the next reload.
+type TransportSettings struct {
+	// DialTimeout bounds the TCP connect and, separately, the TLS
+	// handshake. 0: no limit beyond the operating system's.
+	DialTimeout time.Duration `json:"dial_timeout"`
+	// ResponseHeaderTimeout bounds the wait for response headers once the
+	// request has been written. 0: no limit.
+	ResponseHeaderTimeout time.Duration `json:"response_header_timeout"`
+}
+
+// NewTransport builds the http.Transport proxies use: no HTTP_PROXY from
+// the environment, a large idle pool per host, HTTP/2 by ALPN, no
+// transparent compression, and the in-process builtin:echo backend. Close
+// it with CloseIdleConnections once no proxy uses it.
+func NewTransport(s TransportSettings) *http.Transport {
+	dialer := &net.Dialer{Timeout: s.DialTimeout, KeepAlive: 30 * time.Second}
+	t := &http.Transport{
+		// Upstreams are reached directly; an HTTP_PROXY in the gateway's
+		// environment must not silently reroute (and expose) traffic.
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   s.DialTimeout,
+		ResponseHeaderTimeout: s.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		// A gateway talks to few hosts at high rates; the default of 2
+		// idle connections per host would make most requests dial.
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		// HTTP/2 is negotiated by ALPN, so this only affects https targets.
+		ForceAttemptHTTP2: true,
+		// Pass the client's Accept-Encoding through untouched rather than
+		// have the transport ask for gzip and decompress on our CPU.
+		DisableCompression: true,
+	}
+	// The echo backend rides on the same transport and ReverseProxy, so
+	// what it reports is exactly what a real upstream would receive.
+	t.RegisterProtocol(builtinScheme, inProcessTransport{handler: EchoHandler()})
+	return t
 }
 
 // Forward proxies r to the next target and reports how it went.

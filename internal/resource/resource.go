@@ -140,7 +140,10 @@ func (r *Registry) acquire(key string, open Opener) (any, bool, error) {
 		r.mu.Unlock()
 		<-e.ready
 		if e.err != nil {
-			r.release(key)
+			// The failed entry is gone from the map already (its opener
+			// removed it before announcing the failure): nothing to
+			// release, and releasing by key could hit a newer entry that
+			// another scope opened since.
 			return nil, false, e.err
 		}
 		return e.value, true, nil

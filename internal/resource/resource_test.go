@@ -148,3 +148,57 @@ func TestKeyIsStableAndDistinct(t *testing.T) {
 		t.Fatal("different settings or kinds share a key")
 	}
 }
+
+// TestFailedOpenWaitersReleaseNothing: scopes that waited for an open that
+// failed must not release anything: by then another scope may hold a new
+// entry under the same key, which must stay open while it is held.
+func TestFailedOpenWaitersReleaseNothing(t *testing.T) {
+	reg := New()
+	for range 200 {
+		var wg sync.WaitGroup
+		gate := make(chan struct{})
+		fail := errors.New("down")
+		first := reg.Scope()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, _ = Get(first, "k", func() (*atomic.Bool, func(), error) { <-gate; return nil, nil, fail })
+		}()
+		for range 4 {
+			s := reg.Scope()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer s.Close()
+				_, _, _ = Get(s, "k", func() (*atomic.Bool, func(), error) { <-gate; return nil, nil, fail })
+			}()
+		}
+		holder := reg.Scope()
+		var closed atomic.Bool
+		close(gate)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				v, _, err := Get(holder, "k", func() (*atomic.Bool, func(), error) {
+					return &closed, func() { closed.Store(true) }, nil
+				})
+				if err == nil {
+					if v.Load() {
+						t.Error("acquired a closed resource")
+					}
+					return
+				}
+			}
+		}()
+		wg.Wait()
+		first.Close()
+		if closed.Load() {
+			t.Fatal("a waiter of a failed open released the entry another scope holds")
+		}
+		holder.Close()
+		if !closed.Load() || reg.Len() != 0 {
+			t.Fatalf("closed=%v left=%v", closed.Load(), reg.Keys())
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,6 +30,8 @@ type listener struct {
 	cfg      *pgx.ConnConfig
 	onChange func(keyID string)
 	log      *slog.Logger
+	// up is set while the connection listens (Store.Listening).
+	up *atomic.Bool
 
 	idleCheck, pingWait, minBackoff, maxBackoff time.Duration // zero: the package defaults
 }
@@ -51,8 +54,14 @@ func (l *listener) run(ctx context.Context, conn *pgx.Conn) {
 	if l.log == nil {
 		l.log = slog.Default()
 	}
+	if l.up == nil {
+		l.up = new(atomic.Bool)
+	}
+	l.up.Store(true)
+	defer l.up.Store(false)
 	for {
 		err := l.receive(ctx, conn)
+		l.up.Store(false)
 		closeQuietly(conn)
 		if ctx.Err() != nil {
 			return
@@ -66,6 +75,7 @@ func (l *listener) run(ctx context.Context, conn *pgx.Conn) {
 		if conn, attempts = l.reconnect(ctx); conn == nil {
 			return
 		}
+		l.up.Store(true)
 		// Whatever was notified while we were away is lost.
 		l.onChange(FlushAll)
 		l.log.Info("pgstore: key-change listener reconnected; cached keys flushed",

@@ -115,6 +115,7 @@ type Store struct {
 
 	stopListen context.CancelFunc
 	listenDone chan struct{}
+	listening  atomic.Bool
 	closeOnce  sync.Once
 	closed     atomic.Bool
 }
@@ -197,7 +198,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		lctx, cancel := context.WithCancel(context.Background())
 		s.stopListen = cancel
 		s.listenDone = make(chan struct{})
-		l := &listener{cfg: cfg.ConnConfig, onChange: opts.OnChange, log: cmp.Or(opts.Log, slog.Default())}
+		s.listening.Store(true)
+		l := &listener{cfg: cfg.ConnConfig, onChange: opts.OnChange, log: cmp.Or(opts.Log, slog.Default()), up: &s.listening}
 		go func() {
 			defer close(s.listenDone)
 			l.run(lctx, conn)
@@ -205,6 +207,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// Listening reports whether the key-change listener is connected and
+// listening now: false without OnChange, while it reconnects, and after
+// Close. While it is false, keys revoked on other replicas stop here only
+// when their cache entry expires.
+func (s *Store) Listening() bool { return s.listening.Load() }
 
 // Close stops the listener, waits for it to exit and closes the pool,
 // waiting for connections in use to be released, but no longer than one

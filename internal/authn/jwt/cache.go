@@ -46,11 +46,46 @@ type VerifierOptions struct {
 	OnCacheLookup func(hit bool)
 }
 
-// tokenCache remembers tokens that verified, keyed by the SHA-256 of the
-// raw token. Entries are immutable once stored.
-type tokenCache struct {
+// TokenCache remembers the tokens of one provider that verified, keyed by
+// the SHA-256 of the raw token. Entries are immutable once stored.
+//
+// A verifier makes one per provider unless Provider.Cache gives one. A
+// cache given that way may serve successive verifiers (a reload builds a
+// new one), so that a reload costs no cache miss: it is bound to the
+// settings of the first provider that uses it (CacheKey), and a verifier
+// refuses it for a provider whose settings differ, so an identity cached
+// under other audiences, claim rules or mapping is never served. Keys are
+// not part of those settings: every hit asks the current provider's key
+// source again (see VerifierOptions.CacheSize).
+type TokenCache struct {
 	shards [cacheShards]cacheShard
+
+	bindMu sync.Mutex
+	bound  string // CacheKey of the provider settings it serves; "" until first used
 }
+
+// NewTokenCache returns an empty cache of at most size entries (0:
+// DefaultCacheSize).
+func NewTokenCache(size int) *TokenCache {
+	if size <= 0 {
+		size = DefaultCacheSize
+	}
+	return newTokenCache(size)
+}
+
+// bind ties the cache to the provider settings fp, once; it refuses other
+// settings.
+func (c *TokenCache) bind(fp string) bool {
+	c.bindMu.Lock()
+	defer c.bindMu.Unlock()
+	if c.bound == "" {
+		c.bound = fp
+	}
+	return c.bound == fp
+}
+
+// Len counts the entries (tests, status pages).
+func (c *TokenCache) Len() int { return c.len() }
 
 type cacheShard struct {
 	mu sync.Mutex
@@ -88,11 +123,11 @@ func (h *expiryHeap) Pop() any {
 // hit must re-check: the times against the clock, the key against the key
 // source.
 type cacheEntry struct {
-	id  *identity.Identity // shared: identities are immutable
-	p   *provider
-	kid string
-	alg jose.SignatureAlgorithm
-	key any // the public key (or HMAC secret) that verified the signature
+	id   *identity.Identity // shared: identities are immutable
+	skew time.Duration      // the provider's clock skew (fixed for a cache: part of CacheKey)
+	kid  string
+	alg  jose.SignatureAlgorithm
+	key  any // the public key (or HMAC secret) that verified the signature
 	// exp is always set; nbf and iat are zero when the token has none.
 	exp, nbf, iat time.Time
 	// cnf is the token's cnf claim (nil: none), read-only: the binding
@@ -103,7 +138,7 @@ type cacheEntry struct {
 
 // expiresAt is when the entry stops being served: after exp plus the
 // provider's leeway, as checkTimes decides.
-func (e *cacheEntry) expiresAt() time.Time { return e.exp.Add(e.p.skew) }
+func (e *cacheEntry) expiresAt() time.Time { return e.exp.Add(e.skew) }
 
 // tokenHash is the cache key of raw. Sum256 only reads its argument, so
 // the string's bytes are hashed in place rather than copied: a copy would
@@ -112,8 +147,8 @@ func tokenHash(raw string) [sha256.Size]byte {
 	return sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 }
 
-func newTokenCache(size int) *tokenCache {
-	c := &tokenCache{}
+func newTokenCache(size int) *TokenCache {
+	c := &TokenCache{}
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.limit = size / cacheShards
@@ -125,48 +160,46 @@ func newTokenCache(size int) *tokenCache {
 	return c
 }
 
-func (c *tokenCache) shard(key *[sha256.Size]byte) *cacheShard {
+func (c *TokenCache) shard(key *[sha256.Size]byte) *cacheShard {
 	return &c.shards[key[0]%cacheShards]
 }
 
 // get returns the cached entry for key when every check that Verify
-// would repeat still passes; otherwise false, and the caller verifies in
-// full (which also produces the exact failure). An entry found expired is
-// dropped.
-func (c *tokenCache) get(ctx context.Context, key *[sha256.Size]byte, allowed []bool, now time.Time) (*cacheEntry, bool) {
+// would repeat still passes for p, the provider the cache serves now (its
+// settings equal those the entry was stored under; its key source may be
+// a newer one); otherwise false, and the caller verifies in full (which
+// also produces the exact failure). An entry found expired is dropped.
+// The entry is returned by value: a hit allocates nothing.
+func (c *TokenCache) get(ctx context.Context, key *[sha256.Size]byte, p *provider, now time.Time) (cacheEntry, bool) {
 	s := c.shard(key)
 	s.mu.Lock()
 	e, ok := s.m[*key]
 	s.mu.Unlock()
 	if !ok {
-		return nil, false
+		return cacheEntry{}, false
 	}
-	p := e.p
 	// The same comparisons as checkTimes.
 	if now.After(e.expiresAt()) {
 		s.mu.Lock()
 		delete(s.m, *key)
 		s.mu.Unlock()
-		return nil, false
+		return cacheEntry{}, false
 	}
 	latest := now.Add(p.skew)
 	if (!e.nbf.IsZero() && e.nbf.After(latest)) || (!e.iat.IsZero() && e.iat.After(latest)) {
-		return nil, false
-	}
-	if allowed != nil && !allowed[p.index] {
-		return nil, false
+		return cacheEntry{}, false
 	}
 	if !p.stillHasKey(ctx, e.kid, e.alg, e.key) {
-		return nil, false
+		return cacheEntry{}, false
 	}
-	return &e, true
+	return e, true
 }
 
 // put remembers a verified token. Entries whose token has expired by now
 // are evicted first, so no entry outlives its token by more than the time
 // until the next put on its shard (and none is ever served after it);
 // when the shard is still full, the entry closest to expiry makes room.
-func (c *tokenCache) put(key *[sha256.Size]byte, e cacheEntry, now time.Time) {
+func (c *TokenCache) put(key *[sha256.Size]byte, e cacheEntry, now time.Time) {
 	s := c.shard(key)
 	if s.limit == 0 {
 		return
@@ -207,7 +240,7 @@ func (s *cacheShard) rebuild() {
 }
 
 // len counts the entries; tests only.
-func (c *tokenCache) len() int {
+func (c *TokenCache) len() int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
@@ -270,7 +303,7 @@ func sameKey(a, b any) bool {
 // cacheEntryFor builds the entry of a token that has just verified.
 // checkTimes has accepted its nbf and iat, so they parse.
 func cacheEntryFor(id *identity.Identity, p *provider, kid string, alg jose.SignatureAlgorithm, key any, claims, cnf map[string]any) cacheEntry {
-	e := cacheEntry{id: id, p: p, kid: kid, alg: alg, key: key, exp: id.ExpiresAt, cnf: cnf}
+	e := cacheEntry{id: id, skew: p.skew, kid: kid, alg: alg, key: key, exp: id.ExpiresAt, cnf: cnf}
 	if v := claims["nbf"]; v != nil {
 		e.nbf, _ = numericDate(v)
 	}

@@ -45,12 +45,23 @@ func newCacheFixture(t testing.TB, size int) *cacheFixture {
 	return f
 }
 
+// cacheLen counts the entries of every provider's cache.
+func (v *Verifier) cacheLen() int {
+	n := 0
+	for _, p := range v.providers {
+		if p.cache != nil {
+			n += p.cache.len()
+		}
+	}
+	return n
+}
+
 func TestCacheHitSkipsVerification(t *testing.T) {
 	f := newCacheFixture(t, 0)
 	token := sign(t, jose.RS256, keys().rsaA, "rsa", claims(issA, nil))
 	ctx := context.Background()
 	first := must(f.v.Verify(ctx, token))
-	if n := f.v.cache.len(); n != 1 {
+	if n := f.v.cacheLen(); n != 1 {
 		t.Fatalf("cache holds %d entries, want 1", n)
 	}
 	if again := must(f.v.Verify(ctx, token)); again != first {
@@ -67,7 +78,7 @@ func TestCacheHitSkipsVerification(t *testing.T) {
 		t.Fatalf("a cache hit costs %.0f allocations: not served from the cache", allocs)
 	}
 	h := tokenHash(token)
-	if _, ok := f.v.cache.shard(&h).m[h]; !ok {
+	if _, ok := f.v.providers[0].cache.shard(&h).m[h]; !ok {
 		t.Fatal("the cache is not keyed by the token's SHA-256")
 	}
 }
@@ -99,7 +110,7 @@ func TestCacheTimes(t *testing.T) {
 			if reasonOf(err) != tc.reason || reasonOf(coldErr) != tc.reason {
 				t.Fatalf("cached: %v; uncached: %v; want reason %q", err, coldErr, tc.reason)
 			}
-			if tc.reason == authn.ReasonExpired && f.v.cache.len() != 0 {
+			if tc.reason == authn.ReasonExpired && f.v.cacheLen() != 0 {
 				t.Fatal("an expired entry was kept")
 			}
 		})
@@ -125,12 +136,12 @@ func TestCacheFailuresNotCached(t *testing.T) {
 	if _, err := f.v.Verify(ctx, token); !errors.As(err, &u) {
 		t.Fatalf("got %v, want UnavailableError", err)
 	}
-	if n := f.v.cache.len(); n != 0 {
+	if n := f.v.cacheLen(); n != 0 {
 		t.Fatalf("%d failures cached", n)
 	}
 	f.srcA.err = nil
 	must(f.v.Verify(ctx, token))
-	if n := f.v.cache.len(); n != 1 {
+	if n := f.v.cacheLen(); n != 1 {
 		t.Fatalf("cache holds %d entries, want 1", n)
 	}
 }
@@ -177,14 +188,14 @@ func TestCacheBound(t *testing.T) {
 		for range 2 {
 			must(f.v.Verify(context.Background(), token))
 		}
-		if n := f.v.cache.len(); n > 5 {
+		if n := f.v.cacheLen(); n > 5 {
 			t.Fatalf("cache holds %d entries, bound is 5", n)
 		}
 	}
-	if n := f.v.cache.len(); n == 0 {
+	if n := f.v.cacheLen(); n == 0 {
 		t.Fatal("nothing cached")
 	}
-	if newCacheFixture(t, -1).v.cache != nil {
+	if newCacheFixture(t, -1).v.cached {
 		t.Fatal("a negative size did not disable the cache")
 	}
 }
@@ -260,7 +271,7 @@ func TestCacheConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := f.v.cache.len(); n > 4 {
+	if n := f.v.cacheLen(); n > 4 {
 		t.Fatalf("cache holds %d entries, bound is 4", n)
 	}
 }
@@ -269,10 +280,9 @@ func TestCacheConcurrent(t *testing.T) {
 // first, whatever the shard's fill; a full shard drops the entry closest to
 // expiry; stale heap items never grow without bound.
 func TestCacheEvictsByExpiry(t *testing.T) {
-	p := &provider{skew: 30 * time.Second}
 	key := func(n byte) *[32]byte { return &[32]byte{0, n} } // all in shard 0
-	entry := func(exp time.Time) cacheEntry { return cacheEntry{p: p, exp: exp} }
-	has := func(c *tokenCache, n byte) bool {
+	entry := func(exp time.Time) cacheEntry { return cacheEntry{skew: 30 * time.Second, exp: exp} }
+	has := func(c *TokenCache, n byte) bool {
 		_, ok := c.shards[0].m[*key(n)]
 		return ok
 	}

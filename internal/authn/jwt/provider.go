@@ -17,6 +17,9 @@ package jwt
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -102,6 +105,27 @@ type Provider struct {
 	// it, a token that carries cnf.x5t#S256 must still match the client
 	// certificate; one without it passes.
 	RequireCertificateBound bool
+	// Cache, if set, is the provider's verified-token cache, kept by the
+	// caller across verifiers (reloads) for providers whose CacheKey is
+	// unchanged; the verifier refuses a cache bound to other settings.
+	// Default nil: the verifier makes one (VerifierOptions.CacheSize).
+	Cache *TokenCache
+}
+
+// CacheKey identifies everything of p that decides whether a token is
+// valid and which identity it yields (name, issuer, audiences, algorithms,
+// clock skew, lifetime, type, required claims and values, size limit,
+// claim mapping), normalised as the verifier compiles it; not its keys,
+// which every cache hit checks again, nor its token binding settings (DPoP,
+// DPoPMode, RequireCertificateBound), which are enforced after the cache on
+// every request, hits included. Providers with equal CacheKeys can share a
+// TokenCache. It fails where NewVerifier would.
+func CacheKey(p Provider) (string, error) {
+	c, err := compileProvider(0, p)
+	if err != nil {
+		return "", err
+	}
+	return c.fingerprint, nil
 }
 
 // Mapping selects the claims that make up the caller's identity.
@@ -174,10 +198,18 @@ type provider struct {
 	groups      string
 	claims      []claimCopy // sorted by name
 	// dpop, dpopMode and certRequired are the token binding settings
-	// (authenticator.go).
+	// (authenticator.go). They are not part of the fingerprint: the
+	// binding checks run after the cache, on every request, with the
+	// current provider's settings, so a cached verification stays valid
+	// whatever they become.
 	dpop         *dpop.Verifier
 	dpopMode     dpop.Mode
 	certRequired bool
+	// cache remembers its verified tokens; nil: none.
+	cache *TokenCache
+	// fingerprint is CacheKey's: the settings above but index, keys and
+	// the token binding settings.
+	fingerprint string
 }
 
 type claimValues struct {
@@ -289,7 +321,32 @@ func compileProvider(i int, p Provider) (*provider, error) {
 		c.claims = append(c.claims, claimCopy{name: name, path: path})
 	}
 	slices.SortFunc(c.claims, func(a, b claimCopy) int { return strings.Compare(a.name, b.name) })
+	c.fingerprint = c.settingsFingerprint()
 	return c, nil
+}
+
+// settingsFingerprint hashes every compiled setting but index, keys,
+// cache and the token binding settings (dpop, dpopMode, certRequired: they
+// are checked after the cache, per request). A field added to provider must be added here when it can change
+// a decision or an identity (TestCacheKeyCoversSettings checks the count).
+func (c *provider) settingsFingerprint() string {
+	values := make([][2]any, len(c.values))
+	for i, v := range c.values {
+		values[i] = [2]any{v.path, v.values}
+	}
+	copies := make([][2]string, len(c.claims))
+	for i, cc := range c.claims {
+		copies[i] = [2]string{cc.name, cc.path}
+	}
+	b, err := json.Marshal([]any{
+		c.name, c.issuer, c.audiences, c.audClaim, c.algs, int64(c.skew), int64(c.maxLifetime), c.typ,
+		c.required, values, c.maxBytes, c.subject, c.clientID, c.scopes, c.roles, c.groups, copies,
+	})
+	if err != nil {
+		panic("authn/jwt: provider settings cannot be encoded: " + err.Error()) // plain strings and numbers
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func orDefault(s, def string) string {

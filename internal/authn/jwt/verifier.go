@@ -33,8 +33,8 @@ type Verifier struct {
 	// maxBytes is the largest provider limit, checked before parsing.
 	maxBytes int
 	now      func() time.Time
-	// cache remembers verified tokens; nil when disabled.
-	cache *tokenCache
+	// cached: some provider has a token cache (provider.cache).
+	cached bool
 	// onCache is VerifierOptions.OnCacheLookup (nil: none).
 	onCache func(hit bool)
 }
@@ -72,6 +72,18 @@ func NewVerifierWithOptions(providers []Provider, opts VerifierOptions) (*Verifi
 				return nil, err
 			}
 		}
+		switch {
+		case p.Cache != nil:
+			if !p.Cache.bind(c.fingerprint) {
+				return nil, fmt.Errorf("authn/jwt: provider %q: its token cache serves a provider with other settings", c.name)
+			}
+			c.cache = p.Cache
+		case opts.CacheSize == 0:
+			c.cache = newTokenCache(DefaultCacheSize)
+		case opts.CacheSize > 0:
+			c.cache = newTokenCache(opts.CacheSize)
+		}
+		v.cached = v.cached || c.cache != nil
 		if _, dup := v.byName[c.name]; dup {
 			return nil, fmt.Errorf("authn/jwt: provider name %q is used twice", c.name)
 		}
@@ -87,12 +99,6 @@ func NewVerifierWithOptions(providers []Provider, opts VerifierOptions) (*Verifi
 				v.algs = append(v.algs, a)
 			}
 		}
-	}
-	switch size := opts.CacheSize; {
-	case size == 0:
-		v.cache = newTokenCache(DefaultCacheSize)
-	case size > 0:
-		v.cache = newTokenCache(size)
 	}
 	v.onCache = opts.OnCacheLookup
 	return v, nil
@@ -182,14 +188,14 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (veri
 	// that can change since (times, route, keys) still pass; anything else
 	// goes through the full verification below.
 	var cacheKey [sha256.Size]byte
-	if v.cache != nil {
+	if v.cached {
 		cacheKey = tokenHash(raw)
-		e, ok := v.cache.get(ctx, &cacheKey, allowed, v.now())
+		t, ok := v.cacheGet(ctx, &cacheKey, allowed)
 		if v.onCache != nil {
 			v.onCache(ok)
 		}
 		if ok {
-			return verified{id: e.id, p: e.p, cnf: e.cnf}, nil
+			return t, nil
 		}
 	}
 
@@ -274,10 +280,29 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (veri
 	}
 	// identity has refused a cnf that is not an object.
 	cnf, _ := claims["cnf"].(map[string]any)
-	if v.cache != nil {
-		v.cache.put(&cacheKey, cacheEntryFor(id, p, h.KeyID, alg, key, claims, cnf), now)
+	if v.cached && p.cache != nil {
+		p.cache.put(&cacheKey, cacheEntryFor(id, p, h.KeyID, alg, key, claims, cnf), now)
 	}
 	return verified{id: id, p: p, cnf: cnf}, nil
+}
+
+// cacheGet looks the token up in the caches of the providers allowed here
+// (a token has one issuer, so it is in one cache at most); false: a miss.
+// Skipping the caches of providers the route does not accept is what
+// enforces the route's provider filter on hits. The provider returned is
+// the current one (this verifier's), so the binding checks that follow use
+// its current settings.
+func (v *Verifier) cacheGet(ctx context.Context, key *[sha256.Size]byte, allowed []bool) (verified, bool) {
+	now := v.now()
+	for _, p := range v.providers {
+		if p.cache == nil || (allowed != nil && !allowed[p.index]) {
+			continue
+		}
+		if e, ok := p.cache.get(ctx, key, p, now); ok {
+			return verified{id: e.id, p: p, cnf: e.cnf}, true
+		}
+	}
+	return verified{}, false
 }
 
 // selectProvider reads iss, unverified, to pick the provider.

@@ -7,4 +7,5 @@ package methods
 import (
 	_ "github.com/gatehouse/gatehouse/internal/authn/apikey" // api_key: API keys (header, Authorization scheme, query)
 	_ "github.com/gatehouse/gatehouse/internal/authn/jwt"    // jwt: JWT access tokens of identity_providers
+	_ "github.com/gatehouse/gatehouse/internal/authn/mtls"   // mtls: client certificates verified by the listener
 )
