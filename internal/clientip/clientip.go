@@ -172,3 +172,46 @@ func parseEntry(s string) (netip.Addr, bool) {
 	}
 	return netip.Addr{}, false
 }
+
+// Origin returns the scheme ("http" or "https") and host the client
+// addressed req to, as the client saw them (a DPoP proof signs that URL).
+//
+// From an untrusted peer it is the connection's own view: https when
+// req came over TLS, and req.Host. From a trusted proxy (a TLS-terminating
+// load balancer), X-Forwarded-Proto and X-Forwarded-Host are believed: of
+// each, the last value (the one the nearest proxy wrote, for proxies that
+// append rather than replace); a proto other than http or https, or an
+// empty value, is ignored and the connection's view kept. Configure the
+// nearest proxy to set (not pass through) both headers: whatever it
+// forwards from its own clients is believed.
+func (r *Resolver) Origin(req *http.Request) (scheme, host string) {
+	scheme, host = "http", req.Host
+	if req.TLS != nil {
+		scheme = "https"
+	}
+	if !r.Trusted(Peer(req.RemoteAddr)) {
+		return scheme, host
+	}
+	if v := lastValue(req.Header["X-Forwarded-Proto"]); strings.EqualFold(v, "https") {
+		scheme = "https"
+	} else if strings.EqualFold(v, "http") {
+		scheme = "http"
+	}
+	if v := lastValue(req.Header["X-Forwarded-Host"]); v != "" {
+		host = v
+	}
+	return scheme, host
+}
+
+// lastValue is the last comma-separated element of the last header line,
+// trimmed.
+func lastValue(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	v := lines[len(lines)-1]
+	if i := strings.LastIndexByte(v, ','); i >= 0 {
+		v = v[i+1:]
+	}
+	return strings.TrimSpace(v)
+}

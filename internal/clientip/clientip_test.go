@@ -1,8 +1,10 @@
 package clientip
 
 import (
+	"crypto/tls"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -237,4 +239,44 @@ func FuzzClientIP(f *testing.F) {
 			t.Fatalf("trusted peer %v: ClientIP = %v, want a valid, unmapped, zone-free address", peer, got)
 		}
 	})
+}
+
+// TestOrigin: forwarding headers are believed only from trusted proxies,
+// the nearest proxy's value wins, and nonsense keeps the connection's view.
+func TestOrigin(t *testing.T) {
+	res, err := NewResolver([]string{"10.0.0.0/8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, peer         string
+		tls                bool
+		proto, fhost       []string
+		wantScheme, wantHo string
+	}{
+		{"untrusted peer, plain", "192.0.2.1:1", false, []string{"https"}, []string{"evil.example"}, "http", "api.example"},
+		{"untrusted peer, TLS", "192.0.2.1:1", true, nil, nil, "https", "api.example"},
+		{"trusted proxy", "10.1.2.3:1", false, []string{"https"}, []string{"public.example"}, "https", "public.example"},
+		{"trusted proxy, last value wins", "10.1.2.3:1", false, []string{"http, https"}, []string{"a.example", "b.example"}, "https", "b.example"},
+		{"trusted proxy, bad proto ignored", "10.1.2.3:1", true, []string{"gopher"}, nil, "https", "api.example"},
+		{"trusted proxy, empty host ignored", "10.1.2.3:1", false, nil, []string{" "}, "http", "api.example"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "http://api.example/x", nil)
+			r.RemoteAddr = tc.peer
+			if tc.tls {
+				r.TLS = &tls.ConnectionState{}
+			}
+			if tc.proto != nil {
+				r.Header["X-Forwarded-Proto"] = tc.proto
+			}
+			if tc.fhost != nil {
+				r.Header["X-Forwarded-Host"] = tc.fhost
+			}
+			s, h := res.Origin(r)
+			if s != tc.wantScheme || h != tc.wantHo {
+				t.Fatalf("Origin = %s, %s; want %s, %s", s, h, tc.wantScheme, tc.wantHo)
+			}
+		})
+	}
 }

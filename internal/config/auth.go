@@ -58,7 +58,57 @@ type IdentityProvider struct {
 	InsecureAllowHTTP bool `yaml:"insecure_allow_http" desc:"Allow http:// issuer and JWKS URLs (local development only: keys could be tampered with in transit). Default false."`
 	// TLS configures the discovery and JWKS fetches (see ProviderTLS).
 	TLS *ProviderTLS `yaml:"tls" desc:"TLS of the discovery and JWKS fetches: a private CA, a client certificate, the minimum version (docs/authentication.md). Only for keys fetched over https. Default: the system roots."`
+	// DPoP configures DPoP-bound tokens of this provider (RFC 9449). See
+	// docs/dpop.md.
+	DPoP DPoP `yaml:"dpop" desc:"DPoP-bound tokens (RFC 9449): whether the DPoP scheme is accepted or required for this provider's tokens, and how proofs are checked (docs/dpop.md). Default: off."`
+	// CertificateBound is optional (a token carrying cnf.x5t#S256 must
+	// match the client certificate; one without passes) or required (every
+	// token must be bound to the client certificate, RFC 8705). Default
+	// optional.
+	CertificateBound string `yaml:"certificate_bound" enum:"optional,required" desc:"Certificate-bound tokens (RFC 8705): optional (a token with cnf.x5t#S256 is accepted only over a connection with that client certificate; one without passes) or required (every token must be bound to the connection's client certificate). Default optional."`
 }
+
+// DPoP configures DPoP proofs (RFC 9449) for one identity provider.
+type DPoP struct {
+	// Mode: off (only Bearer; a DPoP-bound token sent as Bearer is still
+	// refused), allowed (Bearer and DPoP) or required (only DPoP). Default
+	// off.
+	Mode string `yaml:"mode" enum:"off,allowed,required" desc:"off: only the Bearer scheme (a DPoP-bound token, cnf.jkt, sent as Bearer is refused anyway); allowed: Bearer and DPoP; required: only DPoP-bound tokens with a valid proof. Default off."`
+	// Algorithms a proof may be signed with. Default ES256 ES384 PS256
+	// RS256 EdDSA. Asymmetric only.
+	Algorithms []string `yaml:"algorithms" desc:"Algorithms a DPoP proof may be signed with (asymmetric only: ES256 ES384 ES512 RS256 RS384 RS512 PS256 PS384 PS512 EdDSA). Default ES256 ES384 PS256 RS256 EdDSA."`
+	// MaxAge is how old a proof's iat may be. Default 60s.
+	MaxAge Duration `yaml:"max_age" desc:"How old a proof's iat may be. Default 60s. With clock_skew, the window in which a captured proof could be replayed to another replica (the replay cache is per process)."`
+	// ClockSkew is the leeway for iat. Default 30s.
+	ClockSkew Duration `yaml:"clock_skew" desc:"Leeway for the proof's iat, both ways. Default 30s."`
+	// Nonce turns server nonces on.
+	Nonce *DPoPNonce `yaml:"nonce" desc:"Server nonces (RFC 9449 section 8): proofs must carry a nonce the gateway issued (DPoP-Nonce header). Default: off."`
+}
+
+// DPoPNonce configures stateless DPoP server nonces.
+type DPoPNonce struct {
+	// Secrets: the first signs new nonces, all are accepted (rotation).
+	// Each at least 32 bytes; give them through ${ENV}.
+	Secrets []string `yaml:"secrets" desc:"HMAC secrets of the nonces, each at least 32 bytes, through ${ENV}: the first makes new nonces, all are accepted (rotation). Every replica with the same secrets accepts the others' nonces. Required."`
+	// Lifetime is the slot length; a nonce lives one to two of them.
+	// Default 5m; at least 10s.
+	Lifetime Duration `yaml:"lifetime" desc:"Nonce slot length: a nonce is accepted during its slot and the next. Default 5m; at least 10s."`
+}
+
+func (n *DPoPNonce) setDefaults() { n.Lifetime = Duration(DefaultDPoPNonceLifetime) }
+
+// DPoPSettings are the process-wide DPoP settings.
+type DPoPSettings struct {
+	// ReplayCache remembers accepted proofs.
+	ReplayCache DPoPReplayCache `yaml:"replay_cache" desc:"The cache of accepted DPoP proofs (one per process, shared by every provider and kept across reloads)."`
+}
+
+// DPoPReplayCache configures the replay cache of DPoP proofs.
+type DPoPReplayCache struct {
+	// MaxEntries bounds the in-memory cache. Default 262144.
+	MaxEntries int `yaml:"max_entries" desc:"Most proofs remembered, in memory (about 80 bytes each). When every entry is still inside its window, new proofs are refused with 503 (never forgotten early). Size it for the peak DPoP request rate times max_age plus twice clock_skew. Default 262144 (about 2,000 requests/s at the default window)."`
+}
+
 
 // ProviderIntrospection is how the gateway asks a provider whether a
 // token is active (RFC 7662): where, as which client, and how long the

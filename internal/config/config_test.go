@@ -289,6 +289,34 @@ routes:
     upstream: {targets: ["builtin:echo"]}
 `, []string{`routes[0].authenticate.methods[1]: "magic" is not a known method`, `routes[0].authenticate.providers[0]: unknown identity provider "q"`}},
 		{"empty file", "", []string{`c.yaml: the file is empty`}},
+		{"dpop settings", `
+identity_providers:
+  - name: idp
+    issuer: https://idp.example
+    audiences: [api]
+    dpop:
+      mode: sometimes
+      algorithms: [ES256]
+      max_age: 0s
+      nonce: {secrets: [short], lifetime: 1s}
+    certificate_bound: maybe
+` + minimal, []string{`c.yaml:7:13: identity_providers[0].dpop.mode: "sometimes" is not one of: off, allowed, required`,
+			`c.yaml:11:24: identity_providers[0].certificate_bound: "maybe" is not one of: optional, required`}},
+		{"dpop checks", `
+identity_providers:
+  - name: idp
+    issuer: https://idp.example
+    audiences: [api]
+    dpop:
+      algorithms: [ES256, HS256]
+      max_age: 0s
+      nonce: {secrets: [short], lifetime: 1s}
+dpop: {replay_cache: {max_entries: 10}}
+` + minimal, []string{`identity_providers[0].dpop.algorithms[1]: "HS256" is not allowed for DPoP proofs`,
+			`identity_providers[0].dpop.max_age: must be greater than 0`,
+			`identity_providers[0].dpop.nonce.secrets[0]: must be at least 32 bytes`,
+			`identity_providers[0].dpop.nonce.lifetime: must be at least 10s`,
+			`dpop.replay_cache.max_entries: must be at least 1024`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := Parse("c.yaml", []byte(tc.src), env(nil))

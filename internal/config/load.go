@@ -35,6 +35,11 @@ const (
 	DefaultMaxTokenLifetime  = 24 * time.Hour
 	DefaultMaxTokenSize      = 16 << 10
 	DefaultRealm             = "gatehouse"
+	// DPoP defaults (internal/authn/dpop has the same).
+	DefaultDPoPMaxAge        = 60 * time.Second
+	DefaultDPoPClockSkew     = 30 * time.Second
+	DefaultDPoPNonceLifetime = 5 * time.Minute
+	DefaultDPoPReplayEntries = 1 << 18
 )
 
 // Default returns a configuration holding every top-level default; Load
@@ -49,6 +54,7 @@ func Default() *Config {
 		Log:            Log{Level: "info", Format: "json"},
 		Lifecycle:      Lifecycle{DrainTimeout: Duration(DefaultDrainTimeout)},
 		Audit:          Audit{Output: "stdout"},
+		DPoP:           DPoPSettings{ReplayCache: DPoPReplayCache{MaxEntries: DefaultDPoPReplayEntries}},
 		RequestHygiene: defaultRequestHygiene(),
 		APIKeys: APIKeys{
 			Store: KeyStore{Type: "embedded", Path: "gatehouse-keys.db", Schema: "gatehouse",
@@ -74,6 +80,8 @@ func (p *IdentityProvider) setDefaults() {
 	p.ClockSkew = Duration(DefaultClockSkew)
 	p.MaxTokenLifetime = Duration(DefaultMaxTokenLifetime)
 	p.MaxTokenSize = DefaultMaxTokenSize
+	p.DPoP = DPoP{Mode: "off", MaxAge: Duration(DefaultDPoPMaxAge), ClockSkew: Duration(DefaultDPoPClockSkew)}
+	p.CertificateBound = "optional"
 	p.Keys = KeyCache{
 		RefreshInterval:    Duration(15 * time.Minute),
 		MinRefreshInterval: Duration(time.Minute),

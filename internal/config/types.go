@@ -34,6 +34,8 @@ type Config struct {
 	Lifecycle Lifecycle `yaml:"lifecycle" desc:"Graceful shutdown and hot reload."`
 	// IdentityProviders are the trusted issuers of JWT access tokens.
 	IdentityProviders []IdentityProvider `yaml:"identity_providers" desc:"Trusted OIDC/JWT issuers; several may be configured (federation)."`
+	// DPoP holds the process-wide DPoP settings (the replay cache).
+	DPoP DPoPSettings `yaml:"dpop" desc:"Process-wide DPoP settings: the replay cache of proofs (docs/dpop.md). Per-provider settings are identity_providers[].dpop."`
 	// IdentityHeaders are the defaults for every route.
 	IdentityHeaders IdentityHeaders `yaml:"identity_headers" desc:"Headers that carry the caller's identity upstream (routes may override)."`
 	// APIKeys configures API-key authentication and its store.

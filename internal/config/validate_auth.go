@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/apikey"
 )
@@ -99,6 +100,7 @@ func validateAuth(c *Config, f *File) Errors {
 			add(path+".max_token_size", "must be at least 1KiB")
 		}
 		errs = append(errs, validateIntrospection(p, path+".introspection", f)...)
+		errs = append(errs, validateDPoP(p.DPoP, path+".dpop", f)...)
 		k := p.Keys
 		if k.MinRefreshInterval > k.MaxRefreshInterval {
 			add(path+".keys.min_refresh_interval", "must not exceed max_refresh_interval")
@@ -125,6 +127,9 @@ func validateAuth(c *Config, f *File) Errors {
 		}
 	}
 
+	if c.DPoP.ReplayCache.MaxEntries < 1024 {
+		add("dpop.replay_cache.max_entries", "must be at least 1024")
+	}
 	errs = append(errs, validateIdentityHeaders(c.IdentityHeaders, "identity_headers", f)...)
 	errs = append(errs, validateAPIKeys(c.APIKeys, f)...)
 	errs = append(errs, validateAuthz(c, f)...)
@@ -405,6 +410,37 @@ func validateAuthz(c *Config, f *File) Errors {
 		}
 		if r.Authorize != nil {
 			checkMethods(path+".authorize", *r.Authorize)
+		}
+	}
+	return errs
+}
+
+// validateDPoP checks a provider's dpop block.
+func validateDPoP(d DPoP, path string, f *File) Errors {
+	var errs Errors
+	add := func(key, format string, args ...any) { errs = append(errs, f.Errorf(path+"."+key, format, args...)) }
+	for j, alg := range d.Algorithms {
+		if !slices.Contains(asymmetricAlgorithms, alg) {
+			add(fmt.Sprintf("algorithms[%d]", j), "%q is not allowed for DPoP proofs (asymmetric only: %s)", alg, strings.Join(asymmetricAlgorithms, " "))
+		}
+	}
+	if d.MaxAge <= 0 {
+		add("max_age", "must be greater than 0")
+	}
+	if d.ClockSkew <= 0 {
+		add("clock_skew", "must be greater than 0")
+	}
+	if n := d.Nonce; n != nil {
+		if len(n.Secrets) == 0 {
+			add("nonce.secrets", "at least one secret is required")
+		}
+		for j, s := range n.Secrets {
+			if len(s) < 32 {
+				add(fmt.Sprintf("nonce.secrets[%d]", j), "must be at least 32 bytes (256 bits)")
+			}
+		}
+		if n.Lifetime < Duration(10*time.Second) {
+			add("nonce.lifetime", "must be at least 10s")
 		}
 	}
 	return errs

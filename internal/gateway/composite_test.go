@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strings"
@@ -27,8 +25,10 @@ func TestCompositeIdentityThroughGateway(t *testing.T) {
 	hasher, _ := apikey.NewHasher(nil)
 	hash := fmt.Sprintf("sha256:%x", hasher.Hash(plain))
 	secret := strings.Repeat("s3cr3t-", 6)
-	thumb := sha256.Sum256([]byte("a client key"))
-	jkt := base64.RawURLEncoding.EncodeToString(thumb[:])
+	// The token is bound to a DPoP key (RFC 9449), so it goes with the
+	// DPoP scheme and a proof of that key: as Bearer it would be refused.
+	client := newDPoPClient(t)
+	jkt := client.jkt
 	exp := time.Now().Add(10 * time.Minute).Truncate(time.Second)
 
 	route := func(name, path, extra string) string {
@@ -48,6 +48,7 @@ identity_providers:
     audiences: [api]
     algorithms: [HS256]
     static_keys: {hmac_secret: %q}
+    dpop: {mode: allowed}
 api_keys:
   store: {type: static}
   static:
@@ -75,7 +76,10 @@ routes:
 
 	call := func(path, tok, key string) (*http.Response, []byte) {
 		r, _ := http.NewRequest("GET", tg.url+path, nil)
-		if tok != "" {
+		if tok == bound {
+			r.Header.Set("Authorization", "DPoP "+tok)
+			r.Header.Set("DPoP", client.proof(t, "GET", tg.url+path, tok, nil))
+		} else if tok != "" {
 			r.Header.Set("Authorization", "Bearer "+tok)
 		}
 		if key != "" {
@@ -103,7 +107,7 @@ routes:
 				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.status, body)
 			}
 			if tc.status == 401 {
-				if c := res.Header.Get("WWW-Authenticate"); !strings.HasPrefix(c, "ApiKey ") && !strings.HasPrefix(c, "Bearer ") {
+				if c := res.Header.Get("WWW-Authenticate"); !strings.HasPrefix(c, "ApiKey ") && !strings.HasPrefix(c, "Bearer ") && !strings.HasPrefix(c, "DPoP ") {
 					t.Fatalf("challenge %q", c)
 				}
 			}

@@ -257,11 +257,12 @@ func TestReloadStormUnderLoad(t *testing.T) {
 	// by the plan serving now, and no goroutine is left behind.
 	waitFor(t, "retired plans to close", 10*time.Second, func() bool {
 		k := resourceKinds(tg.Gateway)
-		return len(tg.Resources().Keys()) == 5 && k["keyset"] == 1 && k["jwt.token_cache"] == 1 &&
-			k["upstream.transport"] == 1 && k["apikeys.runtime"] == 1 && k["apikeys.store"] == 1
+		return len(tg.Resources().Keys()) == 6 && k["keyset"] == 1 && k["jwt.token_cache"] == 1 &&
+			k["upstream.transport"] == 1 && k["apikeys.runtime"] == 1 && k["apikeys.store"] == 1 &&
+			k["dpop.replay_cache"] == 1
 	})
 	final := tg.scrape(t)
-	for _, kind := range []string{"keyset", "jwt.token_cache", "upstream.transport", "apikeys.runtime", "apikeys.store"} {
+	for _, kind := range []string{"keyset", "jwt.token_cache", "upstream.transport", "apikeys.runtime", "apikeys.store", "dpop.replay_cache"} {
 		final.want(t, "gatehouse_shared_resources", labels{"kind": kind}, 1)
 	}
 	waitFor(t, "goroutines of retired plans to end", 10*time.Second, func() bool {

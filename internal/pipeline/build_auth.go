@@ -50,6 +50,10 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 		return nil, nil
 	}
 	providers := make([]jwt.Provider, 0, len(cfg.IdentityProviders))
+	replay, err := p.dpopReplayCache(cfg, opts)
+	if err != nil {
+		return nil, file.Errorf("dpop.replay_cache", "%v", err)
+	}
 	for i, pc := range cfg.IdentityProviders {
 		path := fmt.Sprintf("identity_providers[%d]", i)
 		kc := keyset.Config{
@@ -112,6 +116,9 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 
 		jp := jwt.ProviderFromConfig(pc)
 		jp.Keys = set
+		if err := bindingSettings(&jp, pc, replay, opts.Now); err != nil {
+			return nil, file.Errorf(path+".dpop", "%v", err)
+		}
 		if jp.Cache, err = p.tokenCache(jp); err != nil {
 			return nil, file.Errorf(path, "%v", err)
 		}
@@ -156,10 +163,14 @@ func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Ve
 	schemes := make([]string, 0, len(a.Methods))
 	var credQuery string
 	env := registry.Env{Config: cfg, Route: &rc, Log: p.log, Now: now, Validating: p.validating,
-		Resources: p.scope, Shared: sharedResources(verifier, p.apiKeys)}
+		Resources: p.scope, Shared: sharedResources(verifier, p.apiKeys), Origin: p.resolver.Origin}
 	if opts.Observer != nil {
 		env.Observer = opts.Observer
 	}
+	var (
+		challengers []authn.Challenger
+		advisors    []authn.ResponseAdvisor
+	)
 	for _, m := range a.Methods {
 		method, ok := registry.Lookup(identity.Method(m))
 		if !ok {
@@ -172,6 +183,11 @@ func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Ve
 		}
 		chain.Authenticators = append(chain.Authenticators, au)
 		schemes = append(schemes, method.Challenge)
+		ch, _ := au.(authn.Challenger)
+		challengers = append(challengers, ch)
+		if ad, ok := au.(authn.ResponseAdvisor); ok {
+			advisors = append(advisors, ad)
+		}
 		if method.CredentialQuery != nil && credQuery == "" {
 			credQuery = method.CredentialQuery(&rc)
 		}
@@ -193,7 +209,11 @@ func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Ve
 		ih.claims = append(ih.claims, claimHeader{claim: c, header: canon(h.Claims[c])})
 	}
 	ihs := &identityHeadersStage{h: ih}
-	stages := []Stage{&authenticateStage{chain: chain, schemes: schemes, audit: p.audit, realm: a.Realm, headers: &ihs.h}}
+	if !slices.ContainsFunc(challengers, func(c authn.Challenger) bool { return c != nil }) {
+		challengers = nil
+	}
+	stages := []Stage{&authenticateStage{chain: chain, schemes: schemes, challengers: challengers, advisors: advisors,
+		audit: p.audit, realm: a.Realm, headers: &ihs.h}}
 	if pol != nil {
 		stages = append(stages, &authorizeStage{policy: pol, reads: compileReads(pol.Reads()), audit: p.audit, realm: a.Realm, now: now})
 	}

@@ -82,7 +82,11 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		if w.x != nil && w.x.Route != nil {
 			chall.resourceMetadata = w.x.Route.resourceMetadata
 		}
-		w.Header().Set("WWW-Authenticate", chall.wwwAuthenticate())
+		c, headers := chall.wwwAuthenticate(r)
+		w.Header().Set("WWW-Authenticate", c)
+		for _, h := range headers {
+			w.Header().Set(h[0], h[1])
+		}
 	case errors.As(err, &forbidden):
 		// The rule that denied goes to the audit event only.
 		t, detail = problem.Forbidden, "The caller is not allowed to perform this request."

@@ -42,6 +42,9 @@ import (
 //   - apikeys.runtime and apikeys.store: the API-key runtime (cache,
 //     last-used writer) by the api_keys settings, over the store by its
 //     file or database settings (acquireAPIKeys).
+//   - dpop.replay_cache: the accepted DPoP proofs of every provider, by
+//     dpop.replay_cache, so that a proof used before a reload is refused
+//     after it (dpopReplayCache).
 //
 // The Redis client (distributed rate limits, sessions: to come) belongs
 // here too: acquire it with resource.Get under
@@ -54,6 +57,7 @@ const (
 	resourceTransport  = "upstream.transport"
 	resourceAPIKeys    = "apikeys.runtime"
 	resourceKeyStore   = "apikeys.store"
+	resourceDPoPReplay = "dpop.replay_cache"
 )
 
 // ResourceKind returns the kind of a resource key ("keyset",

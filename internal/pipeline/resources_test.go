@@ -21,6 +21,8 @@ import (
 // resource.
 type resourceSettings struct {
 	jwks, audience, dial, store, cacheTTL, staticHash string
+	dpopMode                                          string // "": off
+	replayEntries                                     int    // 0: default
 }
 
 func resourceConfig(s resourceSettings) string {
@@ -28,15 +30,24 @@ func resourceConfig(s resourceSettings) string {
 	if s.staticHash != "" {
 		static = fmt.Sprintf("  static: [{id: s1, consumer: partner, hash: %q}]\n", s.staticHash)
 	}
+	dpop := ""
+	if s.replayEntries != 0 {
+		dpop = fmt.Sprintf("dpop: {replay_cache: {max_entries: %d}}\n", s.replayEntries)
+	}
+	mode := "off"
+	if s.dpopMode != "" {
+		mode = s.dpopMode
+	}
 	return fmt.Sprintf(`
 audit: {disabled: true}
 access_log: {disabled: true}
-identity_providers:
+%sidentity_providers:
   - name: idp
     issuer: https://idp.resources.test
     jwks_uri: %q
     insecure_allow_http: true
     audiences: [%s]
+    dpop: {mode: %s}
 api_keys:
   store: {type: embedded, path: %q}
   cache_ttl: %s
@@ -49,7 +60,7 @@ api_keys:
     match: {path_prefix: /keys}
     authenticate: {methods: [api_key]}
     upstream: {targets: ["builtin:echo"], timeouts: {dial: %s}}
-`, s.jwks, s.audience, s.store, s.cacheTTL, static, s.dial, s.dial)
+`, dpop, s.jwks, s.audience, mode, s.store, s.cacheTTL, static, s.dial, s.dial)
 }
 
 func buildWith(t *testing.T, reg *resource.Registry, yamlText string) *Plan {
@@ -87,7 +98,7 @@ func TestResourcesFollowTheirSettings(t *testing.T) {
 	defer other.Close()
 	dir := t.TempDir()
 	base := resourceSettings{jwks: jwks.URL, audience: "api", dial: "5s", store: filepath.Join(dir, "a.db"), cacheTTL: "30s"}
-	all := []string{"apikeys.runtime", "apikeys.store", "jwt.token_cache", "keyset", "upstream.transport"}
+	all := []string{"apikeys.runtime", "apikeys.store", "dpop.replay_cache", "jwt.token_cache", "keyset", "upstream.transport"}
 	for _, tc := range []struct {
 		name   string
 		change func(*resourceSettings)
@@ -96,19 +107,24 @@ func TestResourcesFollowTheirSettings(t *testing.T) {
 		{"unchanged", func(*resourceSettings) {}, all},
 		{"static API keys", func(s *resourceSettings) { s.staticHash = "sha256:" + strings.Repeat("ab", 32) }, all},
 		{"upstream dial timeout", func(s *resourceSettings) { s.dial = "3s" },
-			[]string{"apikeys.runtime", "apikeys.store", "jwt.token_cache", "keyset"}},
+			[]string{"apikeys.runtime", "apikeys.store", "dpop.replay_cache", "jwt.token_cache", "keyset"}},
 		{"audience", func(s *resourceSettings) { s.audience = "api, other" },
-			[]string{"apikeys.runtime", "apikeys.store", "keyset", "upstream.transport"}},
+			[]string{"apikeys.runtime", "apikeys.store", "dpop.replay_cache", "keyset", "upstream.transport"}},
+		// Token binding settings are checked after the cache, on every
+		// request: not part of the token cache's settings.
+		{"provider DPoP mode", func(s *resourceSettings) { s.dpopMode = "required" }, all},
+		{"DPoP replay cache size", func(s *resourceSettings) { s.replayEntries = 4096 },
+			[]string{"apikeys.runtime", "apikeys.store", "jwt.token_cache", "keyset", "upstream.transport"}},
 		// Keys are not part of the token cache's settings: every hit asks
 		// the (new) key set again.
 		{"jwks_uri", func(s *resourceSettings) { s.jwks = other.URL },
-			[]string{"apikeys.runtime", "apikeys.store", "jwt.token_cache", "upstream.transport"}},
+			[]string{"apikeys.runtime", "apikeys.store", "dpop.replay_cache", "jwt.token_cache", "upstream.transport"}},
 		// The same file under other cache settings: a new runtime over the
 		// same open store (bbolt's lock would refuse a second open).
 		{"API-key cache TTL", func(s *resourceSettings) { s.cacheTTL = "10s" },
-			[]string{"apikeys.store", "jwt.token_cache", "keyset", "upstream.transport"}},
+			[]string{"apikeys.store", "dpop.replay_cache", "jwt.token_cache", "keyset", "upstream.transport"}},
 		{"API-key store file", func(s *resourceSettings) { s.store = filepath.Join(dir, "b.db") },
-			[]string{"jwt.token_cache", "keyset", "upstream.transport"}},
+			[]string{"dpop.replay_cache", "jwt.token_cache", "keyset", "upstream.transport"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := resource.New()

@@ -18,8 +18,14 @@ type authenticateStage struct {
 	// schemes are the WWW-Authenticate schemes of chain.Authenticators,
 	// in order, taken from the registry when the route was built.
 	schemes []string
-	audit   audit.Logger
-	realm   string
+	// challengers[i] is chain.Authenticators[i] as an authn.Challenger,
+	// nil when it is not one; the slice is nil when none is.
+	challengers []authn.Challenger
+	// advisors are the authenticators that add response headers to an
+	// accepted request (authn.ResponseAdvisor).
+	advisors []authn.ResponseAdvisor
+	audit    audit.Logger
+	realm    string
 	// headers are the route's identity headers: an identity that they
 	// cannot carry unambiguously is refused here (see representable).
 	headers *identityHeaders
@@ -51,6 +57,9 @@ func (s *authenticateStage) Process(x *Exchange) error {
 		}
 		x.Identity = id
 		x.Log.Subject, x.Log.AuthMethod = id.Subject, string(id.Method)
+		for _, ad := range s.advisors {
+			ad.Advise(x.Request, id, x)
+		}
 		s.audit.Log(ev)
 		observeAuthentication(x, ev)
 		return nil
@@ -81,7 +90,7 @@ func (s *authenticateStage) refusal(ev *audit.Event, err error) error {
 	case errors.As(err, &fail):
 		ev.Outcome, ev.Reason, ev.AuthMethod = audit.OutcomeDeny, string(fail.Reason), string(fail.Method)
 		ev.Subject, ev.Issuer, ev.Provider, ev.CredentialID = fail.Subject, fail.Issuer, fail.Provider, fail.CredentialID
-		return &challengeError{failure: fail, realm: s.realm, methods: s.methods(), schemes: s.schemes}
+		return &challengeError{failure: fail, cause: err, realm: s.realm, methods: s.methods(), schemes: s.schemes, challengers: s.challengers}
 	case errors.As(err, &unavl):
 		ev.Outcome, ev.Reason, ev.AuthMethod, ev.Provider = audit.OutcomeError, string(unavl.Reason), string(unavl.Method), unavl.Provider
 	default:
@@ -94,10 +103,15 @@ func (s *authenticateStage) refusal(ev *audit.Event, err error) error {
 // the WWW-Authenticate challenge.
 type challengeError struct {
 	failure *authn.Failure
+	// cause is the chain's error (failure, or what wraps it).
+	cause   error
 	realm   string
 	methods []identity.Method
-	// schemes[i] is the challenge scheme of methods[i].
-	schemes []string
+	// schemes[i] is the challenge scheme of methods[i]; challengers[i]
+	// (nil, or nil for a method that is not one) builds its challenges
+	// itself (authn.Challenger).
+	schemes     []string
+	challengers []authn.Challenger
 	// resourceMetadata, when set, is the route's RFC 9728 metadata URL,
 	// added to Bearer challenges (metadata.go; set by respond).
 	resourceMetadata string
@@ -122,19 +136,23 @@ func (s *authenticateStage) methods() []identity.Method {
 func (e *challengeError) Error() string { return e.failure.Error() }
 func (e *challengeError) Unwrap() error { return e.failure }
 
-// wwwAuthenticate builds the RFC 6750 §3 challenge. A request that carried
-// no credential gets no error code (§3.1); a bad one gets invalid_token and
-// a description meant for an honest client.
+// wwwAuthenticate builds the RFC 6750 §3 challenge for a refusal of r,
+// and the response headers that go with it (a DPoP-Nonce). A request that
+// carried no credential gets no error code (§3.1); a bad one gets
+// invalid_token and a description meant for an honest client.
 //
 // With no credential at all, every accepted scheme is offered (one
-// challenge per scheme, RFC 9110 §11.6.1); otherwise the failing method's.
-func (e *challengeError) wwwAuthenticate() string {
+// challenge per scheme, RFC 9110 §11.6.1), with the extra challenges of
+// the methods that have some (authn.Challenger: DPoP beside Bearer);
+// otherwise the failing method's, or the one that method builds for its
+// failure.
+func (e *challengeError) wwwAuthenticate(r *http.Request) (string, [][2]string) {
 	var b strings.Builder
 	if e.failure.IsMissing() {
 		seen := map[string]bool{}
-		for _, scheme := range e.schemes {
+		offer := func(scheme, params string) {
 			if seen[scheme] {
-				continue
+				return
 			}
 			seen[scheme] = true
 			if b.Len() > 0 {
@@ -144,12 +162,32 @@ func (e *challengeError) wwwAuthenticate() string {
 			if scheme == "Bearer" {
 				e.bearerParams(&b)
 			}
+			if params != "" {
+				b.WriteString(", " + params)
+			}
+		}
+		for i, scheme := range e.schemes {
+			offer(scheme, "")
+			if i < len(e.challengers) && e.challengers[i] != nil {
+				for _, c := range e.challengers[i].ExtraChallenges() {
+					offer(c.Scheme, c.Params)
+				}
+			}
 		}
 		if b.Len() == 0 {
 			b.WriteString(`Bearer realm="` + e.realm + `"`)
 			e.bearerParams(&b)
 		}
-		return b.String()
+		return b.String(), nil
+	}
+	if ch := e.challenger(e.failure.Method); ch != nil {
+		if c, ok := ch.FailureChallenge(r, e.cause); ok {
+			b.WriteString(c.Scheme + ` realm="` + e.realm + `"`)
+			if c.Params != "" {
+				b.WriteString(", " + c.Params)
+			}
+			return b.String(), c.Headers
+		}
 	}
 	scheme := e.scheme(e.failure.Method)
 	b.WriteString(scheme + ` realm="` + e.realm + `"`)
@@ -159,7 +197,17 @@ func (e *challengeError) wwwAuthenticate() string {
 		b.WriteString(quoteSafe(e.failure.Description))
 		b.WriteByte('"')
 	}
-	return b.String()
+	return b.String(), nil
+}
+
+// challenger is the authn.Challenger of method m of the chain, or nil.
+func (e *challengeError) challenger(m identity.Method) authn.Challenger {
+	for i, cm := range e.methods {
+		if cm == m && i < len(e.challengers) {
+			return e.challengers[i]
+		}
+	}
+	return nil
 }
 
 // scheme is the challenge scheme of method m of the chain; "Bearer" for

@@ -3,6 +3,8 @@ package dpop
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -109,4 +111,33 @@ func CheckBearer(mode Mode, cnf map[string]any) error {
 		return newError(ReasonProofMissing, CheckRequired, errRequired)
 	}
 	return nil
+}
+
+// RenewNonce returns the nonce to send in a DPoP-Nonce header on a
+// successful response to a request with proof (the DPoP header's value,
+// already accepted by Verify): a fresh nonce when the proof's nonce is
+// from the previous slot, so that the client has the next one before its
+// own expires (RFC 9449 section 8.2); "" when it is current, or when
+// nonces are off. It reads the proof's claims without checking them
+// again.
+func (v *Verifier) RenewNonce(proof string) string {
+	if v.nonces == nil {
+		return ""
+	}
+	_, rest, ok := strings.Cut(proof, ".")
+	payload, _, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Nonce string `json:"nonce"`
+	}
+	if json.Unmarshal(b, &c) != nil || c.Nonce == "" || v.nonces.current(c.Nonce) {
+		return ""
+	}
+	return v.nonces.Next()
 }

@@ -140,3 +140,13 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// current reports whether s, a nonce Valid accepted, is of the current
+// slot (not the previous one, which expires at the end of this slot).
+func (n *Nonces) current(s string) bool {
+	var got [nonceBytes]byte
+	if k, err := base64.RawURLEncoding.Strict().Decode(got[:], []byte(s)); err != nil || k != nonceBytes {
+		return false
+	}
+	return binary.BigEndian.Uint64(got[:8]) == n.slot()
+}

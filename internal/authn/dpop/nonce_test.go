@@ -82,3 +82,31 @@ func TestNewNoncesRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestRenewNonce: a successful response carries the next nonce only when
+// the proof's nonce is from the previous slot (RFC 9449 section 8.2).
+func TestRenewNonce(t *testing.T) {
+	now := t0
+	clock := func() time.Time { return now }
+	n, err := NewNonces(NonceConfig{Secrets: [][]byte{testSecret}, Lifetime: time.Minute, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newVerifier(t, Config{Nonces: n, Now: clock})
+	issued := n.Next()
+	proof := es256(t, with("nonce", issued))
+	if got := v.RenewNonce(proof); got != "" {
+		t.Fatalf("a nonce of the current slot renewed: %q", got)
+	}
+	now = t0.Add(time.Minute) // the nonce's last slot
+	got := v.RenewNonce(proof)
+	if got == "" || got == issued || !n.Valid(got) {
+		t.Fatalf("renewal %q (issued %q)", got, issued)
+	}
+	if v.RenewNonce(es256(t, with("nonce", nil))) != "" || v.RenewNonce("not.a-proof") != "" {
+		t.Fatal("renewal without a nonce")
+	}
+	if newVerifier(t, Config{Now: clock}).RenewNonce(proof) != "" {
+		t.Fatal("renewal with nonces off")
+	}
+}

@@ -130,6 +130,10 @@ type cacheEntry struct {
 	key  any // the public key (or HMAC secret) that verified the signature
 	// exp is always set; nbf and iat are zero when the token has none.
 	exp, nbf, iat time.Time
+	// cnf is the token's cnf claim (nil: none), read-only: the binding
+	// checks (DPoP proof, client certificate) run on every request, so a
+	// hit must still have it.
+	cnf map[string]any
 }
 
 // expiresAt is when the entry stops being served: after exp plus the
@@ -160,34 +164,35 @@ func (c *TokenCache) shard(key *[sha256.Size]byte) *cacheShard {
 	return &c.shards[key[0]%cacheShards]
 }
 
-// get returns the cached identity for key when every check that Verify
+// get returns the cached entry for key when every check that Verify
 // would repeat still passes for p, the provider the cache serves now (its
 // settings equal those the entry was stored under; its key source may be
-// a newer one); otherwise nil, and the caller verifies in full (which also
-// produces the exact failure). An entry found expired is dropped.
-func (c *TokenCache) get(ctx context.Context, key *[sha256.Size]byte, p *provider, now time.Time) *identity.Identity {
+// a newer one); otherwise false, and the caller verifies in full (which
+// also produces the exact failure). An entry found expired is dropped.
+// The entry is returned by value: a hit allocates nothing.
+func (c *TokenCache) get(ctx context.Context, key *[sha256.Size]byte, p *provider, now time.Time) (cacheEntry, bool) {
 	s := c.shard(key)
 	s.mu.Lock()
 	e, ok := s.m[*key]
 	s.mu.Unlock()
 	if !ok {
-		return nil
+		return cacheEntry{}, false
 	}
 	// The same comparisons as checkTimes.
 	if now.After(e.expiresAt()) {
 		s.mu.Lock()
 		delete(s.m, *key)
 		s.mu.Unlock()
-		return nil
+		return cacheEntry{}, false
 	}
 	latest := now.Add(p.skew)
 	if (!e.nbf.IsZero() && e.nbf.After(latest)) || (!e.iat.IsZero() && e.iat.After(latest)) {
-		return nil
+		return cacheEntry{}, false
 	}
 	if !p.stillHasKey(ctx, e.kid, e.alg, e.key) {
-		return nil
+		return cacheEntry{}, false
 	}
-	return e.id
+	return e, true
 }
 
 // put remembers a verified token. Entries whose token has expired by now
@@ -297,8 +302,8 @@ func sameKey(a, b any) bool {
 
 // cacheEntryFor builds the entry of a token that has just verified.
 // checkTimes has accepted its nbf and iat, so they parse.
-func cacheEntryFor(id *identity.Identity, p *provider, kid string, alg jose.SignatureAlgorithm, key any, claims map[string]any) cacheEntry {
-	e := cacheEntry{id: id, skew: p.skew, kid: kid, alg: alg, key: key, exp: id.ExpiresAt}
+func cacheEntryFor(id *identity.Identity, p *provider, kid string, alg jose.SignatureAlgorithm, key any, claims, cnf map[string]any) cacheEntry {
+	e := cacheEntry{id: id, skew: p.skew, kid: kid, alg: alg, key: key, exp: id.ExpiresAt, cnf: cnf}
 	if v := claims["nbf"]; v != nil {
 		e.nbf, _ = numericDate(v)
 	}

@@ -58,7 +58,13 @@ func (p *provider) identity(c map[string]any, now time.Time) (*identity.Identity
 		CredentialID: jti,
 		ExpiresAt:    exp,
 	}
-	if cnf, ok := c["cnf"].(map[string]any); ok {
+	if v, present := c["cnf"]; present {
+		// RFC 7800: cnf is an object. Anything else is a binding nobody
+		// can check, so the token is refused rather than taken as unbound.
+		cnf, ok := v.(map[string]any)
+		if !ok {
+			return fail(authn.ReasonMalformed, errors.New("authn/jwt: cnf is not an object"))
+		}
 		id.KeyBinding = keyBinding(cnf)
 	}
 	for _, path := range p.clientID {

@@ -92,14 +92,15 @@ func FuzzAuthenticateBearer(f *testing.F) {
 	for _, s := range []string{
 		"Bearer " + sign(f, jose.RS256, k.rsaA, "rsa", claims(issA, nil)),
 		"Bearer ory_at_Yn8Lh0QpFzqk3JQ1aXc.ZlR0d3Z1X2R6bVhJ", "Bearer gho_16C7e42F", "Bearer a.b+c.d",
-		"Bearer a.b.c.d.e", "Bearer !!!", "Bearer", "bearer  x", "Basic dXNlcjpwYXNz", "Bearer\tx", "",
+		"Bearer a.b.c.d.e", "Bearer !!!", "Bearer", "bearer  x", "Basic dXNlcjpwYXNz", "Bearer\tx", "", "DPoP x.y.z", "dpop ory_at_x",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, value string) {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.Header["Authorization"] = []string{value}
-		token, isBearer, _ := bearer(value)
+		token, s, _ := splitToken(value)
+		isBearer := s != schemeNone // Bearer or DPoP: never "no credential"
 		id, err := a.Authenticate(r)
 		var nm *authn.NotMineError
 		switch {

@@ -3,12 +3,14 @@ package jwt
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/identity"
 )
 
@@ -244,8 +246,19 @@ func TestLookup(t *testing.T) {
 }
 
 // TestKeyBinding: a token's cnf confirmation (RFC 7800) becomes the
-// identity's key binding; a malformed one is not taken.
+// identity's key binding; a malformed one is not taken; a cnf that is not
+// an object refuses the token (token_malformed: no binding can be checked).
 func TestKeyBinding(t *testing.T) {
+	t.Run("cnf not an object", func(t *testing.T) {
+		f := newFixture(t, nil)
+		c := claims(issA, nil)
+		c["cnf"] = "x5t"
+		_, err := f.v.Verify(context.Background(), sign(t, jose.RS256, keys().rsaA, "rsa", c))
+		var fail *authn.Failure
+		if !errors.As(err, &fail) || fail.Reason != authn.ReasonMalformed {
+			t.Fatalf("err %v, want token_malformed", err)
+		}
+	})
 	k := keys()
 	const thumb = "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" // 43 base64url characters
 	for _, tc := range []struct {
@@ -260,7 +273,6 @@ func TestKeyBinding(t *testing.T) {
 		{"not a SHA-256 thumbprint", map[string]any{"jkt": "short"}, identity.KeyBinding{}},
 		{"not base64url", map[string]any{"jkt": strings.Repeat("+", 43)}, identity.KeyBinding{}},
 		{"not a string", map[string]any{"jkt": 42}, identity.KeyBinding{}},
-		{"cnf not an object", "x5t", identity.KeyBinding{}},
 		{"unknown confirmation method", map[string]any{"jwk": map[string]any{"kty": "EC"}}, identity.KeyBinding{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authn/dpop"
 	"github.com/gatehouse/gatehouse/internal/authn/registry"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
@@ -19,8 +20,12 @@ func init() {
 	registry.Register(registry.Method{
 		Name:      identity.MethodJWT,
 		Challenge: "Bearer",
-		// The route's keys (providers) are authenticate's own, kept for
-		// existing files; config checks them.
+		// The route's providers are authenticate's own key, kept for
+		// existing files; config checks them. The block
+		// routes[].authenticate.jwt holds the token binding overrides.
+		Options: &Options{},
+		// The DPoP proof is a credential too: the upstream never sees it.
+		CredentialHeaders: func(*config.Config) []string { return []string{dpop.Scheme} },
 		Build: func(env registry.Env) (authn.Authenticator, error) {
 			v, err := env.Shared(SharedVerifier)
 			if errors.Is(err, registry.ErrNotShared) {
@@ -33,7 +38,17 @@ func init() {
 			if !ok || verifier == nil {
 				return nil, fmt.Errorf("authn/jwt: shared %s is %T", SharedVerifier, v)
 			}
-			return NewAuthenticator(verifier, env.Route.Authenticate.Providers)
+			opts := AuthenticatorOptions{Providers: env.Route.Authenticate.Providers, Origin: env.Origin}
+			if o, ok := env.Options.(*Options); ok && o != nil {
+				switch o.DPoP {
+				case "allowed":
+					opts.DPoP = dpop.ModeAllowed
+				case "required":
+					opts.DPoP = dpop.ModeRequired
+				}
+				opts.RequireCertificateBound = o.CertificateBound == "required"
+			}
+			return NewAuthenticatorWithOptions(verifier, opts)
 		},
 		Present: func(r *http.Request, value string, _ *config.Config) error {
 			r.Header.Set("Authorization", "Bearer "+value)

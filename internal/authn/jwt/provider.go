@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse/gatehouse/internal/authn/dpop"
 )
 
 // KeySource finds the verification keys of one provider. *keyset.Set
@@ -88,6 +90,21 @@ type Provider struct {
 	MaxTokenBytes int
 	// Mapping says which claims make up the identity.
 	Mapping Mapping
+	// DPoP verifies the DPoP proofs (RFC 9449) that come with this
+	// provider's tokens. nil: a verifier with package dpop's defaults and
+	// a replay cache of its own (tests; the gateway always gives one that
+	// shares the process's replay cache).
+	DPoP *dpop.Verifier
+	// DPoPMode says whether the DPoP scheme is accepted (dpop.ModeAllowed)
+	// or required (dpop.ModeRequired) for this provider's tokens; a route
+	// may make it stricter, never looser. Default dpop.ModeDisabled: only
+	// Bearer, and a DPoP-bound token (cnf.jkt) is refused as Bearer.
+	DPoPMode dpop.Mode
+	// RequireCertificateBound refuses every token that is not bound to the
+	// connection's client certificate (cnf.x5t#S256, RFC 8705). Without
+	// it, a token that carries cnf.x5t#S256 must still match the client
+	// certificate; one without it passes.
+	RequireCertificateBound bool
 	// Cache, if set, is the provider's verified-token cache, kept by the
 	// caller across verifiers (reloads) for providers whose CacheKey is
 	// unchanged; the verifier refuses a cache bound to other settings.
@@ -99,8 +116,10 @@ type Provider struct {
 // valid and which identity it yields (name, issuer, audiences, algorithms,
 // clock skew, lifetime, type, required claims and values, size limit,
 // claim mapping), normalised as the verifier compiles it; not its keys,
-// which every cache hit checks again. Providers with equal CacheKeys can
-// share a TokenCache. It fails where NewVerifier would.
+// which every cache hit checks again, nor its token binding settings (DPoP,
+// DPoPMode, RequireCertificateBound), which are enforced after the cache on
+// every request, hits included. Providers with equal CacheKeys can share a
+// TokenCache. It fails where NewVerifier would.
 func CacheKey(p Provider) (string, error) {
 	c, err := compileProvider(0, p)
 	if err != nil {
@@ -178,9 +197,18 @@ type provider struct {
 	roles       string
 	groups      string
 	claims      []claimCopy // sorted by name
+	// dpop, dpopMode and certRequired are the token binding settings
+	// (authenticator.go). They are not part of the fingerprint: the
+	// binding checks run after the cache, on every request, with the
+	// current provider's settings, so a cached verification stays valid
+	// whatever they become.
+	dpop         *dpop.Verifier
+	dpopMode     dpop.Mode
+	certRequired bool
 	// cache remembers its verified tokens; nil: none.
 	cache *TokenCache
-	// fingerprint is CacheKey's: the settings above but index and keys.
+	// fingerprint is CacheKey's: the settings above but index, keys and
+	// the token binding settings.
 	fingerprint string
 }
 
@@ -216,17 +244,23 @@ func compileProvider(i int, p Provider) (*provider, error) {
 		return nil, errorf("clock skew, maximum lifetime and maximum token size cannot be negative")
 	}
 	c := &provider{
-		index:       i,
-		name:        p.Name,
-		issuer:      p.Issuer,
-		audiences:   slices.Clone(p.Audiences),
-		audClaim:    orDefault(p.AudienceClaim, "aud"),
-		keys:        p.Keys,
-		skew:        p.ClockSkew,
-		maxLifetime: p.MaxLifetime,
-		maxBytes:    p.MaxTokenBytes,
-		roles:       p.Mapping.Roles,
-		groups:      p.Mapping.Groups,
+		index:        i,
+		name:         p.Name,
+		issuer:       p.Issuer,
+		audiences:    slices.Clone(p.Audiences),
+		audClaim:     orDefault(p.AudienceClaim, "aud"),
+		keys:         p.Keys,
+		skew:         p.ClockSkew,
+		maxLifetime:  p.MaxLifetime,
+		maxBytes:     p.MaxTokenBytes,
+		roles:        p.Mapping.Roles,
+		groups:       p.Mapping.Groups,
+		dpop:         p.DPoP,
+		dpopMode:     p.DPoPMode,
+		certRequired: p.RequireCertificateBound,
+	}
+	if p.DPoPMode < dpop.ModeDisabled || p.DPoPMode > dpop.ModeRequired {
+		return nil, errorf("unknown DPoP mode %d", p.DPoPMode)
 	}
 	if c.maxBytes == 0 {
 		c.maxBytes = DefaultMaxTokenBytes
@@ -291,8 +325,9 @@ func compileProvider(i int, p Provider) (*provider, error) {
 	return c, nil
 }
 
-// settingsFingerprint hashes every compiled setting but index, keys and
-// cache. A field added to provider must be added here when it can change
+// settingsFingerprint hashes every compiled setting but index, keys,
+// cache and the token binding settings (dpop, dpopMode, certRequired: they
+// are checked after the cache, per request). A field added to provider must be added here when it can change
 // a decision or an identity (TestCacheKeyCoversSettings checks the count).
 func (c *provider) settingsFingerprint() string {
 	values := make([][2]any, len(c.values))

@@ -119,13 +119,13 @@ func BearerToken(r *http.Request) (token string, ok bool, err error) {
 	case 1:
 	default:
 		for _, v := range values {
-			if _, ok, _ := bearer(v); ok {
+			if _, ok, _ := bearerOnly(v); ok {
 				return "", true, errSeveralHeaders
 			}
 		}
 		return "", false, nil
 	}
-	token, ok, wellFormed := bearer(values[0])
+	token, ok, wellFormed := bearerOnly(values[0])
 	switch {
 	case !ok:
 		return "", false, nil
@@ -146,4 +146,15 @@ func (v *Verifier) Keys(provider string) (KeySource, []jose.SignatureAlgorithm, 
 		return nil, nil, false
 	}
 	return p.keys, slices.Clone(p.algs), true
+}
+
+// bearerOnly splits an Authorization value of the Bearer scheme only (a
+// DPoP-scheme token is not introspection's: its proof is the jwt
+// method's to check). ok is false for another scheme.
+func bearerOnly(v string) (token string, ok, wellFormed bool) {
+	token, s, wellFormed := splitToken(v)
+	if s != schemeBearer {
+		return "", false, false
+	}
+	return token, true, wellFormed
 }

@@ -109,8 +109,12 @@ func TestSharedCacheRefusesOtherSettings(t *testing.T) {
 // TestCacheKeyCoversSettings: a field added to the compiled provider must
 // be considered for settingsFingerprint (then update this count).
 func TestCacheKeyCoversSettings(t *testing.T) {
-	// index, keys, cache and fingerprint are not hashed; the 17 others are.
-	if n := reflect.TypeFor[provider]().NumField(); n != 21 {
+	// Not hashed: index, keys, cache and fingerprint; and the token
+	// binding settings dpop, dpopMode and certRequired, which only decide
+	// the per-request checks the authenticator runs after the cache (hits
+	// included, with the current provider's settings), so a change to them
+	// needs no new verification. The 17 others are hashed.
+	if n := reflect.TypeFor[provider]().NumField(); n != 24 {
 		t.Fatalf("provider has %d fields: decide whether the new one belongs in settingsFingerprint", n)
 	}
 }

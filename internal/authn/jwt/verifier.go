@@ -16,6 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authn/dpop"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/keyset"
 )
@@ -65,6 +66,11 @@ func NewVerifierWithOptions(providers []Provider, opts VerifierOptions) (*Verifi
 		c, err := compileProvider(i, p)
 		if err != nil {
 			return nil, err
+		}
+		if c.dpop == nil {
+			if c.dpop, err = dpop.New(dpop.Config{Now: now}); err != nil {
+				return nil, err
+			}
 		}
 		switch {
 		case p.Cache != nil:
@@ -153,17 +159,31 @@ const maxAuditIssuer = 256
 // that operators can see which issuer is missing from the configuration);
 // Subject and CredentialID (jti) only once the signature has verified, so
 // that an audit record never repeats what a forger wrote.
+//
+// Verify checks the token only: a token bound to a key or a certificate
+// (cnf) is returned like any other. The binding is the Authenticator's
+// business, on every request (authenticator.go).
 func (v *Verifier) Verify(ctx context.Context, raw string) (*identity.Identity, error) {
-	return v.verify(ctx, raw, nil)
+	t, err := v.verify(ctx, raw, nil)
+	return t.id, err
+}
+
+// verified is a token that passed Verify: its identity, its provider and
+// its cnf claim (nil when it has none), which the binding checks read on
+// every request, cache hits included.
+type verified struct {
+	id  *identity.Identity
+	p   *provider
+	cnf map[string]any
 }
 
 // verify is Verify restricted to the providers marked in allowed (nil: all).
 // The restriction is applied as soon as the provider is known, so that a
 // route never fetches keys for a provider it does not accept.
-func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*identity.Identity, error) {
+func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (verified, error) {
 	// 1. Size, before any parsing.
 	if len(raw) > v.maxBytes {
-		return nil, failure(authn.ReasonTooLarge, nil, fmt.Errorf("authn/jwt: token of %d bytes exceeds %d", len(raw), v.maxBytes))
+		return verified{}, failure(authn.ReasonTooLarge, nil, fmt.Errorf("authn/jwt: token of %d bytes exceeds %d", len(raw), v.maxBytes))
 	}
 
 	// A token that verified before is accepted again only if the checks
@@ -172,12 +192,12 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 	var cacheKey [sha256.Size]byte
 	if v.cached {
 		cacheKey = tokenHash(raw)
-		id := v.cacheGet(ctx, &cacheKey, allowed)
+		t, ok := v.cacheGet(ctx, &cacheKey, allowed)
 		if v.onCache != nil {
-			v.onCache(id != nil)
+			v.onCache(ok)
 		}
-		if id != nil {
-			return id, nil
+		if ok {
+			return t, nil
 		}
 	}
 
@@ -188,31 +208,31 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 		// Neither JWS nor JWE compact form, but a well-formed bearer
 		// value: an opaque token (Hydra's ory_at_…, Auth0's, GitHub's),
 		// not a broken JWT.
-		return nil, failure(authn.ReasonUnsupported, nil, errNotJWT)
+		return verified{}, failure(authn.ReasonUnsupported, nil, errNotJWT)
 	case parts != 3 && parts != 5:
-		return nil, failure(authn.ReasonMalformed, nil, errParts)
+		return verified{}, failure(authn.ReasonMalformed, nil, errParts)
 	case !clean:
-		return nil, failure(authn.ReasonMalformed, nil, errEncoding)
+		return verified{}, failure(authn.ReasonMalformed, nil, errEncoding)
 	case parts == 5:
-		return nil, failure(authn.ReasonEncrypted, nil, errEncrypted)
+		return verified{}, failure(authn.ReasonEncrypted, nil, errEncrypted)
 	case !canonical(raw):
-		return nil, failure(authn.ReasonMalformed, nil, errEncoding)
+		return verified{}, failure(authn.ReasonMalformed, nil, errEncoding)
 	case !headerIsText(raw):
-		return nil, failure(authn.ReasonMalformed, nil, errNotText)
+		return verified{}, failure(authn.ReasonMalformed, nil, errNotText)
 	}
 	jws, err := jose.ParseSignedCompact(raw, v.algs)
 	if err != nil {
-		return nil, parseFailure(raw, err)
+		return verified{}, parseFailure(raw, err)
 	}
 	if len(jws.Signatures) != 1 {
-		return nil, failure(authn.ReasonMalformed, nil, errParts)
+		return verified{}, failure(authn.ReasonMalformed, nil, errParts)
 	}
 	h := &jws.Signatures[0].Header
 	alg := jose.SignatureAlgorithm(h.Algorithm)
 
 	// 3. Header parameters we refuse to act on.
 	if reason, err := checkHeader(h); err != nil {
-		return nil, failure(reason, nil, err)
+		return verified{}, failure(reason, nil, err)
 	}
 
 	// 4. Provider selection. The payload is parsed once, here; its claims
@@ -220,62 +240,71 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 	// bytes has verified.
 	payload := jws.UnsafePayloadWithoutVerification()
 	if !validJSONText(payload) || hasDuplicateKeys(payload) {
-		return nil, failure(authn.ReasonMalformed, nil, errNotText)
+		return verified{}, failure(authn.ReasonMalformed, nil, errNotText)
 	}
 	claims, err := decodeClaims(payload)
 	if err != nil {
-		return nil, failure(authn.ReasonMalformed, nil, err)
+		return verified{}, failure(authn.ReasonMalformed, nil, err)
 	}
 	p, fail := v.selectProvider(claims)
 	if fail != nil {
-		return nil, fail
+		return verified{}, fail
 	}
 	if allowed != nil && !allowed[p.index] {
-		return nil, failure(authn.ReasonProviderDenied, p, fmt.Errorf("authn/jwt: provider %q is not accepted on this route", p.name))
+		return verified{}, failure(authn.ReasonProviderDenied, p, fmt.Errorf("authn/jwt: provider %q is not accepted on this route", p.name))
 	}
 	if len(raw) > p.maxBytes {
-		return nil, failure(authn.ReasonTooLarge, p, fmt.Errorf("authn/jwt: token of %d bytes exceeds %d", len(raw), p.maxBytes))
+		return verified{}, failure(authn.ReasonTooLarge, p, fmt.Errorf("authn/jwt: token of %d bytes exceeds %d", len(raw), p.maxBytes))
 	}
 	if !slices.Contains(p.algs, alg) {
-		return nil, failure(authn.ReasonAlgorithm, p, fmt.Errorf("authn/jwt: algorithm %q is not allowed for this provider", alg))
+		return verified{}, failure(authn.ReasonAlgorithm, p, fmt.Errorf("authn/jwt: algorithm %q is not allowed for this provider", alg))
 	}
 	if p.typ != "" {
 		typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
 		if !strings.EqualFold(trimApplication(typ), p.typ) {
-			return nil, failure(authn.ReasonTyp, p, fmt.Errorf("authn/jwt: typ %q is not %q", typ, p.typ))
+			return verified{}, failure(authn.ReasonTyp, p, fmt.Errorf("authn/jwt: typ %q is not %q", typ, p.typ))
 		}
 	}
 
 	// 5. Keys and signature.
 	key, fail, unavailable := p.verifySignature(ctx, jws, alg, h.KeyID)
 	if fail != nil {
-		return nil, fail
+		return verified{}, fail
 	} else if unavailable != nil {
-		return nil, unavailable
+		return verified{}, unavailable
 	}
 
 	// 6. Claims, now authentic.
 	now := v.now()
 	id, err := p.identity(claims, now)
-	if err == nil && v.cached && p.cache != nil {
-		p.cache.put(&cacheKey, cacheEntryFor(id, p, h.KeyID, alg, key, claims), now)
+	if err != nil {
+		return verified{}, err
 	}
-	return id, err
+	// identity has refused a cnf that is not an object.
+	cnf, _ := claims["cnf"].(map[string]any)
+	if v.cached && p.cache != nil {
+		p.cache.put(&cacheKey, cacheEntryFor(id, p, h.KeyID, alg, key, claims, cnf), now)
+	}
+	return verified{id: id, p: p, cnf: cnf}, nil
 }
 
 // cacheGet looks the token up in the caches of the providers allowed here
-// (a token has one issuer, so it is in one cache at most); nil: a miss.
-func (v *Verifier) cacheGet(ctx context.Context, key *[sha256.Size]byte, allowed []bool) *identity.Identity {
+// (a token has one issuer, so it is in one cache at most); false: a miss.
+// Skipping the caches of providers the route does not accept is what
+// enforces the route's provider filter on hits. The provider returned is
+// the current one (this verifier's), so the binding checks that follow use
+// its current settings.
+func (v *Verifier) cacheGet(ctx context.Context, key *[sha256.Size]byte, allowed []bool) (verified, bool) {
 	now := v.now()
 	for _, p := range v.providers {
 		if p.cache == nil || (allowed != nil && !allowed[p.index]) {
 			continue
 		}
-		if id := p.cache.get(ctx, key, p, now); id != nil {
-			return id
+		if e, ok := p.cache.get(ctx, key, p, now); ok {
+			return verified{id: e.id, p: p, cnf: e.cnf}, true
 		}
 	}
-	return nil
+	return verified{}, false
 }
 
 // selectProvider reads iss, unverified, to pick the provider.

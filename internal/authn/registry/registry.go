@@ -96,6 +96,13 @@ type Env struct {
 	// a cache, a key set) through it, keyed by its configuration, so a
 	// reload reuses it. nil in tools that build throwaway plans.
 	Resources *resource.Scope
+	// Origin returns the scheme ("http" or "https") and host the client
+	// addressed a request to: the connection's (TLS or not) and Host, or,
+	// when the TCP peer is a trusted proxy (forwarding.trusted_proxies),
+	// what its X-Forwarded-Proto and X-Forwarded-Host say. For checks that
+	// compare the URL the client signed (a DPoP proof's htu). nil in tools
+	// that build throwaway plans: use the connection's view.
+	Origin func(r *http.Request) (scheme, host string)
 	// Shared answers resources the pipeline builds for several routes at
 	// once ("jwt.verifier", "api_key.runtime"); ErrNotShared for a kind
 	// it does not have. Methods of their own use Resources instead.
