@@ -188,7 +188,7 @@ func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Ve
 	ih := identityHeaders{
 		subject: canon(h.Subject), issuer: canon(h.Issuer), method: canon(h.Method), clientID: canon(h.ClientID),
 		scopes: canon(h.Scopes), roles: canon(h.Roles), groups: canon(h.Groups), credentials: canon(h.Credentials),
-		forwardAuthorization: h.ForwardAuthorization,
+		clientCertificate: canon(h.ClientCertificate), forwardAuthorization: h.ForwardAuthorization,
 	}
 	ih.credentialHeaders = p.credHeaders // on every route, whatever it accepts
 	ih.credentialQuery = credQuery
@@ -249,7 +249,7 @@ func identityHeaderNames(cfg *config.Config) []string {
 	seen := map[string]bool{}
 	var out []string
 	addSet := func(h config.IdentityHeaders) {
-		for _, n := range []string{h.Subject, h.Issuer, h.Method, h.Credentials, h.ClientID, h.Scopes, h.Roles, h.Groups} {
+		for _, n := range []string{h.Subject, h.Issuer, h.Method, h.Credentials, h.ClientID, h.Scopes, h.Roles, h.Groups, h.ClientCertificate} {
 			if n != "" && !seen[canon(n)] {
 				seen[canon(n)] = true
 				out = append(out, canon(n))
@@ -268,9 +268,31 @@ func identityHeaderNames(cfg *config.Config) []string {
 			addSet(*r.IdentityHeaders)
 		}
 	}
+	// Forwarded client certificates: only a trusted proxy may send one, and
+	// the gateway reads it before this strip (internal/gateway); the
+	// upstream gets a certificate only as identity_headers.client_certificate
+	// vouches for it. Envoy's header goes whether configured or not: a
+	// backend that believes X-Forwarded-Client-Cert must never get a
+	// client's own.
+	add := func(n string) {
+		if n != "" && !seen[canon(n)] {
+			seen[canon(n)] = true
+			out = append(out, canon(n))
+		}
+	}
+	add(XFCCHeader)
+	for _, l := range cfg.Listeners {
+		if fc := l.ForwardedClientCertificates; fc != nil {
+			add(fc.Header)
+		}
+	}
 	slices.Sort(out)
 	return out
 }
+
+// XFCCHeader is Envoy's X-Forwarded-Client-Cert, removed from every
+// request (identityHeaderNames).
+const XFCCHeader = "X-Forwarded-Client-Cert"
 
 // Audit is the plan's audit sink.
 func (p *Plan) Audit() audit.Logger { return p.audit }

@@ -655,3 +655,8 @@ func (pr *policyReads) ambiguous(h http.Header, query url.Values, queryErr error
 func (p *Plan) peerTrusted(r *http.Request) bool {
 	return p.resolver.Trusted(clientip.Peer(r.RemoteAddr))
 }
+
+// PeerTrusted reports whether r's TCP peer is in the plan's
+// forwarding.trusted_proxies (the gateway reads forwarded client
+// certificates only from those).
+func (p *Plan) PeerTrusted(r *http.Request) bool { return p.peerTrusted(r) }
