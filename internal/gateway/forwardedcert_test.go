@@ -309,22 +309,3 @@ func TestForwardedClientCertificateUntrustedPeer(t *testing.T) {
 	}
 }
 
-// TestXFCCAlwaysStripped: with no certificate configuration at all, a
-// client's X-Forwarded-Client-Cert (any spelling) never reaches a backend,
-// which may believe it.
-func TestXFCCAlwaysStripped(t *testing.T) {
-	up := newUpstream(t, "backend")
-	tg := startGateway(t, header+"routes:\n"+routeYAML("open", "{path_prefix: /}", fmt.Sprintf("{targets: [%q]}", up.URL))).serve()
-	req := mustRequest(t, "GET", tg.url+"/x")
-	req.Header["X-Forwarded-Client-Cert"] = []string{`Hash=00;Subject="CN=admin"`}
-	req.Header["X_Forwarded_Client_Cert"] = []string{`Hash=00;Subject="CN=admin"`}
-	res, body := do(t, req)
-	if res.StatusCode != 200 {
-		t.Fatalf("status %d: %s", res.StatusCode, body)
-	}
-	for k := range decodeReceived(t, body).Headers {
-		if sameHeaderLooseTest(k, "X-Forwarded-Client-Cert") {
-			t.Fatalf("the upstream got %s", k)
-		}
-	}
-}

@@ -268,31 +268,22 @@ func identityHeaderNames(cfg *config.Config) []string {
 			addSet(*r.IdentityHeaders)
 		}
 	}
-	// Forwarded client certificates: only a trusted proxy may send one, and
-	// the gateway reads it before this strip (internal/gateway); the
+	// The header a listener reads forwarded client certificates from:
+	// the gateway reads it before this strip (internal/gateway), and the
 	// upstream gets a certificate only as identity_headers.client_certificate
-	// vouches for it. Envoy's header goes whether configured or not: a
-	// backend that believes X-Forwarded-Client-Cert must never get a
-	// client's own.
-	add := func(n string) {
-		if n != "" && !seen[canon(n)] {
-			seen[canon(n)] = true
-			out = append(out, canon(n))
-		}
-	}
-	add(XFCCHeader)
+	// vouches for it, never the proxy's or a client's copy. (From peers
+	// that are not trusted proxies, request hygiene removes the usual
+	// certificate headers whether configured or not.)
 	for _, l := range cfg.Listeners {
-		if fc := l.ForwardedClientCertificates; fc != nil {
-			add(fc.Header)
+		if fc := l.ForwardedClientCertificates; fc != nil && !seen[canon(fc.Header)] {
+			seen[canon(fc.Header)] = true
+			out = append(out, canon(fc.Header))
 		}
 	}
 	slices.Sort(out)
 	return out
 }
 
-// XFCCHeader is Envoy's X-Forwarded-Client-Cert, removed from every
-// request (identityHeaderNames).
-const XFCCHeader = "X-Forwarded-Client-Cert"
 
 // Audit is the plan's audit sink.
 func (p *Plan) Audit() audit.Logger { return p.audit }

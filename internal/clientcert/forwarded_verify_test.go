@@ -1,0 +1,125 @@
+package clientcert_test
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/clientcert"
+	"github.com/gatehouse/gatehouse/internal/clientcert/certtest"
+)
+
+func leafXFCC(c *certtest.Cert) string {
+	sum := sha256.Sum256(c.Cert.Raw)
+	return "Hash=" + hex.EncodeToString(sum[:]) + `;Cert="` +
+		url.PathEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Cert.Raw}))) + `"`
+}
+
+// TestVerifyForwarded: the forwarded certificate is verified with the
+// verifier's own clock and CRLs, whatever the proxy said.
+func TestVerifyForwarded(t *testing.T) {
+	dir := t.TempDir()
+	root := certtest.NewCA(t, "root")
+	good := root.Issue(t, certtest.Options{CN: "svc", URIs: []string{"spiffe://partner.example/svc"}})
+	revoked := root.Issue(t, certtest.Options{CN: "revoked"})
+	ca := certtest.Write(t, dir, "ca.pem", root.PEM())
+	crl := certtest.Write(t, dir, "ca.crl", root.CRL(t, time.Now().Add(time.Hour), revoked.Cert))
+	var now time.Time
+	v, err := clientcert.Load(clientcert.Settings{CAFiles: []string{ca}, CRLFiles: []string{crl}, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		format string
+		values []string
+		at     time.Time
+		want   authn.Reason
+	}{
+		{"xfcc", clientcert.FormatXFCC, []string{leafXFCC(good)}, time.Now(), ""},
+		{"pem", clientcert.FormatPEM, []string{url.PathEscape(string(good.PEM()))}, time.Now(), ""},
+		{"the gateway's clock: expired by now", clientcert.FormatXFCC, []string{leafXFCC(good)}, time.Now().Add(48 * time.Hour), clientcert.ReasonExpired},
+		{"revoked", clientcert.FormatXFCC, []string{leafXFCC(revoked)}, time.Now(), clientcert.ReasonRevoked},
+		{"none", clientcert.FormatXFCC, nil, time.Now(), clientcert.ReasonMissing},
+		{"blank", clientcert.FormatPEM, []string{"  "}, time.Now(), clientcert.ReasonMissing},
+		{"twice", clientcert.FormatXFCC, []string{leafXFCC(good), leafXFCC(good)}, time.Now(), clientcert.ReasonForwardedInvalid},
+		{"xfcc read as pem", clientcert.FormatPEM, []string{leafXFCC(good)}, time.Now(), clientcert.ReasonForwardedInvalid},
+		{"unknown format", "json", []string{leafXFCC(good)}, time.Now(), clientcert.ReasonForwardedInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now = tc.at
+			res := v.VerifyForwarded(tc.format, tc.values)
+			if res.Reason != tc.want || res.Verified() != (tc.want == "") {
+				t.Fatalf("reason %q (%v), want %q", res.Reason, res.Err, tc.want)
+			}
+		})
+	}
+}
+
+// TestResultXFCC: what the gateway forwards reads back, with our parser,
+// as the certificate it verified.
+func TestResultXFCC(t *testing.T) {
+	dir := t.TempDir()
+	root := certtest.NewCA(t, "root")
+	c := root.Issue(t, certtest.Options{CN: `a "quoted", name; x=y`, URIs: []string{"spiffe://partner.example/svc"}, DNS: []string{"svc.partner.example"}})
+	ca := certtest.Write(t, dir, "ca.pem", root.PEM())
+	v, err := clientcert.Load(clientcert.Settings{CAFiles: []string{ca}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if (&clientcert.Result{}).XFCC() != "" {
+		t.Fatal("an unverified result renders an XFCC element")
+	}
+	res := v.Verify([]*x509.Certificate{c.Cert})
+	s := res.XFCC()
+	els, err := clientcert.ParseXFCC(s)
+	if err != nil || len(els) != 1 {
+		t.Fatalf("%q: %d elements, %v", s, len(els), err)
+	}
+	el := els[0]
+	sum := sha256.Sum256(c.Cert.Raw)
+	if el.Cert == nil || !el.Cert.Equal(c.Cert) || el.Hash != hex.EncodeToString(sum[:]) || el.Subject != c.Cert.Subject.String() ||
+		len(el.URI) != 1 || el.URI[0] != "spiffe://partner.example/svc" || len(el.DNS) != 1 || el.DNS[0] != "svc.partner.example" {
+		t.Fatalf("element %+v", el)
+	}
+	// And the forwarded-certificate path reads it as the same certificate.
+	if again := v.VerifyForwarded(clientcert.FormatXFCC, []string{s}); !again.Verified() || again.Thumbprint != res.Thumbprint {
+		t.Fatalf("read back: %q %v", again.Reason, again.Err)
+	}
+}
+
+// FuzzVerifyForwarded: whatever a trusted proxy sends, the answer is a
+// result (never nil, never a panic), and a verified one is a chain that
+// ends at the one trust anchor.
+func FuzzVerifyForwarded(f *testing.F) {
+	dir := f.TempDir()
+	root := certtest.NewCA(f, "root")
+	good := root.Issue(f, certtest.Options{CN: "svc"})
+	ca := certtest.Write(f, dir, "ca.pem", root.PEM())
+	v, err := clientcert.Load(clientcert.Settings{CAFiles: []string{ca}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(leafXFCC(good), true)
+	f.Add(leafXFCC(good)+","+leafXFCC(good), true)
+	f.Add(url.PathEscape(string(good.PEM())), false)
+	f.Add(`Cert="%zz"`, true)
+	f.Fuzz(func(t *testing.T, v1 string, xfcc bool) {
+		format := clientcert.FormatPEM
+		if xfcc {
+			format = clientcert.FormatXFCC
+		}
+		res := v.VerifyForwarded(format, []string{v1})
+		if res == nil {
+			t.Fatal("nil result")
+		}
+		if res.Verified() && !res.Chain[len(res.Chain)-1].Equal(root.Cert.Cert) {
+			t.Fatal("verified without the anchor")
+		}
+	})
+}
