@@ -308,4 +308,3 @@ func TestForwardedClientCertificateUntrustedPeer(t *testing.T) {
 		})
 	}
 }
-

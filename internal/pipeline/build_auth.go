@@ -284,7 +284,6 @@ func identityHeaderNames(cfg *config.Config) []string {
 	return out
 }
 
-
 // Audit is the plan's audit sink.
 func (p *Plan) Audit() audit.Logger { return p.audit }
 
