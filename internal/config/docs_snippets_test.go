@@ -625,9 +625,9 @@ func (c *snippetChecker) withGeneratedFiles(data []byte) ([]byte, error) {
 				replace = c.certFile
 			case ".listeners[].tls.key_file":
 				replace = c.keyFile
-			case ".listeners[].tls.client_certificates.ca_files[]":
+			case ".listeners[].tls.client_certificates.ca_files[]", ".listeners[].forwarded_client_certificates.ca_files[]":
 				replace = c.caFile
-			case ".listeners[].tls.client_certificates.crl_files[]":
+			case ".listeners[].tls.client_certificates.crl_files[]", ".listeners[].forwarded_client_certificates.crl_files[]":
 				replace = c.crlFile
 			case ".identity_providers[].static_keys.files[]":
 				replace = c.pubKeyFile

@@ -10,12 +10,15 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/clientcert"
 	"github.com/gatehouse/gatehouse/internal/clientcert/certtest"
+	"github.com/gatehouse/gatehouse/internal/config"
 )
 
 // xfccOf is an Envoy XFCC element for c, written the way Envoy writes it
@@ -304,6 +307,46 @@ func TestForwardedClientCertificateUntrustedPeer(t *testing.T) {
 			}
 			if v := decodeReceived(t, body).Headers.Get(tc.header); v != "" {
 				t.Fatalf("the upstream got %s: %q", tc.header, v)
+			}
+		})
+	}
+}
+
+// TestForwardedClientCertificateConfigErrors: the block is checked at load
+// time, and an mtls route is accepted with only a forwarded-certificate
+// listener (and refused with neither).
+func TestForwardedClientCertificateConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	root := certtest.NewCA(t, "root")
+	ca := certtest.Write(t, dir, "ca.pem", root.PEM())
+	mtlsRoute := "  - name: orders\n    match: {path_prefix: /}\n    authenticate: {methods: [mtls]}\n    upstream: {targets: [\"builtin:echo\"]}\n"
+	for _, tc := range []struct{ name, trusted, block, want string }{
+		{"valid", "[127.0.0.1]", "{ca_files: [" + ca + "]}", ""},
+		{"valid pem", "[10.0.0.0/8]", "{header: X-SSL-Client-Cert, format: pem, ca_files: [" + ca + "]}", ""},
+		{"no trusted proxies", "[]", "{ca_files: [" + ca + "]}", "forwarding.trusted_proxies"},
+		{"no CA", "[127.0.0.1]", "{ca_files: []}", "ca_files"},
+		{"unknown format", "[127.0.0.1]", "{format: json, ca_files: [" + ca + "]}", "format"},
+		{"bad header name", "[127.0.0.1]", "{header: \"X Cert\", ca_files: [" + ca + "]}", "header"},
+		{"reserved header", "[127.0.0.1]", "{header: X-Forwarded-For, ca_files: [" + ca + "]}", "reserved"},
+		{"weak keys", "[127.0.0.1]", "{min_rsa_bits: 1024, ca_files: [" + ca + "]}", "min_rsa_bits"},
+		{"no certificate source at all", "[127.0.0.1]", "", "mtls needs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			listener := "listeners:\n  - address: \"127.0.0.1:0\"\n"
+			if tc.block != "" {
+				listener += "    forwarded_client_certificates: " + tc.block + "\n"
+			}
+			y := listener + "forwarding: {trusted_proxies: " + tc.trusted + "}\nadmin: {disabled: true}\nroutes:\n" + mtlsRoute
+			path := filepath.Join(dir, "gatehouse.yaml")
+			if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := config.Load(path)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("got %v, want an error containing %q", err, tc.want)
 			}
 		})
 	}
