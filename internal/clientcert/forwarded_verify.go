@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
 )
@@ -145,3 +147,101 @@ func xfccValue(v string) string {
 
 // xfccQuote escapes '"' as Envoy does (\"), for a quoted value.
 func xfccQuote(v string) string { return strings.ReplaceAll(v, `"`, `\"`) }
+
+// ForwardedCache remembers the verified forwarded certificates of one
+// Verifier, so that a load balancer forwarding the same certificate on
+// every request of a client (as they do) costs a hash and a map lookup
+// instead of a chain verification per request. It belongs to its
+// Verifier: a reload, which compiles a new Verifier (new CAs, new CRLs),
+// starts an empty cache, so a revocation applies at once.
+//
+// Only verified results are kept, each for as long as its verdict cannot
+// change at the verifier's clock: from the latest notBefore of its chain
+// to the earliest of the chain's notAfter, the nextUpdate of every CRL
+// consulted, and a bound of ForwardedCacheTTL. A refusal is never cached
+// (its reason is recomputed, and refusals are rare behind a load balancer
+// that checks certificates itself). The cache holds at most its size in
+// entries; a full cache makes room by dropping an arbitrary entry.
+type ForwardedCache struct {
+	v       *Verifier
+	max     int
+	mu      sync.Mutex
+	entries map[[sha256.Size]byte]forwardedEntry
+}
+
+type forwardedEntry struct {
+	res         *Result
+	from, until time.Time
+}
+
+// ForwardedCacheTTL bounds how long a verified forwarded certificate is
+// reused without verifying it again.
+const ForwardedCacheTTL = 10 * time.Minute
+
+// DefaultForwardedCacheSize is the number of distinct forwarded
+// certificate headers a listener remembers.
+const DefaultForwardedCacheSize = 4096
+
+// NewForwardedCache returns an empty cache over v holding at most size
+// entries (DefaultForwardedCacheSize if size <= 0).
+func NewForwardedCache(v *Verifier, size int) *ForwardedCache {
+	if size <= 0 {
+		size = DefaultForwardedCacheSize
+	}
+	return &ForwardedCache{v: v, max: size, entries: make(map[[sha256.Size]byte]forwardedEntry)}
+}
+
+// Verify is v.VerifyForwarded, through the cache.
+func (c *ForwardedCache) Verify(format string, values []string) *Result {
+	if len(values) != 1 || len(values[0]) > MaxForwardedHeader {
+		return c.v.VerifyForwarded(format, values)
+	}
+	key := sha256.Sum256([]byte(values[0]))
+	now := c.v.now()
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	c.mu.Unlock()
+	if ok && !now.Before(e.from) && !now.After(e.until) {
+		return e.res
+	}
+	res := c.v.VerifyForwarded(format, values)
+	if !res.Verified() {
+		return res
+	}
+	from, until := c.v.window(res.Chain, now)
+	c.mu.Lock()
+	if _, ok := c.entries[key]; !ok && len(c.entries) >= c.max {
+		for k := range c.entries {
+			delete(c.entries, k)
+			break
+		}
+	}
+	c.entries[key] = forwardedEntry{res: res, from: from, until: until}
+	c.mu.Unlock()
+	return res
+}
+
+// window is when a chain verified at now keeps its verdict: every
+// certificate within its validity, every CRL checkChain consulted not yet
+// due, and at most ForwardedCacheTTL.
+func (v *Verifier) window(chain []*x509.Certificate, now time.Time) (from, until time.Time) {
+	until = now.Add(ForwardedCacheTTL)
+	for i, c := range chain {
+		if c.NotBefore.After(from) {
+			from = c.NotBefore
+		}
+		if c.NotAfter.Before(until) {
+			until = c.NotAfter
+		}
+		if i == len(chain)-1 {
+			continue
+		}
+		spki := sha256.Sum256(chain[i+1].RawSubjectPublicKeyInfo)
+		for _, l := range v.crls[string(c.RawIssuer)] {
+			if l.signerSPKI == spki && !l.nextUpdate.IsZero() && l.nextUpdate.Before(until) {
+				until = l.nextUpdate
+			}
+		}
+	}
+	return from, until
+}

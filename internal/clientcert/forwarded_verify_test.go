@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"net/url"
 	"testing"
 	"time"
@@ -122,4 +123,97 @@ func FuzzVerifyForwarded(f *testing.F) {
 			t.Fatal("verified without the anchor")
 		}
 	})
+}
+
+// BenchmarkVerifyForwarded: what a request with a forwarded certificate
+// costs (parse, chain verification with an intermediate, CRL lookups),
+// and with the cache the gateway keeps (the same header again).
+func BenchmarkVerifyForwarded(b *testing.B) {
+	dir := b.TempDir()
+	root := certtest.NewCA(b, "root")
+	inter := root.Intermediate(b, "issuing")
+	c := inter.Issue(b, certtest.Options{CN: "svc", URIs: []string{"spiffe://partner.example/svc"}})
+	ca := certtest.Write(b, dir, "ca.pem", root.PEM())
+	crl := certtest.Write(b, dir, "ca.crl", inter.CRL(b, time.Now().Add(time.Hour)))
+	certtest.Write(b, dir, "ca.pem", append(root.PEM(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: inter.Cert.Cert.Raw})...))
+	v, err := clientcert.Load(clientcert.Settings{CAFiles: []string{ca}, CRLFiles: []string{crl}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct{ name, format, value string }{
+		{"xfcc", clientcert.FormatXFCC, leafXFCC(c)},
+		{"pem-chain", clientcert.FormatPEM, url.PathEscape(string(c.PEM()))},
+	} {
+		vals := []string{bc.value}
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if res := v.VerifyForwarded(bc.format, vals); !res.Verified() {
+					b.Fatal(res.Err)
+				}
+			}
+		})
+		b.Run(bc.name+"-cached", func(b *testing.B) {
+			cache := clientcert.NewForwardedCache(v, 0)
+			b.ReportAllocs()
+			for b.Loop() {
+				if res := cache.Verify(bc.format, vals); !res.Verified() {
+					b.Fatal(res.Err)
+				}
+			}
+		})
+	}
+}
+
+// TestForwardedCache: a verified header is reused only while its verdict
+// holds at the verifier's clock (certificate validity, CRL nextUpdate),
+// refusals are never reused, and the cache stays within its size.
+func TestForwardedCache(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now()
+	root := certtest.NewCA(t, "root")
+	short := root.Issue(t, certtest.Options{CN: "short", NotAfter: start.Add(2 * time.Hour)})
+	long := root.Issue(t, certtest.Options{CN: "long", NotAfter: start.Add(48 * time.Hour)})
+	stranger := certtest.NewCA(t, "stranger").Issue(t, certtest.Options{CN: "x"})
+	ca := certtest.Write(t, dir, "ca.pem", root.PEM())
+	crl := certtest.Write(t, dir, "ca.crl", root.CRL(t, start.Add(5*time.Hour)))
+	now := start
+	v, err := clientcert.Load(clientcert.Settings{CAFiles: []string{ca}, CRLFiles: []string{crl}, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := clientcert.NewForwardedCache(v, 2)
+	verify := func(cert *certtest.Cert) *clientcert.Result {
+		return c.Verify(clientcert.FormatXFCC, []string{leafXFCC(cert)})
+	}
+	first := verify(short)
+	if !first.Verified() || verify(short) != first {
+		t.Fatal("a verified header is not reused")
+	}
+	if a, b := verify(stranger), verify(stranger); a.Verified() || a == b {
+		t.Fatal("a refusal was cached")
+	}
+	now = start.Add(3 * time.Hour) // past short's notAfter
+	if res := verify(short); res.Reason != clientcert.ReasonExpired {
+		t.Fatalf("after notAfter: %q", res.Reason)
+	}
+	longRes := verify(long)
+	if !longRes.Verified() || verify(long) != longRes {
+		t.Fatal("long not cached")
+	}
+	now = start.Add(6 * time.Hour) // past the CRL's nextUpdate
+	if res := verify(long); res.Reason != clientcert.ReasonUntrusted {
+		t.Fatalf("after the CRL's nextUpdate: %q", res.Reason)
+	}
+	now = start.Add(-2 * time.Hour) // before long's notBefore
+	if res := verify(long); res.Reason != clientcert.ReasonExpired {
+		t.Fatalf("before notBefore: %q", res.Reason)
+	}
+	now = start
+	for i := range 5 {
+		verify(root.Issue(t, certtest.Options{CN: fmt.Sprint("svc", i)}))
+	}
+	if n := c.Len(); n > 2 {
+		t.Fatalf("%d entries, at most 2", n)
+	}
 }

@@ -18,7 +18,9 @@ import (
 // is parsed and the certificate verified by the listener's own verifier
 // (CAs, CRLs, key sizes, signature algorithms, the gateway's clock: the
 // terminator vouches for which certificate the client presented, not for
-// having checked it our way), and the result replaces the connection's in
+// having checked it our way; a verified header is remembered while its
+// verdict cannot change, clientcert.ForwardedCache), and the result
+// replaces the connection's in
 // the request context, so the mtls method reads it unchanged. A trusted
 // proxy that sends no header forwards a client without a certificate: the
 // proxy's own TLS client certificate, if any, is never the client's.
@@ -33,7 +35,9 @@ type forwardedCerts struct {
 	format   string
 	log      *slog.Logger
 	now      func() time.Time
-	verifier atomic.Pointer[clientcert.Verifier]
+	// cache is the current verifier with its cache of verified forwarded
+	// certificates; a reload replaces both.
+	cache atomic.Pointer[clientcert.ForwardedCache]
 }
 
 func (g *Gateway) bindForwardedCerts(fd *frontDoor, lc config.Listener) error {
@@ -50,7 +54,7 @@ func (g *Gateway) bindForwardedCerts(fd *frontDoor, lc config.Listener) error {
 	if err != nil {
 		return err
 	}
-	fc.verifier.Store(v)
+	fc.cache.Store(clientcert.NewForwardedCache(v, 0))
 	fd.forwarded = fc
 	return nil
 }
@@ -67,7 +71,7 @@ func (fc *forwardedCerts) apply(r *http.Request, trusted bool) *http.Request {
 	if !trusted {
 		return r
 	}
-	res := fc.verifier.Load().VerifyForwarded(fc.format, r.Header[fc.header])
+	res := fc.cache.Load().Verify(fc.format, r.Header[fc.header])
 	if !res.Verified() && res.Reason != clientcert.ReasonMissing {
 		fc.log.Debug("gateway: forwarded client certificate not verified", "listener", fc.listener,
 			"reason", string(res.Reason), "credential_id", res.Thumbprint, "remote", r.RemoteAddr, "error", errString(res.Err))
@@ -97,7 +101,7 @@ func (g *Gateway) loadForwardedCerts(listeners []config.Listener) ([]*clientcert
 func (g *Gateway) swapForwardedCerts(vs []*clientcert.Verifier) {
 	for i, v := range vs {
 		if v != nil {
-			g.listeners[i].forwarded.verifier.Store(v)
+			g.listeners[i].forwarded.cache.Store(clientcert.NewForwardedCache(v, 0))
 		}
 	}
 }

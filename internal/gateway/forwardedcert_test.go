@@ -44,6 +44,7 @@ type forwardedEnv struct {
 	*testGateway
 	upstream string
 	serverCA *x509.CertPool
+	dir      string
 }
 
 func newForwardedEnv(t *testing.T, trusted string) (*forwardedEnv, *certtest.CA, *certtest.CA, *certtest.Cert) {
@@ -112,7 +113,7 @@ routes:
     upstream: {targets: ["%[3]s"]}
 `, dir, trusted, up.URL)
 	tg := startGateway(t, yamlText).serve()
-	return &forwardedEnv{testGateway: tg, upstream: up.URL, serverCA: poolOf(srvCA)}, root, issuing, revoked
+	return &forwardedEnv{testGateway: tg, upstream: up.URL, serverCA: poolOf(srvCA), dir: dir}, root, issuing, revoked
 }
 
 func pemOf(c *x509.Certificate) []byte {
@@ -350,4 +351,25 @@ func TestForwardedClientCertificateConfigErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestForwardedClientCertificateCRLReload: a reload re-reads the CRL and
+// drops what the listener remembered, so a certificate verified (and
+// cached) a moment ago is refused at once.
+func TestForwardedClientCertificateCRLReload(t *testing.T) {
+	e, _, issuing, revoked := newForwardedEnv(t, "127.0.0.1")
+	billing := issuing.Issue(t, certtest.Options{CN: "billing", URIs: []string{"spiffe://partner.example/billing"}})
+	h := http.Header{"X-Forwarded-Client-Cert": {xfccOf(billing, true)}}
+	for range 2 { // the second from the cache
+		if res, body := e.send(t, "main", "/orders/1", h); res.StatusCode != 200 {
+			t.Fatalf("before the reload: %d %s", res.StatusCode, body)
+		}
+	}
+	certtest.Replace(t, e.dir, "issuing.crl", issuing.CRL(t, time.Now().Add(time.Hour), revoked.Cert, billing.Cert))
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	res, body := e.send(t, "main", "/orders/1", h)
+	problemBody(t, res, body, 401, "unauthorized")
+	e.auditReason(t, "orders", "cert_revoked")
 }
