@@ -123,16 +123,26 @@ func formatXFCC(c *x509.Certificate) string {
 	// and '+' (base64) stays, as Envoy writes it and ParseEscapedPEM
 	// (url.PathUnescape) reads it.
 	b.WriteString(url.PathEscape(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))))
-	b.WriteString(`";Subject="`)
-	b.WriteString(xfccQuote(c.Subject.String()))
 	b.WriteByte('"')
+	// Fields a header cannot carry unambiguously are left out (the
+	// certificate itself is what counts): a control character, or a
+	// trailing backslash that would escape the closing quote.
+	if subject := c.Subject.String(); xfccSafe(subject) {
+		b.WriteString(`;Subject="`)
+		b.WriteString(xfccQuote(subject))
+		b.WriteByte('"')
+	}
 	for _, u := range c.URIs {
-		b.WriteString(";URI=")
-		b.WriteString(xfccValue(u.String()))
+		if v := u.String(); xfccSafe(v) {
+			b.WriteString(";URI=")
+			b.WriteString(xfccValue(v))
+		}
 	}
 	for _, d := range c.DNSNames {
-		b.WriteString(";DNS=")
-		b.WriteString(xfccValue(d))
+		if xfccSafe(d) {
+			b.WriteString(";DNS=")
+			b.WriteString(xfccValue(d))
+		}
 	}
 	return b.String()
 }
@@ -143,6 +153,18 @@ func xfccValue(v string) string {
 		return `"` + xfccQuote(v) + `"`
 	}
 	return v
+}
+
+func xfccSafe(v string) bool {
+	if v == "" || strings.HasSuffix(v, `\`) {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // xfccQuote escapes '"' as Envoy does (\"), for a quoted value.

@@ -88,6 +88,15 @@ func TestResultXFCC(t *testing.T) {
 		len(el.URI) != 1 || el.URI[0] != "spiffe://partner.example/svc" || len(el.DNS) != 1 || el.DNS[0] != "svc.partner.example" {
 		t.Fatalf("element %+v", el)
 	}
+	// Fields that cannot be carried are left out, never garbled.
+	for _, cn := range []string{"ends with a backslash \\", "line\nbreak"} {
+		odd := root.Issue(t, certtest.Options{CN: cn, DNS: []string{"ok.example"}})
+		res := v.Verify([]*x509.Certificate{odd.Cert})
+		els, err := clientcert.ParseXFCC(res.XFCC())
+		if err != nil || len(els) != 1 || els[0].Subject != "" || !els[0].Cert.Equal(odd.Cert) || len(els[0].DNS) != 1 {
+			t.Fatalf("CN %q: %q: %v", cn, res.XFCC(), err)
+		}
+	}
 	// And the forwarded-certificate path reads it as the same certificate.
 	if again := v.VerifyForwarded(clientcert.FormatXFCC, []string{s}); !again.Verified() || again.Thumbprint != res.Thumbprint {
 		t.Fatalf("read back: %q %v", again.Reason, again.Err)
