@@ -84,6 +84,15 @@ listeners:
       key_file: %[1]s/server.key
       client_certificates:
         ca_files: [%[1]s/ca.pem]
+  - name: both
+    address: "127.0.0.1:0"
+    tls:
+      cert_file: %[1]s/server.pem
+      key_file: %[1]s/server.key
+      client_certificates:
+        ca_files: [%[1]s/ca.pem]
+    forwarded_client_certificates:
+      ca_files: [%[1]s/ca.pem]
 forwarding:
   trusted_proxies: [%[2]s]
 admin: {disabled: true}
@@ -372,4 +381,48 @@ func TestForwardedClientCertificateCRLReload(t *testing.T) {
 	res, body := e.send(t, "main", "/orders/1", h)
 	problemBody(t, res, body, 401, "unauthorized")
 	e.auditReason(t, "orders", "cert_revoked")
+}
+
+// TestForwardedAndDirectOnOneListener: on an HTTPS listener with both, a
+// trusted proxy's requests take their certificate from the header only
+// (the proxy's own TLS certificate is never the client's), anyone else's
+// from the handshake (and their header is ignored).
+func TestForwardedAndDirectOnOneListener(t *testing.T) {
+	for _, tc := range []struct {
+		name, trusted string
+		xfcc          bool
+		want          string // the subject, or the reason
+	}{
+		{"trusted proxy with a header", "127.0.0.1", true, "spiffe://partner.example/billing"},
+		{"trusted proxy without a header", "127.0.0.1", false, "cert_missing"},
+		{"untrusted peer: the handshake's certificate", "192.0.2.10", true, "spiffe://partner.example/reporting"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, root, issuing, _ := newForwardedEnv(t, tc.trusted)
+			billing := issuing.Issue(t, certtest.Options{CN: "billing", URIs: []string{"spiffe://partner.example/billing"}})
+			proxy := issuing.Issue(t, certtest.Options{CN: "reporting", URIs: []string{"spiffe://partner.example/reporting"}})
+			me := &mtlsEnv{testGateway: e.testGateway, serverCA: e.serverCA, addr: e.Addr("both").String(), partners: root}
+			req := mustRequest(t, "GET", "https://"+me.addr+"/orders/1")
+			if tc.xfcc {
+				req.Header.Set("X-Forwarded-Client-Cert", xfccOf(billing, true))
+			}
+			res, err := me.client(proxy, false, nil).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			if strings.HasPrefix(tc.want, "cert_") {
+				problemBody(t, res, body, 401, "unauthorized")
+				e.auditReason(t, "orders", tc.want)
+				return
+			}
+			if res.StatusCode != 200 {
+				t.Fatalf("status %d: %s", res.StatusCode, body)
+			}
+			if got := decodeReceived(t, body).Headers.Get("X-Auth-Subject"); got != tc.want {
+				t.Fatalf("subject %q, want %q", got, tc.want)
+			}
+		})
+	}
 }
