@@ -202,7 +202,7 @@ const ForwardedCacheTTL = 10 * time.Minute
 
 // DefaultForwardedCacheSize is the number of distinct forwarded
 // certificate headers a listener remembers.
-const DefaultForwardedCacheSize = 4096
+const DefaultForwardedCacheSize = 1024
 
 // NewForwardedCache returns an empty cache over v holding at most size
 // entries (DefaultForwardedCacheSize if size <= 0).
