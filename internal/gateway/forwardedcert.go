@@ -19,9 +19,9 @@ import (
 // (CAs, CRLs, key sizes, signature algorithms, the gateway's clock: the
 // terminator vouches for which certificate the client presented, not for
 // having checked it our way; a verified header is remembered while its
-// verdict cannot change, clientcert.ForwardedCache), and the result
-// replaces the connection's in
-// the request context, so the mtls method reads it unchanged. A trusted
+// verdict cannot change, see clientcert.ForwardedCache), and the result
+// replaces the connection's in the request context, so the mtls method
+// reads it unchanged. A trusted
 // proxy that sends no header forwards a client without a certificate: the
 // proxy's own TLS client certificate, if any, is never the client's.
 //
