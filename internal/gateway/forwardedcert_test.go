@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
+
 	"github.com/gatehouse/gatehouse/internal/clientcert"
 	"github.com/gatehouse/gatehouse/internal/clientcert/certtest"
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -422,6 +424,100 @@ func TestForwardedAndDirectOnOneListener(t *testing.T) {
 			}
 			if got := decodeReceived(t, body).Headers.Get("X-Auth-Subject"); got != tc.want {
 				t.Fatalf("subject %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestForwardedCertificateAndJWT: the AND chain of a partner's certificate
+// (forwarded by the load balancer) and a user's token; the upstream gets
+// the certificate in XFCC form although the primary identity is the
+// token's.
+func TestForwardedCertificateAndJWT(t *testing.T) {
+	dir := t.TempDir()
+	partners := certtest.NewCA(t, "partners")
+	certtest.Write(t, dir, "ca.pem", partners.PEM())
+	up := newUpstream(t, "backend")
+	secret := strings.Repeat("k3y-", 10)
+	tg := startGateway(t, fmt.Sprintf(`
+listeners:
+  - name: main
+    address: "127.0.0.1:0"
+    forwarded_client_certificates: {ca_files: [%[1]s/ca.pem]}
+forwarding: {trusted_proxies: [127.0.0.1]}
+admin: {disabled: true}
+audit: {output: stderr}
+identity_headers: {client_certificate: X-Client-Cert}
+identity_providers:
+  - name: corp
+    issuer: https://idp.example
+    audiences: [orders]
+    algorithms: [HS256]
+    static_keys: {hmac_secret: %[2]q}
+routes:
+  - name: orders
+    match: {path_prefix: /orders}
+    authenticate:
+      methods: [mtls, jwt]
+      require_all: true
+    authorize:
+      expression: identity.credentials[0].subject == "spiffe://partner.example/billing" && identity.subject == "alice"
+    upstream: {targets: [%[3]q]}
+  - name: user
+    match: {path_prefix: /user}
+    authenticate: {methods: [jwt]}
+    upstream: {targets: [%[3]q]}
+`, dir, secret, up.URL)).serve()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte(secret)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	obj, err := signer.Sign(fmt.Appendf(nil, `{"iss":"https://idp.example","aud":"orders","sub":"alice","iat":%d,"exp":%d}`,
+		now.Unix(), now.Add(5*time.Minute).Unix()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _ := obj.CompactSerialize()
+	billing := partners.Issue(t, certtest.Options{CN: "billing", URIs: []string{"spiffe://partner.example/billing"}})
+	for _, tc := range []struct {
+		name, path string
+		xfcc       bool
+		status     int
+		forwarded  bool // the upstream gets X-Client-Cert
+	}{
+		{"certificate and token", "/orders/1", true, 200, true},
+		{"token only", "/orders/1", false, 401, false},
+		{"a route without mtls does not pass the certificate on", "/user/1", true, 200, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := mustRequest(t, "GET", tg.url+tc.path)
+			req.Header.Set("Authorization", "Bearer "+token)
+			if tc.xfcc {
+				req.Header.Set("X-Forwarded-Client-Cert", xfccOf(billing, false))
+			}
+			req.Header.Set("X-Client-Cert", "Hash=00;Subject=\"CN=forged\"")
+			res, body := do(t, req)
+			if res.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, tc.status, body)
+			}
+			if tc.status != 200 {
+				return
+			}
+			h := decodeReceived(t, body).Headers
+			if h.Get("X-Auth-Subject") != "alice" {
+				t.Fatalf("headers %v", h)
+			}
+			got := h.Get("X-Client-Cert")
+			if !tc.forwarded {
+				if got != "" {
+					t.Fatalf("X-Client-Cert %q reached the upstream", got)
+				}
+				return
+			}
+			els, err := clientcert.ParseXFCC(got)
+			if err != nil || len(els) != 1 || els[0].Cert == nil || !els[0].Cert.Equal(billing.Cert) {
+				t.Fatalf("X-Client-Cert %q: %v", got, err)
 			}
 		})
 	}
