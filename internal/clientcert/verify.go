@@ -349,6 +349,8 @@ type Result struct {
 
 	factsOnce sync.Once
 	facts     *Facts
+	xfccOnce  sync.Once
+	xfcc      string
 }
 
 // Verified reports whether the result holds a verified chain.

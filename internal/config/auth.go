@@ -278,6 +278,10 @@ type IdentityHeaders struct {
 	Credentials string `yaml:"credentials" desc:"Header carrying every credential's evidence (method, id, subject, issuer, expiry, certificate thumbprint, key binding) as an RFC 8941 structured-field list. Default: none (not sent)."`
 	// Claims maps identity claims (claims.extra names) to header names.
 	Claims map[string]string `yaml:"claims" desc:"Identity claims (from claims.extra) to send, as claim: Header-Name; arrays are comma-separated."`
+	// ClientCertificate, when set, forwards the verified client certificate
+	// that authenticated the request (mtls) in Envoy's XFCC form. Default:
+	// none.
+	ClientCertificate string `yaml:"client_certificate" desc:"Header carrying the verified client certificate of an mtls request to the upstream in Envoy's X-Forwarded-Client-Cert form (Hash, Cert as URL-encoded PEM, Subject, URI, DNS), e.g. X-Forwarded-Client-Cert. Sent only when the certificate took part in authentication. Default: none (not sent)."`
 	// ForwardAuthorization sends the client's Authorization header upstream. Default false (stripped).
 	ForwardAuthorization bool `yaml:"forward_authorization" desc:"Send the client's Authorization header upstream. Default false: stripped, the identity headers speak for the caller."`
 }

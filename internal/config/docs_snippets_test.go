@@ -626,14 +626,14 @@ func (c *snippetChecker) withGeneratedFiles(data []byte) ([]byte, error) {
 				replace = c.certFile
 			case ".listeners[].tls.key_file", ".redis.tls.key_file":
 				replace = c.keyFile
-			case ".listeners[].tls.client_certificates.ca_files[]",
+			case ".listeners[].tls.client_certificates.ca_files[]", ".listeners[].forwarded_client_certificates.ca_files[]",
 				".routes[].upstream.tls.ca_files[]", ".identity_providers[].tls.ca_files[]":
 				replace = c.caFile
 			case ".routes[].upstream.tls.cert_file", ".identity_providers[].tls.cert_file":
 				replace = c.certFile
 			case ".routes[].upstream.tls.key_file", ".identity_providers[].tls.key_file":
 				replace = c.keyFile
-			case ".listeners[].tls.client_certificates.crl_files[]":
+			case ".listeners[].tls.client_certificates.crl_files[]", ".listeners[].forwarded_client_certificates.crl_files[]":
 				replace = c.crlFile
 			case ".identity_providers[].static_keys.files[]":
 				replace = c.pubKeyFile

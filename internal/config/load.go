@@ -113,6 +113,25 @@ func (c *ClientCertificates) setDefaults() {
 	c.MinECBits = 256
 }
 
+func (c *ForwardedClientCertificates) setDefaults() {
+	c.Header = "X-Forwarded-Client-Cert"
+	c.Format = "xfcc"
+	c.MinRSABits = 2048
+	c.MinECBits = 256
+}
+
+// verification is c's certificate checks as a client_certificates block
+// (request mode: a forwarded certificate never ends a connection).
+func (c *ForwardedClientCertificates) verification() *ClientCertificates {
+	return &ClientCertificates{CAFiles: c.CAFiles, CRLFiles: c.CRLFiles, Mode: "request",
+		MinRSABits: c.MinRSABits, MinECBits: c.MinECBits, SignatureAlgorithms: c.SignatureAlgorithms}
+}
+
+// Settings are the clientcert settings of c (clock: time.Now).
+func (c *ForwardedClientCertificates) Settings() clientcert.Settings {
+	return c.verification().Settings()
+}
+
 // Settings are the clientcert settings of c (clock: time.Now).
 func (c *ClientCertificates) Settings() clientcert.Settings {
 	s := clientcert.Settings{

@@ -64,6 +64,10 @@ type Listener struct {
 	Timeouts ListenerTimeouts `yaml:"timeouts" desc:"Timeouts that protect against slow or idle clients."`
 	// MaxHeaderBytes caps the size of request headers. Default 64KiB.
 	MaxHeaderBytes ByteSize `yaml:"max_header_bytes" desc:"Maximum size of the request line and headers. Default 64KiB."`
+	// ForwardedClientCertificates, when set, reads the client certificate
+	// from a header written by a TLS-terminating proxy in
+	// forwarding.trusted_proxies, and verifies it. Default: none.
+	ForwardedClientCertificates *ForwardedClientCertificates `yaml:"forwarded_client_certificates" desc:"Read the client certificate from a header set by a TLS-terminating load balancer (Envoy X-Forwarded-Client-Cert, or URL-encoded PEM as nginx and AWS ALB send), only on requests whose TCP peer is in forwarding.trusted_proxies, and verify it like a direct TLS client certificate; routes that need one list the mtls method (docs/mtls.md). The header is removed from every request. Default: none."`
 }
 
 // TLS configures an HTTPS listener. Certificates are re-read on reload.
@@ -96,6 +100,31 @@ type ClientCertificates struct {
 	MinECBits int `yaml:"min_ec_bits" desc:"Smallest elliptic-curve key accepted anywhere in the chain, in bits of the curve (P-256 is 256). Default 256; at least 256."`
 	// SignatureAlgorithms are the certificate signature algorithms accepted.
 	SignatureAlgorithms []string `yaml:"signature_algorithms" desc:"Signature algorithms accepted on the chain's certificates (the anchor's self-signature excepted), as Go names them: SHA256-RSA, SHA384-RSA, SHA512-RSA, SHA256-RSAPSS, SHA384-RSAPSS, SHA512-RSAPSS, ECDSA-SHA256, ECDSA-SHA384, ECDSA-SHA512, Ed25519. Default: all of these (MD5 and SHA-1 are never accepted)."`
+}
+
+// ForwardedClientCertificates configures client certificates forwarded by
+// a TLS terminator in front of the listener. The certificate is verified
+// again, per request, with this block's CAs, CRLs and key rules and the
+// gateway's clock: the terminator is trusted to say which certificate the
+// client presented, not to have checked it the gateway's way. The CA and
+// CRL files are re-read on reload.
+type ForwardedClientCertificates struct {
+	// Header is the request header the proxy writes the certificate in.
+	// Default X-Forwarded-Client-Cert.
+	Header string `yaml:"header" desc:"Request header holding the forwarded certificate: X-Forwarded-Client-Cert (Envoy), or e.g. X-SSL-Client-Cert (nginx proxy_set_header with $ssl_client_escaped_cert), X-Amzn-Mtls-Clientcert (AWS ALB). Removed from every request, whoever sends it. Default X-Forwarded-Client-Cert."`
+	// Format is xfcc (Envoy) or pem (URL-encoded PEM). Default xfcc.
+	Format string `yaml:"format" enum:"xfcc,pem" desc:"xfcc: Envoy's X-Forwarded-Client-Cert; the last element (the nearest proxy's) is used and must carry Cert. pem: a URL-encoded PEM certificate, optionally followed by its intermediates (nginx $ssl_client_escaped_cert, AWS ALB X-Amzn-Mtls-Clientcert). Default xfcc."`
+	// CAFiles are PEM bundles of the trust anchors (and optional
+	// intermediates). Required.
+	CAFiles []string `yaml:"ca_files" desc:"PEM files of the CA certificates that issue client certificates, as in tls.client_certificates. Required. Re-read on reload."`
+	// CRLFiles are revocation lists, checked for every certificate of the chain.
+	CRLFiles []string `yaml:"crl_files" desc:"CRL files (PEM or DER), each signed by a certificate of ca_files, checked for every certificate of the chain, as in tls.client_certificates. Default: none. Re-read on reload."`
+	// MinRSABits is the smallest RSA key accepted in the chain. Default 2048.
+	MinRSABits int `yaml:"min_rsa_bits" desc:"Smallest RSA key accepted anywhere in the chain. Default 2048; at least 2048."`
+	// MinECBits is the smallest elliptic-curve key accepted. Default 256.
+	MinECBits int `yaml:"min_ec_bits" desc:"Smallest elliptic-curve key accepted anywhere in the chain. Default 256; at least 256."`
+	// SignatureAlgorithms are the certificate signature algorithms accepted.
+	SignatureAlgorithms []string `yaml:"signature_algorithms" desc:"Signature algorithms accepted on the chain's certificates, as in tls.client_certificates. Default: all of SHA256-RSA, SHA384-RSA, SHA512-RSA, SHA256-RSAPSS, SHA384-RSAPSS, SHA512-RSAPSS, ECDSA-SHA256, ECDSA-SHA384, ECDSA-SHA512, Ed25519."`
 }
 
 // ListenerTimeouts are the http.Server timeouts of a listener.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -62,6 +63,9 @@ func validate(c *Config, f *File) Errors {
 			if cc := l.TLS.ClientCertificates; cc != nil {
 				validateClientCertificates(p+".tls.client_certificates", cc, add)
 			}
+		}
+		if fc := l.ForwardedClientCertificates; fc != nil {
+			validateForwardedClientCertificates(p+".forwarded_client_certificates", fc, len(c.Forwarding.TrustedProxies) > 0, add)
 		}
 	}
 	if h := c.Admin.TokenHash; h != "" {
@@ -158,6 +162,19 @@ func validateClientCertificates(p string, cc *ClientCertificates, add func(path,
 	if _, err := clientcert.Load(cc.Settings()); err != nil {
 		add(p, "%v", err)
 	}
+}
+
+func validateForwardedClientCertificates(p string, fc *ForwardedClientCertificates, anyTrusted bool, add func(path, format string, a ...any)) {
+	if !anyTrusted {
+		add(p, "a forwarded certificate is read only from forwarding.trusted_proxies, and none is configured: list the load balancers' addresses there")
+	}
+	switch {
+	case !headerNameRE.MatchString(fc.Header):
+		add(p+".header", "%q is not a valid header name", fc.Header)
+	case slices.Contains(reservedHeaders, http.CanonicalHeaderKey(fc.Header)):
+		add(p+".header", "%q is reserved and cannot carry a certificate", fc.Header)
+	}
+	validateClientCertificates(p, fc.verification(), add)
 }
 
 // missingFiles names the certificate files a tls section lacks ("" if none).

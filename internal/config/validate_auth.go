@@ -217,7 +217,8 @@ func validateIdentityHeaders(h IdentityHeaders, path string, f *File) Errors {
 		}
 	}
 	for key, name := range map[string]string{"subject": h.Subject, "issuer": h.Issuer, "method": h.Method,
-		"credentials": h.Credentials, "client_id": h.ClientID, "scopes": h.Scopes, "roles": h.Roles, "groups": h.Groups} {
+		"credentials": h.Credentials, "client_id": h.ClientID, "scopes": h.Scopes, "roles": h.Roles, "groups": h.Groups,
+		"client_certificate": h.ClientCertificate} {
 		check(key, name)
 	}
 	for claim, name := range h.Claims {

@@ -98,6 +98,9 @@ type frontDoor struct {
 	// clientCerts is the listener's mutual TLS; nil without
 	// client_certificates.
 	clientCerts *clientCerts
+	// forwarded reads client certificates forwarded by a trusted TLS
+	// terminator; nil without forwarded_client_certificates.
+	forwarded *forwardedCerts
 }
 
 // New compiles cfg and binds every listener (so a port in use fails here,
@@ -176,7 +179,7 @@ func (g *Gateway) bind(cfg *config.Config) error {
 		}
 		fd.ln = ln
 		fd.srv = &http.Server{
-			Handler:           g.handler(fd.name, int64(lc.MaxHeaderBytes)),
+			Handler:           g.handler(fd, int64(lc.MaxHeaderBytes)),
 			ReadHeaderTimeout: lc.Timeouts.ReadHeader.Std(),
 			ReadTimeout:       lc.Timeouts.Read.Std(),
 			WriteTimeout:      lc.Timeouts.Write.Std(),
@@ -210,6 +213,9 @@ func (g *Gateway) bind(cfg *config.Config) error {
 			fd.ln = framing.Listener{Listener: ln}
 			fd.srv.ConnContext = framing.ConnContext
 			fd.srv.ConnState = framing.ConnState
+		}
+		if err := g.bindForwardedCerts(fd, lc); err != nil {
+			return fmt.Errorf("gateway: listener %s: forwarded_client_certificates: %w", lc.Name, err)
 		}
 		g.listeners = append(g.listeners, fd)
 	}
@@ -263,13 +269,19 @@ func (fd *frontDoor) loadCert(c *config.TLS) error {
 
 // handler serves every request on the plan current when it arrives, and
 // refuses (431) one whose request line and header fields exceed
-// maxHeaderBytes, counted by headerSize.
-func (g *Gateway) handler(listener string, maxHeaderBytes int64) http.Handler {
+// maxHeaderBytes, counted by headerSize. On a listener with
+// forwarded_client_certificates, a trusted proxy's forwarded certificate
+// is verified first (forwardedcert.go); the plan strips the header.
+func (g *Gateway) handler(fd *frontDoor, maxHeaderBytes int64) http.Handler {
+	listener := fd.name
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := g.plan.Load()
 		if maxHeaderBytes > 0 && headerSize(r, maxHeaderBytes) > maxHeaderBytes {
 			p.Refuse(w, r, listener, &pipeline.HeaderTooLargeError{Limit: maxHeaderBytes})
 			return
+		}
+		if fd.forwarded != nil {
+			r = fd.forwarded.apply(r, p.PeerTrusted(r))
 		}
 		p.ServeHTTP(w, r, listener)
 	})
@@ -426,12 +438,18 @@ func (g *Gateway) reloadData(data []byte, force bool) error {
 		plan.Close()
 		return g.reloadFailed(fmt.Errorf("gateway: reload: %w", err))
 	}
+	forwarded, err := g.loadForwardedCerts(cfg.Listeners)
+	if err != nil {
+		plan.Close()
+		return g.reloadFailed(fmt.Errorf("gateway: reload: %w", err))
+	}
 	for i, c := range certs {
 		if c != nil {
 			g.listeners[i].cert.Store(c)
 		}
 	}
 	g.swapClientCerts(verifiers)
+	g.swapForwardedCerts(forwarded)
 	prev := g.plan.Load()
 	g.install(cfg, plan)
 	g.hash = sum

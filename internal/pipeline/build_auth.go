@@ -196,7 +196,7 @@ func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Ve
 	ih := identityHeaders{
 		subject: canon(h.Subject), issuer: canon(h.Issuer), method: canon(h.Method), clientID: canon(h.ClientID),
 		scopes: canon(h.Scopes), roles: canon(h.Roles), groups: canon(h.Groups), credentials: canon(h.Credentials),
-		forwardAuthorization: h.ForwardAuthorization,
+		clientCertificate: canon(h.ClientCertificate), forwardAuthorization: h.ForwardAuthorization,
 	}
 	ih.credentialHeaders = p.credHeaders // on every route, whatever it accepts
 	ih.credentialQuery = credQuery
@@ -261,7 +261,7 @@ func identityHeaderNames(cfg *config.Config) []string {
 	seen := map[string]bool{}
 	var out []string
 	addSet := func(h config.IdentityHeaders) {
-		for _, n := range []string{h.Subject, h.Issuer, h.Method, h.Credentials, h.ClientID, h.Scopes, h.Roles, h.Groups} {
+		for _, n := range []string{h.Subject, h.Issuer, h.Method, h.Credentials, h.ClientID, h.Scopes, h.Roles, h.Groups, h.ClientCertificate} {
 			if n != "" && !seen[canon(n)] {
 				seen[canon(n)] = true
 				out = append(out, canon(n))
@@ -278,6 +278,18 @@ func identityHeaderNames(cfg *config.Config) []string {
 	for _, r := range cfg.Routes {
 		if r.IdentityHeaders != nil {
 			addSet(*r.IdentityHeaders)
+		}
+	}
+	// The header a listener reads forwarded client certificates from:
+	// the gateway reads it before this strip (internal/gateway), and the
+	// upstream gets a certificate only as identity_headers.client_certificate
+	// vouches for it, never the proxy's or a client's copy. (From peers
+	// that are not trusted proxies, request hygiene removes the usual
+	// certificate headers whether configured or not.)
+	for _, l := range cfg.Listeners {
+		if fc := l.ForwardedClientCertificates; fc != nil && !seen[canon(fc.Header)] {
+			seen[canon(fc.Header)] = true
+			out = append(out, canon(fc.Header))
 		}
 	}
 	slices.Sort(out)

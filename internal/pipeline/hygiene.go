@@ -110,6 +110,8 @@ var untrustedHeaders = []string{
 	"X-Jwt-Assertion", "X-Endpoint-Api-Userinfo", "X-Apigateway-Api-Userinfo",
 	"X-Forwarded-Client-Cert", "X-Client-Cert", "X-Client-Verify", "X-Client-Dn",
 	"X-Ssl-Client-Cert", "X-Ssl-Client-Verify", "X-Ssl-Client-S-Dn", "X-Ssl-Client-I-Dn", "Ssl-Client-Cert", "Ssl-Client-Verify",
+	"X-Amzn-Mtls-Clientcert", "X-Amzn-Mtls-Clientcert-Leaf", "X-Amzn-Mtls-Clientcert-Serial-Number",
+	"X-Amzn-Mtls-Clientcert-Issuer", "X-Amzn-Mtls-Clientcert-Subject", "X-Amzn-Mtls-Clientcert-Validity",
 }
 
 type headerClass uint8
@@ -655,3 +657,8 @@ func (pr *policyReads) ambiguous(h http.Header, query url.Values, queryErr error
 func (p *Plan) peerTrusted(r *http.Request) bool {
 	return p.resolver.Trusted(clientip.Peer(r.RemoteAddr))
 }
+
+// PeerTrusted reports whether r's TCP peer is in the plan's
+// forwarding.trusted_proxies (the gateway reads forwarded client
+// certificates only from those).
+func (p *Plan) PeerTrusted(r *http.Request) bool { return p.peerTrusted(r) }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/clientcert"
 	"github.com/gatehouse/gatehouse/internal/identity"
 )
 
@@ -236,7 +237,10 @@ func quoteSafe(s string) string {
 type identityHeaders struct {
 	subject, issuer, method, clientID, scopes, roles, groups string
 	// credentials carries every credential's evidence (credentials.go).
-	credentials          string
+	credentials string
+	// clientCertificate carries the client certificate that authenticated
+	// the request (mtls), in XFCC form.
+	clientCertificate    string
 	claims               []claimHeader
 	forwardAuthorization bool
 	// credentialHeaders (the API-key header) and credentialQuery (a
@@ -302,7 +306,29 @@ func (s *identityHeadersStage) Process(x *Exchange) error {
 	for _, c := range s.h.claims {
 		set(c.header, claimString(id.Claims[c.claim]))
 	}
+	if s.h.clientCertificate != "" {
+		set(s.h.clientCertificate, authenticatingCertificate(x.Request, id))
+	}
 	return nil
+}
+
+// authenticatingCertificate is the request's verified client certificate
+// (a handshake's, or one forwarded by a trusted proxy) in XFCC form, if it
+// authenticated the request through the mtls method; "" otherwise (a
+// route that did not ask for the certificate does not pass it on).
+func authenticatingCertificate(r *http.Request, id *identity.Identity) string {
+	res := clientcert.FromContext(r.Context())
+	if !res.Verified() {
+		return ""
+	}
+	used := id.Method == identity.MethodMTLS && id.CertThumbprint == res.Thumbprint
+	for _, c := range id.Credentials {
+		used = used || c.Method == identity.MethodMTLS && c.CertThumbprint == res.Thumbprint
+	}
+	if !used {
+		return ""
+	}
+	return res.XFCC()
 }
 
 // representable reports whether every identity header of the route can

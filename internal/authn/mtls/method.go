@@ -11,7 +11,10 @@ import (
 )
 
 // The mtls method: a client certificate verified by the listener
-// (listeners[].tls.client_certificates), with per-route options under
+// (listeners[].tls.client_certificates) or forwarded by a trusted TLS
+// terminator and verified the same way (listeners[].forwarded_client_certificates,
+// wired in internal/gateway: the result reaches the request context just
+// as a handshake's does), with per-route options under
 // routes[].authenticate.mtls. It reads no header or query parameter: the
 // credential travels below HTTP, so there is nothing to strip before the
 // upstream and nothing explain could place on a synthetic request.
@@ -46,14 +49,14 @@ func validateRoute(m config.RouteMethod) config.Errors {
 		}
 	}
 	if !anyListenerAsksForCertificates(m.Config) {
-		errs = append(errs, m.Errorf("methods", "mtls needs an HTTPS listener with client_certificates (listeners[].tls.client_certificates): no listener asks clients for a certificate, so every request would be refused (cert_missing)"))
+		errs = append(errs, m.Errorf("methods", "mtls needs an HTTPS listener with client_certificates (listeners[].tls.client_certificates) or a listener reading certificates forwarded by a load balancer (listeners[].forwarded_client_certificates): no listener gets clients' certificates, so every request would be refused (cert_missing)"))
 	}
 	return errs
 }
 
 func anyListenerAsksForCertificates(c *config.Config) bool {
 	for _, l := range c.Listeners {
-		if l.TLS != nil && l.TLS.ClientCertificates != nil {
+		if l.TLS != nil && l.TLS.ClientCertificates != nil || l.ForwardedClientCertificates != nil {
 			return true
 		}
 	}

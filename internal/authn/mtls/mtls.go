@@ -41,6 +41,9 @@ const (
 	ReasonCertExpired    = clientcert.ReasonExpired
 	ReasonCertRevoked    = clientcert.ReasonRevoked
 	ReasonCertNotAllowed = clientcert.ReasonNotAllowed
+	// ReasonCertForwardedInvalid: a trusted proxy's forwarded-certificate
+	// header could not be read unambiguously (listeners[].forwarded_client_certificates).
+	ReasonCertForwardedInvalid = clientcert.ReasonForwardedInvalid
 )
 
 // ChallengeScheme is the auth-scheme of the WWW-Authenticate challenge of
@@ -110,6 +113,9 @@ var descriptions = map[authn.Reason]string{
 	ReasonCertExpired:    "The client certificate has expired or is not yet valid.",
 	ReasonCertRevoked:    "The client certificate has been revoked.",
 	ReasonCertNotAllowed: "The client certificate is not allowed on this route.",
+	// Said to the client, though the header came from its proxy: the
+	// client (or whoever runs the proxy) is the one who can fix it.
+	ReasonCertForwardedInvalid: "The forwarded client certificate could not be read.",
 }
 
 // Authenticate implements authn.Authenticator.
