@@ -58,6 +58,9 @@ func (p *provider) identity(c map[string]any, now time.Time) (*identity.Identity
 		CredentialID: jti,
 		ExpiresAt:    exp,
 	}
+	if v := c["iat"]; v != nil {
+		id.IssuedAt, _ = numericDate(v) // checkTimes accepted it
+	}
 	if cnf, ok := c["cnf"].(map[string]any); ok {
 		id.KeyBinding = keyBinding(cnf)
 	}

@@ -255,6 +255,14 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (*ide
 	// 6. Claims, now authentic.
 	now := v.now()
 	id, err := p.identity(claims, now)
+	if err == nil {
+		// The token's SHA-256, for revocation by token hash (checked by
+		// the pipeline after the chain, on cache hits too).
+		if !v.cached {
+			cacheKey = tokenHash(raw)
+		}
+		id.TokenHash = cacheKey
+	}
 	if err == nil && v.cached && p.cache != nil {
 		p.cache.put(&cacheKey, cacheEntryFor(id, p, h.KeyID, alg, key, claims), now)
 	}
