@@ -79,6 +79,13 @@ type Options struct {
 	// cache drop, never a missed one.
 	OnChange func(keyID string)
 
+	// OnRevocationChange, if set, is called after every change of the
+	// revocation list (AddRevocations, DeleteRevocation) by any replica,
+	// and after the listener reconnects: the caller reloads the list.
+	// The same rules as for OnChange apply (one goroutine, quick, never
+	// after Close). With either callback set the store listens.
+	OnRevocationChange func()
+
 	// ConnectTimeout bounds opening one connection (TCP, TLS, startup and
 	// authentication), for the pool and the listener. Default
 	// DefaultConnectTimeout (5s); a connect_timeout in the DSN wins.
@@ -185,7 +192,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	if opts.OnChange != nil {
+	if opts.OnChange != nil || opts.OnRevocationChange != nil {
 		// Listen before returning, so no change committed after Open
 		// returns can be missed.
 		dctx, cancel := context.WithTimeout(ctx, listenDialWait)
@@ -199,7 +206,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.stopListen = cancel
 		s.listenDone = make(chan struct{})
 		s.listening.Store(true)
-		l := &listener{cfg: cfg.ConnConfig, onChange: opts.OnChange, log: cmp.Or(opts.Log, slog.Default()), up: &s.listening}
+		l := &listener{cfg: cfg.ConnConfig, onChange: opts.OnChange, onRevocations: opts.OnRevocationChange, log: cmp.Or(opts.Log, slog.Default()), up: &s.listening}
 		go func() {
 			defer close(s.listenDone)
 			l.run(lctx, conn)
@@ -209,7 +216,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 }
 
 // Listening reports whether the key-change listener is connected and
-// listening now: false without OnChange, while it reconnects, and after
+// listening now: false without OnChange and OnRevocationChange, while it reconnects, and after
 // Close. While it is false, keys revoked on other replicas stop here only
 // when their cache entry expires.
 func (s *Store) Listening() bool { return s.listening.Load() }
