@@ -159,7 +159,7 @@ func (g *Gateway) install(cfg *config.Config, plan *pipeline.Plan) {
 	plan.Activate()
 	g.cfg.Store(cfg)
 	g.plan.Store(plan)
-	g.keyAdmin.follow(plan.APIKeys(), cfg.APIKeys.RotationGrace.Std())
+	g.keyAdmin.follow(plan.APIKeys(), cfg.APIKeys.RotationGrace.Std(), plan.Revocations())
 	g.loadedAt.Store(&now)
 	if g.opts.LogLevel != nil {
 		g.opts.LogLevel.Set(parseLevel(cfg.Log.Level))

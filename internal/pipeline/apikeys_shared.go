@@ -27,6 +27,9 @@ type keyStore struct {
 
 	mu   sync.Mutex
 	subs map[*authnapikey.Cache]struct{}
+	// revFeed fans the store's revocation-list notifications out to the
+	// revocation replicas over it (revocation.go).
+	revFeed revocationFeed
 }
 
 // openKeyStore opens the store that settings name.
@@ -40,7 +43,7 @@ func openKeyStore(ctx context.Context, settings config.KeyStore, log *slog.Logge
 		// Other replicas' changes arrive by LISTEN/NOTIFY and drop cached
 		// keys at once; cache_ttl bounds the delay if a notification is lost.
 		ks.Store, err = pgstore.Open(ctx, settings.DSN, pgstore.Options{
-			Schema: settings.Schema, OnChange: ks.changed, Log: log,
+			Schema: settings.Schema, OnChange: ks.changed, OnRevocationChange: ks.revFeed.changed, Log: log,
 			ConnectTimeout: settings.ConnectTimeout.Std(), AcquireTimeout: settings.AcquireTimeout.Std(),
 			StatementTimeout: settings.StatementTimeout.Std(),
 		})

@@ -201,7 +201,11 @@ func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Ve
 		ih.claims = append(ih.claims, claimHeader{claim: c, header: canon(h.Claims[c])})
 	}
 	ihs := &identityHeadersStage{h: ih}
-	stages := []Stage{&authenticateStage{chain: chain, schemes: schemes, audit: p.audit, realm: a.Realm, headers: &ihs.h}}
+	as := &authenticateStage{chain: chain, schemes: schemes, audit: p.audit, realm: a.Realm, headers: &ihs.h}
+	if p.revocations != nil {
+		as.revoked = &p.revocations.Replica.List
+	}
+	stages := []Stage{as}
 	if pol != nil {
 		stages = append(stages, &authorizeStage{policy: pol, reads: compileReads(pol.Reads()), audit: p.audit, realm: a.Realm, now: now})
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
 )
 
 // DefaultMaxTokenLifetime is the longest token lifetime entries are kept
@@ -36,6 +38,9 @@ type Service struct {
 	// DefaultMaxTokenLifetime.
 	MaxTokenLifetime time.Duration
 	Now              func() time.Time
+	// Audit receives one event per entry created or deleted
+	// (revocation.created, revocation.deleted). nil drops them.
+	Audit audit.Logger
 }
 
 // MaxValues bounds the values of one request.
@@ -116,6 +121,9 @@ func (s *Service) Revoke(ctx context.Context, req Request) ([]*Entry, error) {
 		return nil, err
 	}
 	s.sync(ctx)
+	for _, e := range entries {
+		s.log(audit.TypeRevocationCreated, e)
+	}
 	return entries, nil
 }
 
@@ -131,7 +139,30 @@ func (s *Service) Unrevoke(ctx context.Context, id string) error {
 		return err
 	}
 	s.sync(ctx)
+	s.log(audit.TypeRevocationDeleted, &Entry{ID: id})
 	return nil
+}
+
+// log records a change of the list: the entry's id as credential_id, its
+// issuer, and its value as subject or client_id for those kinds (a jti or
+// a token hash is not repeated).
+func (s *Service) log(typ string, e *Entry) {
+	if s.Audit == nil {
+		return
+	}
+	ev := &audit.Event{SchemaVersion: audit.SchemaVersion, Time: s.now(), Type: typ, Outcome: audit.OutcomeAllow,
+		CredentialID: e.ID, Issuer: e.Issuer}
+	ev.Reason = "revocation_created"
+	if typ == audit.TypeRevocationDeleted {
+		ev.Reason = "revocation_deleted"
+	}
+	switch e.Kind {
+	case KindSubject, KindIssuerSubject:
+		ev.Subject = e.Value
+	case KindClient:
+		ev.ClientID = e.Value
+	}
+	s.Audit.Log(ev)
 }
 
 // sync applies a write here. A failed reload (the store answered the
