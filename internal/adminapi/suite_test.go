@@ -166,8 +166,8 @@ func newFixture(t *testing.T, st apikey.Store) *fixture {
 	f.srv = httptest.NewServer(New(Config{
 		Service:     f.svc,
 		Revocations: f.rev,
-		TokenHash: sum[:],
-		Log:       slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		TokenHash:   sum[:],
+		Log:         slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}))
 	t.Cleanup(f.srv.Close)
 	return f

@@ -74,7 +74,7 @@ func checkRevoked(list *revocation.List, id *identity.Identity) error {
 // replica then polls, and the plan is not ready until a load succeeds.
 func (p *Plan) acquireRevocations(reg *resource.Registry, cfg *config.Config, opts Options) (*Revocations, error) {
 	settings := struct {
-		Store                any
+		Store                  any
 		Poll, Resync, Lifetime int64
 	}{storeSettings(cfg.APIKeys.Store), int64(cfg.Revocation.PollInterval), int64(cfg.Revocation.ResyncInterval), int64(cfg.RevocationLifetime())}
 	rv, _, err := resource.Get(p.scope, resource.Key(resourceRevocations, settings), func() (*Revocations, func(), error) {
