@@ -86,6 +86,12 @@ type Options struct {
 	// after Close). With either callback set the store listens.
 	OnRevocationChange func()
 
+	// ListenDSN, if set, is the connection string of the listener's
+	// connection (OnChange, OnRevocationChange), for setups whose dsn goes
+	// through a pooler in transaction mode, which cannot LISTEN. Default:
+	// the dsn given to Open.
+	ListenDSN string
+
 	// ConnectTimeout bounds opening one connection (TCP, TLS, startup and
 	// authentication), for the pool and the listener. Default
 	// DefaultConnectTimeout (5s); a connect_timeout in the DSN wins.
@@ -193,10 +199,22 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		}
 	}
 	if opts.OnChange != nil || opts.OnRevocationChange != nil {
+		lcfg := cfg.ConnConfig
+		if opts.ListenDSN != "" {
+			pc, err := pgxpool.ParseConfig(opts.ListenDSN)
+			if err != nil {
+				pool.Close()
+				return nil, fmt.Errorf("pgstore: parse listen dsn: %w", err)
+			}
+			lcfg = pc.ConnConfig
+			if lcfg.ConnectTimeout == 0 {
+				lcfg.ConnectTimeout = cfg.ConnConfig.ConnectTimeout
+			}
+		}
 		// Listen before returning, so no change committed after Open
 		// returns can be missed.
 		dctx, cancel := context.WithTimeout(ctx, listenDialWait)
-		conn, err := connectListener(dctx, cfg.ConnConfig)
+		conn, err := connectListener(dctx, lcfg)
 		cancel()
 		if err != nil {
 			pool.Close()
@@ -206,7 +224,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.stopListen = cancel
 		s.listenDone = make(chan struct{})
 		s.listening.Store(true)
-		l := &listener{cfg: cfg.ConnConfig, onChange: opts.OnChange, onRevocations: opts.OnRevocationChange, log: cmp.Or(opts.Log, slog.Default()), up: &s.listening}
+		l := &listener{cfg: lcfg, onChange: opts.OnChange, onRevocations: opts.OnRevocationChange, log: cmp.Or(opts.Log, slog.Default()), up: &s.listening}
 		go func() {
 			defer close(s.listenDone)
 			l.run(lctx, conn)
