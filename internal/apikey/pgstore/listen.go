@@ -72,7 +72,7 @@ func (l *listener) run(ctx context.Context, conn *pgx.Conn) {
 		}
 		// One line for the disconnect and one for the reconnect, however
 		// many attempts it takes: an outage must not flood the log.
-		l.log.Warn("pgstore: key-change listener disconnected; reconnecting with backoff. Until then, keys revoked on other replicas stop here only when their cache entry expires (api_keys.cache_ttl)",
+		l.log.Warn("pgstore: key-change listener disconnected; reconnecting with backoff. Until then, keys revoked on other replicas stop here only when their cache entry expires (api_keys.cache_ttl), and the revocation list is polled (revocation.poll_interval)",
 			"error", err)
 		down := time.Now()
 		var attempts int

@@ -5,7 +5,9 @@
 // Open. Writes that change what a key authenticates (CreateKey, UpdateKey,
 // DeleteConsumer) send a notification on the channel "gatehouse_keys" in the
 // same transaction, so other replicas drop cached keys as soon as the write
-// commits (see Options.OnChange).
+// commits (see Options.OnChange). The revocation list (package revocation)
+// lives in the same schema; its writes notify "gatehouse_revocations"
+// (Options.OnRevocationChange).
 //
 // Errors wrap the apikey sentinels: apikey.ErrNotFound for missing rows and
 // foreign-key violations, apikey.ErrConflict for unique violations, and
