@@ -117,7 +117,7 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 	if cfg.Metrics.Enabled && !cfg.Admin.Disabled {
 		// Only where they can be read: /metrics is on the admin listener.
 		g.metrics = metrics.New(metrics.Options{Version: opts.Version, Providers: g.providerHealth,
-			Resources: g.resources.Keys, KeyStoreListening: g.keyStoreListening})
+			Resources: g.resources.Keys, KeyStoreListening: g.keyStoreListening, Revocation: g.revocationState})
 		g.opts.Pipeline.Observer = g.metrics
 		opts = g.opts
 	}
@@ -562,6 +562,17 @@ func (g *Gateway) keyStoreListening() (up, ok bool) {
 		return p.APIKeyStoreListening()
 	}
 	return false, false
+}
+
+// revocationState is the revocation list of the plan serving now, for the
+// metrics.
+func (g *Gateway) revocationState() (entries int, polling, ok bool) {
+	p := g.plan.Load()
+	if p == nil || p.Revocations() == nil {
+		return 0, false, false
+	}
+	r := p.Revocations().Replica
+	return r.List.Len(), r.Polling(), true
 }
 
 func routeNames(cfg *config.Config) []string {

@@ -257,9 +257,16 @@ func TestRevocationPropagation(t *testing.T) {
 	revoke(t, rs[0].tg.adminURL, map[string]any{"kind": "jti", "values": []string{"jti-known"}})
 	waitFor(t, "replica-3 to refuse the known token", 5*time.Second, func() bool { return refused(rs[2], known) })
 	proxy.Close()
-	waitFor(t, "replica-3 to notice and poll", 5*time.Second, func() bool {
-		return rs[2].tg.plan.Load().Revocations().Replica.Polling()
+	waitFor(t, "replica-3 to notice and poll (gatehouse_revocation_polling 1)", 5*time.Second, func() bool {
+		v, ok := rs[2].tg.scrape(t).value("gatehouse_revocation_polling", nil)
+		return ok && v == 1
 	})
+	for _, r := range rs[:2] {
+		r.tg.scrape(t).want(t, "gatehouse_revocation_polling", nil, 0)
+	}
+	if v, _ := rs[0].tg.scrape(t).value("gatehouse_revocation_entries", nil); v != 11 {
+		t.Errorf("gatehouse_revocation_entries = %v, want 11", v)
+	}
 	if !refused(rs[2], known) {
 		t.Fatal("replica-3 forgot a revocation when its notification channel went down")
 	}
