@@ -64,6 +64,7 @@ func registry(t *testing.T) map[string]family {
 	},
 		Resources:         func() []string { return []string{"keyset:0123abcd"} },
 		KeyStoreListening: func() (bool, bool) { return true, true },
+		Revocation:        func() (int, bool, bool) { return 3, false, true },
 	})
 	o := m.Route("api", []string{"GET"})
 	o.Authentication(pipeline.Authentication{Method: "jwt", Outcome: "deny", Reason: "token_expired", Provider: "idp"})

@@ -46,6 +46,7 @@ Commands:
   version      Print the version
   consumers    Create, list, show and delete consumers (admin API)
   keys         Create, list, show, rotate and revoke API keys (admin API)
+  tokens       Revoke access tokens, list and remove revocations (admin API)
   admin-token  Print a new admin token and its hash for admin.token_hash
   policy test  Run routing, authentication and policy test cases offline (CI)
   explain      Explain the route, authentication and policy decision for one request
@@ -83,6 +84,8 @@ func runCLI(args []string, stdout, stderr io.Writer) int {
 		return cmdConsumers(args[1:], stdout, stderr)
 	case "keys":
 		return cmdKeys(args[1:], stdout, stderr)
+	case "tokens":
+		return cmdTokens(args[1:], stdout, stderr)
 	case "admin-token":
 		return cmdAdminToken(args[1:], stdout, stderr)
 	case "policy":

@@ -19,12 +19,19 @@ import (
 	"strings"
 
 	"github.com/gatehouse/gatehouse/internal/keymgmt"
+	"github.com/gatehouse/gatehouse/internal/problem"
+	"github.com/gatehouse/gatehouse/internal/revocation"
 )
 
 // Config configures New.
 type Config struct {
-	// Service runs the lifecycle. Required.
+	// Service runs the key lifecycle. nil: the key and consumer
+	// operations answer 503 (no route accepts api_key, so no key store is
+	// open).
 	Service *keymgmt.Service
+	// Revocations manages the revocation list. nil: the /v1/revocations
+	// operations answer 503 (revocation.enabled is false).
+	Revocations *revocation.Service
 	// TokenHash is the SHA-256 of the admin token (32 bytes). Requests
 	// must send "Authorization: Bearer <token>"; the token's hash is
 	// compared in constant time, and the token itself is never kept. nil
@@ -43,20 +50,26 @@ type route struct {
 	method  string
 	path    string // ServeMux pattern path, also the OpenAPI path
 	handler func(a *api, w http.ResponseWriter, r *http.Request)
+	// revocations marks the revocation-list operations (Config.Revocations);
+	// the others need Config.Service.
+	revocations bool
 }
 
 // routes is every /v1 operation.
 var routes = []route{
-	{http.MethodPost, "/v1/consumers", (*api).createConsumer},
-	{http.MethodGet, "/v1/consumers", (*api).listConsumers},
-	{http.MethodGet, "/v1/consumers/{consumer}", (*api).getConsumer},
-	{http.MethodDelete, "/v1/consumers/{consumer}", (*api).deleteConsumer},
-	{http.MethodPost, "/v1/consumers/{consumer}/keys", (*api).createKey},
-	{http.MethodGet, "/v1/keys", (*api).listKeys},
-	{http.MethodGet, "/v1/keys/{key}", (*api).getKey},
-	{http.MethodPost, "/v1/keys/{key}/rotate", (*api).rotateKey},
-	{http.MethodPost, "/v1/keys/{key}/revoke", (*api).revokeKey},
-	{http.MethodPost, "/v1/key-lookup", (*api).lookupKey},
+	{http.MethodPost, "/v1/consumers", (*api).createConsumer, false},
+	{http.MethodGet, "/v1/consumers", (*api).listConsumers, false},
+	{http.MethodGet, "/v1/consumers/{consumer}", (*api).getConsumer, false},
+	{http.MethodDelete, "/v1/consumers/{consumer}", (*api).deleteConsumer, false},
+	{http.MethodPost, "/v1/consumers/{consumer}/keys", (*api).createKey, false},
+	{http.MethodGet, "/v1/keys", (*api).listKeys, false},
+	{http.MethodGet, "/v1/keys/{key}", (*api).getKey, false},
+	{http.MethodPost, "/v1/keys/{key}/rotate", (*api).rotateKey, false},
+	{http.MethodPost, "/v1/keys/{key}/revoke", (*api).revokeKey, false},
+	{http.MethodPost, "/v1/key-lookup", (*api).lookupKey, false},
+	{http.MethodPost, "/v1/revocations", (*api).createRevocations, true},
+	{http.MethodGet, "/v1/revocations", (*api).listRevocations, true},
+	{http.MethodDelete, "/v1/revocations/{revocation}", (*api).deleteRevocation, true},
 }
 
 // openAPIPath serves the OpenAPI document, without authentication.
@@ -67,6 +80,7 @@ var openAPIDoc []byte
 
 type api struct {
 	svc       *keymgmt.Service
+	rev       *revocation.Service
 	tokenHash []byte // nil: disabled
 	log       *slog.Logger
 	mux       *http.ServeMux
@@ -75,7 +89,7 @@ type api struct {
 // New returns the admin API handler: /v1/... (token required) and
 // GET /openapi.json.
 func New(cfg Config) http.Handler {
-	a := &api{svc: cfg.Service, log: cfg.Log, mux: http.NewServeMux()}
+	a := &api{svc: cfg.Service, rev: cfg.Revocations, log: cfg.Log, mux: http.NewServeMux()}
 	if a.log == nil {
 		a.log = slog.Default()
 	}
@@ -90,6 +104,16 @@ func New(cfg Config) http.Handler {
 	allowed := map[string][]string{}
 	for _, rt := range routes {
 		h := rt.handler
+		switch {
+		case rt.revocations && a.rev == nil:
+			h = func(_ *api, w http.ResponseWriter, _ *http.Request) {
+				problem.Write(w, problem.Unavailable, "The revocation list is off (revocation.enabled).", "")
+			}
+		case !rt.revocations && a.svc == nil:
+			h = func(_ *api, w http.ResponseWriter, _ *http.Request) {
+				problem.Write(w, problem.Unavailable, "No route accepts api_key, so no key store is open.", "")
+			}
+		}
 		a.mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) { h(a, w, r) })
 		allowed[rt.path] = append(allowed[rt.path], rt.method)
 	}

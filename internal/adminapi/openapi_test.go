@@ -17,6 +17,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/gatehouse/gatehouse/internal/keymgmt"
+	"github.com/gatehouse/gatehouse/internal/revocation"
 )
 
 const docURL = "mem:///openapi.json"
@@ -166,7 +167,7 @@ func TestOpenAPIDocument(t *testing.T) {
 // documented pattern.
 func testOpenAPICoversRoutes(t *testing.T, f *fixture) {
 	ctx := t.Context()
-	h := New(Config{Service: f.svc, TokenHash: sha(testToken)}).(*api)
+	h := New(Config{Service: f.svc, Revocations: f.rev, TokenHash: sha(testToken)}).(*api)
 	for i, op := range f.docv.operations() {
 		method, pattern, _ := strings.Cut(op, " ")
 		c, err := f.svc.CreateConsumer(ctx, keymgmt.NewConsumer{Name: "cov-" + strconv.Itoa(i)})
@@ -177,9 +178,15 @@ func testOpenAPICoversRoutes(t *testing.T, f *fixture) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := strings.NewReplacer("{consumer}", c.ID, "{key}", k.ID).Replace(pattern)
+		rv, err := f.rev.Revoke(ctx, revocation.Request{Kind: revocation.KindJTI, Values: []string{"cov-" + strconv.Itoa(i)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := strings.NewReplacer("{consumer}", c.ID, "{key}", k.ID, "{revocation}", rv[0].ID).Replace(pattern)
 		var body any
 		switch op {
+		case "POST /v1/revocations":
+			body = map[string]any{"kind": "subject", "issuer": "https://idp.example", "values": []string{"alice"}, "reason": "left"}
 		case "POST /v1/consumers":
 			body = map[string]string{"name": "cov-new-" + strconv.Itoa(i)}
 		case "POST /v1/key-lookup":

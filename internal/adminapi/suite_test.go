@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/apikey/pgstore/pgtest"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/keymgmt"
+	"github.com/gatehouse/gatehouse/internal/revocation"
 )
 
 const testToken = "s3cret-admin-token-for-tests"
@@ -64,6 +65,7 @@ func runSuite(t *testing.T, open func(t *testing.T) apikey.Store) {
 		{"OpenAPICoversRoutes", testOpenAPICoversRoutes},
 		{"Concurrency", testConcurrency},
 		{"KeyLookup", testKeyLookup},
+		{"Revocations", testRevocations},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -129,6 +131,7 @@ type fixture struct {
 	t     *testing.T
 	store apikey.Store
 	svc   *keymgmt.Service
+	rev   *revocation.Service
 	srv   *httptest.Server
 	audit *recorder
 	clock *clock
@@ -158,11 +161,13 @@ func newFixture(t *testing.T, st apikey.Store) *fixture {
 		},
 		Now: f.clock.Now,
 	}
+	f.rev = &revocation.Service{Store: st.(revocation.Store), Audit: f.audit, Now: f.clock.Now}
 	sum := sha256.Sum256([]byte(testToken))
 	f.srv = httptest.NewServer(New(Config{
-		Service:   f.svc,
-		TokenHash: sum[:],
-		Log:       slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Service:     f.svc,
+		Revocations: f.rev,
+		TokenHash:   sum[:],
+		Log:         slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}))
 	t.Cleanup(f.srv.Close)
 	return f

@@ -20,6 +20,11 @@ const SchemaVersion = "1"
 const (
 	TypeAuthentication = "authn.decision"
 	TypeAuthorization  = "authz.decision"
+	// TypeRevocationCreated and TypeRevocationDeleted record changes of
+	// the revocation list made through this process's admin API
+	// (package revocation).
+	TypeRevocationCreated = "revocation.created"
+	TypeRevocationDeleted = "revocation.deleted"
 )
 
 // Outcomes.

@@ -52,6 +52,10 @@ type KeyStore struct {
 	Path string `yaml:"path" desc:"File of the embedded store. Default gatehouse-keys.db."`
 	// DSN of the PostgreSQL database; use ${ENV} for the password.
 	DSN string `yaml:"dsn" desc:"PostgreSQL connection string (postgres type); use ${ENV} for credentials."`
+	// ListenDSN is the connection string of the LISTEN/NOTIFY connection
+	// when DSN cannot carry it (a pooler in transaction mode, such as
+	// PgBouncer, does not keep LISTEN). Default: DSN.
+	ListenDSN string `yaml:"listen_dsn" desc:"postgres: connection string of the LISTEN/NOTIFY connection (key and revocation changes from other replicas), when dsn goes through a pooler in transaction mode that cannot LISTEN (PgBouncer). Default: dsn."`
 	// Schema in PostgreSQL. Default gatehouse.
 	Schema string `yaml:"schema" desc:"PostgreSQL schema. Default gatehouse."`
 	// ConnectTimeout bounds opening one PostgreSQL connection. Default 5s;

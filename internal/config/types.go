@@ -40,6 +40,8 @@ type Config struct {
 	IdentityHeaders IdentityHeaders `yaml:"identity_headers" desc:"Headers that carry the caller's identity upstream (routes may override)."`
 	// APIKeys configures API-key authentication and its store.
 	APIKeys APIKeys `yaml:"api_keys" desc:"API keys: store, key format and where keys are read from requests."`
+	// Revocation is the list of revoked tokens, kept in the key store.
+	Revocation Revocation `yaml:"revocation" desc:"The revocation list: tokens revoked by jti, hash, subject, client or issuer and subject, checked on every authenticated request (docs/revocation.md). Off by default."`
 	// Policies are named authorization policies that routes refer to.
 	Policies map[string]Policy `yaml:"policies" desc:"Named authorization policies, shared by routes (routes[].policy)."`
 	// RequestHygiene is what every request must look like before it is routed.

@@ -132,6 +132,7 @@ func validateAuth(c *Config, f *File) Errors {
 	}
 	errs = append(errs, validateIdentityHeaders(c.IdentityHeaders, "identity_headers", f)...)
 	errs = append(errs, validateAPIKeys(c.APIKeys, f)...)
+	errs = append(errs, validateRevocation(c, f)...)
 	errs = append(errs, validateAuthz(c, f)...)
 	if c.Audit.Output == "" {
 		add("audit.output", "must be stdout, stderr or a file path")
@@ -443,6 +444,26 @@ func validateDPoP(d DPoP, path string, f *File) Errors {
 		if n.Lifetime < Duration(10*time.Second) {
 			add("nonce.lifetime", "must be at least 10s")
 		}
+	}
+	return errs
+}
+
+// validateRevocation checks the revocation section.
+func validateRevocation(c *Config, f *File) Errors {
+	var errs Errors
+	add := func(path, format string, args ...any) { errs = append(errs, f.Errorf(path, format, args...)) }
+	r := c.Revocation
+	if r.MaxTokenLifetime < 0 {
+		add("revocation.max_token_lifetime", "must not be negative")
+	}
+	if r.PollInterval <= 0 {
+		add("revocation.poll_interval", "must be greater than 0")
+	}
+	if r.ResyncInterval <= 0 {
+		add("revocation.resync_interval", "must be greater than 0")
+	}
+	if r.Enabled && c.APIKeys.Store.Type == "static" {
+		add("revocation.enabled", "the revocation list is kept in api_keys.store, and the static type has no store: use embedded or postgres")
 	}
 	return errs
 }

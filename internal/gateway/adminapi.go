@@ -99,7 +99,7 @@ func (g *Gateway) mountAdminAPI(mux *http.ServeMux, cfg *config.Config, auditLog
 	}
 	g.keyAdmin.mount(hash, auditLog)
 	if p := g.plan.Load(); p != nil {
-		g.keyAdmin.follow(p.APIKeys(), g.cfg.Load().APIKeys.RotationGrace.Std())
+		g.keyAdmin.follow(p.APIKeys(), g.cfg.Load().APIKeys.RotationGrace.Std(), p.Revocations())
 	}
 	mux.Handle("/v1/", &g.keyAdmin)
 	mux.Handle("GET /openapi.json", &g.keyAdmin)
@@ -122,6 +122,7 @@ type keyAdmin struct {
 type keyAdminState struct {
 	keys  *pipeline.APIKeys
 	grace time.Duration
+	rev   *pipeline.Revocations
 	h     http.Handler // nil: no runtime
 	stop  context.CancelFunc
 }
@@ -132,18 +133,20 @@ func (a *keyAdmin) mount(tokenHash []byte, auditLog audit.Logger) {
 	a.mounted, a.tokenHash, a.audit = true, tokenHash, auditLog
 }
 
-// follow serves keys (nil: none) from now on. Nothing happens until the
-// API is mounted (the admin listener may be disabled).
-func (a *keyAdmin) follow(keys *pipeline.APIKeys, grace time.Duration) {
+// follow serves keys and the revocation list (nil: none) from now on.
+// Nothing happens until the API is mounted (the admin listener may be
+// disabled).
+func (a *keyAdmin) follow(keys *pipeline.APIKeys, grace time.Duration, rev *pipeline.Revocations) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	old := a.cur.Load()
-	if !a.mounted || (old != nil && old.keys == keys && old.grace == grace) {
+	if !a.mounted || (old != nil && old.keys == keys && old.grace == grace && old.rev == rev) {
 		return
 	}
-	next := &keyAdminState{keys: keys, grace: grace}
+	next := &keyAdminState{keys: keys, grace: grace, rev: rev}
+	var svc *keymgmt.Service
 	if keys != nil {
-		svc := &keymgmt.Service{
+		svc = &keymgmt.Service{
 			Store:         keys.Store,
 			Format:        keys.Format,
 			Hasher:        keys.Hasher,
@@ -154,7 +157,15 @@ func (a *keyAdmin) follow(keys *pipeline.APIKeys, grace time.Duration) {
 		ctx, cancel := context.WithCancel(context.Background())
 		next.stop = cancel
 		go svc.WatchExpiry(ctx, time.Minute)
-		next.h = adminapi.New(adminapi.Config{Service: svc, TokenHash: a.tokenHash, Log: a.g.log})
+	}
+	if keys != nil || rev != nil {
+		ac := adminapi.Config{Service: svc, TokenHash: a.tokenHash, Log: a.g.log}
+		if rev != nil {
+			rs := *rev.Service // shared by plans; the audit sink is the admin API's
+			rs.Audit = a.audit
+			ac.Revocations = &rs
+		}
+		next.h = adminapi.New(ac)
 	}
 	a.cur.Store(next)
 	if old != nil && old.stop != nil {

@@ -120,7 +120,7 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 	if cfg.Metrics.Enabled && !cfg.Admin.Disabled {
 		// Only where they can be read: /metrics is on the admin listener.
 		g.metrics = metrics.New(metrics.Options{Version: opts.Version, Providers: g.providerHealth,
-			Resources: g.resources.Keys, KeyStoreListening: g.keyStoreListening})
+			Resources: g.resources.Keys, KeyStoreListening: g.keyStoreListening, Revocation: g.revocationState})
 		g.opts.Pipeline.Observer = g.metrics
 		opts = g.opts
 	}
@@ -162,7 +162,7 @@ func (g *Gateway) install(cfg *config.Config, plan *pipeline.Plan) {
 	plan.Activate()
 	g.cfg.Store(cfg)
 	g.plan.Store(plan)
-	g.keyAdmin.follow(plan.APIKeys(), cfg.APIKeys.RotationGrace.Std())
+	g.keyAdmin.follow(plan.APIKeys(), cfg.APIKeys.RotationGrace.Std(), plan.Revocations())
 	g.loadedAt.Store(&now)
 	if g.opts.LogLevel != nil {
 		g.opts.LogLevel.Set(parseLevel(cfg.Log.Level))
@@ -580,6 +580,17 @@ func (g *Gateway) keyStoreListening() (up, ok bool) {
 		return p.APIKeyStoreListening()
 	}
 	return false, false
+}
+
+// revocationState is the revocation list of the plan serving now, for the
+// metrics.
+func (g *Gateway) revocationState() (entries int, polling, ok bool) {
+	p := g.plan.Load()
+	if p == nil || p.Revocations() == nil {
+		return 0, false, false
+	}
+	r := p.Revocations().Replica
+	return r.List.Len(), r.Polling(), true
 }
 
 func routeNames(cfg *config.Config) []string {

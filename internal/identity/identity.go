@@ -56,6 +56,15 @@ type Identity struct {
 	// For a composite identity (an AND chain), the earliest expiry of all
 	// its credentials.
 	ExpiresAt time.Time
+	// IssuedAt is when the credential was issued (a token's iat); zero if
+	// unknown. Revocation by subject compares it ("tokens issued before").
+	IssuedAt time.Time
+	// TokenHash is the SHA-256 of the bearer token the credential was
+	// presented as, for revocation by token hash; all zero for credentials
+	// that are not tokens. Not secret: a hash of a high-entropy token
+	// cannot be turned back into it. A fixed-size array, so setting and
+	// comparing it costs no allocation.
+	TokenHash [32]byte
 	// CertThumbprint is the SHA-256 thumbprint of the client certificate
 	// the credential was presented with (base64url, no padding, as the
 	// x5t#S256 confirmation of RFC 8705); empty if none.
@@ -91,7 +100,10 @@ type Credential struct {
 	Subject        string
 	Issuer         string
 	Provider       string
+	ClientID       string
 	ExpiresAt      time.Time
+	IssuedAt       time.Time
+	TokenHash      [32]byte
 	CertThumbprint string
 	KeyBinding     KeyBinding
 }
@@ -100,7 +112,8 @@ type Credential struct {
 // credential's, for a composite identity).
 func (id *Identity) Credential() Credential {
 	return Credential{Method: id.Method, CredentialID: id.CredentialID, Subject: id.Subject, Issuer: id.Issuer,
-		Provider: id.Provider, ExpiresAt: id.ExpiresAt, CertThumbprint: id.CertThumbprint, KeyBinding: id.KeyBinding}
+		Provider: id.Provider, ClientID: id.ClientID, ExpiresAt: id.ExpiresAt, IssuedAt: id.IssuedAt, TokenHash: id.TokenHash,
+		CertThumbprint: id.CertThumbprint, KeyBinding: id.KeyBinding}
 }
 
 // Evidence returns every credential that authenticated the request, in

@@ -69,6 +69,11 @@ type Options struct {
 	// connection (up) for the plan serving now; ok is false when there is
 	// no such store. Read at every scrape. nil: not exported.
 	KeyStoreListening func() (up, ok bool)
+	// Revocation reports the revocation list of the plan serving now: the
+	// entries loaded and whether the replica is polling (its change feed
+	// is down, or loads fail); ok is false when revocation is off. Read at
+	// every scrape. nil: not exported.
+	Revocation func() (entries int, polling, ok bool)
 }
 
 // Metrics is the registry and every Gatehouse metric family. It implements
@@ -186,8 +191,8 @@ func New(opts Options) *Metrics {
 		reg.MustRegister(&keyCollector{providers: opts.Providers, now: opts.Now})
 	}
 	m.names = append(m.names, keyAgeName, keyReadyName, keyCountName)
-	reg.MustRegister(&stateCollector{resources: opts.Resources, listening: opts.KeyStoreListening})
-	m.names = append(m.names, resourcesName, listenerName)
+	reg.MustRegister(&stateCollector{resources: opts.Resources, listening: opts.KeyStoreListening, revocation: opts.Revocation})
+	m.names = append(m.names, resourcesName, listenerName, revocationEntriesName, revocationPollingName)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -528,27 +533,39 @@ func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 // stateCollector exports, at scrape time, the gateway's shared resources
 // by kind and the PostgreSQL key store's LISTEN/NOTIFY connection.
 type stateCollector struct {
-	resources func() []string
-	listening func() (up, ok bool)
+	resources  func() []string
+	listening  func() (up, ok bool)
+	revocation func() (entries int, polling, ok bool)
 }
 
 const (
 	resourcesName = Namespace + "_shared_resources"
 	listenerName  = Namespace + "_apikey_store_listener_up"
+
+	revocationEntriesName = Namespace + "_revocation_entries"
+	revocationPollingName = Namespace + "_revocation_polling"
 )
 
 var (
 	resourcesDesc = prometheus.NewDesc(resourcesName,
-		"Resources open and shared across reloads, by kind (keyset, jwt.token_cache, upstream.transport, apikeys.runtime, apikeys.store). Flat across reloads that leave their settings unchanged.",
+		"Resources open and shared across reloads, by kind (keyset, jwt.token_cache, upstream.transport, apikeys.runtime, apikeys.store, revocation.replica). Flat across reloads that leave their settings unchanged.",
 		[]string{"kind"}, nil)
 	listenerDesc = prometheus.NewDesc(listenerName,
 		"1 while the PostgreSQL key store's LISTEN/NOTIFY connection is up, 0 while it reconnects (revocations from other replicas then wait for api_keys.cache_ttl); absent without a postgres store.",
 		[]string{"store"}, nil)
+	revocationEntriesDesc = prometheus.NewDesc(revocationEntriesName,
+		"Entries of the revocation list loaded by this process (some may have expired since the last load); absent while revocation is off.",
+		nil, nil)
+	revocationPollingDesc = prometheus.NewDesc(revocationPollingName,
+		"1 while the revocation list is polled (its change notifications are down, or loads fail: changes from other replicas then take up to revocation.poll_interval), 0 while changes are pushed; absent while revocation is off.",
+		nil, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- resourcesDesc
 	ch <- listenerDesc
+	ch <- revocationEntriesDesc
+	ch <- revocationPollingDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -568,6 +585,16 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 				v = 1
 			}
 			ch <- prometheus.MustNewConstMetric(listenerDesc, prometheus.GaugeValue, v, "postgres")
+		}
+	}
+	if c.revocation != nil {
+		if n, polling, ok := c.revocation(); ok {
+			v := 0.0
+			if polling {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(revocationEntriesDesc, prometheus.GaugeValue, float64(n))
+			ch <- prometheus.MustNewConstMetric(revocationPollingDesc, prometheus.GaugeValue, v)
 		}
 	}
 }

@@ -27,6 +27,9 @@ type keyStore struct {
 
 	mu   sync.Mutex
 	subs map[*authnapikey.Cache]struct{}
+	// revFeed fans the store's revocation-list notifications out to the
+	// revocation replicas over it (revocation.go).
+	revFeed revocationFeed
 }
 
 // openKeyStore opens the store that settings name.
@@ -40,7 +43,7 @@ func openKeyStore(ctx context.Context, settings config.KeyStore, log *slog.Logge
 		// Other replicas' changes arrive by LISTEN/NOTIFY and drop cached
 		// keys at once; cache_ttl bounds the delay if a notification is lost.
 		ks.Store, err = pgstore.Open(ctx, settings.DSN, pgstore.Options{
-			Schema: settings.Schema, OnChange: ks.changed, Log: log,
+			Schema: settings.Schema, OnChange: ks.changed, OnRevocationChange: ks.revFeed.changed, Log: log, ListenDSN: settings.ListenDSN,
 			ConnectTimeout: settings.ConnectTimeout.Std(), AcquireTimeout: settings.AcquireTimeout.Std(),
 			StatementTimeout: settings.StatementTimeout.Std(),
 		})
@@ -104,9 +107,9 @@ func storeSettings(s config.KeyStore) any {
 		return struct{ Type string }{s.Type}
 	case "postgres":
 		return struct {
-			Type, DSN, Schema                                string
+			Type, DSN, ListenDSN, Schema                     string
 			ConnectTimeout, AcquireTimeout, StatementTimeout int64
-		}{s.Type, s.DSN, s.Schema, int64(s.ConnectTimeout), int64(s.AcquireTimeout), int64(s.StatementTimeout)}
+		}{s.Type, s.DSN, s.ListenDSN, s.Schema, int64(s.ConnectTimeout), int64(s.AcquireTimeout), int64(s.StatementTimeout)}
 	default:
 		return struct{ Type, Path string }{"embedded", resolvedPath(s.Path)}
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/apikey"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/proxy"
+	"github.com/gatehouse/gatehouse/internal/revocation"
 )
 
 // The benchmarks in this file measure Gatehouse's own cost per request:
@@ -270,9 +271,9 @@ routes:
 		runServe(b, p, newBenchRequest("http://gw.test/api/users/42", map[string]string{"X-Api-Key": key}), 200)
 	})
 
-	jwtPlan := func(b *testing.B, authorize string) (*Plan, string) {
+	jwtPlanWith := func(b *testing.B, authorize, top string) (*Plan, string) {
 		keyFile, token := benchJWT(b)
-		p := buildPlanWith(b, benchLogs+`
+		p := buildPlanWith(b, benchLogs+top+`
 identity_providers:
   - name: idp
     issuer: https://idp.bench.test
@@ -291,9 +292,32 @@ routes:
 		useTrivialUpstream(b, p)
 		return p, token
 	}
+	jwtPlan := func(b *testing.B, authorize string) (*Plan, string) { return jwtPlanWith(b, authorize, "") }
 
 	b.Run("jwt_warm", func(b *testing.B) {
 		p, token := jwtPlan(b, "")
+		runServe(b, p, newBenchRequest("http://gw.test/api/users/u1", map[string]string{"Authorization": "Bearer " + token}), 200)
+	})
+
+	// The same with the revocation list on, holding 5,000 entries of
+	// every kind that do not match the token: the check's cost on the
+	// request path.
+	b.Run("jwt_warm_revocation", func(b *testing.B) {
+		p, token := jwtPlanWith(b, "", fmt.Sprintf("api_keys: {store: {type: embedded, path: %q}}\nrevocation: {enabled: true}\n",
+			filepath.Join(b.TempDir(), "keys.db")))
+		svc := p.Revocations().Service
+		for _, kind := range []revocation.Kind{revocation.KindJTI, revocation.KindSubject, revocation.KindClient} {
+			values := make([]string, 1000)
+			for i := range values {
+				values[i] = fmt.Sprintf("%s-%d", kind, i)
+			}
+			if _, err := svc.Revoke(b.Context(), revocation.Request{Kind: kind, Values: values}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if n := p.Revocations().Replica.List.Len(); n != 3000 {
+			b.Fatalf("%d entries loaded", n)
+		}
 		runServe(b, p, newBenchRequest("http://gw.test/api/users/u1", map[string]string{"Authorization": "Bearer " + token}), 200)
 	})
 

@@ -142,6 +142,12 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		}
 	}
 	p.apiKeys = keys
+	if cfg.Revocation.Enabled && !opts.Validating {
+		if p.revocations, err = p.acquireRevocations(reg, cfg, opts); err != nil {
+			return nil, file.Errorf("revocation.enabled", "%v", err)
+		}
+		p.readies = append(p.readies, p.revocations.Replica.Ready)
+	}
 	policies, err := compileNamedPolicies(cfg, file)
 	if err != nil {
 		return nil, err

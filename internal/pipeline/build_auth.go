@@ -212,8 +212,12 @@ func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Ve
 	if !slices.ContainsFunc(challengers, func(c authn.Challenger) bool { return c != nil }) {
 		challengers = nil
 	}
-	stages := []Stage{&authenticateStage{chain: chain, schemes: schemes, challengers: challengers, advisors: advisors,
-		audit: p.audit, realm: a.Realm, headers: &ihs.h}}
+	as := &authenticateStage{chain: chain, schemes: schemes, challengers: challengers, advisors: advisors,
+		audit: p.audit, realm: a.Realm, headers: &ihs.h}
+	if p.revocations != nil {
+		as.revoked = &p.revocations.Replica.List
+	}
+	stages := []Stage{as}
 	if pol != nil {
 		stages = append(stages, &authorizeStage{policy: pol, reads: compileReads(pol.Reads()), audit: p.audit, realm: a.Realm, now: now})
 	}

@@ -171,6 +171,9 @@ type Plan struct {
 	// kept from an earlier plan.
 	apiKeys    *APIKeys
 	staticKeys *[]config.StaticAPIKey
+	// revocations is the revocation list runtime (revocation.go); nil:
+	// revocation.enabled is false.
+	revocations *Revocations
 	// unavailableLog throttles the warning of credentials that cannot be
 	// checked (one per request would flood the log during an outage).
 	unavailableLog logThrottle

@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/clientcert"
 	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/revocation"
 )
 
 // authenticateStage runs a route's authentication chain and records the
@@ -30,6 +31,9 @@ type authenticateStage struct {
 	// headers are the route's identity headers: an identity that they
 	// cannot carry unambiguously is refused here (see representable).
 	headers *identityHeaders
+	// revoked is the revocation list (revocation.go), checked after the
+	// chain whatever method authenticated; nil: revocation is off.
+	revoked *revocation.List
 }
 
 // reasonUnrepresentable: the credential is valid, but a value that an
@@ -45,6 +49,9 @@ func (s *authenticateStage) Process(x *Exchange) error {
 		err = &authn.Failure{Method: id.Method, Reason: reasonUnrepresentable,
 			Description: "The credential's identity cannot be passed on unambiguously.",
 			Issuer:      id.Issuer, Provider: id.Provider, CredentialID: id.CredentialID}
+	}
+	if err == nil && s.revoked != nil {
+		err = checkRevoked(s.revoked, id)
 	}
 	if err == nil {
 		ev.Outcome, ev.Reason = audit.OutcomeAllow, string(authn.ReasonOK)

@@ -29,20 +29,24 @@ const (
 type listener struct {
 	cfg      *pgx.ConnConfig
 	onChange func(keyID string)
-	log      *slog.Logger
+	// onRevocations, if set, is called for every notification on
+	// RevocationChannel and after every reconnect.
+	onRevocations func()
+	log           *slog.Logger
 	// up is set while the connection listens (Store.Listening).
 	up *atomic.Bool
 
 	idleCheck, pingWait, minBackoff, maxBackoff time.Duration // zero: the package defaults
 }
 
-// connectListener opens a connection and subscribes it to NotifyChannel.
+// connectListener opens a connection and subscribes it to NotifyChannel
+// and RevocationChannel.
 func connectListener(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{NotifyChannel}.Sanitize()); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{NotifyChannel}.Sanitize()+"; LISTEN "+pgx.Identifier{RevocationChannel}.Sanitize()); err != nil {
 		closeQuietly(conn)
 		return nil, err
 	}
@@ -68,7 +72,7 @@ func (l *listener) run(ctx context.Context, conn *pgx.Conn) {
 		}
 		// One line for the disconnect and one for the reconnect, however
 		// many attempts it takes: an outage must not flood the log.
-		l.log.Warn("pgstore: key-change listener disconnected; reconnecting with backoff. Until then, keys revoked on other replicas stop here only when their cache entry expires (api_keys.cache_ttl)",
+		l.log.Warn("pgstore: key-change listener disconnected; reconnecting with backoff. Until then, keys revoked on other replicas stop here only when their cache entry expires (api_keys.cache_ttl), and the revocation list is polled (revocation.poll_interval)",
 			"error", err)
 		down := time.Now()
 		var attempts int
@@ -77,7 +81,8 @@ func (l *listener) run(ctx context.Context, conn *pgx.Conn) {
 		}
 		l.up.Store(true)
 		// Whatever was notified while we were away is lost.
-		l.onChange(FlushAll)
+		l.changed(NotifyChannel, FlushAll)
+		l.changed(RevocationChannel, "")
 		l.log.Info("pgstore: key-change listener reconnected; cached keys flushed",
 			"attempts", attempts, "down", time.Since(down).Round(time.Millisecond).String())
 	}
@@ -92,7 +97,7 @@ func (l *listener) receive(ctx context.Context, conn *pgx.Conn) error {
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		if err == nil {
-			l.onChange(n.Payload)
+			l.changed(n.Channel, n.Payload)
 			continue
 		}
 		if ctx.Err() != nil || !pgconn.Timeout(err) || conn.IsClosed() {
@@ -105,6 +110,16 @@ func (l *listener) receive(ctx context.Context, conn *pgx.Conn) error {
 		if err != nil {
 			return err
 		}
+	}
+}
+
+// changed hands a notification to the callback of its channel.
+func (l *listener) changed(channel, payload string) {
+	switch {
+	case channel == RevocationChannel && l.onRevocations != nil:
+		l.onRevocations()
+	case channel == NotifyChannel && l.onChange != nil:
+		l.onChange(payload)
 	}
 }
 

@@ -5,7 +5,9 @@
 // Open. Writes that change what a key authenticates (CreateKey, UpdateKey,
 // DeleteConsumer) send a notification on the channel "gatehouse_keys" in the
 // same transaction, so other replicas drop cached keys as soon as the write
-// commits (see Options.OnChange).
+// commits (see Options.OnChange). The revocation list (package revocation)
+// lives in the same schema; its writes notify "gatehouse_revocations"
+// (Options.OnRevocationChange).
 //
 // Errors wrap the apikey sentinels: apikey.ErrNotFound for missing rows and
 // foreign-key violations, apikey.ErrConflict for unique violations, and
@@ -78,6 +80,19 @@ type Options struct {
 	// schemas of one database see each other's key ids. That costs a spurious
 	// cache drop, never a missed one.
 	OnChange func(keyID string)
+
+	// OnRevocationChange, if set, is called after every change of the
+	// revocation list (AddRevocations, DeleteRevocation) by any replica,
+	// and after the listener reconnects: the caller reloads the list.
+	// The same rules as for OnChange apply (one goroutine, quick, never
+	// after Close). With either callback set the store listens.
+	OnRevocationChange func()
+
+	// ListenDSN, if set, is the connection string of the listener's
+	// connection (OnChange, OnRevocationChange), for setups whose dsn goes
+	// through a pooler in transaction mode, which cannot LISTEN. Default:
+	// the dsn given to Open.
+	ListenDSN string
 
 	// ConnectTimeout bounds opening one connection (TCP, TLS, startup and
 	// authentication), for the pool and the listener. Default
@@ -185,11 +200,23 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	if opts.OnChange != nil {
+	if opts.OnChange != nil || opts.OnRevocationChange != nil {
+		lcfg := cfg.ConnConfig
+		if opts.ListenDSN != "" {
+			pc, err := pgxpool.ParseConfig(opts.ListenDSN)
+			if err != nil {
+				pool.Close()
+				return nil, fmt.Errorf("pgstore: parse listen dsn: %w", err)
+			}
+			lcfg = pc.ConnConfig
+			if lcfg.ConnectTimeout == 0 {
+				lcfg.ConnectTimeout = cfg.ConnConfig.ConnectTimeout
+			}
+		}
 		// Listen before returning, so no change committed after Open
 		// returns can be missed.
 		dctx, cancel := context.WithTimeout(ctx, listenDialWait)
-		conn, err := connectListener(dctx, cfg.ConnConfig)
+		conn, err := connectListener(dctx, lcfg)
 		cancel()
 		if err != nil {
 			pool.Close()
@@ -199,7 +226,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		s.stopListen = cancel
 		s.listenDone = make(chan struct{})
 		s.listening.Store(true)
-		l := &listener{cfg: cfg.ConnConfig, onChange: opts.OnChange, log: cmp.Or(opts.Log, slog.Default()), up: &s.listening}
+		l := &listener{cfg: lcfg, onChange: opts.OnChange, onRevocations: opts.OnRevocationChange, log: cmp.Or(opts.Log, slog.Default()), up: &s.listening}
 		go func() {
 			defer close(s.listenDone)
 			l.run(lctx, conn)
@@ -209,7 +236,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 }
 
 // Listening reports whether the key-change listener is connected and
-// listening now: false without OnChange, while it reconnects, and after
+// listening now: false without OnChange and OnRevocationChange, while it reconnects, and after
 // Close. While it is false, keys revoked on other replicas stop here only
 // when their cache entry expires.
 func (s *Store) Listening() bool { return s.listening.Load() }

@@ -25,6 +25,11 @@
 //     references to their own state.
 //   - After Close, methods fail with ErrUnavailable; a second Close does
 //     not panic.
+//   - Every store is also a revocation.Store: entries round-trip with
+//     their times in UTC, ListRevocations leaves out entries expired at
+//     the given time and orders by CreatedAt then ID, a taken id is
+//     ErrConflict, deleting an unknown id is ErrNotFound, an invalid entry
+//     is ErrInvalid, and PruneRevocations deletes exactly the expired ones.
 package storetest
 
 import (
@@ -70,6 +75,9 @@ func Run(t *testing.T, open func(t *testing.T) apikey.Store) {
 		{name: "Isolation", fn: testIsolation},
 		{name: "Concurrency", fn: testConcurrency},
 		{name: "KeyJSONHidesHash", fn: testKeyJSONHidesHash},
+		{name: "Revocations", fn: testRevocations},
+		{name: "RevocationsExpire", fn: testRevocationsExpire},
+		{name: "RevocationsInvalid", fn: testRevocationsInvalid},
 		{name: "Closed", fn: testClosed, closes: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -58,6 +58,9 @@ func (p *provider) identity(c map[string]any, now time.Time) (*identity.Identity
 		CredentialID: jti,
 		ExpiresAt:    exp,
 	}
+	if v := c["iat"]; v != nil {
+		id.IssuedAt, _ = numericDate(v) // checkTimes accepted it
+	}
 	if v, present := c["cnf"]; present {
 		// RFC 7800: cnf is an object. Anything else is a binding nobody
 		// can check, so the token is refused rather than taken as unbound.

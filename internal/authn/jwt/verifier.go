@@ -280,6 +280,12 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (veri
 	if err != nil {
 		return verified{}, err
 	}
+	// The token's SHA-256, for revocation by token hash (checked by the
+	// pipeline after the chain, on cache hits too).
+	if !v.cached {
+		cacheKey = tokenHash(raw)
+	}
+	id.TokenHash = cacheKey
 	// identity has refused a cnf that is not an object.
 	cnf, _ := claims["cnf"].(map[string]any)
 	if v.cached && p.cache != nil {

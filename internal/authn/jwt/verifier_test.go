@@ -2,6 +2,7 @@ package jwt
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -51,15 +52,20 @@ func TestVerifyAlgorithms(t *testing.T) {
 func TestVerifyIdentity(t *testing.T) {
 	k := keys()
 	f := newFixture(t, nil)
-	id, err := f.v.Verify(context.Background(), sign(t, jose.RS256, k.rsaA, "rsa", claims(issA, map[string]any{
+	c := claims(issA, map[string]any{
 		"client_id": "client-1", "azp": "ignored", "scope": "read write  admin",
-	})))
+	})
+	tok := sign(t, jose.RS256, k.rsaA, "rsa", c)
+	id, err := f.v.Verify(context.Background(), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
+	iat := time.Unix(c["iat"].(int64), 0)
 	want := identity.Identity{
 		Subject: "user-1", Issuer: issA, Provider: "a", Method: identity.MethodJWT, CredentialID: "jti-1",
 		ClientID: "client-1", Scopes: []string{"read", "write", "admin"}, ExpiresAt: testNow.Add(5 * time.Minute),
+		// For the revocation list: iat, and the token's SHA-256.
+		IssuedAt: iat, TokenHash: sha256.Sum256([]byte(tok)),
 	}
 	if got := *id; !equalIdentity(got, want) {
 		t.Errorf("identity\n got %+v\nwant %+v", got, want)
