@@ -86,11 +86,17 @@ type Identity struct {
 type KeyBinding struct {
 	// Kind is the confirmation method's member name: "x5t#S256" (a
 	// certificate thumbprint, RFC 8705) or "jkt" (a JWK thumbprint, RFC
-	// 9449). Empty: not bound.
+	// 9449). Empty: not bound. KeyBindingInvalid: the token names one of
+	// these kinds with a value that is not a thumbprint, so nothing can
+	// satisfy it (checks refuse it).
 	Kind string
 	// Value is the thumbprint, base64url as the token carries it.
 	Value string
 }
+
+// KeyBindingInvalid marks a confirmation of a known kind whose value is
+// not a well-formed thumbprint.
+const KeyBindingInvalid = "invalid"
 
 // Credential is the evidence one credential contributed to an identity:
 // who it names and what it is bound to, never the secret itself.

@@ -13,8 +13,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"net/http"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/clientcert"
 	"github.com/gatehouse/gatehouse/internal/identity"
 )
 
@@ -106,4 +108,17 @@ func CheckCertificateBinding(cnf map[string]any, peer *x509.Certificate, require
 		return &Error{Reason: ReasonTokenBindingMismatch, Detail: "thumbprint"}
 	}
 	return nil
+}
+
+// RequestCertificate is the client certificate a bound token of r is
+// compared with: the one the listener verified for this request (directly
+// over TLS, or forwarded by a trusted TLS terminator: listeners[].
+// forwarded_client_certificates), nil when it did not verify or none was
+// presented; on a listener that checks no client certificates, the TLS
+// connection's own (the handshake proved possession of its key).
+func RequestCertificate(r *http.Request) *x509.Certificate {
+	if res := clientcert.FromContext(r.Context()); res != nil {
+		return res.Leaf()
+	}
+	return PeerCertificate(r.TLS)
 }

@@ -18,6 +18,8 @@ import (
 	"net/http"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/authn/certbind"
+	"github.com/gatehouse/gatehouse/internal/authn/dpop"
 	"github.com/gatehouse/gatehouse/internal/authn/jwt"
 	"github.com/gatehouse/gatehouse/internal/identity"
 )
@@ -74,7 +76,52 @@ func (a *Authenticator) Authenticate(r *http.Request) (*identity.Identity, error
 	if !jwt.B64Token(token) {
 		return nil, failure(authn.ReasonMalformed, "The access token is malformed.", errSyntax)
 	}
-	return a.in.Introspect(r.Context(), token)
+	id, err := a.in.Introspect(r.Context(), token)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBinding(r, id); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// checkBinding applies the answer's cnf (kept as the identity's key
+// binding) to this request, on every request, cached answers included:
+//   - cnf.x5t#S256 (RFC 8705 section 3): the request must come with that
+//     client certificate (the one the listener verified, direct or
+//     forwarded), else token_binding_mismatch;
+//   - cnf.jkt (RFC 9449): the token is DPoP-bound, and this method reads
+//     Bearer tokens only: refused as dpop_bound_token_as_bearer (section
+//     7.1), never accepted as a bearer token.
+func checkBinding(r *http.Request, id *identity.Identity) error {
+	switch id.KeyBinding.Kind {
+	case "":
+		return nil
+	case "x5t#S256":
+		cnf := map[string]any{"x5t#S256": id.KeyBinding.Value}
+		if err := certbind.CheckCertificateBinding(cnf, certbind.RequestCertificate(r), false); err != nil {
+			var ce *certbind.Error
+			if errors.As(err, &ce) {
+				f := ce.Failure(identity.MethodIntrospection)
+				f.Subject, f.Issuer, f.Provider = id.Subject, id.Issuer, id.Provider
+				return f
+			}
+			return err
+		}
+		return nil
+	case "jkt":
+		return &authn.Failure{Method: identity.MethodIntrospection, Reason: dpop.ReasonBoundTokenAsBearer,
+			Description: "The access token is bound to a DPoP key and must be sent with the DPoP scheme.",
+			Subject:     id.Subject, Issuer: id.Issuer, Provider: id.Provider,
+			Err: errors.New("authn/introspect: a DPoP-bound token (cnf.jkt) sent as Bearer")}
+	default:
+		// A confirmation method the gateway cannot check: refused rather
+		// than taken as unbound.
+		return &authn.Failure{Method: identity.MethodIntrospection, Reason: authn.ReasonMalformed,
+			Description: "The access token's confirmation method is not supported.",
+			Err:         fmt.Errorf("authn/introspect: unsupported cnf kind %q", id.KeyBinding.Kind)}
+	}
 }
 
 var (

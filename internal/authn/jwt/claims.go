@@ -370,9 +370,16 @@ func copyScalar(v any) (any, bool) {
 // closed rather than comparing against garbage.
 func keyBinding(cnf map[string]any) identity.KeyBinding {
 	for _, kind := range [...]string{"x5t#S256", "jkt"} {
-		if v, ok := cnf[kind].(string); ok && isThumbprint(v) {
+		raw, present := cnf[kind]
+		if !present {
+			continue
+		}
+		if v, ok := raw.(string); ok && isThumbprint(v) {
 			return identity.KeyBinding{Kind: kind, Value: v}
 		}
+		// A binding of a known kind that no certificate or key can match:
+		// marked, so that every check refuses it (never taken as unbound).
+		return identity.KeyBinding{Kind: identity.KeyBindingInvalid}
 	}
 	return identity.KeyBinding{}
 }

@@ -1,7 +1,6 @@
 package jwt
 
 import (
-	"crypto/x509"
 	"errors"
 	"net/http"
 	"strings"
@@ -9,7 +8,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authn/certbind"
 	"github.com/gatehouse/gatehouse/internal/authn/dpop"
-	"github.com/gatehouse/gatehouse/internal/clientcert"
 	"github.com/gatehouse/gatehouse/internal/identity"
 )
 
@@ -51,7 +49,7 @@ func dpopNotAllowed(t *verified) *authn.Failure {
 // The stricter of the provider's and the route's settings applies.
 func (a *Authenticator) checkBinding(r *http.Request, token string, s scheme, t *verified) error {
 	p := t.p
-	if err := certbind.CheckCertificateBinding(t.cnf, bindingCertificate(r), p.certRequired || a.certRequired); err != nil {
+	if err := certbind.CheckCertificateBinding(t.cnf, certbind.RequestCertificate(r), p.certRequired || a.certRequired); err != nil {
 		var ce *certbind.Error
 		if !errors.As(err, &ce) {
 			return err
@@ -191,17 +189,4 @@ func (a *Authenticator) Advise(r *http.Request, id *identity.Identity, h authn.H
 		}
 		return
 	}
-}
-
-// bindingCertificate is the client certificate a bound token is compared
-// with: the one the listener verified for this request (directly over TLS,
-// or forwarded by a trusted TLS terminator: listeners[].
-// forwarded_client_certificates), nil when it did not verify or none was
-// presented; on a listener that does not check client certificates, the
-// TLS connection's own (the handshake proved possession of its key).
-func bindingCertificate(r *http.Request) *x509.Certificate {
-	if res := clientcert.FromContext(r.Context()); res != nil {
-		return res.Leaf()
-	}
-	return certbind.PeerCertificate(r.TLS)
 }
