@@ -109,7 +109,6 @@ type DPoPReplayCache struct {
 	MaxEntries int `yaml:"max_entries" desc:"Most proofs remembered, in memory (about 80 bytes each). When every entry is still inside its window, new proofs are refused with 503 (never forgotten early). Size it for the peak DPoP request rate times max_age plus twice clock_skew. Default 262144 (about 2,000 requests/s at the default window)."`
 }
 
-
 // ProviderIntrospection is how the gateway asks a provider whether a
 // token is active (RFC 7662): where, as which client, and how long the
 // answer is remembered. Every setting here is part of the key of the

@@ -270,9 +270,9 @@ func TestKeyBinding(t *testing.T) {
 		{"certificate (RFC 8705)", map[string]any{"x5t#S256": thumb}, identity.KeyBinding{Kind: "x5t#S256", Value: thumb}},
 		{"DPoP key (RFC 9449)", map[string]any{"jkt": thumb}, identity.KeyBinding{Kind: "jkt", Value: thumb}},
 		{"both: the certificate first", map[string]any{"jkt": thumb, "x5t#S256": thumb}, identity.KeyBinding{Kind: "x5t#S256", Value: thumb}},
-		{"not a SHA-256 thumbprint", map[string]any{"jkt": "short"}, identity.KeyBinding{Kind: identity.KeyBindingInvalid}}, // refused by every binding check
+		{"not a SHA-256 thumbprint", map[string]any{"jkt": "short"}, identity.KeyBinding{Kind: identity.KeyBindingInvalid}},      // refused by every binding check
 		{"not base64url", map[string]any{"jkt": strings.Repeat("+", 43)}, identity.KeyBinding{Kind: identity.KeyBindingInvalid}}, // refused by every binding check
-		{"not a string", map[string]any{"jkt": 42}, identity.KeyBinding{Kind: identity.KeyBindingInvalid}}, // refused by every binding check
+		{"not a string", map[string]any{"jkt": 42}, identity.KeyBinding{Kind: identity.KeyBindingInvalid}},                       // refused by every binding check
 		{"unknown confirmation method", map[string]any{"jwk": map[string]any{"kty": "EC"}}, identity.KeyBinding{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
