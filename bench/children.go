@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +45,9 @@ type ready struct {
 	Addr    string `json:"addr"`    // the server under test
 	Admin   string `json:"admin"`   // Gatehouse's admin listener, if any
 	Control string `json:"control"` // /stats and /debug/pprof of the child
+	// TLS is Gatehouse's HTTPS listener asking for client certificates
+	// (named mtls in the configuration), if any.
+	TLS string `json:"tls,omitempty"`
 }
 
 // runChild serves the role named by roleEnv until its standard input
@@ -56,7 +60,10 @@ func runChild(role string, args []string) error {
 	)
 	switch role {
 	case "upstream":
-		rd.Addr, shutdown, err = serveUpstream()
+		if len(args) != 1 {
+			return errors.New("upstream: want the active opaque token")
+		}
+		rd.Addr, shutdown, err = serveUpstream(args[0])
 	case "bare":
 		if len(args) != 1 {
 			return errors.New("bare: want the upstream URL")
@@ -66,7 +73,7 @@ func runChild(role string, args []string) error {
 		if len(args) != 1 {
 			return errors.New("gatehouse: want the configuration file")
 		}
-		rd.Addr, rd.Admin, shutdown, err = serveGatehouse(args[0])
+		rd.Addr, rd.Admin, rd.TLS, shutdown, err = serveGatehouse(args[0])
 	default:
 		return fmt.Errorf("unknown role %q", role)
 	}
@@ -114,8 +121,10 @@ func (l countingListener) Accept() (net.Conn, error) {
 
 // serveUpstream is the trivial backend every scenario ends at. Asked by
 // the self-check, it echoes the subject Gatehouse asserted, so the harness
-// can check that identity really travelled.
-func serveUpstream() (string, func(), error) {
+// can check that identity really travelled. It is also the authorization
+// server of the introspection scenario: POST /introspect says active for
+// the one opaque token it was given, inactive for any other.
+func serveUpstream(opaque string) (string, func(), error) {
 	ln, err := listen()
 	if err != nil {
 		return "", nil, err
@@ -131,6 +140,10 @@ func serveUpstream() (string, func(), error) {
 				w.Header()["Content-Type"] = []string{"application/x-protobuf"}
 				return
 			}
+			if r.URL.Path == "/introspect" {
+				introspect(w, r, opaque)
+				return
+			}
 			if r.Header.Get("X-Bench-Check") != "" {
 				w.Header()["X-Seen-Subject"] = []string{r.Header.Get("X-Auth-Subject")}
 			}
@@ -141,6 +154,29 @@ func serveUpstream() (string, func(), error) {
 	}
 	go func() { _ = srv.Serve(countingListener{ln}) }()
 	return ln.Addr().String(), func() { _ = srv.Close() }, nil
+}
+
+// introspect answers an RFC 7662 introspection request: active, with the
+// claims a provider sends, for the token the harness handed out; inactive
+// for any other. The caller must authenticate with client_secret_basic.
+func introspect(w http.ResponseWriter, r *http.Request, opaque string) {
+	id, secret, ok := r.BasicAuth()
+	if r.Method != http.MethodPost || !ok || id != introspectionClient ||
+		subtle.ConstantTimeCompare([]byte(secret), []byte(introspectionSecret)) != 1 {
+		http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if subtle.ConstantTimeCompare([]byte(r.PostFormValue("token")), []byte(opaque)) != 1 {
+		_, _ = io.WriteString(w, `{"active":false}`)
+		return
+	}
+	now := time.Now()
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"active": true, "iss": introspectionIssuer, "sub": "user-opaque", "aud": audience,
+		"client_id": "bench-client", "scope": "orders:read orders:write", "token_type": "Bearer",
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+	})
 }
 
 // serveBareProxy is the reference: httputil.ReverseProxy with the same
@@ -178,10 +214,10 @@ func serveBareProxy(upstream string) (string, func(), error) {
 
 // serveGatehouse runs the real gateway (the code `gatehouse run` runs) on
 // the harness's configuration file.
-func serveGatehouse(path string) (addr, admin string, shutdown func(), err error) {
+func serveGatehouse(path string) (addr, admin, tlsAddr string, shutdown func(), err error) {
 	cfg, file, err := config.Load(path)
 	if err != nil {
-		return "", "", nil, err
+		return "", "", "", nil, err
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	gw, err := gateway.New(cfg, file, gateway.Options{
@@ -189,7 +225,7 @@ func serveGatehouse(path string) (addr, admin string, shutdown func(), err error
 		Pipeline: pipeline.Options{Log: logger, Stdout: io.Discard, Stderr: os.Stderr},
 	})
 	if err != nil {
-		return "", "", nil, err
+		return "", "", "", nil, err
 	}
 	gw.Serve()
 	shutdown = func() {
@@ -200,9 +236,12 @@ func serveGatehouse(path string) (addr, admin string, shutdown func(), err error
 	a := gw.Addr("main")
 	if a == nil || gw.AdminAddr() == nil {
 		shutdown()
-		return "", "", nil, errors.New("gatehouse: the configuration needs a listener named main and an admin listener")
+		return "", "", "", nil, errors.New("gatehouse: the configuration needs a listener named main and an admin listener")
 	}
-	return a.String(), gw.AdminAddr().String(), shutdown, nil
+	if t := gw.Addr("mtls"); t != nil {
+		tlsAddr = t.String()
+	}
+	return a.String(), gw.AdminAddr().String(), tlsAddr, shutdown, nil
 }
 
 // stats is what a child reports of its own memory.

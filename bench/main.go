@@ -165,6 +165,13 @@ func measure(ctx context.Context, o *options, log io.Writer) (*results, error) {
 	if err := b.startVariants(ctx, list); err != nil {
 		return nil, err
 	}
+	for _, s := range list {
+		if s.prepare != nil {
+			if err := s.prepare(ctx); err != nil {
+				return nil, fmt.Errorf("%s: %w", s.Name, err)
+			}
+		}
+	}
 	if err := b.selfCheck(ctx, list); err != nil {
 		return nil, fmt.Errorf("self-check: %w", err)
 	}
