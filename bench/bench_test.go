@@ -57,7 +57,7 @@ func TestHarnessSmoke(t *testing.T) {
 		"jwt-rs256-warm", "jwt-es256-warm", "jwt-eddsa-warm",
 		"jwt-rs256-cold", "jwt-es256-cold", "jwt-eddsa-cold", "jwt-rs256-cel",
 		"jwt-rs256-warm-nometrics", "jwt-rs256-warm-traced",
-		"mtls", "mtls-handshake", "jwt-dpop", "introspection-cached", "jwt-revocation"}
+		"bare-proxy-tls", "mtls", "mtls-handshake", "jwt-dpop", "introspection-cached", "jwt-revocation"}
 	if len(res.Scenarios) != len(want) {
 		t.Fatalf("%d scenarios, want %d", len(res.Scenarios), len(want))
 	}

@@ -9,6 +9,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -65,10 +67,10 @@ func runChild(role string, args []string) error {
 		}
 		rd.Addr, shutdown, err = serveUpstream(args[0])
 	case "bare":
-		if len(args) != 1 {
-			return errors.New("bare: want the upstream URL")
+		if len(args) != 4 {
+			return errors.New("bare: want the upstream URL, and the TLS listener's certificate, key and client CA files")
 		}
-		rd.Addr, shutdown, err = serveBareProxy(args[0])
+		rd.Addr, rd.TLS, shutdown, err = serveBareProxy(args[0], args[1], args[2], args[3])
 	case "gatehouse":
 		if len(args) != 1 {
 			return errors.New("gatehouse: want the configuration file")
@@ -182,15 +184,35 @@ func introspect(w http.ResponseWriter, r *http.Request, opaque string) {
 // serveBareProxy is the reference: httputil.ReverseProxy with the same
 // upstream transport settings and pooled copy buffers as Gatehouse's proxy
 // (internal/proxy), and nothing else. Without the buffer pool it would
-// allocate 32 KiB per request and flatter every ratio.
-func serveBareProxy(upstream string) (string, func(), error) {
+// allocate 32 KiB per request and flatter every ratio. It also serves
+// HTTPS (the bare-proxy-tls reference) on a second listener, asking for a
+// client certificate and verifying one if given, as Gatehouse's mtls
+// listener does.
+func serveBareProxy(upstream, certFile, keyFile, caFile string) (addr, tlsAddr string, shutdown func(), err error) {
 	target, err := url.Parse(upstream)
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return "", "", nil, err
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return "", "", nil, err
+	}
+	cas := x509.NewCertPool()
+	if !cas.AppendCertsFromPEM(caPEM) {
+		return "", "", nil, errors.New("bare: no CA certificate in " + caFile)
 	}
 	ln, err := listen()
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
+	}
+	tln, err := listen()
+	if err != nil {
+		ln.Close()
+		return "", "", nil, err
 	}
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	rp := &httputil.ReverseProxy{
@@ -208,8 +230,13 @@ func serveBareProxy(upstream string) (string, func(), error) {
 		BufferPool: &bufferPool{},
 	}
 	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	tsrv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second, TLSConfig: &tls.Config{
+		Certificates: []tls.Certificate{cert}, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: cas,
+		MinVersion: tls.VersionTLS12,
+	}}
 	go func() { _ = srv.Serve(countingListener{ln}) }()
-	return ln.Addr().String(), func() { _ = srv.Close() }, nil
+	go func() { _ = tsrv.ServeTLS(countingListener{tln}, "", "") }()
+	return ln.Addr().String(), tln.Addr().String(), func() { _ = srv.Close(); _ = tsrv.Close() }, nil
 }
 
 // serveGatehouse runs the real gateway (the code `gatehouse run` runs) on

@@ -24,6 +24,8 @@ const revokedEntries = 5000
 
 func (b *bed) credentialScenarios(warmRS256 func(int) (credentials, error)) []*scenario {
 	return []*scenario{
+		{Name: "bare-proxy-tls", Kind: kindReference, server: "bare", path: "/bare", tls: true,
+			Description: "The bare proxy over HTTPS (client certificate asked for and verified, keep-alive): what TLS alone costs; mtls's ratio divided by this one is Gatehouse's cost over a TLS proxy."},
 		{Name: "mtls", Kind: kindWarm, server: "gatehouse", path: "/mtls/x", tls: true, reportOnly: true, check: b.checkMTLS,
 			Description: "A client certificate (P-256, SPIFFE ID) on an HTTPS listener with client_certificates, route with methods [mtls]; keep-alive connections, so the handshake is amortized. The bare proxy is plain HTTP: the ratio includes TLS record cost."},
 		{Name: "mtls-handshake", Kind: kindWarm, server: "gatehouse", path: "/mtls/x", tls: true, noKeepAlive: true, reportOnly: true,

@@ -214,7 +214,7 @@ func startBed(ctx context.Context, dir string) (_ *bed, err error) {
 	}
 	upstreamURL := "http://" + b.upstream.Addr
 	providers.WriteString(strings.ReplaceAll(introspectionProvider, "{{upstream_addr}}", b.upstream.Addr))
-	if b.bare, err = b.start(ctx, "bare", upstreamURL); err != nil {
+	if b.bare, err = b.start(ctx, "bare", upstreamURL, b.pki.certFile, b.pki.keyFile, b.pki.caFile); err != nil {
 		return nil, err
 	}
 	cfg := strings.NewReplacer("{{dir}}", dir, "{{providers}}", strings.TrimRight(providers.String(), "\n"),
@@ -453,7 +453,7 @@ func (b *bed) selfCheck(ctx context.Context, list []*scenario) error {
 		if status != http.StatusOK {
 			return fmt.Errorf("%s: status %d with a valid credential", s.Name, status)
 		}
-		if s.credential == nil && s.headerSets == nil && !s.tls {
+		if s.Kind == kindReference || (s.credential == nil && s.headerSets == nil && !s.tls) {
 			continue
 		}
 		if subject == "" {
