@@ -4,8 +4,8 @@
 // httputil.ReverseProxy, and through Gatehouse with each kind of
 // credential; then it checks the performance budget in BENCHMARKS.md.
 //
-//	go run ./bench                 # the full run (about 7 minutes)
-//	go run ./bench -quick          # a quick look (about 1 minute)
+//	go run ./bench                 # the full run (about 10 minutes)
+//	go run ./bench -quick          # a quick look (about 2 minutes)
 //
 // Everything listens on 127.0.0.1, every phase is bounded in time (and the
 // cold phases in requests), and every server process exits when the
