@@ -107,6 +107,9 @@ func runChild(role string, args []string) error {
 // accepted counts the connections this child's server listener accepted.
 var accepted atomic.Int64
 
+// introspections counts the introspection calls the upstream answered.
+var introspections atomic.Int64
+
 func listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
 // countingListener counts accepted connections: a server under test that
@@ -162,6 +165,7 @@ func serveUpstream(opaque string) (string, func(), error) {
 // claims a provider sends, for the token the harness handed out; inactive
 // for any other. The caller must authenticate with client_secret_basic.
 func introspect(w http.ResponseWriter, r *http.Request, opaque string) {
+	introspections.Add(1)
 	id, secret, ok := r.BasicAuth()
 	if r.Method != http.MethodPost || !ok || id != introspectionClient ||
 		subtle.ConstantTimeCompare([]byte(secret), []byte(introspectionSecret)) != 1 {
@@ -283,6 +287,8 @@ type stats struct {
 	CPU time.Duration `json:"cpu_ns"`
 	// Conns counts the connections the server has accepted.
 	Conns int64 `json:"conns"`
+	// Introspections counts the upstream's introspection calls.
+	Introspections int64 `json:"introspections,omitempty"`
 }
 
 func readStats(gc bool) stats {
@@ -297,7 +303,7 @@ func readStats(gc bool) stats {
 		Mallocs: m.Mallocs, TotalAlloc: m.TotalAlloc, HeapInuse: m.HeapInuse,
 		HeapAlloc: m.HeapAlloc, NumGC: m.NumGC, Goroutines: runtime.NumGoroutine(),
 		CPU:   time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
-		Conns: accepted.Load(),
+		Conns: accepted.Load(), Introspections: introspections.Load(),
 	}
 }
 

@@ -34,7 +34,7 @@ func (b *bed) credentialScenarios(warmRS256 func(int) (credentials, error)) []*s
 			headerSets: b.dpopProofs, reportOnly: true, check: b.checkDPoP,
 			Description: "A DPoP-bound ES256 token (repeated: verified-token cache) with a fresh ES256 proof every request (pre-signed for each phase): proof signature, claims and the jti replay cache."},
 		{Name: "introspection-cached", Kind: kindWarm, server: "gatehouse", path: "/opaque/x", header: "Authorization", reportOnly: true,
-			credential:  func(int) (credentials, error) { return repeated("Bearer " + b.opaque), nil },
+			credential: func(int) (credentials, error) { return repeated("Bearer " + b.opaque), nil }, check: b.checkIntrospectionCached,
 			Description: "An opaque token (repeated) on a route with methods [introspection]: served by the introspection cache after the first call to the in-harness authorization server."},
 		{Name: "jwt-revocation", Kind: kindWarm, server: "gatehouse-revocation", path: "/jwt/x", header: "Authorization", reportOnly: true,
 			credential: warmRS256, prepare: b.loadRevocations, check: b.checkRevocation,
@@ -129,6 +129,35 @@ func (b *bed) checkDPoP(ctx context.Context, s *scenario) error {
 		if status != c.want {
 			return fmt.Errorf("%s: status %d, want %d", c.name, status, c.want)
 		}
+	}
+	return nil
+}
+
+// checkIntrospectionCached proves the measured requests are cache hits:
+// after the self-check's first call, the same token again reaches the
+// upstream without another introspection call. (That other tokens are
+// refused, the authorization server saying inactive, the generic check
+// proved with a tampered one.)
+func (b *bed) checkIntrospectionCached(ctx context.Context, s *scenario) error {
+	before, err := b.upstream.stats(false)
+	if err != nil {
+		return err
+	}
+	if before.Introspections == 0 {
+		return fmt.Errorf("the authorization server was never called")
+	}
+	h := http.Header{"Authorization": {"Bearer " + b.opaque}}
+	for range 3 {
+		if status, _, err := probe(ctx, newClient(1), b.url(s), h); err != nil || status != http.StatusOK {
+			return fmt.Errorf("again: status %d, %v; want 200", status, err)
+		}
+	}
+	after, err := b.upstream.stats(false)
+	if err != nil {
+		return err
+	}
+	if n := after.Introspections - before.Introspections; n != 0 {
+		return fmt.Errorf("the same token was introspected %d more times: not served by the cache", n)
 	}
 	return nil
 }
