@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +56,8 @@ func TestHarnessSmoke(t *testing.T) {
 	want := []string{"direct", "bare-proxy", "gatehouse-public", "apikey",
 		"jwt-rs256-warm", "jwt-es256-warm", "jwt-eddsa-warm",
 		"jwt-rs256-cold", "jwt-es256-cold", "jwt-eddsa-cold", "jwt-rs256-cel",
-		"jwt-rs256-warm-nometrics", "jwt-rs256-warm-traced"}
+		"jwt-rs256-warm-nometrics", "jwt-rs256-warm-traced",
+		"bare-proxy-tls", "mtls", "mtls-handshake", "jwt-dpop", "introspection-cached", "jwt-revocation"}
 	if len(res.Scenarios) != len(want) {
 		t.Fatalf("%d scenarios, want %d", len(res.Scenarios), len(want))
 	}
@@ -81,6 +85,27 @@ func TestHarnessSmoke(t *testing.T) {
 	if observability != 2 {
 		t.Errorf("%d observability budget lines, want 2: %+v", observability, res.Budget)
 	}
+	// The issue 12/13 scenarios are reported, with one budget line: the
+	// introspection cache hit against jwt-rs256-warm.
+	var introspection int
+	for _, l := range res.Budget {
+		if strings.HasPrefix(l.Rule, "introspection cache hit:") {
+			introspection++
+		}
+		for _, name := range []string{"mtls", "jwt-dpop", "jwt-revocation"} {
+			if strings.HasPrefix(l.Rule, name+" ") {
+				t.Errorf("report-only scenario %s has a budget line: %s", name, l.Rule)
+			}
+		}
+	}
+	if introspection != 1 {
+		t.Errorf("%d introspection budget lines, want 1: %+v", introspection, res.Budget)
+	}
+	for _, s := range res.Scenarios[len(res.Scenarios)-5:] {
+		if !s.ReportOnly {
+			t.Errorf("%s: not marked report_only", s.Name)
+		}
+	}
 	if bare := res.Scenarios[1]; bare.Ratio != 1 || bare.P99Added != 0 {
 		t.Errorf("bare proxy ratio %v, added p99 %v; want 1 and 0", bare.Ratio, bare.P99Added)
 	}
@@ -94,9 +119,9 @@ func TestHarnessSmoke(t *testing.T) {
 		t.Errorf("soak not measured: %+v", res.Soak)
 	}
 	// 6 throughput lines (4 warm kinds + cel + cold RS256), 2 observability
-	// lines, 11 latency lines, 2 soak lines.
-	if len(res.Budget) != 6+2+11+2 {
-		t.Errorf("%d budget lines, want %d: %+v", len(res.Budget), 6+2+11+2, res.Budget)
+	// lines, 1 introspection line, 11 latency lines, 2 soak lines.
+	if len(res.Budget) != 6+2+1+11+2 {
+		t.Errorf("%d budget lines, want %d: %+v", len(res.Budget), 6+2+1+11+2, res.Budget)
 	}
 }
 
@@ -148,6 +173,62 @@ func TestBudget(t *testing.T) {
 				t.Fatal("budgetMet disagrees with the lines")
 			}
 		})
+	}
+}
+
+func TestIntrospectionBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		intro, warm      float64
+		lines            int
+		pass             bool
+		withoutIntrospec bool
+	}{
+		{"as fast as a warm JWT", 0.9, 0.9, 1, true, false},
+		{"at the limit", 0.45, 0.9, 1, true, false},
+		{"more than twice the cost", 0.44, 0.9, 1, false, false},
+		{"not measured", 0, 0.9, 0, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &results{Settings: map[string]any{"connections": 64}}
+			r.Scenarios = []*scenarioResult{{Name: "jwt-rs256-warm", Kind: kindWarm, Ratio: tc.warm}}
+			if !tc.withoutIntrospec {
+				r.Scenarios = append(r.Scenarios, &scenarioResult{Name: "introspection-cached", Kind: kindWarm, Ratio: tc.intro, ReportOnly: true})
+			}
+			r.evaluateIntrospection()
+			if len(r.Budget) != tc.lines {
+				t.Fatalf("%d lines, want %d: %+v", len(r.Budget), tc.lines, r.Budget)
+			}
+			if tc.lines > 0 && r.Budget[0].Pass != tc.pass {
+				t.Fatalf("pass = %v, want %v: %+v", r.Budget[0].Pass, tc.pass, r.Budget[0])
+			}
+		})
+	}
+}
+
+// TestHeaderSetsSendEveryHeader checks that a credential carried in
+// several headers (DPoP) reaches the server whole, one set per request,
+// and that a used-up set pool ends the phase.
+func TestHeaderSetsSendEveryHeader(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Header.Get("Authorization")+"|"+r.Header.Get("DPoP"))
+	}))
+	defer srv.Close()
+	tg := &target{url: srv.URL, headers: []string{"Authorization", "DPoP"},
+		sets: &setPool{values: [][]string{{"DPoP t", "p1"}, {"DPoP t", "p2"}}}}
+	c := newClient(1)
+	defer c.CloseIdleConnections()
+	for range 3 {
+		if _, err := do(t.Context(), c, tg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"DPoP t|p1", "DPoP t|p2"}; !slices.Equal(got, want) {
+		t.Fatalf("server saw %q, want %q", got, want)
+	}
+	if more, _ := do(t.Context(), c, tg); more {
+		t.Fatal("a used-up set pool must end the phase")
 	}
 }
 

@@ -8,6 +8,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,6 +47,9 @@ type ready struct {
 	Addr    string `json:"addr"`    // the server under test
 	Admin   string `json:"admin"`   // Gatehouse's admin listener, if any
 	Control string `json:"control"` // /stats and /debug/pprof of the child
+	// TLS is Gatehouse's HTTPS listener asking for client certificates
+	// (named mtls in the configuration), if any.
+	TLS string `json:"tls,omitempty"`
 }
 
 // runChild serves the role named by roleEnv until its standard input
@@ -56,17 +62,20 @@ func runChild(role string, args []string) error {
 	)
 	switch role {
 	case "upstream":
-		rd.Addr, shutdown, err = serveUpstream()
-	case "bare":
 		if len(args) != 1 {
-			return errors.New("bare: want the upstream URL")
+			return errors.New("upstream: want the active opaque token")
 		}
-		rd.Addr, shutdown, err = serveBareProxy(args[0])
+		rd.Addr, shutdown, err = serveUpstream(args[0])
+	case "bare":
+		if len(args) != 4 {
+			return errors.New("bare: want the upstream URL, and the TLS listener's certificate, key and client CA files")
+		}
+		rd.Addr, rd.TLS, shutdown, err = serveBareProxy(args[0], args[1], args[2], args[3])
 	case "gatehouse":
 		if len(args) != 1 {
 			return errors.New("gatehouse: want the configuration file")
 		}
-		rd.Addr, rd.Admin, shutdown, err = serveGatehouse(args[0])
+		rd.Addr, rd.Admin, rd.TLS, shutdown, err = serveGatehouse(args[0])
 	default:
 		return fmt.Errorf("unknown role %q", role)
 	}
@@ -98,6 +107,9 @@ func runChild(role string, args []string) error {
 // accepted counts the connections this child's server listener accepted.
 var accepted atomic.Int64
 
+// introspections counts the introspection calls the upstream answered.
+var introspections atomic.Int64
+
 func listen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 
 // countingListener counts accepted connections: a server under test that
@@ -114,8 +126,10 @@ func (l countingListener) Accept() (net.Conn, error) {
 
 // serveUpstream is the trivial backend every scenario ends at. Asked by
 // the self-check, it echoes the subject Gatehouse asserted, so the harness
-// can check that identity really travelled.
-func serveUpstream() (string, func(), error) {
+// can check that identity really travelled. It is also the authorization
+// server of the introspection scenario: POST /introspect says active for
+// the one opaque token it was given, inactive for any other.
+func serveUpstream(opaque string) (string, func(), error) {
 	ln, err := listen()
 	if err != nil {
 		return "", nil, err
@@ -131,6 +145,10 @@ func serveUpstream() (string, func(), error) {
 				w.Header()["Content-Type"] = []string{"application/x-protobuf"}
 				return
 			}
+			if r.URL.Path == "/introspect" {
+				introspect(w, r, opaque)
+				return
+			}
 			if r.Header.Get("X-Bench-Check") != "" {
 				w.Header()["X-Seen-Subject"] = []string{r.Header.Get("X-Auth-Subject")}
 			}
@@ -143,18 +161,62 @@ func serveUpstream() (string, func(), error) {
 	return ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
+// introspect answers an RFC 7662 introspection request: active, with the
+// claims a provider sends, for the token the harness handed out; inactive
+// for any other. The caller must authenticate with client_secret_basic.
+func introspect(w http.ResponseWriter, r *http.Request, opaque string) {
+	introspections.Add(1)
+	id, secret, ok := r.BasicAuth()
+	if r.Method != http.MethodPost || !ok || id != introspectionClient ||
+		subtle.ConstantTimeCompare([]byte(secret), []byte(introspectionSecret)) != 1 {
+		http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if subtle.ConstantTimeCompare([]byte(r.PostFormValue("token")), []byte(opaque)) != 1 {
+		_, _ = io.WriteString(w, `{"active":false}`)
+		return
+	}
+	now := time.Now()
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"active": true, "iss": introspectionIssuer, "sub": "user-opaque", "aud": audience,
+		"client_id": "bench-client", "scope": "orders:read orders:write", "token_type": "Bearer",
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+	})
+}
+
 // serveBareProxy is the reference: httputil.ReverseProxy with the same
 // upstream transport settings and pooled copy buffers as Gatehouse's proxy
 // (internal/proxy), and nothing else. Without the buffer pool it would
-// allocate 32 KiB per request and flatter every ratio.
-func serveBareProxy(upstream string) (string, func(), error) {
+// allocate 32 KiB per request and flatter every ratio. It also serves
+// HTTPS (the bare-proxy-tls reference) on a second listener, asking for a
+// client certificate and verifying one if given, as Gatehouse's mtls
+// listener does.
+func serveBareProxy(upstream, certFile, keyFile, caFile string) (addr, tlsAddr string, shutdown func(), err error) {
 	target, err := url.Parse(upstream)
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return "", "", nil, err
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return "", "", nil, err
+	}
+	cas := x509.NewCertPool()
+	if !cas.AppendCertsFromPEM(caPEM) {
+		return "", "", nil, errors.New("bare: no CA certificate in " + caFile)
 	}
 	ln, err := listen()
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
+	}
+	tln, err := listen()
+	if err != nil {
+		ln.Close()
+		return "", "", nil, err
 	}
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	rp := &httputil.ReverseProxy{
@@ -172,16 +234,21 @@ func serveBareProxy(upstream string) (string, func(), error) {
 		BufferPool: &bufferPool{},
 	}
 	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	tsrv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second, TLSConfig: &tls.Config{
+		Certificates: []tls.Certificate{cert}, ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: cas,
+		MinVersion: tls.VersionTLS12,
+	}}
 	go func() { _ = srv.Serve(countingListener{ln}) }()
-	return ln.Addr().String(), func() { _ = srv.Close() }, nil
+	go func() { _ = tsrv.ServeTLS(countingListener{tln}, "", "") }()
+	return ln.Addr().String(), tln.Addr().String(), func() { _ = srv.Close(); _ = tsrv.Close() }, nil
 }
 
 // serveGatehouse runs the real gateway (the code `gatehouse run` runs) on
 // the harness's configuration file.
-func serveGatehouse(path string) (addr, admin string, shutdown func(), err error) {
+func serveGatehouse(path string) (addr, admin, tlsAddr string, shutdown func(), err error) {
 	cfg, file, err := config.Load(path)
 	if err != nil {
-		return "", "", nil, err
+		return "", "", "", nil, err
 	}
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	gw, err := gateway.New(cfg, file, gateway.Options{
@@ -189,7 +256,7 @@ func serveGatehouse(path string) (addr, admin string, shutdown func(), err error
 		Pipeline: pipeline.Options{Log: logger, Stdout: io.Discard, Stderr: os.Stderr},
 	})
 	if err != nil {
-		return "", "", nil, err
+		return "", "", "", nil, err
 	}
 	gw.Serve()
 	shutdown = func() {
@@ -200,9 +267,12 @@ func serveGatehouse(path string) (addr, admin string, shutdown func(), err error
 	a := gw.Addr("main")
 	if a == nil || gw.AdminAddr() == nil {
 		shutdown()
-		return "", "", nil, errors.New("gatehouse: the configuration needs a listener named main and an admin listener")
+		return "", "", "", nil, errors.New("gatehouse: the configuration needs a listener named main and an admin listener")
 	}
-	return a.String(), gw.AdminAddr().String(), shutdown, nil
+	if t := gw.Addr("mtls"); t != nil {
+		tlsAddr = t.String()
+	}
+	return a.String(), gw.AdminAddr().String(), tlsAddr, shutdown, nil
 }
 
 // stats is what a child reports of its own memory.
@@ -217,6 +287,8 @@ type stats struct {
 	CPU time.Duration `json:"cpu_ns"`
 	// Conns counts the connections the server has accepted.
 	Conns int64 `json:"conns"`
+	// Introspections counts the upstream's introspection calls.
+	Introspections int64 `json:"introspections,omitempty"`
 }
 
 func readStats(gc bool) stats {
@@ -231,7 +303,7 @@ func readStats(gc bool) stats {
 		Mallocs: m.Mallocs, TotalAlloc: m.TotalAlloc, HeapInuse: m.HeapInuse,
 		HeapAlloc: m.HeapAlloc, NumGC: m.NumGC, Goroutines: runtime.NumGoroutine(),
 		CPU:   time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
-		Conns: accepted.Load(),
+		Conns: accepted.Load(), Introspections: introspections.Load(),
 	}
 }
 

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math"
@@ -56,11 +57,42 @@ func (c *cycle) next() (string, bool) {
 	return c.values[(c.i.Add(1)-1)%uint64(len(c.values))], true
 }
 
+// headerSets hands out, for credentials carried in several headers (a
+// DPoP-bound token and its proof), the values of each header for one
+// request, in the order of the scenario's headers.
+type headerSets interface {
+	nextSet() (values []string, ok bool)
+}
+
+// repeatedSet sends the same header values every time.
+type repeatedSet []string
+
+func (r repeatedSet) nextSet() ([]string, bool) { return r, true }
+
+// setPool sends each of its header sets once, in order (a fresh DPoP
+// proof every request).
+type setPool struct {
+	values [][]string
+	i      atomic.Int64
+}
+
+func (p *setPool) nextSet() ([]string, bool) {
+	i := p.i.Add(1) - 1
+	if i >= int64(len(p.values)) {
+		return nil, false
+	}
+	return p.values[i], true
+}
+
 // target is where a phase sends its requests and how it authenticates.
 type target struct {
 	url    string
 	header string // credential header; empty for none
 	creds  credentials
+	// headers and sets replace header and creds for credentials carried
+	// in several headers; nil for every other scenario.
+	headers []string
+	sets    headerSets
 }
 
 // phase is the outcome of one load phase.
@@ -90,10 +122,18 @@ func (p *phase) quantile(q float64) time.Duration {
 }
 
 // newClient is a client with conns keep-alive connections to one host.
-func newClient(conns int) *http.Client {
+func newClient(conns int) *http.Client { return newTLSClient(conns, nil, true) }
+
+// newTLSClient is newClient speaking HTTPS with tc (nil: plain HTTP). With
+// keepAlive false every request opens a connection of its own (a full TLS
+// handshake each time: tc has no session cache). A custom TLS
+// configuration keeps the client on HTTP/1.1, like the plain scenarios.
+func newTLSClient(conns int, tc *tls.Config, keepAlive bool) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			TLSClientConfig:     tc,
+			DisableKeepAlives:   !keepAlive,
 			MaxIdleConnsPerHost: conns,
 			MaxConnsPerHost:     conns,
 			DisableCompression:  true,
@@ -116,6 +156,14 @@ func do(ctx context.Context, c *http.Client, t *target) (bool, error) {
 			return false, nil
 		}
 		req.Header.Set(t.header, v)
+	} else if t.sets != nil {
+		vs, ok := t.sets.nextSet()
+		if !ok {
+			return false, nil
+		}
+		for i, h := range t.headers {
+			req.Header.Set(h, vs[i])
+		}
 	}
 	res, err := c.Do(req)
 	if err != nil {

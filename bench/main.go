@@ -4,8 +4,8 @@
 // httputil.ReverseProxy, and through Gatehouse with each kind of
 // credential; then it checks the performance budget in BENCHMARKS.md.
 //
-//	go run ./bench                 # the full run (about 7 minutes)
-//	go run ./bench -quick          # a quick look (about 1 minute)
+//	go run ./bench                 # the full run (about 10 minutes)
+//	go run ./bench -quick          # a quick look (about 2 minutes)
 //
 // Everything listens on 127.0.0.1, every phase is bounded in time (and the
 // cold phases in requests), and every server process exits when the
@@ -164,6 +164,13 @@ func measure(ctx context.Context, o *options, log io.Writer) (*results, error) {
 	}
 	if err := b.startVariants(ctx, list); err != nil {
 		return nil, err
+	}
+	for _, s := range list {
+		if s.prepare != nil {
+			if err := s.prepare(ctx); err != nil {
+				return nil, fmt.Errorf("%s: %w", s.Name, err)
+			}
+		}
 	}
 	if err := b.selfCheck(ctx, list); err != nil {
 		return nil, fmt.Errorf("self-check: %w", err)

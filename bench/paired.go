@@ -36,7 +36,10 @@ type side struct {
 
 // exhausted reports whether the side's finite credentials are used up.
 func (s *side) exhausted() bool {
-	p, ok := s.target.creds.(*pool)
+	if p, ok := s.target.creds.(*pool); ok {
+		return p.i.Load() >= int64(len(p.values))
+	}
+	p, ok := s.target.sets.(*setPool)
 	return ok && p.i.Load() >= int64(len(p.values))
 }
 
@@ -105,6 +108,13 @@ func (b *bed) targetFor(s *scenario, n int) (*target, error) {
 		}
 		t.creds = cr
 	}
+	if s.headerSets != nil {
+		hs, err := s.headerSets(n)
+		if err != nil {
+			return nil, err
+		}
+		t.headers, t.sets = s.headers, hs
+	}
 	return t, nil
 }
 
@@ -115,7 +125,7 @@ func (b *bed) newSide(s *scenario, n, conns int) (*side, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &side{srv: b.server(s), target: t, client: newClient(conns)}, nil
+	return &side{srv: b.server(s), target: t, client: b.client(s, conns)}, nil
 }
 
 // referenceSide is the bare proxy's side of a pairing with x. It sends
@@ -124,8 +134,20 @@ func (b *bed) newSide(s *scenario, n, conns int) (*side, error) {
 // the same bytes.
 func (b *bed) referenceSide(x, bare *scenario, conns int) (*side, error) {
 	s, err := b.newSide(bare, 0, conns)
-	if err != nil || x.credential == nil {
-		return s, err
+	if err != nil {
+		return nil, err
+	}
+	if x.headerSets != nil {
+		hs, err := x.headerSets(1)
+		if err != nil {
+			return nil, err
+		}
+		v, _ := hs.nextSet()
+		s.target.headers, s.target.sets = x.headers, repeatedSet(v)
+		return s, nil
+	}
+	if x.credential == nil {
+		return s, nil
 	}
 	cr, err := x.credential(1)
 	if err != nil {

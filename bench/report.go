@@ -39,6 +39,8 @@ type scenarioResult struct {
 	// VariantOf is the scenario this one repeats with one observability
 	// setting changed (metrics off, tracing on).
 	VariantOf string `json:"variant_of,omitempty"`
+	// ReportOnly scenarios have no budget line of their own.
+	ReportOnly bool `json:"report_only,omitempty"`
 
 	// Throughput and Reference are the scenario and the bare proxy in the
 	// same closed-loop pairing; Latency and RefLatency at the same fixed rate.
@@ -60,7 +62,7 @@ type scenarioResult struct {
 }
 
 func newScenarioResult(s *scenario, tx, tb, lx, lb *side, rate float64) (*scenarioResult, error) {
-	r := &scenarioResult{Name: s.Name, Description: s.Description, Kind: s.Kind, VariantOf: s.variantOf}
+	r := &scenarioResult{Name: s.Name, Description: s.Description, Kind: s.Kind, VariantOf: s.variantOf, ReportOnly: s.reportOnly}
 	var err error
 	if r.Throughput, err = tx.measurement(); err != nil {
 		return nil, err
@@ -126,6 +128,8 @@ const (
 func (r *results) evaluateBudget() {
 	for _, s := range r.Scenarios {
 		switch {
+		case s.ReportOnly:
+			// Reported only; introspection-cached is judged below.
 		case s.VariantOf != "":
 			// Held to the observability budget below instead.
 		case s.Kind == kindWarm:
@@ -139,8 +143,9 @@ func (r *results) evaluateBudget() {
 		}
 	}
 	r.evaluateObservability()
+	r.evaluateIntrospection()
 	for _, s := range r.Scenarios {
-		if s.Kind == kindReference {
+		if s.Kind == kindReference || s.ReportOnly {
 			continue
 		}
 		r.Budget = append(r.Budget, budgetLine{
@@ -250,4 +255,34 @@ func (r *results) evaluateObservability() {
 			Value: fmt.Sprintf("%.3f×", rel), Pass: rel >= 1-tracingCostMax,
 			Detail: fmt.Sprintf("ratios to the bare proxy: %.3f traced, %.3f without", traced.Ratio, off.Ratio)})
 	}
+}
+
+// Introspection budget (issue 13): a cached introspection answer costs at
+// most twice what a warm JWT costs. Judged, like the observability budget,
+// as a ratio of same-run ratios to the bare proxy: introspection-cached's
+// throughput at least half of jwt-rs256-warm's.
+const introspectionCostMax = 2.0
+
+func (r *results) evaluateIntrospection() {
+	var intro, warm *scenarioResult
+	for _, s := range r.Scenarios {
+		switch s.Name {
+		case "introspection-cached":
+			intro = s
+		case "jwt-rs256-warm":
+			warm = s
+		}
+	}
+	if intro == nil || warm == nil || warm.Ratio == 0 {
+		return
+	}
+	rel := intro.Ratio / warm.Ratio
+	detail := fmt.Sprintf("ratios to the bare proxy: %.3f introspection-cached, %.3f jwt-rs256-warm", intro.Ratio, warm.Ratio)
+	if intro.Throughput != nil && warm.Throughput != nil {
+		detail += fmt.Sprintf("; server CPU/req %.1f µs vs %.1f µs",
+			float64(intro.Throughput.CPUPerReq)/1e3, float64(warm.Throughput.CPUPerReq)/1e3)
+	}
+	r.Budget = append(r.Budget, budgetLine{
+		Rule:  fmt.Sprintf("introspection cache hit: introspection-cached throughput ≥ 1/%.0f× jwt-rs256-warm's", introspectionCostMax),
+		Value: fmt.Sprintf("%.3f×", rel), Pass: rel >= 1/introspectionCostMax, Detail: detail})
 }

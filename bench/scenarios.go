@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -38,6 +40,23 @@ type scenario struct {
 	// configured Gatehouse (metrics off, tracing on): it is held to the
 	// observability budget against that scenario, not to its own.
 	variantOf string
+	// headers and headerSets replace header and credential for
+	// credentials carried in several headers (DPoP: the token and a proof).
+	headers    []string
+	headerSets func(n int) (headerSets, error)
+	// tls sends the requests over HTTPS to Gatehouse's mtls listener with
+	// the bench client certificate; noKeepAlive opens a connection (a
+	// full handshake) for every request.
+	tls, noKeepAlive bool
+	// reportOnly scenarios are measured and reported with no budget line
+	// of their own (the issues that asked for them set none), except
+	// those evaluateBudget names.
+	reportOnly bool
+	// prepare runs once before the self-check (revocation entries).
+	prepare func(ctx context.Context) error
+	// check proves what the generic self-check cannot: that the
+	// scenario's own mechanism refuses what it must.
+	check func(ctx context.Context, s *scenario) error
 }
 
 // bed is the running test bed: the three servers and what the scenarios
@@ -55,7 +74,19 @@ type bed struct {
 	apiKey   string
 	minted   int // tokens minted so far: every token's subject is distinct
 	children []*child
+	pki      *pki
+	opaque   string      // the one token the introspection endpoint calls active
+	dpop     *dpopClient // made on first use: its proofs name Gatehouse's port
 }
+
+// The introspection scenario's provider and its client at the in-harness
+// authorization server (the upstream). The secret is a fixed test value
+// of a server that lives only for the run.
+const (
+	introspectionIssuer = "https://as.bench.invalid"
+	introspectionClient = "gatehouse-bench"
+	introspectionSecret = "bench-introspection-secret"
+)
 
 // gatehouseConfig is the configuration of the Gatehouse under test: what a
 // production deployment has (access log and audit on, to files), one
@@ -64,6 +95,13 @@ const gatehouseConfig = `# Written by the benchmark harness (bench/).
 listeners:
   - name: main
     address: "127.0.0.1:0"
+  - name: mtls
+    address: "127.0.0.1:0"
+    tls:
+      cert_file: {{dir}}/server.pem
+      key_file: {{dir}}/server.key
+      client_certificates:
+        ca_files: [{{dir}}/ca.pem]
 admin:
   address: "127.0.0.1:0"
   token_file: {{dir}}/admin.token
@@ -104,6 +142,34 @@ routes:
         "bench" in identity.groups && identity.subject.startsWith("user-")
         && request.path_params.tenant == "acme" && request.method == "GET"
     upstream: {targets: ["{{upstream}}"]}
+  - name: mtls
+    match: {path_prefix: /mtls}
+    authenticate:
+      methods: [mtls]
+      mtls: {trust_domains: [bench.invalid]}
+    upstream: {targets: ["{{upstream}}"]}
+  - name: dpop
+    match: {path_prefix: /dpop}
+    authenticate: {methods: [jwt], providers: [dpop]}
+    upstream: {targets: ["{{upstream}}"]}
+  - name: opaque
+    match: {path_prefix: /opaque}
+    authenticate: {methods: [introspection]}
+    upstream: {targets: ["{{upstream}}"]}
+`
+
+// introspectionProvider introspects the opaque tokens of the
+// introspection scenario at the upstream, with a cache that outlives any
+// run.
+const introspectionProvider = `  - name: opaque
+    issuer: ` + introspectionIssuer + `
+    audiences: [` + audience + `]
+    insecure_allow_http: true
+    introspection:
+      endpoint: http://{{upstream_addr}}/introspect
+      client_id: ` + introspectionClient + `
+      client_secret: ` + introspectionSecret + `
+      cache_ttl: 1h
 `
 
 const providerConfig = `  - name: %s
@@ -127,16 +193,28 @@ func startBed(ctx context.Context, dir string) (_ *bed, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if b.pki, err = newPKI(dir); err != nil {
+		return nil, err
+	}
 	var providers strings.Builder
 	for _, is := range issuers {
 		b.issuers[is.name] = is
 		fmt.Fprintf(&providers, providerConfig, is.name, is.iss, audience, is.alg, is.jwks)
+		if is.name == "dpop" {
+			providers.WriteString("    dpop: {mode: allowed, algorithms: [ES256]}\n")
+		}
 	}
-	if b.upstream, err = b.start(ctx, "upstream"); err != nil {
+	secret := make([]byte, 24)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	b.opaque = "bench-opaque-" + hex.EncodeToString(secret)
+	if b.upstream, err = b.start(ctx, "upstream", b.opaque); err != nil {
 		return nil, err
 	}
 	upstreamURL := "http://" + b.upstream.Addr
-	if b.bare, err = b.start(ctx, "bare", upstreamURL); err != nil {
+	providers.WriteString(strings.ReplaceAll(introspectionProvider, "{{upstream_addr}}", b.upstream.Addr))
+	if b.bare, err = b.start(ctx, "bare", upstreamURL, b.pki.certFile, b.pki.keyFile, b.pki.caFile); err != nil {
 		return nil, err
 	}
 	cfg := strings.NewReplacer("{{dir}}", dir, "{{providers}}", strings.TrimRight(providers.String(), "\n"),
@@ -212,6 +290,9 @@ func (b *bed) server(s *scenario) *child {
 var variantSettings = map[string]string{
 	"gatehouse-nometrics": "metrics:\n  enabled: false\n",
 	"gatehouse-traced":    "tracing:\n  enabled: true\n  insecure: true\n  endpoint: http://{{upstream_addr}}\n  sampling_ratio: 0.01\n",
+	// The revocation list on (issue 13), loaded with revokedEntries
+	// entries before the self-check.
+	"gatehouse-revocation": "revocation:\n  enabled: true\n",
 }
 
 // startVariants starts the variant Gatehouses the scenarios in list use,
@@ -244,7 +325,21 @@ func (b *bed) startVariants(ctx context.Context, list []*scenario) error {
 	return nil
 }
 
-func (b *bed) url(s *scenario) string { return "http://" + b.server(s).Addr + s.path }
+func (b *bed) url(s *scenario) string {
+	if s.tls {
+		return "https://" + b.server(s).TLS + s.path
+	}
+	return "http://" + b.server(s).Addr + s.path
+}
+
+// client is a load-generator client for s with conns connections: HTTPS
+// with the client certificate for the mTLS scenarios.
+func (b *bed) client(s *scenario, conns int) *http.Client {
+	if !s.tls {
+		return newClient(conns)
+	}
+	return newTLSClient(conns, b.pki.clientConfig(true), !s.noKeepAlive)
+}
 
 // mint signs n new tokens of issuer name.
 func (b *bed) mint(name string, n int) ([]string, error) {
@@ -322,64 +417,89 @@ func (b *bed) scenarios() []*scenario {
 		&scenario{Name: "jwt-rs256-warm-traced", Kind: kindWarm, server: "gatehouse-traced", path: "/jwt/x", header: "Authorization",
 			credential: warmRS256, variantOf: "jwt-rs256-warm",
 			Description: "jwt-rs256-warm on a Gatehouse with tracing on at 1 % sampling (OTLP/HTTP export to a local receiver) and metrics on."})
-	return list
+	return append(list, b.credentialScenarios(warmRS256)...)
 }
 
 // selfCheck proves, before anything is measured, that each scenario does
 // what its name says: credentials are required and really checked, and
 // the identity reaches the upstream.
 func (b *bed) selfCheck(ctx context.Context, list []*scenario) error {
-	c := newClient(1)
-	defer c.CloseIdleConnections()
-	get := func(url, header, value string) (*http.Response, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return nil, err
-		}
-		if header != "" {
-			req.Header.Set(header, value)
-		}
-		req.Header.Set("X-Bench-Check", "1")
-		res, err := c.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		res.Body.Close()
-		return res, nil
-	}
 	for _, s := range list {
-		value := ""
+		h := http.Header{}
 		if s.credential != nil {
 			cr, err := s.credential(1)
 			if err != nil {
 				return err
 			}
-			value, _ = cr.next()
+			v, _ := cr.next()
+			h.Set(s.header, v)
 		}
-		res, err := get(b.url(s), s.header, value)
+		if s.headerSets != nil {
+			hs, err := s.headerSets(1)
+			if err != nil {
+				return err
+			}
+			vs, _ := hs.nextSet()
+			for i, name := range s.headers {
+				h.Set(name, vs[i])
+			}
+		}
+		c := b.client(s, 1)
+		status, subject, err := probe(ctx, c, b.url(s), h)
+		c.CloseIdleConnections()
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.Name, err)
 		}
-		if res.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: status %d with a valid credential", s.Name, res.StatusCode)
+		if status != http.StatusOK {
+			return fmt.Errorf("%s: status %d with a valid credential", s.Name, status)
 		}
-		if s.credential == nil {
+		if s.Kind == kindReference || (s.credential == nil && s.headerSets == nil && !s.tls) {
 			continue
 		}
-		if got := res.Header.Get("X-Seen-Subject"); got == "" {
+		if subject == "" {
 			return fmt.Errorf("%s: the upstream saw no X-Auth-Subject", s.Name)
 		}
-		for _, bad := range []string{"", tamper(value)} {
-			res, err := get(b.url(s), s.header, bad)
-			if err != nil {
-				return fmt.Errorf("%s: %w", s.Name, err)
+		if s.credential != nil {
+			value := h.Get(s.header)
+			for _, bad := range []string{"", tamper(value)} {
+				status, _, err := probe(ctx, newClient(1), b.url(s), http.Header{s.header: {bad}})
+				if err != nil {
+					return fmt.Errorf("%s: %w", s.Name, err)
+				}
+				if status != http.StatusUnauthorized {
+					return fmt.Errorf("%s: status %d with credential %q, want 401", s.Name, status, bad)
+				}
 			}
-			if res.StatusCode != http.StatusUnauthorized {
-				return fmt.Errorf("%s: status %d with credential %q, want 401", s.Name, res.StatusCode, bad)
+		}
+		if s.check != nil {
+			if err := s.check(ctx, s); err != nil {
+				return fmt.Errorf("%s: %w", s.Name, err)
 			}
 		}
 	}
 	return nil
+}
+
+// probe sends one self-check request (the upstream then echoes the
+// subject it received) and returns the status and that subject.
+func probe(ctx context.Context, c *http.Client, url string, h http.Header) (int, string, error) {
+	defer c.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	for k, v := range h {
+		if len(v) > 0 && v[0] != "" {
+			req.Header[k] = v
+		}
+	}
+	req.Header.Set("X-Bench-Check", "1")
+	res, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	res.Body.Close()
+	return res.StatusCode, res.Header.Get("X-Seen-Subject"), nil
 }
 
 // tamper changes one character in the middle of a credential, so that its
