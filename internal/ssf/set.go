@@ -131,8 +131,8 @@ func DecodeClaims(payload []byte, now time.Time) (*SET, error) {
 	var c struct {
 		Iss    *string                    `json:"iss"`
 		Aud    json.RawMessage            `json:"aud"`
-		Iat    *json.Number               `json:"iat"`
-		Exp    *json.Number               `json:"exp"`
+		Iat    json.RawMessage            `json:"iat"`
+		Exp    json.RawMessage            `json:"exp"`
 		JTI    *string                    `json:"jti"`
 		SubID  json.RawMessage            `json:"sub_id"`
 		Events map[string]json.RawMessage `json:"events"`
@@ -148,7 +148,7 @@ func DecodeClaims(payload []byte, now time.Time) (*SET, error) {
 		return nil, malformed("iss is required")
 	case c.JTI == nil || *c.JTI == "":
 		return nil, malformed("jti is required")
-	case c.Iat == nil:
+	case isAbsent(c.Iat):
 		return nil, malformed("iat is required")
 	case len(c.Events) != 1:
 		return nil, malformed("events must hold exactly one event, not %d", len(c.Events))
@@ -160,13 +160,13 @@ func DecodeClaims(payload []byte, now time.Time) (*SET, error) {
 		return nil, err
 	}
 	s.Issuer, s.JTI = *c.Iss, *c.JTI
-	iat, err := numericDate("iat", *c.Iat)
+	iat, err := numericDate("iat", c.Iat)
 	if err != nil {
 		return nil, err
 	}
 	s.IssuedAt = iat
-	if c.Exp != nil {
-		exp, err := numericDate("exp", *c.Exp)
+	if !isAbsent(c.Exp) {
+		exp, err := numericDate("exp", c.Exp)
 		if err != nil {
 			return nil, err
 		}
@@ -178,13 +178,16 @@ func DecodeClaims(payload []byte, now time.Time) (*SET, error) {
 		return nil, err
 	}
 	for typ, raw := range c.Events {
+		if typ == "" {
+			return nil, malformed("an event type is empty")
+		}
 		if err := checkText("event type", typ); err != nil {
 			return nil, err
 		}
 		s.EventType = typ
 		var ev struct {
 			Subject        json.RawMessage `json:"subject"`
-			EventTimestamp *json.Number    `json:"event_timestamp"`
+			EventTimestamp json.RawMessage `json:"event_timestamp"`
 		}
 		if len(bytes.TrimSpace(raw)) == 0 || bytes.TrimSpace(raw)[0] != '{' {
 			return nil, malformed("the event is not an object")
@@ -194,8 +197,8 @@ func DecodeClaims(payload []byte, now time.Time) (*SET, error) {
 		if err := d.Decode(&ev); err != nil {
 			return nil, malformed("event: %v", err)
 		}
-		if ev.EventTimestamp != nil {
-			if s.EventTimestamp, err = numericDate("event_timestamp", *ev.EventTimestamp); err != nil {
+		if !isAbsent(ev.EventTimestamp) {
+			if s.EventTimestamp, err = numericDate("event_timestamp", ev.EventTimestamp); err != nil {
 				return nil, err
 			}
 		}
@@ -300,9 +303,14 @@ func subject(raw json.RawMessage, depth int) (Subject, error) {
 	return s, nil
 }
 
-// numericDate decodes a NumericDate (seconds since the epoch, fractions
-// allowed) within year 1970..9999.
-func numericDate(name string, n json.Number) (time.Time, error) {
+// numericDate decodes a NumericDate (a JSON number of seconds since the
+// epoch, fractions allowed; never a string) within year 1970..9999.
+func numericDate(name string, raw json.RawMessage) (time.Time, error) {
+	var n json.Number
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 || (t[0] != '-' && (t[0] < '0' || t[0] > '9')) || json.Unmarshal(t, &n) != nil {
+		return time.Time{}, malformed("%s is not a NumericDate", name)
+	}
 	f, err := n.Float64()
 	if err != nil || math.IsNaN(f) || f < 0 || f > 253402300799 {
 		return time.Time{}, malformed("%s is not a NumericDate", name)
