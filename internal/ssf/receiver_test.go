@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -301,5 +302,34 @@ func TestNewRefusesWeakConfig(t *testing.T) {
 				t.Fatal("accepted")
 			}
 		})
+	}
+}
+
+// TestReceiverMetadataOfAnotherIssuer: an SSF configuration document
+// naming another issuer is never used for keys: pushes get 503 (retried),
+// not 202.
+func TestReceiverMetadataOfAnotherIssuer(t *testing.T) {
+	tr := ssftest.Start(t)
+	set, err := keyset.New(keyset.Config{Name: "t", Issuer: "https://someone-else.example", Discovery: true, DiscoveryURL: tr.MetadataURL,
+		MinRefreshInterval: time.Second, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.Start()
+	t.Cleanup(set.Close)
+	act := &actions{}
+	r, err := ssf.New(ssf.Config{Path: "/ssf", Actions: act, Transmitters: []*ssf.Transmitter{{
+		Name: "tx", Issuer: tr.Issuer, Keys: set, Audience: []string{aud}, PushToken: pushToken}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := tr.Sign(t, tr.Claims(aud, ssf.EventSessionRevoked, tr.Issuer, "alice", time.Now()), nil)
+	req := httptest.NewRequest(http.MethodPost, "/ssf", strings.NewReader(body))
+	req.Header.Set("Content-Type", ssf.MediaType)
+	req.Header.Set("Authorization", "Bearer "+pushToken)
+	w := httptest.NewRecorder()
+	err = r.ServeEndpoint(w, req, nil)
+	if err == nil || len(act.take()) != 0 {
+		t.Fatalf("err %v, status %d: keys from a document of another issuer were used", err, w.Code)
 	}
 }
