@@ -288,3 +288,33 @@ func TestLeakReportThroughGateway(t *testing.T) {
 		}
 	})
 }
+
+// TestSharedSignalsReplaySurvivesReload: on one gateway (embedded store),
+// a session-revoked SET refuses the subject's earlier token at once, and
+// the same SET pushed again after a reload is still a replay.
+func TestSharedSignalsReplaySurvivesReload(t *testing.T) {
+	idp := testidp.Start(t)
+	tr := ssftest.Start(t)
+	up := newUpstream(t, "api")
+	store := fmt.Sprintf("{type: embedded, path: %q}", filepath.Join(t.TempDir(), "keys.db"))
+	tg := startGateway(t, signalsConfig(idp, tr, up.URL, store)).serve()
+	tg.waitReady(t)
+	event := time.Now().Truncate(time.Second)
+	old := idp.Mint(t, map[string]any{"sub": "dana", "iat": event.Add(-time.Minute).Unix()})
+	if res, body := bearer(t, tg.url+"/api/x", old, nil); res.StatusCode != 200 {
+		t.Fatalf("before: %d %s", res.StatusCode, body)
+	}
+	set := tr.Sign(t, tr.Claims(ssfAudience, ssf.EventCredentialChange, idp.Issuer, "dana", event), nil)
+	if code, body := ssftest.Push(t, tg.url+"/ssf/events", ssfPushToken, set); code != 202 {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	if res, _ := bearer(t, tg.url+"/api/x", old, nil); res.StatusCode != 401 {
+		t.Fatalf("after credential-change: %d", res.StatusCode)
+	}
+	if err := tg.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := ssftest.Push(t, tg.url+"/ssf/events", ssfPushToken, set); code != 400 || !strings.Contains(body, ssf.ErrCodeInvalidRequest) {
+		t.Fatalf("the same SET after a reload: %d %s", code, body)
+	}
+}

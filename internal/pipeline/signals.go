@@ -26,8 +26,12 @@ import (
 // authenticate their callers themselves (a transmitter's push token and
 // signed SETs; a reporter's bearer token or HMAC signature).
 
-// resourceSignalKeys is the kind of a transmitter's key set.
-const resourceSignalKeys = "ssf.keyset"
+// resourceSignalKeys and resourceSignalReplay are the kinds of a
+// transmitter's key set and of its jti replay cache, kept across reloads.
+const (
+	resourceSignalKeys   = "ssf.keyset"
+	resourceSignalReplay = "ssf.replay_cache"
+)
 
 // buildSecurityEndpoints compiles shared_signals and leak_reports into
 // p.ownEndpoints. While validating, nothing is connected: the endpoints
@@ -42,8 +46,13 @@ func (p *Plan) buildSecurityEndpoints(cfg *config.Config, file *config.File, opt
 			if err != nil {
 				return file.Errorf(path, "%v", err)
 			}
+			replay, _, err := resource.Get(p.scope, resource.Key(resourceSignalReplay, struct{ Name, Issuer string }{tc.Name, tc.Issuer}),
+				func() (*ssf.ReplayCache, func(), error) { return ssf.NewReplayCache(0), nil, nil })
+			if err != nil {
+				return file.Errorf(path, "%v", err)
+			}
 			rc.Transmitters = append(rc.Transmitters, &ssf.Transmitter{Name: tc.Name, Issuer: tc.Issuer, Keys: keys,
-				Audience: tc.Audience, PushToken: tc.PushToken, Subjects: ssf.Subjects{Formats: tc.Subjects.Formats,
+				Audience: tc.Audience, PushToken: tc.PushToken, Replay: replay, Subjects: ssf.Subjects{Formats: tc.Subjects.Formats,
 					Issuers: tc.Subjects.Issuers, TokenIssuer: tc.Subjects.TokenIssuer}})
 		}
 		r, err := ssf.New(rc)

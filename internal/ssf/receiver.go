@@ -106,9 +106,12 @@ type Transmitter struct {
 	// time).
 	PushToken string
 	Subjects  Subjects
+	// Replay remembers the jtis received. Default: a new cache of
+	// Config.ReplaySize entries (a receiver of the next configuration
+	// should be given the same one).
+	Replay *ReplayCache
 
-	replay *replayCache
-	token  [sha256.Size]byte
+	token [sha256.Size]byte
 }
 
 // Config configures a Receiver.
@@ -170,7 +173,9 @@ func New(cfg Config) (*Receiver, error) {
 		if len(t.Subjects.Issuers) == 0 {
 			t.Subjects.Issuers = []string{t.Issuer}
 		}
-		t.replay = newReplayCache(cfg.ReplaySize)
+		if t.Replay == nil {
+			t.Replay = NewReplayCache(cfg.ReplaySize)
+		}
 		t.token = sha256.Sum256([]byte(t.PushToken))
 	}
 	return &Receiver{cfg: cfg}, nil
@@ -220,7 +225,7 @@ func (r *Receiver) ServeEndpoint(w http.ResponseWriter, req *http.Request, _ *id
 		r.log(ev)
 		return &authn.UnavailableError{Method: "ssf", Reason: authn.Reason(ReasonUnavailable), Provider: t.Name, Err: err}
 	}
-	t.replay.add(set.JTI, set.IssuedAt.Add(r.cfg.MaxAge+r.cfg.ClockSkew))
+	t.Replay.add(set.JTI, set.IssuedAt.Add(r.cfg.MaxAge+r.cfg.ClockSkew))
 	ev.Outcome, ev.Reason = audit.OutcomeAllow, string(reason)
 	r.log(ev)
 	w.WriteHeader(http.StatusAccepted)
@@ -290,7 +295,7 @@ func (r *Receiver) receive(req *http.Request, t *Transmitter, now time.Time) (*S
 		return bad(ReasonInvalidRequest, ErrCodeInvalidRequest, "The SET's iat is in the future.")
 	case set.IssuedAt.Before(now.Add(-r.cfg.MaxAge)):
 		return bad(ReasonInvalidRequest, ErrCodeInvalidRequest, "The SET is too old.")
-	case t.replay.seenAt(set.JTI, now):
+	case t.Replay.seenAt(set.JTI, now):
 		return bad(ReasonReplayed, ErrCodeInvalidRequest, "The SET's jti was already received.")
 	}
 	return set, nil, nil

@@ -5,12 +5,12 @@ import (
 	"time"
 )
 
-// replayCache remembers the jtis a transmitter has used, each until it
+// ReplayCache remembers the jtis a transmitter has used, each until it
 // could no longer pass the age check, in bounded memory: when full, the
 // oldest entry makes room (a SET replayed after that is still refused by
 // its age once it is old enough; within that time, acting on it again
 // only repeats a revocation).
-type replayCache struct {
+type ReplayCache struct {
 	mu    sync.Mutex
 	limit int
 	seen  map[string]time.Time // jti → forget after
@@ -18,12 +18,18 @@ type replayCache struct {
 	head  int
 }
 
-func newReplayCache(limit int) *replayCache {
-	return &replayCache{limit: limit, seen: make(map[string]time.Time, min(limit, 1024))}
+// NewReplayCache returns a cache of at most limit jtis (DefaultReplaySize
+// when limit <= 0). Keep one per transmitter across reloads, so that a
+// reload does not forget what was received.
+func NewReplayCache(limit int) *ReplayCache {
+	if limit <= 0 {
+		limit = DefaultReplaySize
+	}
+	return &ReplayCache{limit: limit, seen: make(map[string]time.Time, min(limit, 1024))}
 }
 
 // seenAt reports whether jti is remembered at now.
-func (c *replayCache) seenAt(jti string, now time.Time) bool {
+func (c *ReplayCache) seenAt(jti string, now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	until, ok := c.seen[jti]
@@ -31,7 +37,7 @@ func (c *replayCache) seenAt(jti string, now time.Time) bool {
 }
 
 // add remembers jti until forget.
-func (c *replayCache) add(jti string, forget time.Time) {
+func (c *ReplayCache) add(jti string, forget time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.seen[jti]; ok {
