@@ -212,6 +212,10 @@ func (r *Receiver) ServeEndpoint(w http.ResponseWriter, req *http.Request, _ *id
 	set, ref, err := r.receive(req, t, now)
 	if err != nil {
 		ev.Outcome, ev.Reason = audit.OutcomeError, string(ReasonUnavailable)
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			ev.Outcome, ev.Reason = audit.OutcomeDeny, string(ReasonInvalidRequest)
+		}
 		r.log(ev)
 		return err
 	}
