@@ -249,11 +249,12 @@ func (h *Handler) authentic(r *http.Request, body []byte) bool {
 func (h *Handler) decode(body []byte) (entries []entry, github bool, err error) {
 	trimmed := bytes.TrimSpace(body)
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	dec.DisallowUnknownFields()
 	if len(trimmed) > 0 && trimmed[0] == '[' {
+		// GitHub's entries may grow members; only token and type are used.
 		github = true
 		err = dec.Decode(&entries)
 	} else {
+		dec.DisallowUnknownFields()
 		var doc struct {
 			Keys []string `json:"keys"`
 		}
