@@ -25,6 +25,13 @@ const (
 	// (package revocation).
 	TypeRevocationCreated = "revocation.created"
 	TypeRevocationDeleted = "revocation.deleted"
+	// TypeSharedSignal records a Security Event Token pushed by a Shared
+	// Signals transmitter (package ssf): what it did, or why it was
+	// refused.
+	TypeSharedSignal = "ssf.event"
+	// TypeKeyLeaked records an API key reported as leaked (package
+	// leakreport) and revoked by the report.
+	TypeKeyLeaked = "apikey.key_leaked"
 )
 
 // Outcomes.
@@ -59,6 +66,9 @@ type Event struct {
 	// Policy and Rule name what decided an authorization (authz.decision).
 	Policy string `json:"policy,omitempty"`
 	Rule   string `json:"rule,omitempty"`
+	// SignalEvent is the event type URI of a Shared Signals event
+	// (ssf.event).
+	SignalEvent string `json:"signal_event,omitempty"`
 }
 
 // Credential is one credential's evidence in an event: identifiers only,

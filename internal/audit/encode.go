@@ -49,6 +49,7 @@ func appendEvent(b []byte, e *Event) (_ []byte, ok bool) {
 	}
 	b = appendOmitEmpty(b, `,"policy":`, e.Policy)
 	b = appendOmitEmpty(b, `,"rule":`, e.Rule)
+	b = appendOmitEmpty(b, `,"signal_event":`, e.SignalEvent)
 	return append(b, '}'), true
 }
 

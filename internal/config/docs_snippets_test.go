@@ -123,7 +123,7 @@ func TestSnippetCheckerCatchesDrift(t *testing.T) {
 		{"unmarked list fragment placed by its keys", "```yaml\n- name: a\n  issuer: https://a.example\n  audiences: [x]\n```\n", ""},
 		{"unmarked fragment with a key of no section", "```yaml\nauthenticate: {methods: [jwt]}\nrealmz: x\n```\n", "no configuration section has all of the keys"},
 		{"unmarked fragment with a nested unknown key", "```yaml\nauthenticate: {methods: [jwt], realmz: x}\n```\n", `unknown key "realmz"`},
-		{"unmarked list fragment with an unknown key", "```yaml\n- name: a\n  issuer: https://a.example\n  audience: [x]\n```\n", "no configuration section"},
+		{"unmarked list fragment with an unknown key", "```yaml\n- name: a\n  issuer: https://a.example\n  audiencez: [x]\n```\n", "no configuration section"},
 		{"scalar block", "```yaml\njust text\n```\n", "marker"},
 		{"unknown marker path", "<!-- doctest: fragment routes[].nothing -->\n```yaml\na: b\n```\n", `unknown key "nothing"`},
 		{"fence without a language", "```\nroutes: []\n```\n", "names no language"},

@@ -42,6 +42,10 @@ type Config struct {
 	APIKeys APIKeys `yaml:"api_keys" desc:"API keys: store, key format and where keys are read from requests."`
 	// Revocation is the list of revoked tokens, kept in the key store.
 	Revocation Revocation `yaml:"revocation" desc:"The revocation list: tokens revoked by jti, hash, subject, client or issuer and subject, checked on every authenticated request (docs/revocation.md). Off by default."`
+	// SharedSignals receives CAEP/SSF security events from transmitters.
+	SharedSignals SharedSignals `yaml:"shared_signals" desc:"The Shared Signals (SSF/CAEP) receiver: transmitters push security events that revoke a subject's tokens (docs/revocation.md). Off without transmitters."`
+	// LeakReports is the endpoint secret scanners report leaked API keys to.
+	LeakReports LeakReports `yaml:"leak_reports" desc:"The endpoint that secret scanners report leaked API keys to; reported keys are revoked at once (docs/revocation.md). Off without a path."`
 	// Policies are named authorization policies that routes refer to.
 	Policies map[string]Policy `yaml:"policies" desc:"Named authorization policies, shared by routes (routes[].policy)."`
 	// RequestHygiene is what every request must look like before it is routed.

@@ -133,6 +133,7 @@ func validateAuth(c *Config, f *File) Errors {
 	errs = append(errs, validateIdentityHeaders(c.IdentityHeaders, "identity_headers", f)...)
 	errs = append(errs, validateAPIKeys(c.APIKeys, f)...)
 	errs = append(errs, validateRevocation(c, f)...)
+	errs = append(errs, validateSignals(c, f)...)
 	errs = append(errs, validateAuthz(c, f)...)
 	if c.Audit.Output == "" {
 		add("audit.output", "must be stdout, stderr or a file path")

@@ -44,6 +44,12 @@ type Config struct {
 	Issuer string
 	// Discovery enables OpenID Connect discovery from Issuer. Default: off.
 	Discovery bool
+	// DiscoveryURL, with Discovery, is the document to fetch instead of
+	// "<Issuer>/.well-known/openid-configuration": another metadata
+	// document with the same issuer and jwks_uri members, such as a
+	// Shared Signals transmitter's /.well-known/ssf-configuration. Its
+	// issuer must still equal Issuer.
+	DiscoveryURL string
 	// JWKSURI is an explicit JWKS URL, used without discovery.
 	JWKSURI string
 	// Static keys are used as they are, with no fetching at all. They may
@@ -131,8 +137,13 @@ func (cfg Config) withDefaults() (Config, source, error) {
 		if cfg.Issuer == "" {
 			return cfg, 0, errors.New("keyset: discovery needs an issuer")
 		}
-		if err := checkHTTPURL(cfg.Issuer); err != nil {
+		if err := checkHTTPURL(cfg.Issuer); err != nil && cfg.DiscoveryURL == "" {
 			return cfg, 0, fmt.Errorf("keyset: issuer: %w", err)
+		}
+		if cfg.DiscoveryURL != "" {
+			if err := checkHTTPURL(cfg.DiscoveryURL); err != nil {
+				return cfg, 0, fmt.Errorf("keyset: discovery URL: %w", err)
+			}
 		}
 		src = sourceDiscovery
 	case cfg.JWKSURI != "":

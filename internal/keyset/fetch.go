@@ -28,7 +28,7 @@ type fetchResult struct {
 // discover fetches the discovery document and returns its jwks_uri after
 // checking that it names our issuer exactly.
 func (s *Set) discover(ctx context.Context) (string, error) {
-	docURL := strings.TrimSuffix(s.cfg.Issuer, "/") + "/.well-known/openid-configuration"
+	docURL := s.discoveryURL()
 	body, _, err := s.get(ctx, docURL)
 	if err != nil {
 		return "", fmt.Errorf("discovery: %w", err)
@@ -187,4 +187,12 @@ func cacheMaxAge(values []string) (time.Duration, bool) {
 	default:
 		return 0, false
 	}
+}
+
+// discoveryURL is the discovery document's URL.
+func (s *Set) discoveryURL() string {
+	if s.cfg.DiscoveryURL != "" {
+		return s.cfg.DiscoveryURL
+	}
+	return strings.TrimSuffix(s.cfg.Issuer, "/") + "/.well-known/openid-configuration"
 }

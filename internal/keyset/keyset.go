@@ -21,7 +21,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -640,7 +639,7 @@ func (s *Set) Health() Health {
 func (s *Set) sourceString() string {
 	switch s.src {
 	case sourceDiscovery:
-		return redactURL(strings.TrimSuffix(s.cfg.Issuer, "/") + "/.well-known/openid-configuration")
+		return redactURL(s.discoveryURL())
 	case sourceJWKSURI:
 		return redactURL(s.cfg.JWKSURI)
 	default:

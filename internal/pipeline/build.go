@@ -131,7 +131,7 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		p.unmatched = opts.Observer.Route(UnmatchedRoute, p.methods)
 	}
 	keys := opts.APIKeys
-	if keys == nil && !opts.Validating && acceptsAPIKeys(cfg) {
+	if keys == nil && !opts.Validating && (acceptsAPIKeys(cfg) || cfg.LeakReports.Path != "") {
 		var reused bool
 		if keys, reused, err = p.acquireAPIKeys(reg, cfg.APIKeys, opts); err != nil {
 			return nil, file.Errorf("api_keys.store", "%v", err)
@@ -147,6 +147,9 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 			return nil, file.Errorf("revocation.enabled", "%v", err)
 		}
 		p.readies = append(p.readies, p.revocations.Replica.Ready)
+	}
+	if err := p.buildSecurityEndpoints(cfg, file, opts); err != nil { // shared_signals, leak_reports (signals.go)
+		return nil, err
 	}
 	policies, err := compileNamedPolicies(cfg, file)
 	if err != nil {

@@ -122,6 +122,9 @@ func (p *Plan) buildProviders(cfg *config.Config, file *config.File, opts Option
 		if jp.Cache, err = p.tokenCache(jp); err != nil {
 			return nil, file.Errorf(path, "%v", err)
 		}
+		if jp.Cache != nil {
+			p.tokenCaches = append(p.tokenCaches, jp.Cache)
+		}
 		providers = append(providers, jp)
 	}
 	vopts := jwt.VerifierOptions{Now: opts.Now}

@@ -117,7 +117,7 @@ func (p *Plan) mountEndpoints(cfg *config.Config, file *config.File, opts Option
 		return err
 	}
 	all = append(all, meta...)
-	for _, prov := range opts.Endpoints {
+	for _, prov := range append(slices.Clone(opts.Endpoints), p.ownEndpoints...) {
 		for _, ep := range prov.Endpoints() {
 			all = append(all, mounted{ep: ep, owner: gatewayOwner})
 		}

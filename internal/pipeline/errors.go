@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/accesslog"
@@ -45,6 +46,7 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		reqErr    *RequestError
 		redirect  *reply.RedirectError
 		tooMany   *reply.TooManyRequestsError
+		refused   *reply.RefusedError
 	)
 	switch {
 	case errors.As(err, &redirect):
@@ -70,6 +72,16 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		// head is ever read as a request.
 		t, detail = problem.BadRequest, "The request framing is ambiguous (Content-Length with Transfer-Encoding, or Transfer-Encoding in HTTP/1.0)."
 		w.Header().Set("Connection", "close")
+	case errors.As(err, &refused):
+		t, detail = problem.BadRequest, refused.Detail
+		if refused.Unauthenticated {
+			t = problem.Unauthorized
+			c := refused.Challenge
+			if c == "" || strings.ContainsFunc(c, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				c = `Bearer realm="gatehouse"`
+			}
+			w.Header().Set("WWW-Authenticate", c)
+		}
 	case errors.Is(err, errBadPath):
 		t, detail = problem.BadRequest, "The request path must be absolute and must not contain \".\" or \"..\" segments."
 	case errors.As(err, &reqErr):

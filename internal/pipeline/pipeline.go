@@ -22,8 +22,10 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/accesslog"
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/authn/jwt"
 	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/endpoint"
 	"github.com/gatehouse/gatehouse/internal/framing"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/proxy"
@@ -174,6 +176,12 @@ type Plan struct {
 	// revocations is the revocation list runtime (revocation.go); nil:
 	// revocation.enabled is false.
 	revocations *Revocations
+	// ownEndpoints are the security endpoints of the configuration
+	// (shared_signals, leak_reports; signals.go), mounted on every host.
+	ownEndpoints []endpoint.Provider
+	// tokenCaches are the providers' verified-token caches, for
+	// invalidation by Shared Signals events.
+	tokenCaches []*jwt.TokenCache
 	// unavailableLog throttles the warning of credentials that cannot be
 	// checked (one per request would flood the log during an outage).
 	unavailableLog logThrottle

@@ -134,3 +134,23 @@ func (e *TooManyRequestsError) RetryAfterSeconds() int64 {
 	}
 	return int64((e.RetryAfter + time.Second - 1) / time.Second)
 }
+
+// RefusedError refuses a request to a gateway-owned endpoint that
+// authenticates its callers itself: 401 with WWW-Authenticate Challenge
+// (Unauthenticated), else 400, with a problem+json body whose detail is
+// Detail. Detail is sent to the client: it must never carry a secret.
+type RefusedError struct {
+	Unauthenticated bool
+	// Challenge is the WWW-Authenticate value of a 401 (default
+	// `Bearer realm="gatehouse"`); a value with a control character is
+	// not sent.
+	Challenge string
+	Detail    string
+}
+
+func (e *RefusedError) Error() string {
+	if e.Unauthenticated {
+		return "reply: unauthenticated: " + e.Detail
+	}
+	return "reply: bad request: " + e.Detail
+}

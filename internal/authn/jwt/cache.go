@@ -312,3 +312,24 @@ func cacheEntryFor(id *identity.Identity, p *provider, kid string, alg jose.Sign
 	}
 	return e
 }
+
+// InvalidateSubject drops every cached verification of a token of subject
+// (of issuer; "" for any issuer), so that the next request with one of
+// them is verified again in full. It scans the whole cache under each
+// shard's lock: for rare events (a CAEP token-claims-change), never for
+// the request path. It returns the number of entries dropped.
+func (c *TokenCache) InvalidateSubject(issuer, subject string) int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if e.id != nil && e.id.Subject == subject && (issuer == "" || e.id.Issuer == issuer) {
+				delete(s.m, k) // its heap item goes stale; evictFirst skips it
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n
+}

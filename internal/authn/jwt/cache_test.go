@@ -13,6 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/identity"
 )
 
 // cacheFixture is a verifier over providers a (skew 30s) and b, with a
@@ -328,5 +329,40 @@ func TestCacheEvictsByExpiry(t *testing.T) {
 	}
 	if len(c.shards[0].m) != 3 {
 		t.Fatalf("shard holds %d entries, want 3", len(c.shards[0].m))
+	}
+}
+
+// TestCacheInvalidateSubject: only the subject's entries (of the issuer,
+// or of any issuer with "") are dropped, across shards.
+func TestCacheInvalidateSubject(t *testing.T) {
+	now := testNow
+	type tok struct{ iss, sub string }
+	toks := []tok{{"a", "alice"}, {"b", "alice"}, {"a", "bob"}, {"a", "alice"}}
+	fill := func() *TokenCache {
+		c := newTokenCache(64 * cacheShards)
+		for i, tk := range toks {
+			k := [32]byte{byte(i * 7), byte(i)} // several shards
+			c.put(&k, cacheEntry{id: &identity.Identity{Issuer: tk.iss, Subject: tk.sub}, exp: now.Add(time.Hour)}, now)
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name, iss, sub string
+		dropped, left  int
+	}{
+		{"one issuer", "a", "alice", 2, 2},
+		{"any issuer", "", "alice", 3, 1},
+		{"unknown subject", "a", "carol", 0, 4},
+		{"other issuer", "c", "alice", 0, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := fill()
+			if n := c.InvalidateSubject(tc.iss, tc.sub); n != tc.dropped {
+				t.Fatalf("dropped %d, want %d", n, tc.dropped)
+			}
+			if c.len() != tc.left {
+				t.Fatalf("%d entries left, want %d", c.len(), tc.left)
+			}
+		})
 	}
 }
