@@ -25,6 +25,9 @@ const (
 	// (package revocation).
 	TypeRevocationCreated = "revocation.created"
 	TypeRevocationDeleted = "revocation.deleted"
+	// TypeLockout records the start of a brute-force lockout of a client
+	// address or a credential (once per lockout, not per refused request).
+	TypeLockout = "authn.lockout"
 )
 
 // Outcomes.

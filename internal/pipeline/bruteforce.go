@@ -1,0 +1,167 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/authn"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
+	"github.com/gatehouse/gatehouse/internal/redisconn"
+	"github.com/gatehouse/gatehouse/internal/reply"
+	"github.com/gatehouse/gatehouse/internal/resource"
+)
+
+// Brute-force protection (rate_limits.brute_force, docs/rate-limits.md):
+// failed authentications are counted per client address and per
+// credential id; past the threshold the key is locked out. The address is
+// checked before the chain runs, so a locked-out address costs a lookup in
+// the counter, never a store query or a signature check. A credential id
+// is only known once the chain found the credential (an API key's id comes
+// from the store): it is checked after the chain, and a locked-out
+// credential is refused even when it is right. A locked-out request gets
+// the same 429 whatever it presented: the answer never tells whether a
+// credential exists.
+
+// Audit reasons of brute-force protection.
+const (
+	// reasonLockedOut: the request was refused because its address or
+	// credential is locked out (authn.decision, deny).
+	reasonLockedOut authn.Reason = "locked_out"
+	// reasonLockoutIP and reasonLockoutCredential: a lockout started
+	// (authn.lockout).
+	reasonLockoutIP         authn.Reason = "lockout_ip"
+	reasonLockoutCredential authn.Reason = "lockout_credential"
+)
+
+// bruteForce is the compiled brute_force block.
+type bruteForce struct {
+	counter    ratelimit.FailureCounter
+	ip         bool
+	credential bool
+	now        func() time.Time
+}
+
+// key prefixes keep an address and a credential id apart in one counter.
+const (
+	bfIPPrefix   = "ip:"
+	bfCredPrefix = "cred:"
+)
+
+func (p *Plan) buildBruteForce(client *redisconn.Client, bf *config.BruteForce, maxKeys int) (*bruteForce, error) {
+	pol := ratelimit.FailurePolicy{Threshold: bf.Threshold, Window: bf.Window.Std(), Lockout: bf.Lockout.Std()}
+	if err := pol.Validate(); err != nil {
+		return nil, err
+	}
+	out := &bruteForce{now: time.Now}
+	for _, k := range bf.Keys {
+		switch k {
+		case "ip":
+			out.ip = true
+		case "credential":
+			out.credential = true
+		default:
+			return nil, fmt.Errorf("unknown key %q", k)
+		}
+	}
+	var err error
+	out.counter, _, err = resource.Get(p.scope, resource.Key("bruteforce", struct {
+		Policy ratelimit.FailurePolicy
+		Max    int
+		Client string
+	}{pol, maxKeys, fmt.Sprintf("%p", client)}), func() (ratelimit.FailureCounter, func(), error) {
+		if client == nil {
+			l, err := ratelimit.NewLocalFailures(pol, maxKeys)
+			return l, func() {}, err
+		}
+		r, err := ratelimit.NewRedisFailures(client, pol, "authn")
+		if err != nil {
+			return nil, nil, err
+		}
+		f, err := ratelimit.NewFallbackFailures(r, pol, maxKeys)
+		return f, func() {}, err
+	})
+	return out, err
+}
+
+// lockedOut is the refusal of a locked-out request.
+func lockedOut(retry time.Duration) error {
+	return &reply.TooManyRequestsError{RetryAfter: max(retry, time.Second)}
+}
+
+// blocked reports whether key is locked out; an error of the store
+// (a FallbackFailures never returns one) counts as not blocked here: the
+// credential is still checked in full, so this never opens anything.
+func (b *bruteForce) blocked(ctx context.Context, key string) (bool, time.Duration) {
+	blocked, left, err := b.counter.Blocked(ctx, key, b.now())
+	return err == nil && blocked, left
+}
+
+// beforeChain refuses a locked-out address.
+func (b *bruteForce) beforeChain(x *Exchange) error {
+	if !b.ip {
+		return nil
+	}
+	ip := x.clientIPText()
+	if ip == "" {
+		return nil
+	}
+	if locked, left := b.blocked(x.Request.Context(), bfIPPrefix+ip); locked {
+		return lockedOut(left)
+	}
+	return nil
+}
+
+// afterSuccess refuses a locked-out credential, and ends the credential's
+// run of failures. The address's count is not reset by a success: an
+// attacker holding one valid credential must not clear his address's
+// count by interleaving it.
+func (b *bruteForce) afterSuccess(x *Exchange, id *identity.Identity) error {
+	if !b.credential || id.IsAnonymous() || id.CredentialID == "" {
+		return nil
+	}
+	key := bfCredPrefix + id.CredentialID
+	ctx := x.Request.Context()
+	if locked, left := b.blocked(ctx, key); locked {
+		return lockedOut(left)
+	}
+	_ = b.counter.Reset(ctx, key)
+	return nil
+}
+
+// failed counts a failed authentication (a refused credential, never an
+// outage or a missing credential) and audits each lockout it starts.
+// Only a credential id the authenticator found (an API key's id from the
+// store) is counted: a subject read from a token whose signature did not
+// verify is the attacker's choice, and counting it would let anyone lock
+// anyone out.
+func (b *bruteForce) failed(x *Exchange, fail *authn.Failure, log audit.Logger) {
+	if fail.IsMissing() {
+		return
+	}
+	ctx := x.Request.Context()
+	if b.ip {
+		if ip := x.clientIPText(); ip != "" {
+			if locked, _, _ := b.counter.Fail(ctx, bfIPPrefix+ip, b.now()); locked {
+				auditLockout(x, log, reasonLockoutIP, fail)
+			}
+		}
+	}
+	if b.credential && fail.CredentialID != "" {
+		if locked, _, _ := b.counter.Fail(ctx, bfCredPrefix+fail.CredentialID, b.now()); locked {
+			auditLockout(x, log, reasonLockoutCredential, fail)
+		}
+	}
+}
+
+func auditLockout(x *Exchange, log audit.Logger, reason authn.Reason, fail *authn.Failure) {
+	ev := x.auditEvent(audit.TypeLockout)
+	ev.Outcome, ev.Reason, ev.AuthMethod = audit.OutcomeDeny, string(reason), string(fail.Method)
+	if reason == reasonLockoutCredential {
+		ev.CredentialID, ev.Subject, ev.Issuer, ev.Provider = fail.CredentialID, fail.Subject, fail.Issuer, fail.Provider
+	}
+	log.Log(ev)
+}
