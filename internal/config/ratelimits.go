@@ -34,11 +34,11 @@ type RateLimitPolicy struct {
 	Headers *bool `yaml:"headers" desc:"Send the RateLimit-Policy and RateLimit response headers (draft-ietf-httpapi-ratelimit-headers) on every answer of the route. Default true."`
 	// Exempt callers are not limited.
 	Exempt RateLimitExempt `yaml:"exempt" desc:"Callers this policy never limits."`
+	// Limits are the default limits.
+	Limits []RateLimitRule `yaml:"limits" desc:"The limits, checked together (all or nothing). Required."`
 	// Tiers pick the limits from the caller; the first whose when
 	// matches wins; no match: Limits.
 	Tiers []RateLimitTier `yaml:"tiers" desc:"Limits chosen by the caller: the first tier whose when matches applies its limits; a caller no tier matches gets limits."`
-	// Limits are the default limits.
-	Limits []RateLimitRule `yaml:"limits" desc:"The limits, checked together (all or nothing). Required."`
 }
 
 // RateLimitExempt lists callers a policy does not limit.
