@@ -39,17 +39,12 @@ const (
 
 // bruteForce is the compiled brute_force block.
 type bruteForce struct {
-	counter    ratelimit.FailureCounter
-	ip         bool
-	credential bool
-	now        func() time.Time
+	// ip and credential count per client address and per credential id;
+	// nil: not counted. Two counters, so that a key needs no prefix
+	// (no allocation) to keep an address and an id apart.
+	ip, credential ratelimit.FailureCounter
+	now            func() time.Time
 }
-
-// key prefixes keep an address and a credential id apart in one counter.
-const (
-	bfIPPrefix   = "ip:"
-	bfCredPrefix = "cred:"
-)
 
 func (p *Plan) buildBruteForce(client *redisconn.Client, bf *config.BruteForce, maxKeys int) (*bruteForce, error) {
 	pol := ratelimit.FailurePolicy{Threshold: bf.Threshold, Window: bf.Window.Std(), Lockout: bf.Lockout.Std()}
@@ -58,33 +53,38 @@ func (p *Plan) buildBruteForce(client *redisconn.Client, bf *config.BruteForce, 
 	}
 	out := &bruteForce{now: time.Now}
 	for _, k := range bf.Keys {
+		// One counter per kind and settings, kept across reloads; in
+		// Redis, the kind is the namespace (bf:authn-ip:{…}).
+		c, _, err := resource.Get(p.scope, resource.Key("bruteforce", struct {
+			Kind   string
+			Policy ratelimit.FailurePolicy
+			Max    int
+			Client string
+		}{k, pol, maxKeys, fmt.Sprintf("%p", client)}), func() (ratelimit.FailureCounter, func(), error) {
+			if client == nil {
+				l, err := ratelimit.NewLocalFailures(pol, maxKeys)
+				return l, func() {}, err
+			}
+			r, err := ratelimit.NewRedisFailures(client, pol, "authn-"+k)
+			if err != nil {
+				return nil, nil, err
+			}
+			f, err := ratelimit.NewFallbackFailures(r, pol, maxKeys)
+			return f, func() {}, err
+		})
+		if err != nil {
+			return nil, err
+		}
 		switch k {
 		case "ip":
-			out.ip = true
+			out.ip = c
 		case "credential":
-			out.credential = true
+			out.credential = c
 		default:
 			return nil, fmt.Errorf("unknown key %q", k)
 		}
 	}
-	var err error
-	out.counter, _, err = resource.Get(p.scope, resource.Key("bruteforce", struct {
-		Policy ratelimit.FailurePolicy
-		Max    int
-		Client string
-	}{pol, maxKeys, fmt.Sprintf("%p", client)}), func() (ratelimit.FailureCounter, func(), error) {
-		if client == nil {
-			l, err := ratelimit.NewLocalFailures(pol, maxKeys)
-			return l, func() {}, err
-		}
-		r, err := ratelimit.NewRedisFailures(client, pol, "authn")
-		if err != nil {
-			return nil, nil, err
-		}
-		f, err := ratelimit.NewFallbackFailures(r, pol, maxKeys)
-		return f, func() {}, err
-	})
-	return out, err
+	return out, nil
 }
 
 // lockedOut is the refusal of a locked-out request.
@@ -95,21 +95,21 @@ func lockedOut(retry time.Duration) error {
 // blocked reports whether key is locked out; an error of the store
 // (a FallbackFailures never returns one) counts as not blocked here: the
 // credential is still checked in full, so this never opens anything.
-func (b *bruteForce) blocked(ctx context.Context, key string) (bool, time.Duration) {
-	blocked, left, err := b.counter.Blocked(ctx, key, b.now())
+func (b *bruteForce) blocked(ctx context.Context, c ratelimit.FailureCounter, key string) (bool, time.Duration) {
+	blocked, left, err := c.Blocked(ctx, key, b.now())
 	return err == nil && blocked, left
 }
 
 // beforeChain refuses a locked-out address.
 func (b *bruteForce) beforeChain(x *Exchange) error {
-	if !b.ip {
+	if b.ip == nil {
 		return nil
 	}
 	ip := x.clientIPText()
 	if ip == "" {
 		return nil
 	}
-	if locked, left := b.blocked(x.Request.Context(), bfIPPrefix+ip); locked {
+	if locked, left := b.blocked(x.Request.Context(), b.ip, ip); locked {
 		return lockedOut(left)
 	}
 	return nil
@@ -120,15 +120,14 @@ func (b *bruteForce) beforeChain(x *Exchange) error {
 // attacker holding one valid credential must not clear his address's
 // count by interleaving it.
 func (b *bruteForce) afterSuccess(x *Exchange, id *identity.Identity) error {
-	if !b.credential || id.IsAnonymous() || id.CredentialID == "" {
+	if b.credential == nil || id.IsAnonymous() || id.CredentialID == "" {
 		return nil
 	}
-	key := bfCredPrefix + id.CredentialID
 	ctx := x.Request.Context()
-	if locked, left := b.blocked(ctx, key); locked {
+	if locked, left := b.blocked(ctx, b.credential, id.CredentialID); locked {
 		return lockedOut(left)
 	}
-	_ = b.counter.Reset(ctx, key)
+	_ = b.credential.Reset(ctx, id.CredentialID)
 	return nil
 }
 
@@ -143,15 +142,15 @@ func (b *bruteForce) failed(x *Exchange, fail *authn.Failure, log audit.Logger) 
 		return
 	}
 	ctx := x.Request.Context()
-	if b.ip {
+	if b.ip != nil {
 		if ip := x.clientIPText(); ip != "" {
-			if locked, _, _ := b.counter.Fail(ctx, bfIPPrefix+ip, b.now()); locked {
+			if locked, _, _ := b.ip.Fail(ctx, ip, b.now()); locked {
 				auditLockout(x, log, reasonLockoutIP, fail)
 			}
 		}
 	}
-	if b.credential && fail.CredentialID != "" {
-		if locked, _, _ := b.counter.Fail(ctx, bfCredPrefix+fail.CredentialID, b.now()); locked {
+	if b.credential != nil && fail.CredentialID != "" {
+		if locked, _, _ := b.credential.Fail(ctx, fail.CredentialID, b.now()); locked {
 			auditLockout(x, log, reasonLockoutCredential, fail)
 		}
 	}
