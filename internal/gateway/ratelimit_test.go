@@ -135,6 +135,15 @@ routes:
 	if res, _ := keyCall(t, tg.url+"/orders/1", "", ""); res.StatusCode != 401 {
 		t.Errorf("no key: %d, want 401", res.StatusCode)
 	}
+	s := tg.scrape(t)
+	s.atLeast(t, "gatehouse_ratelimit_decisions_total", labels{"route": "orders", "policy": "std", "limit": "burst", "result": "limited"}, 4)
+	s.atLeast(t, "gatehouse_ratelimit_decisions_total", labels{"route": "orders", "policy": "std", "limit": "burst", "result": "allowed"}, 8)
+	s.atLeast(t, "gatehouse_ratelimit_decisions_total", labels{"route": "orders", "policy": "std", "result": "exempt"}, 8)
+	s.want(t, "gatehouse_ratelimit_decisions_total", labels{"route": "multi", "limit": "per-consumer", "result": "limited"}, 1)
+	s.want(t, "gatehouse_ratelimit_decisions_total", labels{"route": "multi", "limit": "per-ip", "result": "limited"}, 2)
+	if _, ok := s.value("gatehouse_redis_breaker_state", nil); ok {
+		t.Error("gatehouse_redis_breaker_state exported without a Redis store")
+	}
 }
 
 // staticKeyStore is an api_keys block with one static key; it returns the key.
@@ -244,10 +253,16 @@ routes:
 	if err := proxy.Start(); err != nil {
 		t.Fatal(err)
 	}
+	s := tg.scrape(t)
+	s.atLeast(t, "gatehouse_ratelimit_degraded_decisions_total", nil, 7)
+	s.atLeast(t, "gatehouse_redis_errors_total", nil, 1)
+	s.atLeast(t, "gatehouse_redis_breaker_opens_total", nil, 1)
+
 	waitFor(t, "shared limits to resume", 10*time.Second, func() bool {
 		res, _ := keyCall(t, tg.url+"/hard/1", plain, "")
 		return res.StatusCode == 200
 	})
+	tg.scrape(t).want(t, "gatehouse_redis_breaker_state", nil, 0)
 }
 
 // TestBruteForceLockout: failed keys from one address lock it out after
@@ -320,6 +335,9 @@ routes:
 	if lockouts != 1 || lockedOut != 6 {
 		t.Errorf("%d authn.lockout events (want 1), %d locked_out decisions (want 6)", lockouts, lockedOut)
 	}
+	s := tg.scrape(t)
+	s.want(t, "gatehouse_authn_lockouts_total", labels{"route": "orders", "key": "ip"}, 1)
+	s.want(t, "gatehouse_authentication_decisions_total", labels{"route": "orders", "reason": "locked_out"}, 6)
 }
 
 // TestMaxInFlight: past max_in_flight requests at a slow upstream, the

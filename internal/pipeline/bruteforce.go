@@ -146,12 +146,14 @@ func (b *bruteForce) failed(x *Exchange, fail *authn.Failure, log audit.Logger) 
 		if ip := x.clientIPText(); ip != "" {
 			if locked, _, _ := b.ip.Fail(ctx, ip, b.now()); locked {
 				auditLockout(x, log, reasonLockoutIP, fail)
+				observeLockout(x, "ip")
 			}
 		}
 	}
 	if b.credential != nil && fail.CredentialID != "" {
 		if locked, _, _ := b.credential.Fail(ctx, fail.CredentialID, b.now()); locked {
 			auditLockout(x, log, reasonLockoutCredential, fail)
+			observeLockout(x, "credential")
 		}
 	}
 }
@@ -163,4 +165,21 @@ func auditLockout(x *Exchange, log audit.Logger, reason authn.Reason, fail *auth
 		ev.CredentialID, ev.Subject, ev.Issuer, ev.Provider = fail.CredentialID, fail.Subject, fail.Issuer, fail.Provider
 	}
 	log.Log(ev)
+}
+
+func observeLockout(x *Exchange, key string) {
+	if o, ok := x.Route.observer.(RateLimitObserver); ok {
+		o.Lockout(key)
+	}
+}
+
+// degraded counts the decisions a fallback made while Redis could not.
+func (b *bruteForce) degraded() uint64 {
+	var n uint64
+	for _, c := range []ratelimit.FailureCounter{b.ip, b.credential} {
+		if f, ok := c.(*ratelimit.FallbackFailures); ok {
+			n += f.Degraded()
+		}
+	}
+	return n
 }

@@ -72,7 +72,11 @@ func (s *rateLimitStage) Name() string { return "rate_limit" }
 func (s *rateLimitStage) Process(x *Exchange) error {
 	p := s.policy
 	id := x.Identity
+	obs, _ := x.Route.observer.(RateLimitObserver)
 	if p.exempt(id, x.ClientIP) {
+		if obs != nil {
+			obs.RateLimit(p.name, "", "exempt")
+		}
 		return nil
 	}
 	set := p.pick(id)
@@ -96,6 +100,16 @@ func (s *rateLimitStage) Process(x *Exchange) error {
 		x.SetResponseHeader(headerRateLimitPolicy, set.policyHeader)
 		var buf [128]byte
 		x.SetResponseHeader(headerRateLimit, string(ratelimit.AppendRateLimit(buf[:0], set.limits, out)))
+	}
+	if obs != nil {
+		for i, l := range set.limits {
+			switch {
+			case allowed:
+				obs.RateLimit(p.name, l.Name, "allowed")
+			case out[i].RetryAfter > 0:
+				obs.RateLimit(p.name, l.Name, "limited")
+			}
+		}
 	}
 	if allowed {
 		return nil
@@ -152,6 +166,48 @@ func (p *rateLimitPolicy) pick(id *identity.Identity) *limitSet {
 type rateLimits struct {
 	policies map[string]*rateLimitPolicy
 	failures *bruteForce
+	// redis is the shared store's client; nil: the local store.
+	redis *redisconn.Client
+}
+
+// RateLimitState is what the metrics read of a plan's rate limits at
+// scrape time.
+type RateLimitState struct {
+	// Redis holds the Redis client's counters; nil with the local store.
+	Redis *redisconn.Stats
+	// Degraded counts the decisions (rate limits and brute-force
+	// counters) made by a fallback because Redis could not answer.
+	Degraded uint64
+}
+
+// RateLimitState reports the plan's rate limits; ok is false when it has
+// none.
+func (p *Plan) RateLimitState() (s RateLimitState, ok bool) {
+	rl := p.rateLimits
+	if rl == nil {
+		return s, false
+	}
+	if rl.redis != nil {
+		st := rl.redis.Stats()
+		s.Redis = &st
+	}
+	seen := map[ratelimit.Limiter]bool{}
+	for _, pol := range rl.policies {
+		sets := []*limitSet{pol.def}
+		for _, t := range pol.tiers {
+			sets = append(sets, t.set)
+		}
+		for _, set := range sets {
+			if f, ok := set.lim.(*ratelimit.Fallback); ok && !seen[set.lim] {
+				seen[set.lim] = true
+				s.Degraded += f.Degraded()
+			}
+		}
+	}
+	if rl.failures != nil {
+		s.Degraded += rl.failures.degraded()
+	}
+	return s, true
 }
 
 // buildRateLimits compiles rate_limits. Limiters and counters are
@@ -173,7 +229,7 @@ func (p *Plan) buildRateLimits(cfg *config.Config, file *config.File) error {
 		maxKeys = config.DefaultRateLimitKeys
 	}
 	replicas := max(rl.ExpectedReplicas, 1)
-	p.rateLimits = &rateLimits{policies: map[string]*rateLimitPolicy{}}
+	p.rateLimits = &rateLimits{policies: map[string]*rateLimitPolicy{}, redis: client}
 	names := make([]string, 0, len(rl.Policies))
 	for name := range rl.Policies {
 		names = append(names, name)
