@@ -47,6 +47,8 @@ rate_limits:
     quiet:
       headers: false
       limits: [{name: burst, rate: 1, per: 1h}]
+    anon:
+      limits: [{name: per-ip, rate: 1, per: 1h, key: ip}]
     multi:
       limits:
         - {name: per-ip, rate: 2, per: 1h, key: ip}
@@ -61,6 +63,11 @@ routes:
     match: {path_prefix: /quiet}
     authenticate: {methods: [api_key]}
     rate_limit: quiet
+    upstream: {targets: [%[1]q]}
+  - name: open
+    match: {path_prefix: /open}
+    public: true
+    rate_limit: anon
     upstream: {targets: [%[1]q]}
   - name: multi
     match: {path_prefix: /multi}
@@ -96,6 +103,8 @@ routes:
 		// Had the refusals been counted by per-consumer, m-co would be
 		// out already; it has exactly one left.
 		{"all or nothing: per-consumer counted only the admitted", "/multi/1", keyM, "192.0.2.2", "200,429"},
+		{"public route, per address", "/open/1", "", "192.0.2.50", "200,429"},
+		{"public route, another address", "/open/1", "", "192.0.2.51", "200,429"},
 	} {
 		if got := statuses(tc.path, tc.key, tc.ip, strings.Count(tc.want, ",")+1); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
@@ -385,4 +394,60 @@ func newSlowUpstream(t *testing.T, arrived chan<- struct{}, release <-chan struc
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// TestBruteForceCredentialLockout: a key that is found but refused (here:
+// used on a route it is not allowed on) locks itself out after the
+// threshold, whatever the address: refused with 429 where it would pass,
+// and still 401 where it fails (the same answer as any bad key, so the
+// lockout never tells a found key from an unknown one). Audited once,
+// naming the key; other keys from the same addresses are unaffected.
+func TestBruteForceCredentialLockout(t *testing.T) {
+	up := newUpstream(t, "orders")
+	store := fmt.Sprintf("  store: {type: embedded, path: %q}\n", filepath.Join(t.TempDir(), "keys.db"))
+	cfg := header + "forwarding: {trusted_proxies: [127.0.0.1]}\naudit: {output: stderr}\napi_keys:\n" + store + `
+rate_limits:
+  brute_force: {threshold: 2, window: 1m, lockout: 1m, keys: [credential]}
+routes:
+` + fmt.Sprintf(`  - name: orders
+    match: {path_prefix: /orders}
+    authenticate: {methods: [api_key]}
+    upstream: {targets: [%[1]q]}
+  - name: billing
+    match: {path_prefix: /billing}
+    authenticate: {methods: [api_key]}
+    upstream: {targets: [%[1]q]}
+`, up.URL)
+	tg := startGateway(t, cfg).serve()
+	billingOnly, bk, _ := issueKey(t, tg, "billing-co", func(k *apikey.Key) { k.Routes = []string{"billing"} })
+	good, _, _ := issueKey(t, tg, "ok-co", nil)
+	call := func(path, key, ip string) string {
+		res, _ := keyCall(t, tg.url+path, key, ip)
+		return strconv.Itoa(res.StatusCode)
+	}
+	if got := call("/billing/1", billingOnly, "192.0.2.1"); got != "200" {
+		t.Fatalf("key on its route: %s", got)
+	}
+	got := []string{call("/orders/1", billingOnly, "192.0.2.1"), call("/orders/1", billingOnly, "192.0.2.2"),
+		call("/orders/1", billingOnly, "192.0.2.3"), call("/billing/1", billingOnly, "192.0.2.4")}
+	if strings.Join(got, ",") != "401,401,401,429" {
+		t.Errorf("key on a forbidden route twice, again, then on its route: %v, want 401,401,401,429", got)
+	}
+	// Counting by credential only: the addresses are not locked out.
+	if got := call("/orders/1", good, "192.0.2.1"); got != "200" {
+		t.Errorf("another key from the same address: %s", got)
+	}
+	n := 0
+	for _, ev := range tg.auditEvents(t) {
+		if ev["event"] == "authn.lockout" {
+			n++
+			if ev["reason"] != "lockout_credential" || ev["credential_id"] != bk.ID {
+				t.Errorf("lockout event: %v", ev)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d authn.lockout events, want 1", n)
+	}
+	tg.scrape(t).want(t, "gatehouse_authn_lockouts_total", labels{"route": "orders", "key": "credential"}, 1)
 }
