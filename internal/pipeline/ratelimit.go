@@ -339,5 +339,15 @@ func (p *Plan) rateLimitStageFor(rc config.Route, now func() time.Time) (Stage, 
 	if p.rateLimits == nil || p.rateLimits.policies[rc.RateLimit] == nil {
 		return nil, errors.New("unknown rate-limit policy " + rc.RateLimit)
 	}
-	return &rateLimitStage{route: rc.Name, policy: p.rateLimits.policies[rc.RateLimit], now: now}, nil
+	pol := p.rateLimits.policies[rc.RateLimit]
+	if rc.Authenticate == nil || rc.Authenticate.AllowAnonymous {
+		for _, k := range pol.def.keys {
+			if k.NeedsIdentity() {
+				p.log.Warn("pipeline: a rate limit of this route counts by the caller, and anonymous callers all share one bucket; key on ip for them",
+					"route", rc.Name, "rate_limit", rc.RateLimit, "key", k.String())
+				break
+			}
+		}
+	}
+	return &rateLimitStage{route: rc.Name, policy: pol, now: now}, nil
 }
