@@ -35,6 +35,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/keyset"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
+	"github.com/gatehouse/gatehouse/internal/redisconn"
 )
 
 const (
@@ -65,12 +66,19 @@ func registry(t *testing.T) map[string]family {
 		Resources:         func() []string { return []string{"keyset:0123abcd"} },
 		KeyStoreListening: func() (bool, bool) { return true, true },
 		Revocation:        func() (int, bool, bool) { return 3, false, true },
+		RateLimits: func() (pipeline.RateLimitState, bool) {
+			return pipeline.RateLimitState{Redis: &redisconn.Stats{Errors: 1, Breaker: redisconn.BreakerOpen}, Degraded: 2}, true
+		},
 	})
 	o := m.Route("api", []string{"GET"})
 	o.Authentication(pipeline.Authentication{Method: "jwt", Outcome: "deny", Reason: "token_expired", Provider: "idp"})
 	o.Authorization(pipeline.Authorization{Outcome: "deny", Reason: "scope_missing"})
 	o.Upstream(pipeline.UpstreamExchange{Duration: time.Millisecond, Error: pipeline.UpstreamTimeout})
 	o.Done(pipeline.RequestDone{Status: 504, Duration: 2 * time.Millisecond, Overhead: time.Microsecond})
+	if rl, ok := o.(pipeline.RateLimitObserver); ok {
+		rl.RateLimit("standard", "burst", "limited")
+		rl.Lockout("ip")
+	}
 	m.JWTCache(true)
 	m.APIKeyCache("embedded", false)
 	m.APIKeyStore("embedded", time.Millisecond, authnapikey.StoreError)

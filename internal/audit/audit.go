@@ -32,6 +32,9 @@ const (
 	// TypeKeyLeaked records an API key reported as leaked (package
 	// leakreport) and revoked by the report.
 	TypeKeyLeaked = "apikey.key_leaked"
+	// TypeLockout records the start of a brute-force lockout of a client
+	// address or a credential (once per lockout, not per refused request).
+	TypeLockout = "authn.lockout"
 )
 
 // Outcomes.

@@ -24,6 +24,8 @@ type Config struct {
 	Tracing Tracing `yaml:"tracing" desc:"OpenTelemetry tracing: a span per request with child spans for authentication, authorization and the upstream call, exported over OTLP/HTTP (docs/observability.md). Off by default."`
 	// Redis is the shared store of the replicas (rate limits, brute-force counters). Off when it has no addresses.
 	Redis Redis `yaml:"redis" desc:"The Redis shared by the gateway's replicas for rate limits and brute-force counters (docs/rate-limits.md). Default: none."`
+	// RateLimits are the named rate-limit policies and brute-force protection.
+	RateLimits RateLimits `yaml:"rate_limits" desc:"Rate-limit policies that routes refer to (routes[].rate_limit), their store, and brute-force protection of authentication (docs/rate-limits.md). Default: none."`
 	// Forwarding controls which peers may set X-Forwarded-* and Forwarded.
 	Forwarding Forwarding `yaml:"forwarding" desc:"How the client address and forwarding headers are derived."`
 	// AccessLog is the per-request log line.
@@ -287,6 +289,10 @@ type Route struct {
 	MethodOverride bool `yaml:"method_override" desc:"Honour X-HTTP-Method-Override, X-HTTP-Method and X-Method-Override on a POST to this route: the overriding method is the one matched, authorized and sent upstream (the header is removed). Default false: the headers are removed from every request, so a backend cannot run a DELETE that was authorized as a POST."`
 	// IdentityHeaders overrides the top-level identity_headers for this route.
 	IdentityHeaders *IdentityHeaders `yaml:"identity_headers" desc:"Override the top-level identity_headers for this route."`
+	// RateLimit names the route's rate-limit policy (rate_limits.policies).
+	RateLimit string `yaml:"rate_limit" desc:"Name of a policy under rate_limits.policies that limits this route's callers (429 past it), checked after authorization. Default none."`
+	// MaxInFlight bounds the requests in flight to the upstream.
+	MaxInFlight int `yaml:"max_in_flight" desc:"Most requests of this route in flight to the upstream at once, in each replica; past it 503 with Retry-After (never queued). Default 0: no bound."`
 	// MaxBodyBytes caps request bodies; larger ones get 413. Default 10MiB; 0 means no limit.
 	MaxBodyBytes ByteSize `yaml:"max_body_bytes" desc:"Largest request body accepted; larger gets 413. Default 10MiB; 0 means no limit."`
 	// WebSocket lets WebSocket upgrades (GET with "Upgrade: websocket")

@@ -79,6 +79,7 @@ func validate(c *Config, f *File) Errors {
 	}
 	validateTracing(c.Tracing, add)
 	validateRedis(c.Redis, add)
+	validateRateLimits(c, add)
 	if c.Metrics.Enabled && c.Metrics.RequireToken && noToken {
 		add("metrics.require_token", "no admin token is configured (set admin.token_hash or admin.token_file)")
 	}

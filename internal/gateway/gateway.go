@@ -120,7 +120,8 @@ func New(cfg *config.Config, file *config.File, opts Options) (*Gateway, error) 
 	if cfg.Metrics.Enabled && !cfg.Admin.Disabled {
 		// Only where they can be read: /metrics is on the admin listener.
 		g.metrics = metrics.New(metrics.Options{Version: opts.Version, Providers: g.providerHealth,
-			Resources: g.resources.Keys, KeyStoreListening: g.keyStoreListening, Revocation: g.revocationState})
+			Resources: g.resources.Keys, KeyStoreListening: g.keyStoreListening, Revocation: g.revocationState,
+			RateLimits: g.rateLimitState})
 		g.opts.Pipeline.Observer = g.metrics
 		opts = g.opts
 	}
@@ -591,6 +592,14 @@ func (g *Gateway) revocationState() (entries int, polling, ok bool) {
 	}
 	r := p.Revocations().Replica
 	return r.List.Len(), r.Polling(), true
+}
+
+func (g *Gateway) rateLimitState() (pipeline.RateLimitState, bool) {
+	p := g.plan.Load()
+	if p == nil {
+		return pipeline.RateLimitState{}, false
+	}
+	return p.RateLimitState()
 }
 
 func routeNames(cfg *config.Config) []string {

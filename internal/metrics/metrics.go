@@ -74,6 +74,10 @@ type Options struct {
 	// is down, or loads fail); ok is false when revocation is off. Read at
 	// every scrape. nil: not exported.
 	Revocation func() (entries int, polling, ok bool)
+	// RateLimits reports the rate limits of the plan serving now (the
+	// Redis client's counters and the fallback decisions); ok is false
+	// when it has none. Read at every scrape. nil: not exported.
+	RateLimits func() (s pipeline.RateLimitState, ok bool)
 }
 
 // Metrics is the registry and every Gatehouse metric family. It implements
@@ -102,6 +106,8 @@ type Metrics struct {
 	reloadSuccess    prometheus.Gauge
 	reloadTime       prometheus.Gauge
 	configInfo       *prometheus.GaugeVec
+	rateLimits       *prometheus.CounterVec
+	lockouts         *prometheus.CounterVec
 
 	// perRoute lists the families labelled by route, for Retain.
 	perRoute []*prometheus.MetricVec
@@ -180,11 +186,18 @@ func New(opts Options) *Metrics {
 		"When the configuration now serving was loaded (Unix time).")
 	m.configInfo = f.gaugeVec("config_info",
 		"Always 1; hash is the SHA-256 of the configuration file now serving.", "hash")
+	m.rateLimits = f.counterVec("ratelimit_decisions_total",
+		"Rate-limit decisions, by route, policy, limit and result: allowed (counted once per limit of an admitted request), limited (the limit refused the request), exempt (limit empty: the caller is exempt).",
+		"route", "policy", "limit", "result")
+	m.lockouts = f.counterVec("authn_lockouts_total",
+		"Brute-force lockouts started, by route and key (ip, credential); each is also an authn.lockout audit event.",
+		"route", "key")
 	buildInfo := f.gaugeVec("build_info",
 		"Always 1; the gateway's version and the Go version it was built with.", "version", "goversion")
 	buildInfo.WithLabelValues(opts.Version, runtime.Version()).Set(1)
 	for _, v := range []*prometheus.MetricVec{m.requests.MetricVec, m.duration.MetricVec, m.overhead.MetricVec,
-		m.upstreamDuration.MetricVec, m.upstreamErrors.MetricVec, m.authn.MetricVec, m.authz.MetricVec} {
+		m.upstreamDuration.MetricVec, m.upstreamErrors.MetricVec, m.authn.MetricVec, m.authz.MetricVec,
+		m.rateLimits.MetricVec, m.lockouts.MetricVec} {
 		m.perRoute = append(m.perRoute, v)
 	}
 	if opts.Providers != nil {
@@ -193,6 +206,8 @@ func New(opts Options) *Metrics {
 	m.names = append(m.names, keyAgeName, keyReadyName, keyCountName)
 	reg.MustRegister(&stateCollector{resources: opts.Resources, listening: opts.KeyStoreListening, revocation: opts.Revocation})
 	m.names = append(m.names, resourcesName, listenerName, revocationEntriesName, revocationPollingName)
+	reg.MustRegister(&rateLimitCollector{state: opts.RateLimits})
+	m.names = append(m.names, redisErrorsName, redisFastFailsName, redisOpensName, redisBreakerName, rateLimitDegradedName)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -380,7 +395,21 @@ type routeObserver struct {
 	upstreamErrors   childMap[pipeline.UpstreamError, prometheus.Counter]
 	authn            childMap[authnKey, prometheus.Counter]
 	authz            childMap[pair, prometheus.Counter]
+	rateLimits       childMap[[3]string, prometheus.Counter]
 }
+
+var _ pipeline.RateLimitObserver = (*routeObserver)(nil)
+
+// RateLimit implements pipeline.RateLimitObserver.
+func (o *routeObserver) RateLimit(policy, limit, result string) {
+	k := [3]string{policy, limit, result}
+	o.rateLimits.get(k, func() prometheus.Counter {
+		return o.m.rateLimits.WithLabelValues(o.name, k[0], k[1], k[2])
+	}).Inc()
+}
+
+// Lockout implements pipeline.RateLimitObserver (rare: no cache).
+func (o *routeObserver) Lockout(key string) { o.m.lockouts.WithLabelValues(o.name, key).Inc() }
 
 type authnKey struct{ method, outcome, reason string }
 
@@ -633,4 +662,54 @@ func (f factory) gaugeVec(name, help string, labels ...string) *prometheus.Gauge
 	v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}, labels)
 	f.register(v, name)
 	return v
+}
+
+// rateLimitCollector exports, at scrape time, the Redis client's counters
+// and breaker state, and the decisions made by fallbacks.
+type rateLimitCollector struct {
+	state func() (pipeline.RateLimitState, bool)
+}
+
+const (
+	redisErrorsName       = Namespace + "_redis_errors_total"
+	redisFastFailsName    = Namespace + "_redis_breaker_rejections_total"
+	redisOpensName        = Namespace + "_redis_breaker_opens_total"
+	redisBreakerName      = Namespace + "_redis_breaker_state"
+	rateLimitDegradedName = Namespace + "_ratelimit_degraded_decisions_total"
+)
+
+var (
+	redisErrorsDesc = prometheus.NewDesc(redisErrorsName,
+		"Calls to Redis that failed for want of an answer (refused or broken connection, timeout); limits applied their on_redis_error policy. Absent without a Redis store.", nil, nil)
+	redisFastFailsDesc = prometheus.NewDesc(redisFastFailsName,
+		"Calls to Redis refused at once by the open circuit breaker. Absent without a Redis store.", nil, nil)
+	redisOpensDesc = prometheus.NewDesc(redisOpensName,
+		"Times the Redis circuit breaker opened. Absent without a Redis store.", nil, nil)
+	redisBreakerDesc = prometheus.NewDesc(redisBreakerName,
+		"State of the Redis circuit breaker: 0 closed (Redis is called), 1 half-open (one probe), 2 open (calls fail at once; limits apply their fallback). Absent without a Redis store.", nil, nil)
+	rateLimitDegradedDesc = prometheus.NewDesc(rateLimitDegradedName,
+		"Rate-limit and brute-force decisions made by the fallback (on_redis_error: local, deny or allow; local counters) because Redis could not answer. Absent without rate limits.", nil, nil)
+)
+
+func (c *rateLimitCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{redisErrorsDesc, redisFastFailsDesc, redisOpensDesc, redisBreakerDesc, rateLimitDegradedDesc} {
+		ch <- d
+	}
+}
+
+func (c *rateLimitCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.state == nil {
+		return
+	}
+	s, ok := c.state()
+	if !ok {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(rateLimitDegradedDesc, prometheus.CounterValue, float64(s.Degraded))
+	if r := s.Redis; r != nil {
+		ch <- prometheus.MustNewConstMetric(redisErrorsDesc, prometheus.CounterValue, float64(r.Errors))
+		ch <- prometheus.MustNewConstMetric(redisFastFailsDesc, prometheus.CounterValue, float64(r.FastFails))
+		ch <- prometheus.MustNewConstMetric(redisOpensDesc, prometheus.CounterValue, float64(r.BreakerOpens))
+		ch <- prometheus.MustNewConstMetric(redisBreakerDesc, prometheus.GaugeValue, float64(r.Breaker))
+	}
 }

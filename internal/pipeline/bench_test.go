@@ -321,6 +321,18 @@ routes:
 		runServe(b, p, newBenchRequest("http://gw.test/api/users/u1", map[string]string{"Authorization": "Bearer " + token}), 200)
 	})
 
+	// A local rate limit per subject with its RateLimit headers, and
+	// brute-force protection on: the stage's and the lockout check's cost.
+	b.Run("jwt_warm_ratelimit", func(b *testing.B) {
+		p, token := jwtPlanWith(b, "    rate_limit: bench\n", `
+rate_limits:
+  policies:
+    bench: {limits: [{name: burst, rate: 1000000, per: 1s, key: subject}]}
+  brute_force: {threshold: 10, window: 1m, lockout: 1m, keys: [ip]}
+`)
+		runServe(b, p, newBenchRequest("http://gw.test/api/users/u1", map[string]string{"Authorization": "Bearer " + token}), 200)
+	})
+
 	b.Run("jwt_cel", func(b *testing.B) {
 		p, token := jwtPlan(b, `    authorize:
       expression: 'request.path_params.id == identity.subject || "admin" in identity.roles'

@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/endpoint"
 	"github.com/gatehouse/gatehouse/internal/proxy"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/resource"
 	"github.com/gatehouse/gatehouse/internal/route"
 	"github.com/gatehouse/gatehouse/internal/tlsclient"
@@ -151,6 +152,9 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 	if err := p.buildSecurityEndpoints(cfg, file, opts); err != nil { // shared_signals, leak_reports (signals.go)
 		return nil, err
 	}
+	if err := p.buildRateLimits(cfg, file); err != nil {
+		return nil, err
+	}
 	policies, err := compileNamedPolicies(cfg, file)
 	if err != nil {
 		return nil, err
@@ -177,6 +181,17 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		}
 		if rt.Stages, err = p.buildStages(rc, cfg, verifier, opts, pol); err != nil {
 			return nil, file.Errorf(fmt.Sprintf("routes[%d].authenticate", i), "%v", err)
+		}
+		if rc.MaxInFlight > 0 {
+			// Kept across reloads, so requests in flight when a reload
+			// lands still count.
+			rt.inFlight, _, err = resource.Get(p.scope, resource.Key("ratelimit.inflight", [2]any{rc.Name, rc.MaxInFlight}),
+				func() (*ratelimit.Concurrency, func(), error) {
+					return ratelimit.NewConcurrency(rc.MaxInFlight), func() {}, nil
+				})
+			if err != nil {
+				return nil, file.Errorf(fmt.Sprintf("routes[%d].max_in_flight", i), "%v", err)
+			}
 		}
 		if opts.Observer != nil {
 			rt.observer = opts.Observer.Route(rt.Name, p.methods)

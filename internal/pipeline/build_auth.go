@@ -152,10 +152,15 @@ func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Ve
 		// Credential headers go too (the API-key header): a key sent to a
 		// public route must not reach (and be logged by) a backend that
 		// never asked for it.
-		return []Stage{&identityHeadersStage{h: identityHeaders{
+		ihs := &identityHeadersStage{h: identityHeaders{
 			forwardAuthorization: headersFor(rc, global).ForwardAuthorization,
 			credentialHeaders:    p.credHeaders,
-		}}}, nil
+		}}
+		rls, err := p.rateLimitStageFor(rc, time.Now)
+		if err != nil || rls == nil {
+			return []Stage{ihs}, err
+		}
+		return []Stage{rls, ihs}, nil
 	}
 	now := opts.Now
 	if now == nil {
@@ -220,9 +225,19 @@ func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Ve
 	if p.revocations != nil {
 		as.revoked = &p.revocations.Replica.List
 	}
+	if p.rateLimits != nil {
+		as.bf = p.rateLimits.failures
+	}
 	stages := []Stage{as}
 	if pol != nil {
 		stages = append(stages, &authorizeStage{policy: pol, reads: compileReads(pol.Reads()), audit: p.audit, realm: a.Realm, now: now})
+	}
+	rls, err := p.rateLimitStageFor(rc, now)
+	if err != nil {
+		return nil, err
+	}
+	if rls != nil {
+		stages = append(stages, rls)
 	}
 	return append(stages, ihs), nil
 }

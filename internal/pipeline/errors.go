@@ -29,6 +29,18 @@ func (e *MethodNotAllowedError) Error() string {
 	return "pipeline: method not allowed (allow: " + e.Allow + ")"
 }
 
+// ConcurrencyLimitError means the route's max_in_flight requests are
+// already at the upstream: 503 with Retry-After, never queued.
+type ConcurrencyLimitError struct{ Route string }
+
+func (e *ConcurrencyLimitError) Error() string {
+	return "pipeline: route " + e.Route + " has too many requests in flight"
+}
+
+// errConcurrencyLimit is the one value answered, so refusing costs no
+// allocation (the access log names the route).
+var errConcurrencyLimit = &ConcurrencyLimitError{}
+
 // respond is the one place where an error becomes an HTTP response. It
 // matches typed errors (never error strings), writes a problem+json body
 // with a fixed, safe detail, and records a stable reason in the access log.
@@ -47,6 +59,7 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		redirect  *reply.RedirectError
 		tooMany   *reply.TooManyRequestsError
 		refused   *reply.RefusedError
+		inFlight  *ConcurrencyLimitError
 	)
 	switch {
 	case errors.As(err, &redirect):
@@ -55,6 +68,9 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 	case errors.As(err, &tooMany):
 		t, detail = problem.TooManyRequests, "Too many requests; try again later."
 		p.tooManyRequests(w, e, tooMany)
+	case errors.As(err, &inFlight):
+		t, detail = problem.ConcurrencyLimit, "Too many requests to this service are in progress; try again shortly."
+		w.Header().Set("Retry-After", "1")
 	case errors.Is(err, proxy.ErrClientGone):
 		// Nobody is listening; 499 is the de-facto code for it in logs.
 		e.Error = "client_closed_request"

@@ -58,6 +58,20 @@ type RouteObserver interface {
 	Done(RequestDone)
 }
 
+// RateLimitObserver is implemented by RouteObservers that count the
+// rate-limit stage's decisions and brute-force lockouts (optional, so
+// that observers written before it still satisfy RouteObserver).
+type RateLimitObserver interface {
+	// RateLimit reports one limit's part in a decision: result is
+	// "allowed" (the request was admitted, counted once per limit),
+	// "limited" (this limit refused it) or "exempt" (limit ""). policy
+	// and limit are configured names.
+	RateLimit(policy, limit, result string)
+	// Lockout reports the start of a brute-force lockout; key is "ip"
+	// or "credential".
+	Lockout(key string)
+}
+
 // Authentication is the outcome of a route's authentication chain, as the
 // audit event records it (without who the caller is).
 type Authentication struct {

@@ -1,9 +1,7 @@
 // Package pipeline is Gatehouse's request pipeline, in one place:
 //
-//	request id → client IP → framing check → request hygiene → route match → stages → body limit → reverse proxy
-//	                                  (authenticate → authorize → identity headers)
-//
-// (A rate-limit stage does not exist yet; it would plug in as a Stage.)
+//	request id → client IP → framing check → request hygiene → route match → stages → body limit → in-flight limit → reverse proxy
+//	                                  (authenticate → authorize → rate limit → identity headers)
 //
 // A Plan is the compiled form of one configuration: its route table, each
 // route's stages and proxy. Nothing is parsed, compiled or looked up by name
@@ -29,6 +27,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/framing"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/proxy"
+	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/requestid"
 	"github.com/gatehouse/gatehouse/internal/resource"
 	"github.com/gatehouse/gatehouse/internal/route"
@@ -83,6 +82,10 @@ type Exchange struct {
 	event audit.Event
 	// clientIP is ClientIP as text, made once for all audit events.
 	clientIP string
+	// rlKeys and rlDecisions hold the rate-limit stage's keys and
+	// decisions (ratelimit.go), so a decision allocates no slice.
+	rlKeys      [maxLimitsPerSet]string
+	rlDecisions [maxLimitsPerSet]ratelimit.Decision
 }
 
 // SetUpstreamHeader makes the upstream request carry name: value, set by
@@ -116,6 +119,9 @@ type Route struct {
 	// Deadline bounds reading the request and writing the response; 0
 	// clears the listener's deadlines so streams and WebSockets can live on.
 	Deadline time.Duration
+	// inFlight bounds the requests in flight to the upstream
+	// (max_in_flight); nil: no bound.
+	inFlight *ratelimit.Concurrency
 	// public: the route authenticates nobody (public: true). A method may
 	// not move a request from an authenticated route to a public one
 	// (hygiene.go).
@@ -193,6 +199,9 @@ type Plan struct {
 	anyCORS bool
 	// tracer records each request's spans (trace.go); nil: tracing off.
 	tracer trace.Tracer
+
+	// rateLimits are the compiled rate_limits (ratelimit.go); nil: none.
+	rateLimits *rateLimits
 
 	// credHeaders are the registered methods' credential headers
 	// (credentialHeaders), removed before the upstream on every route.
@@ -289,6 +298,13 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 		r.Body = http.MaxBytesReader(w, r.Body, rt.MaxBodyBytes)
 	}
 	setDeadlines(w, rt.Deadline)
+	if rt.inFlight != nil {
+		if !rt.inFlight.Acquire(rt.Name) {
+			p.respond(rec, r, e, errConcurrencyLimit)
+			return
+		}
+		defer rt.inFlight.Release(rt.Name)
+	}
 
 	obs := rt.observer
 	if obs != nil {

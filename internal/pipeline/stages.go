@@ -34,6 +34,8 @@ type authenticateStage struct {
 	// revoked is the revocation list (revocation.go), checked after the
 	// chain whatever method authenticated; nil: revocation is off.
 	revoked *revocation.List
+	// bf is the brute-force protection (bruteforce.go); nil: off.
+	bf *bruteForce
 }
 
 // reasonUnrepresentable: the credential is valid, but a value that an
@@ -43,6 +45,13 @@ const reasonUnrepresentable authn.Reason = "identity_unrepresentable"
 func (s *authenticateStage) Name() string { return "authenticate" }
 
 func (s *authenticateStage) Process(x *Exchange) error {
+	if s.bf != nil {
+		// Before any credential is looked at: a locked-out address
+		// costs a counter lookup, not a store query or a signature.
+		if err := s.bf.beforeChain(x); err != nil {
+			return s.lockedOut(x, err)
+		}
+	}
 	id, err := s.chain.Authenticate(x.Request)
 	ev := x.auditEvent(audit.TypeAuthentication)
 	if err == nil && s.headers != nil && !id.IsAnonymous() && !s.headers.representable(id) {
@@ -52,6 +61,11 @@ func (s *authenticateStage) Process(x *Exchange) error {
 	}
 	if err == nil && s.revoked != nil {
 		err = checkRevoked(s.revoked, id)
+	}
+	if err == nil && s.bf != nil {
+		if lerr := s.bf.afterSuccess(x, id); lerr != nil {
+			return s.lockedOut(x, lerr)
+		}
 	}
 	if err == nil {
 		ev.Outcome, ev.Reason = audit.OutcomeAllow, string(authn.ReasonOK)
@@ -73,6 +87,23 @@ func (s *authenticateStage) Process(x *Exchange) error {
 		return nil
 	}
 	err = s.refusal(ev, err)
+	s.audit.Log(ev)
+	observeAuthentication(x, ev)
+	if s.bf != nil {
+		var fail *authn.Failure
+		if errors.As(err, &fail) {
+			s.bf.failed(x, fail, s.audit)
+		}
+	}
+	return err
+}
+
+// lockedOut records the refusal of a locked-out request (one
+// authn.decision, reason locked_out, saying nothing of the credential)
+// and returns the 429.
+func (s *authenticateStage) lockedOut(x *Exchange, err error) error {
+	ev := x.auditEvent(audit.TypeAuthentication)
+	ev.Outcome, ev.Reason = audit.OutcomeDeny, string(reasonLockedOut)
 	s.audit.Log(ev)
 	observeAuthentication(x, ev)
 	return err
