@@ -105,6 +105,9 @@ type DPoPSettings struct {
 
 // DPoPReplayCache configures the replay cache of DPoP proofs.
 type DPoPReplayCache struct {
+	// Store is memory (one cache per process) or redis (one cache shared
+	// by every replica through the redis block). Default memory.
+	Store string `yaml:"store" enum:"memory,redis" desc:"Where accepted proofs are remembered: memory (per process: a proof captured in transit could be replayed once to each other replica within its window) or redis (shared by every replica through the redis block; Redis unreachable refuses DPoP requests with 503, never accepts an unchecked proof). Default memory."`
 	// MaxEntries bounds the in-memory cache. Default 262144.
 	MaxEntries int `yaml:"max_entries" desc:"Most proofs remembered, in memory (about 80 bytes each). When every entry is still inside its window, new proofs are refused with 503 (never forgotten early). Size it for the peak DPoP request rate times max_age plus twice clock_skew. Default 262144 (about 2,000 requests/s at the default window)."`
 }

@@ -54,7 +54,7 @@ func Default() *Config {
 		Log:            Log{Level: "info", Format: "json"},
 		Lifecycle:      Lifecycle{DrainTimeout: Duration(DefaultDrainTimeout)},
 		Audit:          Audit{Output: "stdout"},
-		DPoP:           DPoPSettings{ReplayCache: DPoPReplayCache{MaxEntries: DefaultDPoPReplayEntries}},
+		DPoP:           DPoPSettings{ReplayCache: DPoPReplayCache{Store: "memory", MaxEntries: DefaultDPoPReplayEntries}},
 		RequestHygiene: defaultRequestHygiene(),
 		APIKeys: APIKeys{
 			Store: KeyStore{Type: "embedded", Path: "gatehouse-keys.db", Schema: "gatehouse",

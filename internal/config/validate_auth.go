@@ -130,6 +130,9 @@ func validateAuth(c *Config, f *File) Errors {
 	if c.DPoP.ReplayCache.MaxEntries < 1024 {
 		add("dpop.replay_cache.max_entries", "must be at least 1024")
 	}
+	if c.DPoP.ReplayCache.Store == "redis" && !c.Redis.Enabled() {
+		add("dpop.replay_cache.store", "redis needs the redis block (redis.addresses)")
+	}
 	errs = append(errs, validateIdentityHeaders(c.IdentityHeaders, "identity_headers", f)...)
 	errs = append(errs, validateAPIKeys(c.APIKeys, f)...)
 	errs = append(errs, validateRevocation(c, f)...)

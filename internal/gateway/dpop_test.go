@@ -17,6 +17,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/gatehouse/gatehouse/internal/authn/dpop"
+	"github.com/gatehouse/gatehouse/internal/redisconn/redistest"
 )
 
 // dpopClient is a DPoP client: a P-256 key pair and proofs signed with it
@@ -282,5 +283,54 @@ routes:
 	}
 	if s := call(); s != http.StatusUnauthorized {
 		t.Fatalf("replay after a reload: %d, want 401", s)
+	}
+}
+
+// TestDPoPReplayCacheSharedThroughRedis: with dpop.replay_cache.store:
+// redis, a proof accepted by one replica is a replay for every other (with
+// the memory store each replica would accept it once). Both replicas are
+// reached under one external host, as behind a load balancer.
+func TestDPoPReplayCacheSharedThroughRedis(t *testing.T) {
+	rc := redistest.Config(t, redistest.Addr(t))
+	up := newUpstream(t, "api")
+	secret := strings.Repeat("shared-idp-", 3)
+	cfg := header + fmt.Sprintf(`audit: {output: stderr}
+redis: {addresses: [%q], key_prefix: %q}
+dpop: {replay_cache: {store: redis}}
+identity_providers:
+  - {name: corp, issuer: https://idp.example, audiences: [api], algorithms: [HS256], static_keys: {hmac_secret: %q}, dpop: {mode: allowed}}
+routes:
+  - {name: api, match: {path_prefix: /api}, authenticate: {methods: [jwt]}, upstream: {targets: [%q]}}
+`, rc.Addresses[0], rc.KeyPrefix, secret, up.URL)
+	a := startGateway(t, cfg).serve()
+	b := startGateway(t, cfg).serve()
+	client := newDPoPClient(t)
+	token := hsToken(t, secret, "https://idp.example", map[string]any{"jkt": client.jkt})
+	external := a.url // the URL clients use; both replicas serve it
+	call := func(replica *testGateway, proof string) int {
+		req, _ := http.NewRequest(http.MethodGet, replica.url+"/api/x", nil)
+		req.Host = strings.TrimPrefix(external, "http://")
+		req.Header.Set("Authorization", "DPoP "+token)
+		req.Header.Set("DPoP", proof)
+		res, _ := do(t, req)
+		return res.StatusCode
+	}
+	first := client.proof(t, "GET", external+"/api/x", token, nil)
+	for _, tc := range []struct {
+		name    string
+		replica *testGateway
+		proof   string
+		want    int
+	}{
+		{"first use on replica A", a, first, http.StatusOK},
+		{"replayed to replica B", b, first, http.StatusUnauthorized},
+		{"a fresh proof on replica B", b, client.proof(t, "GET", external+"/api/x", token, nil), http.StatusOK},
+	} {
+		if got := call(tc.replica, tc.proof); got != tc.want {
+			t.Fatalf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if !slices.Contains(b.auditReasons(t), "dpop_proof_replayed") {
+		t.Fatalf("replica B did not record the replay: %v", b.auditReasons(t))
 	}
 }

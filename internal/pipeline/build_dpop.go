@@ -4,8 +4,10 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/authn/dpop"
+	"github.com/gatehouse/gatehouse/internal/authn/dpop/dpopredis"
 	"github.com/gatehouse/gatehouse/internal/authn/jwt"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/redisconn"
 	"github.com/gatehouse/gatehouse/internal/resource"
 )
 
@@ -16,10 +18,20 @@ import (
 // A plan built without Options.Resources has a registry of its own, so
 // its cache is its own too.
 //
-// The seam for a shared store: a dpop.ReplayCache opened here from a
-// future dpop.replay_cache.type (Redis, with the rate-limit work).
+// With dpop.replay_cache.store: redis the cache is Redis itself, shared
+// by every replica (internal/authn/dpop/dpopredis).
 func (p *Plan) dpopReplayCache(cfg *config.Config, opts Options) (dpop.ReplayCache, error) {
 	rc := cfg.DPoP.ReplayCache
+	if rc.Store == "redis" {
+		// Shared by every replica: a proof accepted anywhere is a replay
+		// everywhere. The Redis client is the process's, kept across
+		// reloads; Redis not answering refuses proofs (503).
+		client, err := redisconn.Acquire(p.scope, cfg.Redis, redisconn.Options{Logger: p.log})
+		if err != nil {
+			return nil, err
+		}
+		return dpopredis.New(client), nil
+	}
 	now := opts.Now // nil: the wall clock
 	c, _, err := resource.Get(p.scope, resource.Key(resourceDPoPReplay, rc), func() (dpop.ReplayCache, func(), error) {
 		// The cache outlives plans: it reads the wall clock, so that its
