@@ -46,11 +46,10 @@ import (
 //     dpop.replay_cache, so that a proof used before a reload is refused
 //     after it (dpopReplayCache).
 //
-// The Redis client (distributed rate limits, sessions: to come) belongs
-// here too: acquire it with resource.Get under
-// resource.Key("redis.client", <its connection settings>), close it in the
-// opener's close function, and hand it to the stages that need it, like
-// the API-key runtime; never open one per route or per plan.
+// The Redis client (rate limits, the DPoP replay cache, sessions to come)
+// is one of them: redisconn.Acquire gets it through the plan's scope,
+// keyed by the redis block, so every stage and plan shares one client;
+// never open one per route or per plan.
 const (
 	resourceKeySet     = "keyset"
 	resourceTokenCache = "jwt.token_cache"

@@ -1,6 +1,6 @@
 // Package resource owns what outlives one compiled plan: key stores,
 // credential caches, identity providers' key sets, upstream connection
-// pools and (to come) the Redis client. A plan acquires each resource it
+// pools and the Redis client. A plan acquires each resource it
 // needs by a key derived from the configuration that defines it; a reload
 // whose new plan asks for the same key gets the same, warm resource, and a
 // resource is closed only when the last plan holding it is retired.
