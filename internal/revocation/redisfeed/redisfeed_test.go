@@ -1,0 +1,204 @@
+package redisfeed_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/apikey/pgstore"
+	"github.com/gatehouse/gatehouse/internal/apikey/pgstore/pgtest"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/redisconn/redistest"
+	"github.com/gatehouse/gatehouse/internal/revocation"
+	"github.com/gatehouse/gatehouse/internal/revocation/redisfeed"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+// env is one PostgreSQL store opened without LISTEN (as behind PgBouncer)
+// and one Redis, shared by the processes a test plays.
+type env struct {
+	store *pgstore.Store
+	redis config.Redis // direct to the server
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	addr := redistest.Addr(t)
+	dsn := pgtest.TestDSN(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// No OnChange and no OnRevocationChange: the store does not listen,
+	// so only the Redis feed (or polling) can carry a change.
+	store, err := pgstore.Open(ctx, dsn, pgstore.Options{Schema: pgtest.FreshSchema(t, dsn), Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	if store.Listening() {
+		t.Fatal("the store listens; the test needs it deaf")
+	}
+	return &env{store: store, redis: redistest.Config(t, addr)}
+}
+
+// process is one gateway process's revocation side: its replica over
+// the shared store, its Redis feed and its admin service.
+type process struct {
+	replica *revocation.Replica
+	feed    *redisfeed.Feed
+	svc     *revocation.Service
+}
+
+// process starts a process whose Redis is reached at addr (the server,
+// or a proxy in front of it) and which polls every poll while its feed is
+// down. Resync is an hour: a change reaches it by the feed or by polling.
+func (e *env) process(t *testing.T, addr string, poll time.Duration) *process {
+	t.Helper()
+	cfg := e.redis
+	cfg.Addresses = []string{addr}
+	cfg.Breaker.CoolDown = config.Duration(100 * time.Millisecond)
+	feed := redisfeed.New(redistest.ClientFor(t, cfg), redisfeed.Options{Log: quiet,
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	t.Cleanup(feed.Close)
+	r, err := revocation.NewReplica(revocation.ReplicaConfig{Store: e.store, Feed: feed,
+		PollInterval: poll, ResyncInterval: time.Hour, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return &process{replica: r, feed: feed, svc: &revocation.Service{Store: e.store, Replica: r, Announce: feed.Announce}}
+}
+
+// revoke revokes jti through p's service.
+func (p *process) revoke(t *testing.T, jti string) {
+	t.Helper()
+	if _, err := p.svc.Revoke(context.Background(), revocation.Request{Kind: revocation.KindJTI, Values: []string{jti}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// has reports whether p's list holds an entry for jti.
+func (p *process) has(jti string) bool {
+	return slices.ContainsFunc(p.replica.List.Entries(), func(e *revocation.Entry) bool { return e.Value == jti })
+}
+
+// waitFor polls cond every 2ms until it holds (returning how long it
+// took) or the limit passes (failing the test).
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > limit {
+			t.Fatalf("%s: not within %v", what, limit)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func stats(ds []time.Duration) string {
+	slices.Sort(ds)
+	return fmt.Sprintf("min %v, median %v, max %v (%d trials)", ds[0].Round(100*time.Microsecond),
+		ds[len(ds)/2].Round(100*time.Microsecond), ds[len(ds)-1].Round(100*time.Microsecond), len(ds))
+}
+
+// TestPropagation: a revocation through process A reaches process B by
+// Redis alone (no LISTEN, polling and resync an hour apart).
+func TestPropagation(t *testing.T) {
+	e := newEnv(t)
+	addr := e.redis.Addresses[0]
+	a, b := e.process(t, addr, time.Hour), e.process(t, addr, time.Hour)
+	for _, p := range []*process{a, b} {
+		waitFor(t, "subscription confirmed", 5*time.Second, p.feed.Listening)
+		if p.replica.Polling() {
+			t.Fatal("a replica whose feed listens polls")
+		}
+	}
+	var ds []time.Duration
+	for i := range 10 {
+		jti := fmt.Sprintf("jti-%d", i)
+		from, to := a, b
+		if i%2 == 1 {
+			from, to = b, a
+		}
+		start := time.Now()
+		from.revoke(t, jti)
+		if !from.has(jti) {
+			t.Fatal("the writing process does not refuse the token when Revoke returns")
+		}
+		waitFor(t, "the other process to hear of "+jti, 5*time.Second, func() bool { return to.has(jti) })
+		ds = append(ds, time.Since(start))
+	}
+	t.Logf("propagation to the other process by Redis pub/sub (from the call to Revoke): %s", stats(ds))
+
+	// Unrevoke travels the same way.
+	id := a.replica.List.Entries()[0].ID
+	if err := a.svc.Unrevoke(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the deletion to reach B", 5*time.Second, func() bool {
+		return !slices.ContainsFunc(b.replica.List.Entries(), func(e *revocation.Entry) bool { return e.ID == id })
+	})
+}
+
+// TestOutage cuts the Redis of two processes (one polling every 100ms,
+// one never) while process A still reaches Redis: they stop listening
+// and poll; the poller converges by polling; when Redis is back both
+// listen again and the other one picks up, by the reload that follows a
+// resubscription, what was revoked while it was away. Then A's own Redis
+// is cut: its announcement waits and is published once Redis is back.
+func TestOutage(t *testing.T) {
+	e := newEnv(t)
+	addr := e.redis.Addresses[0]
+	proxy := redistest.NewProxy(t, addr)
+	a := e.process(t, addr, time.Hour)
+	poller := e.process(t, proxy.Addr(), 100*time.Millisecond)
+	deaf := e.process(t, proxy.Addr(), time.Hour)
+	all := []*process{a, poller, deaf}
+	for _, p := range all {
+		waitFor(t, "subscription confirmed", 5*time.Second, p.feed.Listening)
+	}
+
+	proxy.Stop()
+	for _, p := range []*process{poller, deaf} {
+		waitFor(t, "the cut process to stop listening", 5*time.Second, func() bool { return !p.feed.Listening() && p.replica.Polling() })
+	}
+	if a.replica.Polling() {
+		t.Fatal("process A, whose Redis is up, polls")
+	}
+	a.revoke(t, "while-down")
+	d := waitFor(t, "the polling process to converge", 5*time.Second, func() bool { return poller.has("while-down") })
+	t.Logf("while Redis is cut: converged by polling (poll_interval 100ms) in %v", d.Round(time.Millisecond))
+	if deaf.has("while-down") {
+		t.Fatal("a process that neither hears nor polls has the entry: the test cannot tell the reload on resubscription apart")
+	}
+
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d = waitFor(t, "the cut processes to listen again and reload", 5*time.Second, func() bool {
+		return poller.feed.Listening() && deaf.feed.Listening() && !deaf.replica.Polling() && deaf.has("while-down")
+	})
+	t.Logf("Redis back: subscribed again and reloaded in %v", d.Round(time.Millisecond))
+	a.revoke(t, "after")
+	waitFor(t, "a revocation after the outage to arrive by Redis", 5*time.Second, func() bool { return deaf.has("after") })
+
+	// Now the writer is the one cut off: its announcement is retried.
+	proxy.Stop()
+	waitFor(t, "the cut processes to stop listening", 5*time.Second, func() bool { return !deaf.feed.Listening() })
+	deaf.revoke(t, "announced-late")
+	time.Sleep(300 * time.Millisecond) // A cannot hear of it yet
+	if a.has("announced-late") {
+		t.Fatal("A heard of a change whose announcement cannot have been published")
+	}
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the announcement to be published once Redis is back", 5*time.Second, func() bool { return a.has("announced-late") })
+}
