@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -201,4 +202,44 @@ func TestOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the announcement to be published once Redis is back", 5*time.Second, func() bool { return a.has("announced-late") })
+}
+
+// TestCloseStopsGoroutines: Close ends the feed's goroutines and its
+// subscription connection, whether it is subscribed or waiting to
+// resubscribe.
+func TestCloseStopsGoroutines(t *testing.T) {
+	addr := redistest.Addr(t)
+	for _, tc := range []struct {
+		name string
+		down bool
+	}{
+		{name: "subscribed"},
+		{name: "redis down, resubscribing", down: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			proxy := redistest.NewProxy(t, addr)
+			cfg := redistest.Config(t, addr)
+			cfg.Addresses = []string{proxy.Addr()}
+			client := redistest.ClientFor(t, cfg)
+			before := runtime.NumGoroutine()
+			feed := redisfeed.New(client, redisfeed.Options{Log: quiet, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+			waitFor(t, "subscription confirmed", 5*time.Second, feed.Listening)
+			if tc.down {
+				proxy.Stop()
+				waitFor(t, "the feed to notice", 5*time.Second, func() bool { return !feed.Listening() })
+				feed.Announce() // a publish retried until Close
+			}
+			done := make(chan struct{})
+			go func() { feed.Close(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Close did not return")
+			}
+			if feed.Listening() {
+				t.Error("a closed feed listens")
+			}
+			waitFor(t, "the feed's goroutines to end", 5*time.Second, func() bool { return runtime.NumGoroutine() <= before })
+		})
+	}
 }
