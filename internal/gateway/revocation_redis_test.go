@@ -119,3 +119,54 @@ func TestRevocationPropagationRedis(t *testing.T) {
 	}
 	t.Logf("propagation with Redis back: %s", stats(back))
 }
+
+// TestRevocationFeedChoice: what revocation.feed makes of the channels,
+// as gatehouse_revocation_polling shows it, before and after one of them
+// (Redis, or the LISTEN connection) is cut.
+func TestRevocationFeedChoice(t *testing.T) {
+	raddr := redistest.Addr(t)
+	dsn := pgtest.TestDSN(t)
+	idp := testidp.Start(t)
+	up := newUpstream(t, "api")
+	for _, tc := range []struct {
+		name                        string
+		feed                        string
+		cutPostgres                 bool // cut the LISTEN connection instead of Redis
+		pollingBefore, pollingAfter float64
+	}{
+		{name: "auto: Redis carries on without LISTEN", feed: "auto", cutPostgres: true, pollingBefore: 0, pollingAfter: 0},
+		{name: "postgres: polls without LISTEN", feed: "postgres", cutPostgres: true, pollingBefore: 0, pollingAfter: 1},
+		{name: "auto: LISTEN carries on without Redis", feed: "auto", pollingBefore: 0, pollingAfter: 0},
+		{name: "redis: polls without Redis", feed: "redis", pollingBefore: 0, pollingAfter: 1},
+		{name: "postgres: Redis is not its concern", feed: "postgres", pollingBefore: 0, pollingAfter: 0},
+		{name: "none: always polls", feed: "none", pollingBefore: 1, pollingAfter: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rcfg := redistest.Config(t, raddr)
+			proxy := redistest.NewProxy(t, raddr)
+			pgProxy, viaProxy := pgtest.NewProxy(t, dsn)
+			store := fmt.Sprintf("{type: postgres, dsn: %q, listen_dsn: %q, schema: %s}", dsn, viaProxy, pgtest.FreshSchema(t, dsn))
+			extra := fmt.Sprintf("  feed: %s\nredis:\n  addresses: [%q]\n  key_prefix: %q\n", tc.feed, proxy.Addr(), rcfg.KeyPrefix)
+			tg := startGateway(t, revocationConfig(idp, up.URL, store, extra)).serve()
+			tg.waitReady(t)
+			polling := func() float64 {
+				v, _ := tg.scrape(t).value("gatehouse_revocation_polling", nil)
+				return v
+			}
+			waitFor(t, fmt.Sprintf("gatehouse_revocation_polling %v", tc.pollingBefore), 5*time.Second, func() bool { return polling() == tc.pollingBefore })
+			if tc.cutPostgres {
+				pgProxy.Close()
+			} else {
+				proxy.Stop()
+			}
+			if tc.pollingAfter == 1 {
+				waitFor(t, "gatehouse_revocation_polling 1 with the channel cut", 5*time.Second, func() bool { return polling() == 1 })
+			} else {
+				time.Sleep(300 * time.Millisecond) // let the feed notice the cut
+				if v := polling(); v != tc.pollingAfter {
+					t.Errorf("gatehouse_revocation_polling %v with the channel cut, want %v", v, tc.pollingAfter)
+				}
+			}
+		})
+	}
+}

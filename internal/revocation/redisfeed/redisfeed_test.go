@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,5 +242,35 @@ func TestCloseStopsGoroutines(t *testing.T) {
 			}
 			waitFor(t, "the feed's goroutines to end", 5*time.Second, func() bool { return runtime.NumGoroutine() <= before })
 		})
+	}
+}
+
+// TestIdlePing: a quiet subscription is pinged (here every 20ms) and
+// stays up, and messages still arrive between the pings.
+func TestIdlePing(t *testing.T) {
+	addr := redistest.Addr(t)
+	cfg := redistest.Config(t, addr)
+	sub := redisfeed.New(redistest.ClientFor(t, cfg), redisfeed.Options{Log: quiet, IdleCheck: 20 * time.Millisecond, PingWait: time.Second})
+	t.Cleanup(sub.Close)
+	pub := redisfeed.New(redistest.ClientFor(t, cfg), redisfeed.Options{Log: quiet})
+	t.Cleanup(pub.Close)
+	var heard atomic.Int64
+	cancel := sub.Subscribe(func() { heard.Add(1) })
+	defer cancel()
+	waitFor(t, "subscription confirmed", 5*time.Second, sub.Listening)
+	waitFor(t, "the reload that follows the subscription", 5*time.Second, func() bool { return heard.Load() == 1 })
+	for range 15 { // 300ms: many idle checks
+		time.Sleep(20 * time.Millisecond)
+		if !sub.Listening() {
+			t.Fatal("an idle subscription dropped while Redis answers its pings")
+		}
+	}
+	if heard.Load() != 1 {
+		t.Fatalf("%d changes heard while nothing was published, want the 1 after subscribing", heard.Load())
+	}
+	pub.Announce()
+	waitFor(t, "an announcement to arrive after idle pings", 5*time.Second, func() bool { return heard.Load() == 2 })
+	if sub.Channel() != cfg.KeyPrefix+"revocations" {
+		t.Errorf("channel %q, want %q", sub.Channel(), cfg.KeyPrefix+"revocations")
 	}
 }
