@@ -7,7 +7,8 @@
 // transaction mode), or a second channel beside it.
 //
 // Pub/sub delivers at most once and only to connected subscribers, so the
-// feed never carries the change itself, only the news of one: a replica
+// feed never carries the change itself, only the news of one (the
+// message is the sender's random id, so a process skips its own): a replica
 // reloads the whole list from the store, and reloads once more after
 // every (re)subscription, since messages sent while it was away are lost.
 // While the subscription is not confirmed up, Listening is false and the
@@ -17,6 +18,8 @@ package redisfeed
 import (
 	"cmp"
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -65,6 +68,9 @@ type Feed struct {
 	client  *redisconn.Client
 	channel string
 	o       Options
+	// origin is the payload of this feed's announcements: the process
+	// that wrote has applied its change already, so it skips its own.
+	origin string
 
 	up      atomic.Bool
 	pending chan struct{} // an announcement waits to be published
@@ -92,7 +98,9 @@ func New(c *redisconn.Client, o Options) *Feed {
 	o.PingWait = cmp.Or(o.PingWait, DefaultPingWait)
 	o.MinBackoff = cmp.Or(o.MinBackoff, DefaultMinBackoff)
 	o.MaxBackoff = max(cmp.Or(o.MaxBackoff, DefaultMaxBackoff), o.MinBackoff)
-	f := &Feed{client: c, channel: c.Prefix() + ChannelSuffix, o: o,
+	var id [8]byte
+	_, _ = crand.Read(id[:])
+	f := &Feed{client: c, channel: c.Prefix() + ChannelSuffix, o: o, origin: hex.EncodeToString(id[:]),
 		pending: make(chan struct{}, 1), subs: map[*func()]struct{}{}}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.wg.Add(2)
@@ -253,7 +261,9 @@ func (f *Feed) session(ps *redis.PubSub, up func()) (confirmed bool, err error) 
 		pinged = false // anything received proves the connection
 		switch m := msg.(type) {
 		case *redis.Message:
-			f.changed()
+			if m.Payload != f.origin {
+				f.changed()
+			}
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
 				// go-redis redialled and resubscribed on its own.
@@ -319,7 +329,7 @@ func (f *Feed) publish() {
 // deadline.
 func (f *Feed) send(ctx context.Context) error {
 	return f.client.Do(ctx, func(ctx context.Context, rdb redis.UniversalClient) error {
-		return rdb.Publish(ctx, f.channel, "changed").Err()
+		return rdb.Publish(ctx, f.channel, f.origin).Err()
 	})
 }
 

@@ -166,6 +166,12 @@ func TestOutage(t *testing.T) {
 	for _, p := range all {
 		waitFor(t, "subscription confirmed", 5*time.Second, p.feed.Listening)
 	}
+	// settle lets the reloads already asked for (after subscribing, after
+	// a message) finish, so that a later write cannot ride on them.
+	settle := func() { time.Sleep(100 * time.Millisecond) }
+	a.revoke(t, "before")
+	waitFor(t, "a revocation to reach every process", 5*time.Second, func() bool { return poller.has("before") && deaf.has("before") })
+	settle()
 
 	proxy.Stop()
 	for _, p := range []*process{poller, deaf} {
@@ -190,6 +196,7 @@ func TestOutage(t *testing.T) {
 	t.Logf("Redis back: subscribed again and reloaded in %v", d.Round(time.Millisecond))
 	a.revoke(t, "after")
 	waitFor(t, "a revocation after the outage to arrive by Redis", 5*time.Second, func() bool { return deaf.has("after") })
+	settle()
 
 	// Now the writer is the one cut off: its announcement is retried.
 	proxy.Stop()
@@ -272,5 +279,27 @@ func TestIdlePing(t *testing.T) {
 	waitFor(t, "an announcement to arrive after idle pings", 5*time.Second, func() bool { return heard.Load() == 2 })
 	if sub.Channel() != cfg.KeyPrefix+"revocations" {
 		t.Errorf("channel %q, want %q", sub.Channel(), cfg.KeyPrefix+"revocations")
+	}
+}
+
+// TestOwnAnnouncementSkipped: the process that wrote has applied its
+// change already; its own message does not reload it again, while every
+// other process hears it.
+func TestOwnAnnouncementSkipped(t *testing.T) {
+	cfg := redistest.Config(t, redistest.Addr(t))
+	var heard [2]atomic.Int64
+	var feeds [2]*redisfeed.Feed
+	for i := range feeds {
+		feeds[i] = redisfeed.New(redistest.ClientFor(t, cfg), redisfeed.Options{Log: quiet})
+		t.Cleanup(feeds[i].Close)
+		feeds[i].Subscribe(func() { heard[i].Add(1) })
+		waitFor(t, "subscription confirmed", 5*time.Second, feeds[i].Listening)
+		waitFor(t, "the reload that follows the subscription", 5*time.Second, func() bool { return heard[i].Load() == 1 })
+	}
+	feeds[0].Announce()
+	waitFor(t, "the other process to hear", 5*time.Second, func() bool { return heard[1].Load() == 2 })
+	time.Sleep(50 * time.Millisecond) // the same message reached the writer by now
+	if n := heard[0].Load(); n != 1 {
+		t.Errorf("the writer heard %d changes, want only the 1 after subscribing", n)
 	}
 }
