@@ -69,7 +69,7 @@ func Default() *Config {
 			LookupTimeout:        Duration(2 * time.Second),
 			MaxConcurrentLookups: 64,
 		},
-		Revocation: Revocation{PollInterval: Duration(time.Second), ResyncInterval: Duration(time.Minute)},
+		Revocation: Revocation{PollInterval: Duration(time.Second), ResyncInterval: Duration(time.Minute), Feed: "auto"},
 		IdentityHeaders: IdentityHeaders{
 			Subject: "X-Auth-Subject", Issuer: "X-Auth-Issuer", Method: "X-Auth-Method",
 			ClientID: "X-Auth-Client-Id", Scopes: "X-Auth-Scopes", Roles: "X-Auth-Roles", Groups: "X-Auth-Groups",

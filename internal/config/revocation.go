@@ -26,6 +26,28 @@ type Revocation struct {
 	// notifications work (a safety net), and expired entries pruned.
 	// Default 1m.
 	ResyncInterval Duration `yaml:"resync_interval" desc:"How often the whole list is reloaded even while notifications work, and expired entries pruned. Default 1m."`
+	// Feed chooses how other processes' changes reach this one: auto
+	// (PostgreSQL LISTEN/NOTIFY with a postgres store, plus Redis pub/sub
+	// when redis.addresses is set), postgres, redis, or none (poll every
+	// poll_interval). Default auto.
+	Feed string `yaml:"feed" enum:"auto,postgres,redis,none" desc:"How changes made by other gateway processes arrive: auto (PostgreSQL LISTEN/NOTIFY with a postgres store, plus Redis pub/sub when redis is configured), postgres, redis (pub/sub on <redis.key_prefix>revocations; for stores behind a pooler that cannot LISTEN), or none (poll every poll_interval). Every process writing to the store must publish where the others listen. Default auto."`
+}
+
+// RevocationFeeds reports which change feeds the revocation list uses
+// (revocation.feed resolved against the store and the redis block).
+// Neither with the embedded store under auto: one process owns it.
+func (c *Config) RevocationFeeds() (postgres, redis bool) {
+	pg := c.APIKeys.Store.Type == "postgres"
+	switch c.Revocation.Feed {
+	case "postgres":
+		return pg, false
+	case "redis":
+		return false, c.Redis.Enabled()
+	case "none":
+		return false, false
+	default:
+		return pg, pg && c.Redis.Enabled()
+	}
 }
 
 // RevocationLifetime is how long revocation entries are kept after their

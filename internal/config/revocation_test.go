@@ -46,3 +46,46 @@ func TestRevocationSettings(t *testing.T) {
 		})
 	}
 }
+
+func TestRevocationFeeds(t *testing.T) {
+	const (
+		route = "routes:\n  - name: r\n    public: true\n    match: {path_prefix: /}\n    upstream: {targets: [\"http://127.0.0.1:1\"]}\n"
+		pg    = "api_keys: {store: {type: postgres, dsn: \"postgres://gatehouse@db.internal/gatehouse\"}}\n"
+		redis = "redis: {addresses: [\"127.0.0.1:6379\"]}\n"
+	)
+	feed := func(f string) string { return "revocation: {enabled: true, feed: " + f + "}\n" }
+	for _, tc := range []struct {
+		name            string
+		src             string
+		wantErr         string
+		postgres, redis bool
+	}{
+		{name: "embedded store needs none", src: feed("auto") + redis},
+		{name: "postgres: LISTEN", src: feed("auto") + pg, postgres: true},
+		{name: "postgres and redis: both", src: feed("auto") + pg + redis, postgres: true, redis: true},
+		{name: "default is auto", src: "revocation: {enabled: true}\n" + pg + redis, postgres: true, redis: true},
+		{name: "redis only", src: feed("redis") + pg + redis, redis: true},
+		{name: "postgres only", src: feed("postgres") + pg + redis, postgres: true},
+		{name: "none", src: feed("none") + pg + redis},
+		{name: "redis needs a redis block", src: feed("redis") + pg, wantErr: "revocation.feed"},
+		{name: "redis needs a shared store", src: feed("redis") + redis, wantErr: "revocation.feed"},
+		{name: "postgres needs a postgres store", src: feed("postgres"), wantErr: "revocation.feed"},
+		{name: "unknown feed", src: feed("kafka") + pg, wantErr: "revocation.feed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := Parse("c.yaml", []byte(tc.src+route), env(nil))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one about %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pgFeed, redisFeed := cfg.RevocationFeeds(); pgFeed != tc.postgres || redisFeed != tc.redis {
+				t.Errorf("feeds postgres=%v redis=%v, want %v %v", pgFeed, redisFeed, tc.postgres, tc.redis)
+			}
+		})
+	}
+}

@@ -469,5 +469,13 @@ func validateRevocation(c *Config, f *File) Errors {
 	if r.Enabled && c.APIKeys.Store.Type == "static" {
 		add("revocation.enabled", "the revocation list is kept in api_keys.store, and the static type has no store: use embedded or postgres")
 	}
+	switch {
+	case r.Feed == "postgres" && c.APIKeys.Store.Type != "postgres":
+		add("revocation.feed", "postgres needs api_keys.store.type postgres")
+	case r.Feed == "redis" && !c.Redis.Enabled():
+		add("revocation.feed", "redis needs redis.addresses")
+	case r.Feed == "redis" && c.APIKeys.Store.Type != "postgres":
+		add("revocation.feed", "redis carries changes between processes sharing a postgres store; the %s store has one process", c.APIKeys.Store.Type)
+	}
 	return errs
 }

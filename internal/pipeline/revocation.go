@@ -9,8 +9,10 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/redisconn"
 	"github.com/gatehouse/gatehouse/internal/resource"
 	"github.com/gatehouse/gatehouse/internal/revocation"
+	"github.com/gatehouse/gatehouse/internal/revocation/redisfeed"
 )
 
 // The revocation list (docs/revocation.md) is a process resource like the
@@ -72,11 +74,29 @@ func checkRevoked(list *revocation.List, id *identity.Identity) error {
 // new one over the key store (shared with the API-key runtime), loaded
 // once before it is returned. A first load that fails is logged; the
 // replica then polls, and the plan is not ready until a load succeeds.
+//
+// Its feeds follow revocation.feed (config.RevocationFeeds): the store's
+// LISTEN/NOTIFY, Redis pub/sub (redisfeed, over the process's shared
+// Redis client), both joined, or none. With a postgres store and a redis
+// block, the service announces every change on Redis whatever the feed,
+// for replicas that listen there only.
 func (p *Plan) acquireRevocations(reg *resource.Registry, cfg *config.Config, opts Options) (*Revocations, error) {
+	pgFeed, redisFeed := cfg.RevocationFeeds()
+	// With a postgres store and a redis block, this process publishes its
+	// changes on Redis whatever its own feed: another replica may listen
+	// there only.
+	publish := cfg.Redis.Enabled() && cfg.APIKeys.Store.Type == "postgres"
+	redisKey := ""
+	if publish {
+		redisKey = redisconn.ResourceKey(cfg.Redis)
+	}
 	settings := struct {
 		Store                  any
 		Poll, Resync, Lifetime int64
-	}{storeSettings(cfg.APIKeys.Store), int64(cfg.Revocation.PollInterval), int64(cfg.Revocation.ResyncInterval), int64(cfg.RevocationLifetime())}
+		PGFeed, RedisFeed      bool
+		Redis                  string
+	}{storeSettings(cfg.APIKeys.Store), int64(cfg.Revocation.PollInterval), int64(cfg.Revocation.ResyncInterval), int64(cfg.RevocationLifetime()),
+		pgFeed, redisFeed, redisKey}
 	rv, _, err := resource.Get(p.scope, resource.Key(resourceRevocations, settings), func() (*Revocations, func(), error) {
 		held := reg.Scope()
 		ks, _, err := resource.Get(held, resource.Key(resourceKeyStore, storeSettings(cfg.APIKeys.Store)), func() (*keyStore, func(), error) {
@@ -95,22 +115,49 @@ func (p *Plan) acquireRevocations(reg *resource.Registry, cfg *config.Config, op
 			held.Close()
 			return nil, nil, fmt.Errorf("the %s store cannot keep a revocation list", cfg.APIKeys.Store.Type)
 		}
+		var feeds []revocation.Feed
+		if pgFeed && ks.notifies() {
+			feeds = append(feeds, feedOf{ks})
+		}
+		var rf *redisfeed.Feed
+		if publish {
+			client, err := redisconn.Acquire(held, cfg.Redis, redisconn.Options{Logger: opts.Log})
+			if err != nil {
+				held.Close()
+				return nil, nil, fmt.Errorf("redis: %w", err)
+			}
+			rf = redisfeed.New(client, redisfeed.Options{Log: opts.Log})
+			if redisFeed {
+				feeds = append(feeds, rf)
+			}
+		}
+		closeFeed := func() {
+			if rf != nil {
+				rf.Close()
+			}
+		}
 		rc := revocation.ReplicaConfig{Store: store, PollInterval: cfg.Revocation.PollInterval.Std(),
-			ResyncInterval: cfg.Revocation.ResyncInterval.Std(), Log: opts.Log, Now: opts.Now}
-		if ks.notifies() {
-			rc.Feed = feedOf{ks}
+			ResyncInterval: cfg.Revocation.ResyncInterval.Std(), Log: opts.Log, Now: opts.Now,
+			Feed: revocation.JoinFeeds(feeds...)}
+		if rc.Feed == nil && ks.notifies() {
+			// A shared store with no feed (revocation.feed: none): poll.
+			rc.Feed = revocation.Unheard
 		}
 		replica, err := revocation.NewReplica(rc)
 		if err != nil {
+			closeFeed()
 			held.Close()
 			return nil, nil, err
 		}
 		if err := replica.Start(); err != nil {
 			opts.Log.Warn("pipeline: the revocation list could not be loaded; not ready until it is (polling)", "error", err.Error())
 		}
-		rv := &Revocations{Replica: replica, Service: &revocation.Service{Store: store, Replica: replica,
-			MaxTokenLifetime: cfg.RevocationLifetime(), Now: opts.Now}}
-		return rv, func() { replica.Close(); held.Close() }, nil
+		svc := &revocation.Service{Store: store, Replica: replica, MaxTokenLifetime: cfg.RevocationLifetime(), Now: opts.Now}
+		if rf != nil {
+			svc.Announce = rf.Announce
+		}
+		rv := &Revocations{Replica: replica, Service: svc}
+		return rv, func() { replica.Close(); closeFeed(); held.Close() }, nil
 	})
 	return rv, err
 }

@@ -355,7 +355,7 @@ func (c *Client) Close() error { return c.rdb.Close() }
 // registry: every plan with the same redis block shares one client, kept
 // across reloads and closed with the last plan holding it.
 func Acquire(s *resource.Scope, cfg config.Redis, o Options) (*Client, error) {
-	c, _, err := resource.Get(s, resource.Key("redis", keyed(cfg)), func() (*Client, func(), error) {
+	c, _, err := resource.Get(s, ResourceKey(cfg), func() (*Client, func(), error) {
 		c, err := New(cfg, o)
 		if err != nil {
 			return nil, nil, err
@@ -364,6 +364,12 @@ func Acquire(s *resource.Scope, cfg config.Redis, o Options) (*Client, error) {
 	})
 	return c, err
 }
+
+// ResourceKey is the registry key of the Client for cfg: resources built
+// over the client put it in their own settings, so that a change of the
+// redis block gives them a new client. Its secrets are salted MACs, never
+// the secrets.
+func ResourceKey(cfg config.Redis) string { return resource.Key("redis", keyed(cfg)) }
 
 // keySalt makes the resource key of a configuration unguessable from
 // its passwords: registry keys show on status pages, and an unsalted

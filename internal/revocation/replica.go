@@ -29,7 +29,7 @@ type Store interface {
 }
 
 // Feed pushes changes of a store's list to a replica: PostgreSQL
-// LISTEN/NOTIFY today, Redis pub/sub later. The feed calls the function
+// LISTEN/NOTIFY, Redis pub/sub (package redisfeed), or both (JoinFeeds). The feed calls the function
 // given to Subscribe after every change it hears of, and after it
 // reconnects (changes may have been missed meanwhile); the replica then
 // reloads the whole list.

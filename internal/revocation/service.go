@@ -41,6 +41,11 @@ type Service struct {
 	// Audit receives one event per entry created or deleted
 	// (revocation.created, revocation.deleted). nil drops them.
 	Audit audit.Logger
+	// Announce, if set, is called after every write the store has
+	// committed, to tell other replicas beyond what the store announces
+	// itself (Redis pub/sub: redisfeed.Feed.Announce). It must not block;
+	// the write stands whatever becomes of the announcement.
+	Announce func()
 }
 
 // MaxValues bounds the values of one request.
@@ -120,6 +125,7 @@ func (s *Service) Revoke(ctx context.Context, req Request) ([]*Entry, error) {
 	if err := s.Store.AddRevocations(ctx, entries); err != nil {
 		return nil, err
 	}
+	s.announce()
 	s.sync(ctx)
 	for _, e := range entries {
 		s.log(audit.TypeRevocationCreated, e)
@@ -138,6 +144,7 @@ func (s *Service) Unrevoke(ctx context.Context, id string) error {
 	if err := s.Store.DeleteRevocation(ctx, id); err != nil {
 		return err
 	}
+	s.announce()
 	s.sync(ctx)
 	s.log(audit.TypeRevocationDeleted, &Entry{ID: id})
 	return nil
@@ -163,6 +170,14 @@ func (s *Service) log(typ string, e *Entry) {
 		ev.ClientID = e.Value
 	}
 	s.Audit.Log(ev)
+}
+
+// announce tells other replicas of a committed write (before the local
+// reload, which they need not wait for).
+func (s *Service) announce() {
+	if s.Announce != nil {
+		s.Announce()
+	}
 }
 
 // sync applies a write here. A failed reload (the store answered the
