@@ -224,7 +224,7 @@ func startBed(ctx context.Context, dir string) (_ *bed, err error) {
 		return nil, err
 	}
 	cfg := strings.NewReplacer("{{dir}}", dir, "{{providers}}", strings.TrimRight(providers.String(), "\n"),
-		"{{upstream}}", upstreamURL).Replace(gatehouseConfig+rateLimitRoutes+rateLimitConfig)
+		"{{upstream}}", upstreamURL).Replace(gatehouseConfig + rateLimitRoutes + rateLimitConfig)
 	b.cfg = cfg
 	cfgPath := filepath.Join(dir, "gatehouse.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
