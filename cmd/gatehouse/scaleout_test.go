@@ -283,12 +283,16 @@ func checkKillLosesNothing(t *testing.T, c *scaleCluster) {
 	}
 }
 
-// recordKeyCreated: a key created on the victim authenticates on the
-// survivors.
+// recordKeyCreated: a key created on the victim is in the survivors'
+// admin API and authenticates there.
 func recordKeyCreated(t *testing.T, c *scaleCluster, victim *scaleReplica) func(*testing.T, *scaleReplica) error {
 	consumer := c.createConsumer(t, victim, "created-before-kill")
 	id, secret := c.createKey(t, victim, consumer, "k")
 	return func(t *testing.T, s *scaleReplica) error {
+		var got struct{ ID, Status string }
+		if err := json.Unmarshal(c.admin(t, s, http.MethodGet, "/v1/keys/"+id, nil, http.StatusOK), &got); err != nil || got.ID != id || got.Status != "active" {
+			return fmt.Errorf("key %s in the admin API: %+v, %v; want it active", id, got, err)
+		}
 		if got := c.status(t, s, "/plain/a", secret); got != http.StatusOK {
 			return fmt.Errorf("key %s answered %d, want 200", id, got)
 		}
@@ -326,10 +330,18 @@ func recordCallerRevoked(t *testing.T, c *scaleCluster, victim *scaleReplica) fu
 			t.Fatalf("%s: fresh key answered %d", r.name, got)
 		}
 	}
-	c.admin(t, victim, http.MethodPost, "/v1/revocations", map[string]any{
+	var created struct{ Revocations []struct{ ID string } }
+	data := c.admin(t, victim, http.MethodPost, "/v1/revocations", map[string]any{
 		"kind": "issuer_subject", "issuer": "gatehouse", "values": []string{consumer}, "reason": "scale-out test",
 	}, http.StatusCreated)
+	if err := json.Unmarshal(data, &created); err != nil || len(created.Revocations) != 1 || created.Revocations[0].ID == "" {
+		t.Fatalf("revocation answer: %v: %s", err, data)
+	}
+	entry := created.Revocations[0].ID
 	return func(t *testing.T, s *scaleReplica) error {
+		if list := c.admin(t, s, http.MethodGet, "/v1/revocations", nil, http.StatusOK); !bytes.Contains(list, []byte(`"`+entry+`"`)) {
+			return fmt.Errorf("revocation %s missing from the admin API's list", entry)
+		}
 		if got := c.status(t, s, "/plain/a", secret); got != http.StatusUnauthorized {
 			return fmt.Errorf("key of blocked consumer %s answered %d, want 401", consumer, got)
 		}
@@ -430,18 +442,25 @@ func (c *scaleCluster) status(t *testing.T, r *scaleReplica, path, key string) i
 	return c.get(t, r, path, key).StatusCode
 }
 
-// admin calls the admin API of r and decodes the answer into a map.
+// admin calls the admin API of r with body as JSON (none if nil) and
+// returns the answer's body, failing the test unless the status is want.
 func (c *scaleCluster) admin(t *testing.T, r *scaleReplica, method, path string, body any, want int) []byte {
 	t.Helper()
-	b, _ := json.Marshal(body)
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, r.adminURL+path, bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, method, r.adminURL+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	res, err := c.client.Do(req)
 	if err != nil {
 		t.Fatalf("%s: %s %s: %v", r.name, method, path, err)
