@@ -162,6 +162,7 @@ func measure(ctx context.Context, o *options, log io.Writer) (*results, error) {
 	if err != nil {
 		return nil, err
 	}
+	list = skipUnavailable(ctx, list, log)
 	if err := b.startVariants(ctx, list); err != nil {
 		return nil, err
 	}
@@ -266,4 +267,20 @@ func machine() map[string]string {
 		}
 	}
 	return m
+}
+
+// skipUnavailable drops the scenarios whose needs are not met on this
+// machine (Redis unreachable), saying so.
+func skipUnavailable(ctx context.Context, list []*scenario, log io.Writer) []*scenario {
+	kept := list[:0:0]
+	for _, s := range list {
+		if s.needs != nil {
+			if err := s.needs(ctx); err != nil {
+				fmt.Fprintf(log, "bench: skipping %s: %v\n", s.Name, err)
+				continue
+			}
+		}
+		kept = append(kept, s)
+	}
+	return kept
 }

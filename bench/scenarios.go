@@ -57,6 +57,10 @@ type scenario struct {
 	// check proves what the generic self-check cannot: that the
 	// scenario's own mechanism refuses what it must.
 	check func(ctx context.Context, s *scenario) error
+	// needs, if set, says why the scenario cannot run on this machine (a
+	// service it needs is unreachable): it is then skipped with that
+	// message, not failed.
+	needs func(ctx context.Context) error
 }
 
 // bed is the running test bed: the three servers and what the scenarios
@@ -77,6 +81,8 @@ type bed struct {
 	pki      *pki
 	opaque   string      // the one token the introspection endpoint calls active
 	dpop     *dpopClient // made on first use: its proofs name Gatehouse's port
+	// redisPrefix is the run's Redis key prefix (jwt-ratelimit-redis).
+	redisPrefix string
 }
 
 // The introspection scenario's provider and its client at the in-harness
@@ -218,7 +224,7 @@ func startBed(ctx context.Context, dir string) (_ *bed, err error) {
 		return nil, err
 	}
 	cfg := strings.NewReplacer("{{dir}}", dir, "{{providers}}", strings.TrimRight(providers.String(), "\n"),
-		"{{upstream}}", upstreamURL).Replace(gatehouseConfig)
+		"{{upstream}}", upstreamURL).Replace(gatehouseConfig + rateLimitRoutes + rateLimitConfig)
 	b.cfg = cfg
 	cfgPath := filepath.Join(dir, "gatehouse.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -293,6 +299,9 @@ var variantSettings = map[string]string{
 	// The revocation list on (issue 13), loaded with revokedEntries
 	// entries before the self-check.
 	"gatehouse-revocation": "revocation:\n  enabled: true\n",
+	// Rate limits counted in the real Redis (issue 14): the redis block
+	// makes it their store.
+	"gatehouse-redis": redisVariantSettings,
 }
 
 // startVariants starts the variant Gatehouses the scenarios in list use,
@@ -311,7 +320,8 @@ func (b *bed) startVariants(ctx context.Context, list []*scenario) error {
 		own := strings.NewReplacer(
 			b.dir+"/admin.token", dir+"/admin.token", b.dir+"/access.log", dir+"/access.log",
 			b.dir+"/audit.log", dir+"/audit.log", b.dir+"/keys.db", dir+"/keys.db")
-		cfg := own.Replace(b.cfg) + strings.ReplaceAll(settings, "{{upstream_addr}}", b.upstream.Addr)
+		cfg := own.Replace(b.cfg) + strings.NewReplacer("{{upstream_addr}}", b.upstream.Addr,
+			"{{redis_addr}}", redisAddr(), "{{redis_prefix}}", b.redisPrefix).Replace(settings)
 		path := filepath.Join(dir, "gatehouse.yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			return err
@@ -417,7 +427,8 @@ func (b *bed) scenarios() []*scenario {
 		&scenario{Name: "jwt-rs256-warm-traced", Kind: kindWarm, server: "gatehouse-traced", path: "/jwt/x", header: "Authorization",
 			credential: warmRS256, variantOf: "jwt-rs256-warm",
 			Description: "jwt-rs256-warm on a Gatehouse with tracing on at 1 % sampling (OTLP/HTTP export to a local receiver) and metrics on."})
-	return append(list, b.credentialScenarios(warmRS256)...)
+	list = append(list, b.credentialScenarios(warmRS256)...)
+	return append(list, b.rateLimitScenarios(warmRS256)...)
 }
 
 // selfCheck proves, before anything is measured, that each scenario does
