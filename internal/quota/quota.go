@@ -64,7 +64,7 @@ type Quota struct {
 	// Name names the quota in headers, the admin API and audit events.
 	Name string
 	// Limit is the number of requests admitted per window (at least 1).
-	Limit int64
+	Limit  int64
 	Period Period
 	// Rolling selects a sliding window instead of the calendar one.
 	Rolling bool
