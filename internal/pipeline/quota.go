@@ -146,21 +146,10 @@ func (qs *quotaSet) refuse(x *Exchange, log audit.Logger, r *quotaRule, st quota
 	}
 }
 
-// QuotaUsage is one quota's use by one caller (the admin API's usage).
-type QuotaUsage struct {
-	Policy   string    `json:"policy"`
-	Name     string    `json:"name"`
-	Period   string    `json:"period"`
-	Calendar bool      `json:"calendar"`
-	Limit    int64     `json:"limit"`
-	Used     int64     `json:"used"`
-	Reset    time.Time `json:"reset"`
-}
-
 // QuotaUsage reports the quotas of every policy that count by the
 // identity alone (not by address or route) for id, at now.
-func (p *Plan) QuotaUsage(ctx context.Context, id *identity.Identity, now time.Time) ([]QuotaUsage, error) {
-	out := []QuotaUsage{}
+func (p *Plan) QuotaUsage(ctx context.Context, id *identity.Identity, now time.Time) ([]quota.Usage, error) {
+	out := []quota.Usage{}
 	if p.rateLimits == nil {
 		return out, nil
 	}
@@ -181,7 +170,7 @@ func (p *Plan) QuotaUsage(ctx context.Context, id *identity.Identity, now time.T
 				return nil, err
 			}
 			res := quota.Result{Cur: cur, Prev: prev}
-			out = append(out, QuotaUsage{
+			out = append(out, quota.Usage{
 				Policy: name, Name: r.q.Name, Period: r.q.Period.String(), Calendar: !r.q.Rolling,
 				Limit: r.q.Limit, Used: min(res.Used(w.PrevWeight), r.q.Limit),
 				Reset: now.Add(r.q.ResetAfter(w, now, cur)).UTC().Truncate(time.Second),

@@ -163,6 +163,23 @@ func (q Quota) ResetAfter(w Window, now time.Time, cur int64) time.Duration {
 	return w.End.Sub(now)
 }
 
+// Usage is one quota's use by one caller (the admin API's usage).
+type Usage struct {
+	// Policy is the rate-limit policy holding the quota.
+	Policy string `json:"policy"`
+	// Name is the quota's name.
+	Name string `json:"name"`
+	// Period is day or month; Calendar is false for a rolling window.
+	Period   string `json:"period"`
+	Calendar bool   `json:"calendar"`
+	// Limit and Used: requests admitted per period, and used so far
+	// (rolling: with the previous window's weighted share).
+	Limit int64 `json:"limit"`
+	Used  int64 `json:"used"`
+	// Reset is when the quota is whole again (UTC, whole seconds).
+	Reset time.Time `json:"reset"`
+}
+
 // Take asks a Store to count one request.
 type Take struct {
 	// Key is the caller's counter (namespaced by policy and quota).
