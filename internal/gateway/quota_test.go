@@ -190,3 +190,48 @@ routes:
 		t.Fatalf("next month: %d %q %s", res.StatusCode, res.Header.Get("RateLimit"), body)
 	}
 }
+
+// TestQuotaStoreOutage: while Redis cannot count, a quota fails closed
+// (503 with Retry-After), unlike a limit with on_redis_error: local; once
+// Redis is back, the counts resume where they were.
+func TestQuotaStoreOutage(t *testing.T) {
+	up := newUpstream(t, "orders")
+	rc := redistest.Config(t, redistest.Addr(t))
+	px := redistest.NewProxy(t, rc.Addresses[0])
+	cfg := header + fmt.Sprintf("redis: {addresses: [%q], key_prefix: %q, timeouts: {dial: 200ms, read: 200ms, write: 200ms, pool: 200ms}}\n", px.Addr(), rc.KeyPrefix) +
+		"api_keys:\n" + fmt.Sprintf("  store: {type: embedded, path: %q}\n", filepath.Join(t.TempDir(), "keys.db")) + fmt.Sprintf(`
+rate_limits:
+  policies:
+    metered:
+      limits: [{name: burst, rate: 100, per: 1s, on_redis_error: local}]
+      quotas: [{name: daily, limit: 2, period: day}]
+routes:
+  - name: orders
+    match: {path_prefix: /orders}
+    authenticate: {methods: [api_key]}
+    rate_limit: metered
+    upstream: {targets: [%q]}
+`, up.URL)
+	tg := startGateway(t, cfg).serve()
+	key, _, _ := issueKey(t, tg, "acme", nil)
+	if res, body := keyCall(t, tg.url+"/orders/1", key, ""); res.StatusCode != 200 {
+		t.Fatalf("before the outage: %d %s", res.StatusCode, body)
+	}
+	px.Stop()
+	res, body := keyCall(t, tg.url+"/orders/1", key, "")
+	problemBody(t, res, body, 503, "service-unavailable")
+	if res.Header.Get("Retry-After") != "5" {
+		t.Errorf("Retry-After %q", res.Header.Get("Retry-After"))
+	}
+	if err := px.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Redis is back (the client's breaker may need a moment): one more
+	// request fits, then the quota is used up.
+	waitFor(t, "Redis back", 10*time.Second, func() bool {
+		res, _ := keyCall(t, tg.url+"/orders/1", key, "")
+		return res.StatusCode == 200
+	})
+	res, body = keyCall(t, tg.url+"/orders/1", key, "")
+	problemBody(t, res, body, 429, "quota-exceeded")
+}
