@@ -235,3 +235,62 @@ routes:
 	res, body = keyCall(t, tg.url+"/orders/1", key, "")
 	problemBody(t, res, body, 429, "quota-exceeded")
 }
+
+// TestRollingQuotaThroughGateway: a rolling daily quota slides: refused
+// with the wait until the window has slid enough, admitted after it.
+func TestRollingQuotaThroughGateway(t *testing.T) {
+	up := newUpstream(t, "orders")
+	dir := t.TempDir()
+	cfg := header + "api_keys:\n" + fmt.Sprintf("  store: {type: embedded, path: %q}\n", filepath.Join(dir, "keys.db")) + fmt.Sprintf(`
+rate_limits:
+  policies:
+    metered:
+      quotas: [{name: day, limit: 2, period: day, calendar: false}]
+routes:
+  - name: orders
+    match: {path_prefix: /orders}
+    authenticate: {methods: [api_key]}
+    rate_limit: metered
+    upstream: {targets: [%q]}
+`, up.URL)
+	path := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var clock atomic.Int64
+	// 18:00 UTC: three quarters into the rolling window of that day.
+	start := time.Date(2026, 11, 29, 18, 0, 0, 0, time.UTC)
+	clock.Store(start.UnixNano())
+	tg := startGatewayAt(t, path, func() time.Time { return time.Unix(0, clock.Load()) })
+	defer tg.stop(t)
+	key, _, _ := issueKey(t, tg, "acme", nil)
+	statuses := func() string {
+		var out []string
+		for range 3 {
+			res, _ := keyCall(t, tg.url+"/orders/1", key, "")
+			out = append(out, strconv.Itoa(res.StatusCode))
+		}
+		return strings.Join(out, ",")
+	}
+	if got := statuses(); got != "200,200,429" {
+		t.Fatalf("first day: %s", got)
+	}
+	res, body := keyCall(t, tg.url+"/orders/1", key, "")
+	problemBody(t, res, body, 429, "quota-exceeded")
+	// The 2 of this window must weigh ≤ 1: half-way into the next
+	// window, at 12:00 the next day (18 hours).
+	if ra := res.Header.Get("Retry-After"); ra != "64800" {
+		t.Errorf("Retry-After %q, want 64800", ra)
+	}
+	// 6 hours into the next window the previous 2 still weigh 1.5 → 1:
+	// one request fits.
+	clock.Store(start.Add(12 * time.Hour).UnixNano())
+	if got := statuses(); got != "200,429,429" {
+		t.Errorf("next morning: %s, want 200,429,429", got)
+	}
+	// Two windows later nothing weighs.
+	clock.Store(start.Add(54 * time.Hour).UnixNano())
+	if got := statuses(); got != "200,200,429" {
+		t.Errorf("two days later: %s", got)
+	}
+}
