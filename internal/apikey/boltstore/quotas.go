@@ -18,6 +18,11 @@ import (
 // the expiry (Unix seconds, 8 bytes).
 var bucketQuotas = []byte("quota_counts")
 
+// quotaBatchDelay is how long bbolt's Batch waits for more counts to
+// share a transaction (bbolt's default, 10 ms, is a long wait for a lone
+// request).
+const quotaBatchDelay = time.Millisecond
+
 var _ quota.Store = (*Store)(nil)
 
 func quotaKey(key string, window int64) []byte {
