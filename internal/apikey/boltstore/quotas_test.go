@@ -58,3 +58,24 @@ func TestPruneQuotas(t *testing.T) {
 		t.Fatalf("after pruning: %d %d", cur, prev)
 	}
 }
+
+// BenchmarkQuotaTake measures one durable count (a committed, fsynced
+// batch), one caller per goroutine.
+func BenchmarkQuotaTake(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "keys.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Take(ctx, quota.Take{Key: "bench", Window: 1, Limit: 1 << 40, ExpireAt: exp}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
