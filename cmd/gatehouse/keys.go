@@ -45,6 +45,7 @@ Commands:
   list
   show ID|NAME
   delete ID|NAME     (deletes the consumer's keys too)
+  usage ID|NAME      (quota use: used, limit, reset)
 
 Run "gatehouse consumers <command> --help" for a command's flags.
 `
@@ -80,6 +81,7 @@ func cmdConsumers(args []string, stdout, stderr io.Writer) int {
 		"list":   consumersList,
 		"show":   consumersShow,
 		"delete": consumersDelete,
+		"usage":  consumersQuotaUsage,
 	}, args, stdout, stderr)
 }
 
@@ -438,6 +440,38 @@ func consumersDelete(args []string, stdout, stderr io.Writer) int {
 		return printJSON(stdout, map[string]string{"deleted": pos[0]})
 	}
 	fmt.Fprintf(stdout, "Deleted consumer %s and its keys.\n", pos[0])
+	return exitOK
+}
+
+func consumersQuotaUsage(args []string, stdout, stderr io.Writer) int {
+	a := newAdminFlags("consumers usage", "consumers usage ID|NAME [flags]\n\nShow a consumer's quota use: for each quota that counts by it, used, limit and reset time.", stderr)
+	pos, code, stop := a.parseArgs(args, stdout, "ID|NAME")
+	if stop {
+		return code
+	}
+	out, code, ok := callAdmin(a, stderr, func(ctx context.Context, c *adminclient.Client) (*adminclient.ConsumerUsage, error) {
+		return c.GetConsumerUsage(ctx, pos[0])
+	})
+	if !ok {
+		return code
+	}
+	if a.json {
+		return printJSON(stdout, out)
+	}
+	if len(out.Quotas) == 0 {
+		fmt.Fprintf(stdout, "No quota counts by consumer %s.\n", out.Name)
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POLICY\tQUOTA\tPERIOD\tUSED\tLIMIT\tRESET")
+	for _, q := range out.Quotas {
+		period := q.Period
+		if !q.Calendar {
+			period += " (rolling)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", q.Policy, q.Name, period, q.Used, q.Limit, formatTime(q.Reset))
+	}
+	_ = tw.Flush()
 	return exitOK
 }
 

@@ -10,9 +10,12 @@
 package adminapi
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	_ "embed"
+	"github.com/gatehouse/gatehouse/internal/apikey"
+	"github.com/gatehouse/gatehouse/internal/quota"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -39,6 +42,9 @@ type Config struct {
 	// 503 "admin-disabled". The admin token grants full control over
 	// every consumer and key: keep the listener on loopback.
 	TokenHash []byte
+	// Usage reports a consumer's quota use (GET
+	// /v1/consumers/{consumer}/usage); nil: an empty list.
+	Usage func(ctx context.Context, c *apikey.Consumer) ([]quota.Usage, error)
 	// Log receives request failures (never tokens or keys). Default
 	// slog.Default().
 	Log *slog.Logger
@@ -61,6 +67,7 @@ var routes = []route{
 	{http.MethodGet, "/v1/consumers", (*api).listConsumers, false},
 	{http.MethodGet, "/v1/consumers/{consumer}", (*api).getConsumer, false},
 	{http.MethodDelete, "/v1/consumers/{consumer}", (*api).deleteConsumer, false},
+	{http.MethodGet, "/v1/consumers/{consumer}/usage", (*api).consumerUsage, false},
 	{http.MethodPost, "/v1/consumers/{consumer}/keys", (*api).createKey, false},
 	{http.MethodGet, "/v1/keys", (*api).listKeys, false},
 	{http.MethodGet, "/v1/keys/{key}", (*api).getKey, false},
@@ -81,6 +88,7 @@ var openAPIDoc []byte
 type api struct {
 	svc       *keymgmt.Service
 	rev       *revocation.Service
+	usage     func(ctx context.Context, c *apikey.Consumer) ([]quota.Usage, error)
 	tokenHash []byte // nil: disabled
 	log       *slog.Logger
 	mux       *http.ServeMux
@@ -89,7 +97,7 @@ type api struct {
 // New returns the admin API handler: /v1/... (token required) and
 // GET /openapi.json.
 func New(cfg Config) http.Handler {
-	a := &api{svc: cfg.Service, rev: cfg.Revocations, log: cfg.Log, mux: http.NewServeMux()}
+	a := &api{svc: cfg.Service, rev: cfg.Revocations, usage: cfg.Usage, log: cfg.Log, mux: http.NewServeMux()}
 	if a.log == nil {
 		a.log = slog.Default()
 	}

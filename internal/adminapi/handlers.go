@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/internal/quota"
 	"io"
 	"mime"
 	"net/http"
@@ -106,6 +107,31 @@ func (a *api) getConsumer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, c)
+}
+
+// usageResponse is a consumer's quota use.
+type usageResponse struct {
+	Consumer string        `json:"consumer"`
+	Name     string        `json:"name"`
+	Quotas   []quota.Usage `json:"quotas"`
+}
+
+func (a *api) consumerUsage(w http.ResponseWriter, r *http.Request) {
+	c, err := a.svc.GetConsumer(r.Context(), r.PathValue("consumer"))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	resp := usageResponse{Consumer: c.ID, Name: c.Name, Quotas: []quota.Usage{}}
+	if a.usage != nil {
+		us, err := a.usage(r.Context(), c)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		resp.Quotas = append(resp.Quotas, us...)
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func (a *api) deleteConsumer(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package adminapi
 
 import (
 	"errors"
+	"github.com/gatehouse/gatehouse/internal/quota"
 	"net/http"
 
 	"github.com/gatehouse/gatehouse/internal/apikey"
@@ -52,7 +53,7 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		writeProblem(w, probConflict, "the key has expired", nil)
 	case errors.Is(err, apikey.ErrConflict):
 		writeProblem(w, probConflict, "a resource with this name already exists", nil)
-	case errors.Is(err, apikey.ErrUnavailable):
+	case errors.Is(err, apikey.ErrUnavailable), errors.Is(err, quota.ErrUnavailable):
 		a.log.Warn("adminapi: key store unavailable", "method", r.Method, "pattern", r.Pattern, "err", err)
 		writeProblem(w, probUnavailable, "", nil)
 	default:

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/gatehouse/gatehouse/internal/quota"
 	"io"
 	"mime"
 	"net/http"
@@ -165,6 +166,22 @@ func (c *Client) ListConsumers(ctx context.Context) ([]Consumer, error) {
 func (c *Client) GetConsumer(ctx context.Context, idOrName string) (*Consumer, error) {
 	var out Consumer
 	if err := c.do(ctx, http.MethodGet, "/v1/consumers/"+segment(idOrName), nil, nil, http.StatusOK, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ConsumerUsage is a consumer's quota use.
+type ConsumerUsage struct {
+	Consumer string        `json:"consumer"`
+	Name     string        `json:"name"`
+	Quotas   []quota.Usage `json:"quotas"`
+}
+
+// GetConsumerUsage returns a consumer's quota use, by id or name.
+func (c *Client) GetConsumerUsage(ctx context.Context, idOrName string) (*ConsumerUsage, error) {
+	var out ConsumerUsage
+	if err := c.do(ctx, http.MethodGet, "/v1/consumers/"+segment(idOrName)+"/usage", nil, nil, http.StatusOK, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

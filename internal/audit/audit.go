@@ -35,6 +35,9 @@ const (
 	// TypeLockout records the start of a brute-force lockout of a client
 	// address or a credential (once per lockout, not per refused request).
 	TypeLockout = "authn.lockout"
+	// TypeQuotaExceeded records that a caller used up a quota (once per
+	// caller, quota and period, not per refused request).
+	TypeQuotaExceeded = "quota.exceeded"
 )
 
 // Outcomes.

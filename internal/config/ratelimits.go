@@ -35,7 +35,10 @@ type RateLimitPolicy struct {
 	// Exempt callers are not limited.
 	Exempt RateLimitExempt `yaml:"exempt" desc:"Callers this policy never limits."`
 	// Limits are the default limits.
-	Limits []RateLimitRule `yaml:"limits" desc:"The limits, checked together (all or nothing). Required."`
+	Limits []RateLimitRule `yaml:"limits" desc:"The limits, checked together (all or nothing). Required unless quotas is set."`
+	// Quotas are the per-caller day/month quotas, counted durably after
+	// the limits admit a request.
+	Quotas []QuotaRule `yaml:"quotas" desc:"Quotas per caller over a day or a month, counted durably (Redis with the redis store, else the API-key store) once the limits admit the request. Default none."`
 	// Tiers pick the limits from the caller; the first whose when
 	// matches wins; no match: Limits.
 	Tiers []RateLimitTier `yaml:"tiers" desc:"Limits chosen by the caller: the first tier whose when matches applies its limits; a caller no tier matches gets limits."`
@@ -81,6 +84,25 @@ type RateLimitRule struct {
 	// OnRedisError is the limit's policy when Redis cannot decide.
 	OnRedisError string `yaml:"on_redis_error" enum:"local,deny,allow" desc:"What the limit does while Redis cannot decide: local (count rate/expected_replicas in this replica), deny (429) or allow (ignore the limit; dangerous). Default local."`
 }
+
+// QuotaRule is one quota: Limit requests per day or month, per key.
+type QuotaRule struct {
+	// Name names the quota in headers, the admin API and audit events.
+	Name string `yaml:"name" desc:"The quota's name in the RateLimit headers, the admin API and audit events: letters, digits, '-', '_', '.'. Required, unique within the policy (and distinct from its limits' names)."`
+	// Limit is the number of requests per period.
+	Limit int64 `yaml:"limit" desc:"Requests admitted per period. Required, at least 1."`
+	// Period is day or month.
+	Period string `yaml:"period" enum:"day,month" desc:"The period: day or month. Required."`
+	// Calendar resets at the start of each day or month; false: a rolling window. Default true.
+	Calendar *bool `yaml:"calendar" desc:"true: the count resets at 00:00 (day) or on the first of the month at 00:00 (month) in time_zone. false: a rolling window of 24 hours or 30 days (a sliding-window counter). Default true."`
+	// TimeZone of calendar periods (IANA name). Default UTC.
+	TimeZone string `yaml:"time_zone" desc:"IANA time zone of calendar periods (Europe/Berlin). Default UTC."`
+	// Key is what the quota counts by. Default consumer.
+	Key string `yaml:"key" desc:"What the quota counts by, with the parts of limits[].key. Default consumer."`
+}
+
+// IsCalendar reports whether the quota resets on the calendar.
+func (q QuotaRule) IsCalendar() bool { return q.Calendar == nil || *q.Calendar }
 
 // BruteForce configures the lockout of failing authentication.
 type BruteForce struct {
@@ -144,10 +166,11 @@ func validateRateLimits(c *Config, add func(path, format string, args ...any)) {
 		if !limitNameRE.MatchString(name) {
 			add(path, "policy names use 1 to 64 letters, digits, '.', '_' and '-'")
 		}
-		if len(p.Limits) == 0 {
-			add(path+".limits", "at least one limit is required")
+		if len(p.Limits) == 0 && len(p.Quotas) == 0 {
+			add(path+".limits", "at least one limit (or a quota) is required")
 		}
 		validateLimitRules(path+".limits", p.Limits, add)
+		validateQuotas(c, path, p, add)
 		for i, t := range p.Tiers {
 			tp := fmt.Sprintf("%s.tiers[%d]", path, i)
 			if !limitNameRE.MatchString(t.When.Claim) {
@@ -248,6 +271,54 @@ func validateLimitRules(path string, rules []RateLimitRule, add func(path, forma
 		case "", "local", "deny", "allow":
 		default:
 			add(p+".on_redis_error", "%q: use local, deny or allow", r.OnRedisError)
+		}
+	}
+}
+
+// MaxQuotasPerPolicy bounds a policy's quotas (each costs a store call
+// per request).
+const MaxQuotasPerPolicy = 4
+
+func validateQuotas(c *Config, path string, p RateLimitPolicy, add func(path, format string, args ...any)) {
+	if len(p.Quotas) == 0 {
+		return
+	}
+	if len(p.Quotas) > MaxQuotasPerPolicy {
+		add(path+".quotas", "at most %d quotas", MaxQuotasPerPolicy)
+	}
+	if c.RateLimitStore() != "redis" && c.APIKeys.Store.Type == "static" {
+		add(path+".quotas", "quotas are counted in Redis (rate_limits.store: redis) or in the API-key store, and api_keys.store.type is static")
+	}
+	names := map[string]bool{}
+	for _, l := range p.Limits {
+		names[l.Name] = true
+	}
+	for i, q := range p.Quotas {
+		qp := fmt.Sprintf("%s.quotas[%d]", path, i)
+		switch {
+		case !limitNameRE.MatchString(q.Name):
+			add(qp+".name", "use 1 to 64 letters, digits, '-', '_' or '.'")
+		case names[q.Name]:
+			add(qp+".name", "duplicate name %q (limits and quotas of a policy share names)", q.Name)
+		}
+		names[q.Name] = true
+		if q.Limit < 1 {
+			add(qp+".limit", "must be at least 1")
+		}
+		if q.Period != "day" && q.Period != "month" {
+			add(qp+".period", "%q: use day or month", q.Period)
+		}
+		if q.TimeZone != "" {
+			if !q.IsCalendar() {
+				add(qp+".time_zone", "only calendar quotas have a time zone")
+			} else if _, err := time.LoadLocation(q.TimeZone); err != nil {
+				add(qp+".time_zone", "%q: not a known IANA time zone", q.TimeZone)
+			}
+		}
+		if q.Key != "" {
+			validateLimitRules(qp, []RateLimitRule{{Name: q.Name, Rate: 1, Per: Duration(time.Second), Key: q.Key}}, func(_, format string, args ...any) {
+				add(qp+".key", format, args...)
+			})
 		}
 	}
 }

@@ -51,6 +51,15 @@ func TestRateLimitsConfig(t *testing.T) {
 		{"brute force threshold", `{brute_force: {threshold: 0}}`, "", "rate_limits.brute_force.threshold"},
 		{"brute force key", `{brute_force: {keys: [user]}}`, "", "rate_limits.brute_force.keys[0]"},
 		{"negative max_in_flight", ok, "max_in_flight: -1", "routes[0].max_in_flight"},
+		{"quotas only", `{policies: {q: {quotas: [{name: monthly, limit: 100000, period: month, calendar: true, key: consumer},
+			{name: daily, limit: 10, period: day, time_zone: Europe/Berlin}, {name: rolling, limit: 5, period: day, calendar: false, key: "client_id+ip"}]}}}`, "rate_limit: q", ""},
+		{"quota without limit", `{policies: {q: {quotas: [{name: m, period: month}]}}}`, "", "rate_limits.policies.q.quotas[0].limit: must be at least 1"},
+		{"quota period", `{policies: {q: {quotas: [{name: m, limit: 1, period: week}]}}}`, "", "rate_limits.policies.q.quotas[0].period"},
+		{"quota name shared with a limit", `{policies: {q: {limits: [{name: m, rate: 1, per: 1s}], quotas: [{name: m, limit: 1, period: day}]}}}`, "", "rate_limits.policies.q.quotas[0].name: duplicate"},
+		{"quota time zone", `{policies: {q: {quotas: [{name: m, limit: 1, period: day, time_zone: Mars/Olympus}]}}}`, "", "rate_limits.policies.q.quotas[0].time_zone"},
+		{"rolling quota with a time zone", `{policies: {q: {quotas: [{name: m, limit: 1, period: day, calendar: false, time_zone: UTC}]}}}`, "", "quotas[0].time_zone: only calendar"},
+		{"quota key", `{policies: {q: {quotas: [{name: m, limit: 1, period: day, key: user}]}}}`, "", "rate_limits.policies.q.quotas[0].key"},
+		{"too many quotas", `{policies: {q: {quotas: [{name: a, limit: 1, period: day}, {name: b, limit: 1, period: day}, {name: c, limit: 1, period: day}, {name: d, limit: 1, period: day}, {name: e, limit: 1, period: day}]}}}`, "", "rate_limits.policies.q.quotas: at most 4"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			route := ""

@@ -6,6 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"github.com/gatehouse/gatehouse/internal/apikey"
+	authnapikey "github.com/gatehouse/gatehouse/internal/authn/apikey"
+	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/quota"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -159,7 +163,7 @@ func (a *keyAdmin) follow(keys *pipeline.APIKeys, grace time.Duration, rev *pipe
 		go svc.WatchExpiry(ctx, time.Minute)
 	}
 	if keys != nil || rev != nil {
-		ac := adminapi.Config{Service: svc, TokenHash: a.tokenHash, Log: a.g.log}
+		ac := adminapi.Config{Service: svc, TokenHash: a.tokenHash, Log: a.g.log, Usage: a.g.quotaUsage}
 		if rev != nil {
 			rs := *rev.Service // shared by plans; the audit sink is the admin API's
 			rs.Audit = a.audit
@@ -194,4 +198,23 @@ func (a *keyAdmin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		problem.Write(w, problem.Unavailable, "No route accepts api_key, so no key store is open.", "")
 	}
+}
+
+// quotaUsage reports a consumer's quota use under the plan serving now:
+// the quotas that count by the consumer (its id, name or a claim an API
+// key carries), not by address or route.
+func (g *Gateway) quotaUsage(ctx context.Context, c *apikey.Consumer) ([]quota.Usage, error) {
+	p := g.plan.Load()
+	if p == nil {
+		return nil, nil
+	}
+	id := &identity.Identity{
+		Subject: c.ID, Issuer: authnapikey.Issuer, Provider: authnapikey.Provider, Method: identity.MethodAPIKey,
+		ClientID: c.Name, Claims: map[string]any{"consumer_name": c.Name},
+	}
+	now := time.Now
+	if g.opts.Pipeline.Now != nil {
+		now = g.opts.Pipeline.Now
+	}
+	return p.QuotaUsage(ctx, id, now())
 }

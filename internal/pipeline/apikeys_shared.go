@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/apikey"
 	"github.com/gatehouse/gatehouse/internal/apikey/boltstore"
@@ -30,6 +31,41 @@ type keyStore struct {
 	// revFeed fans the store's revocation-list notifications out to the
 	// revocation replicas over it (revocation.go).
 	revFeed revocationFeed
+	// stopPrune ends the quota pruner and waits for it; nil: none.
+	stopPrune func()
+}
+
+// quotaPruner is a store that keeps quota counters (package quota) and
+// drops the expired ones.
+type quotaPruner interface {
+	PruneQuotas(ctx context.Context, now time.Time) (int, error)
+}
+
+// quotaPruneInterval is how often an open store drops expired quota
+// counters.
+const quotaPruneInterval = time.Hour
+
+// pruneQuotas drops expired quota counters every interval until ctx ends.
+func pruneQuotas(ctx context.Context, p quotaPruner, interval time.Duration, log *slog.Logger) {
+	if log == nil {
+		log = slog.Default()
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			if n, err := p.PruneQuotas(pctx, time.Now()); err != nil {
+				log.Warn("pipeline: pruning expired quota counters", "error", err)
+			} else if n > 0 {
+				log.Debug("pipeline: pruned expired quota counters", "count", n)
+			}
+			cancel()
+		}
+	}
 }
 
 // openKeyStore opens the store that settings name.
@@ -52,6 +88,15 @@ func openKeyStore(ctx context.Context, settings config.KeyStore, log *slog.Logge
 	}
 	if err != nil {
 		return nil, err
+	}
+	if qp, ok := ks.Store.(quotaPruner); ok {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			pruneQuotas(ctx, qp, quotaPruneInterval, log)
+		}()
+		ks.stopPrune = func() { cancel(); <-done }
 	}
 	return ks, nil
 }
@@ -79,6 +124,9 @@ func (ks *keyStore) unsubscribe(c *authnapikey.Cache) {
 }
 
 func (ks *keyStore) close() {
+	if ks.stopPrune != nil {
+		ks.stopPrune()
+	}
 	if ks.Store != nil {
 		_ = ks.Store.Close()
 	}

@@ -132,7 +132,7 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 		p.unmatched = opts.Observer.Route(UnmatchedRoute, p.methods)
 	}
 	keys := opts.APIKeys
-	if keys == nil && !opts.Validating && (acceptsAPIKeys(cfg) || cfg.LeakReports.Path != "") {
+	if keys == nil && !opts.Validating && (acceptsAPIKeys(cfg) || cfg.LeakReports.Path != "" || hasQuotas(cfg) && cfg.RateLimitStore() != "redis") {
 		var reused bool
 		if keys, reused, err = p.acquireAPIKeys(reg, cfg.APIKeys, opts); err != nil {
 			return nil, file.Errorf("api_keys.store", "%v", err)

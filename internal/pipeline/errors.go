@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"errors"
+	"github.com/gatehouse/gatehouse/internal/quota"
 	"net/http"
 	"strconv"
 	"strings"
@@ -67,7 +68,18 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		return
 	case errors.As(err, &tooMany):
 		t, detail = problem.TooManyRequests, "Too many requests; try again later."
+		if tooMany.QuotaExceeded {
+			t, detail = problem.QuotaExceeded, "The caller's quota is used up until it resets (Retry-After)."
+		}
 		p.tooManyRequests(w, e, tooMany)
+	case errors.Is(err, quota.ErrUnavailable):
+		// Fail closed: the quota could not be counted.
+		t, detail = problem.Unavailable, "The quota cannot be checked right now; try again later."
+		w.Header().Set("Retry-After", "5")
+		if ok, suppressed := p.unavailableLog.allow("quota_store", time.Now()); ok {
+			p.log.Warn("pipeline: quota store unavailable (at most one line every 10s)",
+				"request_id", e.RequestID, "route", e.Route, "error", err, "suppressed", suppressed)
+		}
 	case errors.As(err, &inFlight):
 		t, detail = problem.ConcurrencyLimit, "Too many requests to this service are in progress; try again shortly."
 		w.Header().Set("Retry-After", "1")

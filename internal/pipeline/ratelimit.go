@@ -8,8 +8,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/quota"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/redisconn"
 	"github.com/gatehouse/gatehouse/internal/reply"
@@ -40,8 +42,9 @@ type limitSet struct {
 	lim    ratelimit.Limiter
 	keys   []ratelimit.KeySpec
 	limits []ratelimit.Limit
-	// policyHeader is the RateLimit-Policy value, built once.
-	policyHeader string
+	// policyHeader is the RateLimit-Policy value, built once;
+	// policyHeaderQuotas has the policy's quotas after the limits.
+	policyHeader, policyHeaderQuotas string
 }
 
 type rateTier struct {
@@ -57,7 +60,10 @@ type rateLimitPolicy struct {
 	consumers []string
 	ips       []netip.Prefix
 	tiers     []rateTier
-	def       *limitSet
+	// def is nil for a policy of quotas only.
+	def *limitSet
+	// quotas are the policy's quotas; nil: none.
+	quotas *quotaSet
 }
 
 // rateLimitStage applies a policy to a route's requests.
@@ -65,6 +71,7 @@ type rateLimitStage struct {
 	route  string
 	policy *rateLimitPolicy
 	now    func() time.Time
+	audit  audit.Logger
 }
 
 func (s *rateLimitStage) Name() string { return "rate_limit" }
@@ -80,41 +87,83 @@ func (s *rateLimitStage) Process(x *Exchange) error {
 		return nil
 	}
 	set := p.pick(id)
-	n := len(set.keys)
-	keys, out := x.rlKeys[:n], x.rlDecisions[:n]
 	ip := x.clientIPText()
 	if id == nil {
 		id = anonymousIdentity
 	}
-	for i, k := range set.keys {
-		keys[i], _ = k.Key(id, s.route, ip)
-	}
-	// Redis calls are bounded by the client's own deadlines.
-	allowed, err := set.lim.Allow(x.Request.Context(), keys, s.now(), 1, out)
-	if err != nil {
-		// Only a caller bug reaches here (the fallback decides on
-		// outages); refuse rather than admit.
-		return fmt.Errorf("pipeline: rate limit: %w", err)
-	}
-	if p.headers {
-		x.SetResponseHeader(headerRateLimitPolicy, set.policyHeader)
-		var buf [128]byte
-		x.SetResponseHeader(headerRateLimit, string(ratelimit.AppendRateLimit(buf[:0], set.limits, out)))
-	}
-	if obs != nil {
-		for i, l := range set.limits {
-			switch {
-			case allowed:
-				obs.RateLimit(p.name, l.Name, "allowed")
-			case out[i].RetryAfter > 0:
-				obs.RateLimit(p.name, l.Name, "limited")
+	now := s.now()
+	allowed := true
+	var buf [160]byte
+	hdr := buf[:0]
+	if set != nil {
+		n := len(set.keys)
+		keys, out := x.rlKeys[:n], x.rlDecisions[:n]
+		for i, k := range set.keys {
+			keys[i], _ = k.Key(id, s.route, ip)
+		}
+		// Redis calls are bounded by the client's own deadlines.
+		var err error
+		allowed, err = set.lim.Allow(x.Request.Context(), keys, now, 1, out)
+		if err != nil {
+			// Only a caller bug reaches here (the fallback decides on
+			// outages); refuse rather than admit.
+			return fmt.Errorf("pipeline: rate limit: %w", err)
+		}
+		hdr = ratelimit.AppendRateLimit(hdr, set.limits, out)
+		if obs != nil {
+			for i, l := range set.limits {
+				switch {
+				case allowed:
+					obs.RateLimit(p.name, l.Name, "allowed")
+				case out[i].RetryAfter > 0:
+					obs.RateLimit(p.name, l.Name, "limited")
+				}
 			}
 		}
+		if !allowed {
+			s.setHeaders(x, set, hdr)
+			return &reply.TooManyRequestsError{RetryAfter: time.Duration(ratelimit.RetryAfter(out)) * time.Second}
+		}
 	}
-	if allowed {
+	if qs := p.quotas; qs != nil {
+		var (
+			over *quotaRule
+			st   quotaState
+			err  error
+		)
+		hdr, over, st, err = qs.take(x.Request.Context(), id, s.route, ip, now, hdr)
+		if err != nil {
+			return err
+		}
+		s.setHeaders(x, set, hdr)
+		if over != nil {
+			if obs != nil {
+				obs.RateLimit(p.name, over.q.Name, "limited")
+			}
+			return qs.refuse(x, s.audit, over, st, id, now)
+		}
 		return nil
 	}
-	return &reply.TooManyRequestsError{RetryAfter: time.Duration(ratelimit.RetryAfter(out)) * time.Second}
+	s.setHeaders(x, set, hdr)
+	return nil
+}
+
+// setHeaders sets the RateLimit-Policy and RateLimit fields (when the
+// policy sends them) for the limits of set (nil: none) and the quotas.
+func (s *rateLimitStage) setHeaders(x *Exchange, set *limitSet, value []byte) {
+	p := s.policy
+	if !p.headers {
+		return
+	}
+	switch {
+	case set == nil:
+		x.SetResponseHeader(headerRateLimitPolicy, p.quotas.policyHeader)
+	case p.quotas != nil:
+		x.SetResponseHeader(headerRateLimitPolicy, set.policyHeaderQuotas)
+	default:
+		x.SetResponseHeader(headerRateLimitPolicy, set.policyHeader)
+	}
+	x.SetResponseHeader(headerRateLimit, string(value))
 }
 
 // anonymousIdentity stands for the caller of a public route: keys that
@@ -165,6 +214,8 @@ func (p *rateLimitPolicy) pick(id *identity.Identity) *limitSet {
 // its brute-force counter.
 type rateLimits struct {
 	policies map[string]*rateLimitPolicy
+	// order is the policies' names, sorted.
+	order    []string
 	failures *bruteForce
 	// redis is the shared store's client; nil: the local store.
 	redis *redisconn.Client
@@ -193,11 +244,10 @@ func (p *Plan) RateLimitState() (s RateLimitState, ok bool) {
 	}
 	seen := map[ratelimit.Limiter]bool{}
 	for _, pol := range rl.policies {
-		sets := []*limitSet{pol.def}
-		for _, t := range pol.tiers {
-			sets = append(sets, t.set)
-		}
-		for _, set := range sets {
+		for _, set := range append([]*limitSet{pol.def}, tierSets(pol.tiers)...) {
+			if set == nil {
+				continue
+			}
 			if f, ok := set.lim.(*ratelimit.Fallback); ok && !seen[set.lim] {
 				seen[set.lim] = true
 				s.Degraded += f.Degraded()
@@ -235,6 +285,11 @@ func (p *Plan) buildRateLimits(cfg *config.Config, file *config.File) error {
 		names = append(names, name)
 	}
 	slices.Sort(names)
+	p.rateLimits.order = names
+	qstore, err := p.quotaStore(cfg, client)
+	if err != nil {
+		return file.Errorf("rate_limits", "%v", err)
+	}
 	for _, name := range names {
 		pc := rl.Policies[name]
 		path := "rate_limits.policies." + name
@@ -246,9 +301,13 @@ func (p *Plan) buildRateLimits(cfg *config.Config, file *config.File) error {
 			}
 			pol.ips = append(pol.ips, pf)
 		}
-		var err error
-		if pol.def, err = p.buildLimitSet(client, name, pc.Limits, replicas, maxKeys); err != nil {
-			return file.Errorf(path+".limits", "%v", err)
+		if pol.quotas, err = compileQuotas(name, pc.Quotas, qstore, p.validating); err != nil {
+			return file.Errorf(path+".quotas", "%v", err)
+		}
+		if len(pc.Limits) > 0 {
+			if pol.def, err = p.buildLimitSet(client, name, pc.Limits, replicas, maxKeys); err != nil {
+				return file.Errorf(path+".limits", "%v", err)
+			}
 		}
 		for i, t := range pc.Tiers {
 			set, err := p.buildLimitSet(client, fmt.Sprintf("%s.tier%d", name, i), t.Limits, replicas, maxKeys)
@@ -256,6 +315,13 @@ func (p *Plan) buildRateLimits(cfg *config.Config, file *config.File) error {
 				return file.Errorf(fmt.Sprintf("%s.tiers[%d].limits", path, i), "%v", err)
 			}
 			pol.tiers = append(pol.tiers, rateTier{claim: t.When.Claim, equals: t.When.Equals, set: set})
+		}
+		if pol.quotas != nil {
+			for _, set := range append([]*limitSet{pol.def}, tierSets(pol.tiers)...) {
+				if set != nil {
+					set.policyHeaderQuotas = set.policyHeader + ", " + pol.quotas.policyHeader
+				}
+			}
 		}
 		p.rateLimits.policies[name] = pol
 	}
@@ -331,6 +397,43 @@ func (p *Plan) buildLimitSet(client *redisconn.Client, namespace string, rules [
 	return set, err
 }
 
+func tierSets(ts []rateTier) []*limitSet {
+	out := make([]*limitSet, len(ts))
+	for i, t := range ts {
+		out[i] = t.set
+	}
+	return out
+}
+
+// quotaStore is where the plan's quotas count: Redis with the redis
+// store, else the API-key store (nil when there is none).
+func (p *Plan) quotaStore(cfg *config.Config, client *redisconn.Client) (quota.Store, error) {
+	if !hasQuotas(cfg) || p.validating {
+		return nil, nil
+	}
+	if client != nil {
+		return quota.NewRedis(client), nil
+	}
+	if p.apiKeys == nil || p.apiKeys.store == nil {
+		return nil, errors.New("quotas need a store: rate_limits.store redis, or an embedded or postgres api_keys.store")
+	}
+	qs, ok := p.apiKeys.store.Store.(quota.Store)
+	if !ok {
+		return nil, errors.New("quotas need a store: the api_keys.store type cannot count them (use embedded or postgres, or rate_limits.store redis)")
+	}
+	return qs, nil
+}
+
+// hasQuotas reports whether a policy has quotas.
+func hasQuotas(cfg *config.Config) bool {
+	for _, pc := range cfg.RateLimits.Policies {
+		if len(pc.Quotas) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // rateLimitStageFor returns the stage of a route's rate_limit, nil for none.
 func (p *Plan) rateLimitStageFor(rc config.Route, now func() time.Time) (Stage, error) {
 	if rc.RateLimit == "" {
@@ -340,7 +443,7 @@ func (p *Plan) rateLimitStageFor(rc config.Route, now func() time.Time) (Stage, 
 		return nil, errors.New("unknown rate-limit policy " + rc.RateLimit)
 	}
 	pol := p.rateLimits.policies[rc.RateLimit]
-	if rc.Authenticate == nil || rc.Authenticate.AllowAnonymous {
+	if (rc.Authenticate == nil || rc.Authenticate.AllowAnonymous) && pol.def != nil {
 		for _, k := range pol.def.keys {
 			if k.NeedsIdentity() {
 				p.log.Warn("pipeline: a rate limit of this route counts by the caller, and anonymous callers all share one bucket; key on ip for them",
@@ -349,5 +452,5 @@ func (p *Plan) rateLimitStageFor(rc config.Route, now func() time.Time) (Stage, 
 			}
 		}
 	}
-	return &rateLimitStage{route: rc.Name, policy: pol, now: now}, nil
+	return &rateLimitStage{route: rc.Name, policy: pol, now: now, audit: p.audit}, nil
 }

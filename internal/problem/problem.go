@@ -39,6 +39,9 @@ var (
 	Unavailable      = Type{"service-unavailable", "Service unavailable", http.StatusServiceUnavailable}
 	UpstreamTimeout  = Type{"upstream-timeout", "Upstream timed out", http.StatusGatewayTimeout}
 	TooManyRequests  = Type{"too-many-requests", "Too many requests", http.StatusTooManyRequests}
+	// QuotaExceeded: the caller's day or month quota is used up
+	// (docs/rate-limits.md#quotas).
+	QuotaExceeded = Type{"quota-exceeded", "Quota exceeded", http.StatusTooManyRequests}
 	// ConcurrencyLimit: the route's max_in_flight requests are already
 	// at the upstream (docs/rate-limits.md).
 	ConcurrencyLimit = Type{"concurrency-limit", "Too many requests in flight", http.StatusServiceUnavailable}

@@ -122,6 +122,9 @@ type TooManyRequestsError struct {
 	// canonical names. A field with a control character in its value is
 	// not sent.
 	Header http.Header
+	// QuotaExceeded marks a caller's day or month quota as used up: the
+	// body's type is then urn:gatehouse:problem:quota-exceeded.
+	QuotaExceeded bool
 }
 
 func (e *TooManyRequestsError) Error() string { return "reply: too many requests" }

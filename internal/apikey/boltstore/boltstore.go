@@ -113,6 +113,9 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: %s: %w", path, err)
 	}
+	// Quota counts (quotas.go) go through Batch: a short window keeps a
+	// lone request's wait small while concurrent ones share one fsync.
+	db.MaxBatchDelay = quotaBatchDelay
 	return &Store{db: db, path: path}, nil
 }
 

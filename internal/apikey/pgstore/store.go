@@ -125,6 +125,7 @@ type Store struct {
 	pool   *pgxpool.Pool
 	schema string
 	q      queries
+	qq     quotaQueries
 
 	acquireTimeout, opTimeout time.Duration
 
@@ -178,6 +179,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		pool:           pool,
 		schema:         schema,
 		q:              newQueries(pgx.Identifier{schema}.Sanitize()),
+		qq:             newQuotaQueries(pgx.Identifier{schema}.Sanitize()),
 		acquireTimeout: acquire,
 		opTimeout:      acquire + statement + time.Second,
 	}
