@@ -125,6 +125,9 @@ rate_limits:
     strict:
       limits:
         - {name: strict, rate: %d, per: 1s, key: route, on_redis_error: deny}
+    metered:
+      quotas:
+        - {name: daily, limit: 1000, period: day, key: consumer}
 lifecycle:
   drain_timeout: 1s
 routes:
@@ -137,6 +140,11 @@ routes:
     match: {path_prefix: /strict}
     authenticate: {methods: [api_key]}
     rate_limit: strict
+    upstream: {targets: ["builtin:echo"]}
+  - name: metered
+    match: {path_prefix: /metered}
+    authenticate: {methods: [api_key]}
+    rate_limit: metered
     upstream: {targets: ["builtin:echo"]}
   - name: plain
     match: {path_prefix: /plain}
@@ -249,6 +257,7 @@ var killProbes = []killProbe{
 	{"key created", recordKeyCreated},
 	{"key revoked", recordKeyRevoked},
 	{"caller on the revocation list", recordCallerRevoked},
+	{"quota count", recordQuotaCount},
 }
 
 // checkKillLosesNothing makes every killProbe's change through one
@@ -511,4 +520,39 @@ func redact(key string) string {
 		return key[:6] + "…"
 	}
 	return key
+}
+
+// recordQuotaCount: requests the victim admitted under a quota (each one
+// acknowledged with 200) are counted in the survivors' view of the
+// consumer's usage: a SIGKILL loses no acknowledged quota count.
+func recordQuotaCount(t *testing.T, c *scaleCluster, victim *scaleReplica) func(*testing.T, *scaleReplica) error {
+	const admitted = 5
+	consumer := c.createConsumer(t, victim, "metered-before-kill")
+	_, secret := c.createKey(t, victim, consumer, "k")
+	for i := 0; i < admitted; i++ {
+		if got := c.status(t, victim, "/metered/a", secret); got != http.StatusOK {
+			t.Fatalf("%s: metered request %d answered %d", victim.name, i, got)
+		}
+	}
+	return func(t *testing.T, s *scaleReplica) error {
+		var got struct {
+			Quotas []struct {
+				Name  string
+				Used  int64
+				Limit int64
+			}
+		}
+		if err := json.Unmarshal(c.admin(t, s, http.MethodGet, "/v1/consumers/"+consumer+"/usage", nil, http.StatusOK), &got); err != nil {
+			return err
+		}
+		for _, q := range got.Quotas {
+			if q.Name == "daily" {
+				if q.Used != admitted {
+					return fmt.Errorf("daily quota used %d, want the %d acknowledged requests", q.Used, admitted)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no daily quota in the usage: %+v", got)
+	}
 }
