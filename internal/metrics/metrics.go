@@ -577,7 +577,7 @@ const (
 
 var (
 	resourcesDesc = prometheus.NewDesc(resourcesName,
-		"Resources open and shared across reloads, by kind (keyset, jwt.token_cache, upstream.transport, apikeys.runtime, apikeys.store, revocation.replica). Flat across reloads that leave their settings unchanged.",
+		"Resources open and shared across reloads, by kind (key sets, token and introspection caches, upstream pools, key stores, the Redis client, rate-limit state, …: docs/observability.md lists them). Flat across reloads that leave their settings unchanged.",
 		[]string{"kind"}, nil)
 	listenerDesc = prometheus.NewDesc(listenerName,
 		"1 while the PostgreSQL key store's LISTEN/NOTIFY connection is up, 0 while it reconnects (revocations from other replicas then wait for api_keys.cache_ttl); absent without a postgres store.",
