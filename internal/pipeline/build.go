@@ -101,6 +101,9 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 	if err != nil {
 		return nil, file.Errorf("forwarding.trusted_proxies", "%v", err)
 	}
+	if p.decision, err = compileDecision(cfg, file); err != nil { // decision_api (decide.go)
+		return nil, err
+	}
 
 	p.access = accesslog.Discard()
 	if !cfg.AccessLog.Disabled {
@@ -162,7 +165,7 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 
 	entries := make([]route.Entry[*Route], 0, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
-		rt := buildServedRoute(rc) // direct_response (direct.go); nil: proxied
+		rt := buildServedRoute(rc) // direct_response (direct.go), decision_only (decide.go); nil: proxied
 		if rt == nil {
 			var upstreamTLS tlsclient.Settings
 			if t := rc.Upstream.TLS; t != nil {

@@ -133,6 +133,9 @@ type Route struct {
 	// the response phase applies) instead of proxying; an error it
 	// returns before writing is answered by respond. Proxy is then nil.
 	serve serveFunc
+	// decisionOnly: the route has no upstream and is decided for the
+	// decision API only (decide.go); the proxy path answers 404.
+	decisionOnly bool
 	// responders are the stages that take part in the response phase
 	// (response.go).
 	responders []responder
@@ -206,6 +209,9 @@ type Plan struct {
 	// credHeaders are the registered methods' credential headers
 	// (credentialHeaders), removed before the upstream on every route.
 	credHeaders []string
+
+	// decision is the compiled decision_api (decide.go); nil: off.
+	decision *decisionAPI
 }
 
 // state is everything one request needs, pooled so the hot path does not
