@@ -3,8 +3,8 @@ package gateway
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
