@@ -339,7 +339,7 @@ func (d *decisionAPI) original(cr *http.Request) (*http.Request, dialect, error)
 	if !methodToken(method) {
 		return nil, 0, errDecisionMethod
 	}
-	u, err := parseTarget(target)
+	u, err := parseOriginalTarget(target)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -384,14 +384,14 @@ func methodToken(m string) bool {
 	return true
 }
 
-// parseTarget parses an original request target as net/http parses a
+// parseOriginalTarget parses an original request target as net/http parses a
 // request line's: an absolute path with an optional query, printable
 // ASCII only (no space, control character, or byte of 0x80 and above,
 // which a request line could not carry either). An absolute URL, "*", an
 // authority or a fragment-only target is refused; what the path holds
 // ("..", encoded slashes) is request hygiene's to judge, as on the proxy
 // path.
-func parseTarget(t string) (*url.URL, error) {
+func parseOriginalTarget(t string) (*url.URL, error) {
 	if t == "" || t[0] != '/' {
 		return nil, errDecisionURI
 	}
