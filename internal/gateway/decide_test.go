@@ -138,6 +138,25 @@ func TestDecisionMatchesProxyPath(t *testing.T) {
 		}
 		return n == 2 // proxied and decided
 	})
+	// Metrics: the decisions count under the route, as proxied requests
+	// do (the allowed one twice: proxied and decided).
+	sc := tg.scrape(t)
+	sc.want(t, "gatehouse_requests_total", labels{"route": "orders", "method": "GET", "status_class": "2xx"}, 2)
+	sc.want(t, "gatehouse_requests_total", labels{"route": "admin", "method": "GET", "status_class": "4xx"}, 2)
+
+	// A 429: the same answer on both paths. The decision has no
+	// X-Forwarded-For, so the client is the caller, 127.0.0.1, whose one
+	// request an hour the proxy path has just spent.
+	if res, _ := rawRequest(t, host, "GET", "/limited/1", nil); res.StatusCode != 200 {
+		t.Fatalf("first limited request: %d", res.StatusCode)
+	}
+	pres, pbody := rawRequest(t, host, "GET", "/limited/1", nil)
+	dres, dbody := askForwarded(t, tg.url, "GET", "/limited/1", host, nil)
+	if pres.StatusCode != 429 || dres.StatusCode != 429 || problemSlug(t, pres, pbody) != problemSlug(t, dres, dbody) ||
+		pres.Header.Get("RateLimit-Policy") != dres.Header.Get("RateLimit-Policy") || dres.Header.Get("Retry-After") == "" {
+		t.Errorf("429: proxy %d %v, decision %d %v", pres.StatusCode, pres.Header, dres.StatusCode, dres.Header)
+	}
+
 	// Audit: the same authentication and authorization events for both.
 	waitFor(t, "the audit events of /admin/users", 5*time.Second, func() bool {
 		return strings.Count(tg.stderr.String(), `"path":"/admin/users"`) == 4 // authn + authz, twice
