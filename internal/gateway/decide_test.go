@@ -405,3 +405,45 @@ func TestDecisionOwnListener(t *testing.T) {
 		t.Errorf("proxy listener: %d", res.StatusCode)
 	}
 }
+
+// TestDecisionDPoP: a DPoP proof is checked against the original URL the
+// caller describes (scheme, host and path), not the decision API's own.
+func TestDecisionDPoP(t *testing.T) {
+	secret := strings.Repeat("dpop-idp-", 4)
+	cfg := header + fmt.Sprintf(`audit: {output: stderr}
+decision_api: {trusted_callers: [127.0.0.1]}
+identity_providers:
+  - {name: corp, issuer: https://idp.example, audiences: [api], algorithms: [HS256], static_keys: {hmac_secret: %q}, dpop: {mode: allowed}}
+routes:
+  - {name: api, match: {path_prefix: /api}, authenticate: {methods: [jwt], jwt: {dpop: required}}, decision_only: true}
+`, secret)
+	tg := startGateway(t, cfg).serve()
+	client := newDPoPClient(t)
+	token := hsToken(t, secret, "https://idp.example", map[string]any{"jkt": client.jkt})
+	ask := func(htu, proto string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, tg.url+"/.gatehouse/decide", nil)
+		req.Header.Set("Authorization", "DPoP "+token)
+		req.Header.Set("DPoP", client.proof(t, "GET", htu, token, nil))
+		req.Header.Set("X-Forwarded-Method", "GET")
+		req.Header.Set("X-Forwarded-Uri", "/api/orders")
+		req.Header.Set("X-Forwarded-Host", "api.example.com")
+		req.Header.Set("X-Forwarded-Proto", proto)
+		res, _ := do(t, req)
+		return res
+	}
+	for _, tc := range []struct {
+		name, htu, proto string
+		want             int
+	}{
+		{"the original URL", "https://api.example.com/api/orders", "https", 200},
+		{"the decision API's URL", tg.url + "/.gatehouse/decide", "https", 401},
+		{"another scheme than the original", "https://api.example.com/api/orders", "http", 401},
+		{"another path", "https://api.example.com/api/other", "https", 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if res := ask(tc.htu, tc.proto); res.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d (WWW-Authenticate %q)", res.StatusCode, tc.want, res.Header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+}
