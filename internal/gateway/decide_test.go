@@ -447,3 +447,35 @@ routes:
 		})
 	}
 }
+
+// TestDecisionReload: decision_api follows the configuration: turned on,
+// its callers changed, and turned off by a reload.
+func TestDecisionReload(t *testing.T) {
+	up := newUpstream(t, "orders")
+	on, key := decisionConfig(t, up.URL, "")
+	off := strings.Replace(on, "decision_api:\n  trusted_callers: [127.0.0.1]\n", "", 1)
+	off = strings.Replace(off, "    decision_only: true\n", "    upstream: {targets: [\""+up.URL+"\"]}\n", 1)
+	otherCallers := strings.Replace(on, "trusted_callers: [127.0.0.1]", "trusted_callers: [192.0.2.1]", 1)
+	tg := startGateway(t, off).serve()
+	host := strings.TrimPrefix(tg.url, "http://")
+	hdr := http.Header{"X-Api-Key": {key}}
+	for _, step := range []struct {
+		name, cfg string
+		want      int
+	}{
+		{"off: the path is an ordinary one", "", 404},
+		{"turned on", on, 200},
+		{"callers changed", otherCallers, 403},
+		{"turned off", off, 404},
+	} {
+		if step.cfg != "" {
+			tg.writeConfig(step.cfg)
+			if err := tg.Reload(); err != nil {
+				t.Fatalf("%s: reload: %v", step.name, err)
+			}
+		}
+		if res, body := askForwarded(t, tg.url, "GET", "/orders/1", host, hdr); res.StatusCode != step.want {
+			t.Fatalf("%s: %d, want %d: %s", step.name, res.StatusCode, step.want, body)
+		}
+	}
+}
