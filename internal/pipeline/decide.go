@@ -271,7 +271,7 @@ func (p *Plan) allow(h http.Header, x *Exchange, cr *http.Request, dl dialect) {
 	}
 	if len(remove) > 0 {
 		slices.Sort(remove)
-		h[headerEnvoyRemove] = []string{strings.Join(slices.Compact(remove), ",")}
+		h[headerEnvoyRemove] = []string{strings.Join(slices.Compact(remove), ", ")}
 	}
 }
 
