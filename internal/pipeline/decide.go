@@ -156,10 +156,16 @@ func (p *Plan) origin(r *http.Request) (scheme, host string) {
 	return p.resolver.Origin(r)
 }
 
-// Decide answers one decision API request cr on this plan. listener names
-// the front door for the access log.
+// Decide answers one decision API request cr on this plan (one for which
+// IsDecision holds). listener names the front door for the access log.
 func (p *Plan) Decide(w http.ResponseWriter, cr *http.Request, listener string) {
 	d := p.decision
+	if d == nil {
+		// No decision API (a reload turned it off between IsDecision and
+		// here cannot happen, as both read one plan): an ordinary request.
+		p.ServeHTTP(w, cr, listener)
+		return
+	}
 	st := statePool.Get().(*state)
 	defer func() { *st = state{}; statePool.Put(st) }()
 
