@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -189,10 +190,10 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (veri
 	// A token that verified before is accepted again only if the checks
 	// that can change since (times, route, keys) still pass; anything else
 	// goes through the full verification below.
-	var cacheKey [sha256.Size]byte
+	var cacheKey uint64
 	if v.cached {
-		cacheKey = tokenHash(raw)
-		t, ok := v.cacheGet(ctx, &cacheKey, allowed)
+		cacheKey = cacheKeyOf(raw)
+		t, ok := v.cacheGet(ctx, raw, cacheKey, allowed)
 		if v.onCache != nil {
 			v.onCache(ok)
 		}
@@ -281,15 +282,13 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (veri
 		return verified{}, err
 	}
 	// The token's SHA-256, for revocation by token hash (checked by the
-	// pipeline after the chain, on cache hits too).
-	if !v.cached {
-		cacheKey = tokenHash(raw)
-	}
-	id.TokenHash = cacheKey
+	// pipeline after the chain, on cache hits too). Computed once, here:
+	// a cache hit serves the identity stored with it, hash included.
+	id.TokenHash = tokenSHA256(raw)
 	// identity has refused a cnf that is not an object.
 	cnf, _ := claims["cnf"].(map[string]any)
 	if v.cached && p.cache != nil {
-		p.cache.put(&cacheKey, cacheEntryFor(id, p, h.KeyID, alg, key, claims, cnf), now)
+		p.cache.put(raw, cacheKey, cacheEntryFor(id, p, h.KeyID, alg, key, claims, cnf), now)
 	}
 	return verified{id: id, p: p, cnf: cnf}, nil
 }
@@ -300,17 +299,23 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (veri
 // enforces the route's provider filter on hits. The provider returned is
 // the current one (this verifier's), so the binding checks that follow use
 // its current settings.
-func (v *Verifier) cacheGet(ctx context.Context, key *[sha256.Size]byte, allowed []bool) (verified, bool) {
+func (v *Verifier) cacheGet(ctx context.Context, raw string, key uint64, allowed []bool) (verified, bool) {
 	now := v.now()
 	for _, p := range v.providers {
 		if p.cache == nil || (allowed != nil && !allowed[p.index]) {
 			continue
 		}
-		if e, ok := p.cache.get(ctx, key, p, now); ok {
+		if e, ok := p.cache.get(ctx, raw, key, p, now); ok {
 			return verified{id: e.id, p: p, cnf: e.cnf}, true
 		}
 	}
 	return verified{}, false
+}
+
+// tokenSHA256 is identity.TokenHash of raw. Sum256 only reads its
+// argument, so the string's bytes are hashed in place rather than copied.
+func tokenSHA256(raw string) [sha256.Size]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 }
 
 // selectProvider reads iss, unverified, to pick the provider.
