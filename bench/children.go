@@ -289,6 +289,8 @@ type stats struct {
 	Conns int64 `json:"conns"`
 	// Introspections counts the upstream's introspection calls.
 	Introspections int64 `json:"introspections,omitempty"`
+	// GOMAXPROCS is the child's (1 for a pinned proxy).
+	GOMAXPROCS int `json:"gomaxprocs"`
 }
 
 func readStats(gc bool) stats {
@@ -303,7 +305,7 @@ func readStats(gc bool) stats {
 		Mallocs: m.Mallocs, TotalAlloc: m.TotalAlloc, HeapInuse: m.HeapInuse,
 		HeapAlloc: m.HeapAlloc, NumGC: m.NumGC, Goroutines: runtime.NumGoroutine(),
 		CPU:   time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
-		Conns: accepted.Load(), Introspections: introspections.Load(),
+		Conns: accepted.Load(), Introspections: introspections.Load(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -303,4 +304,32 @@ func freeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// check proves that c runs where it should: a proxy on the proxy core
+// alone (and, for a Go child, with GOMAXPROCS=1), anything else off it.
+func (p *pinning) check(c *child, proxy bool) error {
+	cpus, err := affinity(p.taskset, c.cmd.Process.Pid)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.name, err)
+	}
+	if proxy {
+		if len(cpus) != 1 || cpus[0] != p.proxyCPU {
+			return fmt.Errorf("%s runs on cores %v, want %d alone", c.name, cpus, p.proxyCPU)
+		}
+		if c.Control != "" {
+			st, err := c.stats(false)
+			if err != nil {
+				return err
+			}
+			if st.GOMAXPROCS != 1 {
+				return fmt.Errorf("%s runs with GOMAXPROCS=%d, want 1", c.name, st.GOMAXPROCS)
+			}
+		}
+		return nil
+	}
+	if slices.Contains(cpus, p.proxyCPU) {
+		return fmt.Errorf("%s may run on the proxy core %d (%v)", c.name, p.proxyCPU, cpus)
+	}
+	return nil
 }

@@ -260,6 +260,11 @@ func (b *bed) start(ctx context.Context, role string, args ...string) (*child, e
 		return nil, err
 	}
 	b.children = append(b.children, c)
+	if b.pin != nil {
+		if err := b.pin.check(c, role != "upstream"); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -332,6 +337,9 @@ func (b *bed) startVariants(ctx context.Context, list []*scenario) error {
 			}
 			b.children = append(b.children, c)
 			b.nginx = c
+			if err := b.pin.check(c, true); err != nil {
+				return err
+			}
 			continue
 		}
 		settings, ok := variantSettings[s.server]
