@@ -86,3 +86,55 @@ func BenchmarkAuthenticateWarm(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkVerifyColdParts splits a cold RS256 verification (the token of
+// BenchmarkVerify) into its steps, to show what a cache miss pays for:
+// the shape and text checks on the raw token, go-jose's parse (header
+// JSON, base64 of payload and signature), the claims decode, the RSA
+// signature check, and the claim checks and identity.
+func BenchmarkVerifyColdParts(b *testing.B) {
+	k := keys()
+	f := newFixture(b, func(p *Provider) {
+		p.Mapping = Mapping{Roles: "realm_access.roles", Groups: "groups", Claims: map[string]string{"email": "email", "tenant": "tid"}}
+	})
+	raw := sign(b, jose.RS256, k.rsaA, "rsa", claims(issA, map[string]any{
+		"azp": "web-app", "scope": "openid profile email orders:read orders:write",
+		"realm_access": map[string]any{"roles": []string{"offline_access", "uma_authorization", "admin"}},
+		"groups":       []string{"/staff", "/staff/ops"}, "email": "alice@example.com", "tid": "tenant-1",
+		"name": "Alice Example", "preferred_username": "alice", "sid": "5d2c6f3e-6c1f-4a57-9b4f-0c8e2d7a1b9c",
+	}))
+	jws, err := jose.ParseSignedCompact(raw, f.v.algs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	payload := jws.UnsafePayloadWithoutVerification()
+	c, err := decodeClaims(payload)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := f.v.providers[0]
+	for _, part := range []struct {
+		name string
+		run  func() bool
+	}{
+		{"text-checks", func() bool {
+			parts, clean := shape(raw)
+			return parts == 3 && clean && canonical(raw) && headerIsText(raw)
+		}},
+		{"parse", func() bool { _, err := jose.ParseSignedCompact(raw, f.v.algs); return err == nil }},
+		{"payload-checks", func() bool { return validJSONText(payload) && !hasDuplicateKeys(payload) }},
+		{"claims-decode", func() bool { _, err := decodeClaims(payload); return err == nil }},
+		{"rsa-verify", func() bool { _, err := jws.Verify(&k.rsaA.PublicKey); return err == nil }},
+		{"identity", func() bool { _, err := p.identity(c, testNow); return err == nil }},
+		{"token-sha256", func() bool { return tokenSHA256(raw) != [32]byte{} }},
+	} {
+		b.Run(part.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if !part.run() {
+					b.Fatal("failed")
+				}
+			}
+		})
+	}
+}
