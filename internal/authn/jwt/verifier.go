@@ -38,6 +38,9 @@ type Verifier struct {
 	cached bool
 	// onCache is VerifierOptions.OnCacheLookup (nil: none).
 	onCache func(hit bool)
+	// needed is every top-level claim some provider reads: a cache miss
+	// decodes only those (decodeNeededClaims).
+	needed claimNames
 }
 
 // NewVerifier compiles providers into a Verifier. It refuses an empty list,
@@ -62,6 +65,7 @@ func NewVerifierWithOptions(providers []Provider, opts VerifierOptions) (*Verifi
 		byIssuer: make(map[string]*provider, len(providers)),
 		byName:   make(map[string]*provider, len(providers)),
 		now:      now,
+		needed:   claimNames{},
 	}
 	for i, p := range providers {
 		c, err := compileProvider(i, p)
@@ -93,6 +97,7 @@ func NewVerifierWithOptions(providers []Provider, opts VerifierOptions) (*Verifi
 		}
 		v.byName[c.name] = c
 		v.byIssuer[c.issuer] = c
+		v.needed.addProvider(c)
 		v.providers = append(v.providers, c)
 		v.maxBytes = max(v.maxBytes, c.maxBytes)
 		for _, a := range c.algs {
@@ -238,12 +243,13 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (veri
 
 	// 4. Provider selection. The payload is parsed once, here; its claims
 	// other than iss are read only after the signature over these very
-	// bytes has verified.
+	// bytes has verified. The text and duplicate checks cover the whole
+	// payload; only the members some provider reads are decoded.
 	payload := jws.UnsafePayloadWithoutVerification()
 	if !validJSONText(payload) || hasDuplicateKeys(payload) {
 		return verified{}, failure(authn.ReasonMalformed, nil, errNotText)
 	}
-	claims, err := decodeClaims(payload)
+	claims, err := decodeNeededClaims(payload, v.needed)
 	if err != nil {
 		return verified{}, failure(authn.ReasonMalformed, nil, err)
 	}
