@@ -116,6 +116,14 @@ func BenchmarkVerifyColdParts(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// A Keycloak access token carries many members nobody maps.
+	keycloak := []byte(`{"exp":1764460000,"iat":1764459700,"auth_time":1764459600,"jti":"onrtac:5d2c6f3e-6c1f-4a57-9b4f-0c8e2d7a1b9c",` +
+		`"iss":"https://idp.example.com/realms/acme","aud":["orders","account"],"sub":"8f14e45f-ceea-467f-a0e6-1234567890ab","typ":"Bearer",` +
+		`"azp":"web-app","sid":"0b7a9c1e-2f3d-4e5f-8a9b-0c1d2e3f4a5b","acr":"1","allowed-origins":["https://app.example.com","https://admin.example.com"],` +
+		`"realm_access":{"roles":["offline_access","uma_authorization","default-roles-acme","admin"]},` +
+		`"resource_access":{"account":{"roles":["manage-account","manage-account-links","view-profile"]},"orders":{"roles":["reader","writer"]}},` +
+		`"scope":"openid profile email orders:read orders:write","email_verified":true,"name":"Alice Example","groups":["/staff","/staff/ops"],` +
+		`"preferred_username":"alice","given_name":"Alice","family_name":"Example","email":"alice@example.com","tid":"tenant-1","locale":"en"}`)
 	p := f.v.providers[0]
 	for _, part := range []struct {
 		name string
@@ -129,6 +137,8 @@ func BenchmarkVerifyColdParts(b *testing.B) {
 		{"payload-checks", func() bool { return validJSONText(payload) && !hasDuplicateKeys(payload) }},
 		{"claims-decode-all", func() bool { _, err := decodeClaims(payload); return err == nil }},
 		{"claims-decode-needed", func() bool { _, err := decodeNeededClaims(payload, f.v.needed); return err == nil }},
+		{"claims-decode-keycloak-all", func() bool { _, err := decodeClaims(keycloak); return err == nil }},
+		{"claims-decode-keycloak-needed", func() bool { _, err := decodeNeededClaims(keycloak, f.v.needed); return err == nil }},
 		{"rsa-verify", func() bool { _, err := jws.Verify(&k.rsaA.PublicKey); return err == nil }},
 		{"identity", func() bool { _, err := p.identity(c, testNow); return err == nil }},
 		{"token-sha256", func() bool { return tokenSHA256(raw) != [32]byte{} }},
