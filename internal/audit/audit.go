@@ -56,21 +56,16 @@ type Event struct {
 	RequestID     string    `json:"request_id,omitempty"`
 	Route         string    `json:"route,omitempty"`
 	ClientIP      string    `json:"client_ip,omitempty"`
-	// ClientAddr is the client's address for callers that hold it as a
-	// netip.Addr (the request pipeline): Writer writes it as client_ip
-	// when ClientIP is empty, appending its text in place, so an audited
-	// request does not pay for a string (encoding/json would omit it).
-	ClientAddr   netip.Addr `json:"-"`
-	HTTPMethod   string     `json:"http_method,omitempty"`
-	Path         string     `json:"path,omitempty"`
-	AuthMethod   string     `json:"auth_method,omitempty"`
-	Outcome      string     `json:"outcome"`
-	Reason       string     `json:"reason"`
-	Subject      string     `json:"subject,omitempty"`
-	Issuer       string     `json:"issuer,omitempty"`
-	Provider     string     `json:"provider,omitempty"`
-	ClientID     string     `json:"client_id,omitempty"`
-	CredentialID string     `json:"credential_id,omitempty"`
+	HTTPMethod    string    `json:"http_method,omitempty"`
+	Path          string    `json:"path,omitempty"`
+	AuthMethod    string    `json:"auth_method,omitempty"`
+	Outcome       string    `json:"outcome"`
+	Reason        string    `json:"reason"`
+	Subject       string    `json:"subject,omitempty"`
+	Issuer        string    `json:"issuer,omitempty"`
+	Provider      string    `json:"provider,omitempty"`
+	ClientID      string    `json:"client_id,omitempty"`
+	CredentialID  string    `json:"credential_id,omitempty"`
 	// Credentials is the evidence of every credential of an AND chain
 	// (require_all), in chain order; empty for a single credential, which
 	// the fields above describe.
@@ -81,6 +76,11 @@ type Event struct {
 	// SignalEvent is the event type URI of a Shared Signals event
 	// (ssf.event).
 	SignalEvent string `json:"signal_event,omitempty"`
+	// ClientAddr is the client's address for callers that hold it as a
+	// netip.Addr (the request pipeline): Writer writes it as client_ip
+	// when ClientIP is empty, appending its text in place, so an audited
+	// request does not pay for a string (encoding/json would omit it).
+	ClientAddr netip.Addr `json:"-"`
 }
 
 // Credential is one credential's evidence in an event: identifiers only,
