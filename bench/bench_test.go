@@ -167,9 +167,9 @@ func TestHarnessSmokePinned(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "results.json")
 	var stdout, stderr bytes.Buffer
 	code := run([]string{
-		"-pinned", "-only", "gatehouse-public,jwt-rs256-warm,jwt-rs256-cold,jwt-rs256-warm-traced",
+		"-pinned", "-only", "gatehouse-public,jwt-rs256-warm-traced",
 		"-slices", "2", "-warmup", "100ms", "-duration", "400ms", "-latency", "400ms",
-		"-cold-tokens", "200", "-conns", "8", "-soak", "0", "-check=false", "-json", out,
+		"-conns", "8", "-soak", "0", "-check=false", "-json", out,
 	}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
@@ -193,8 +193,8 @@ func TestHarnessSmokePinned(t *testing.T) {
 		want = append(want, "nginx")
 	}
 	// traced brings the scenario it is paired with (nometrics), which
-	// brings its own (jwt-rs256-warm, selected anyway).
-	want = append(want, "gatehouse-public", "jwt-rs256-warm", "jwt-rs256-cold", "jwt-rs256-warm-nometrics", "jwt-rs256-warm-traced")
+	// brings its own (jwt-rs256-warm).
+	want = append(want, "gatehouse-public", "jwt-rs256-warm", "jwt-rs256-warm-nometrics", "jwt-rs256-warm-traced")
 	var got []string
 	for _, s := range res.Scenarios {
 		got = append(got, s.Name)
@@ -208,8 +208,9 @@ func TestHarnessSmokePinned(t *testing.T) {
 	if !strings.Contains(stdout.String(), "| scenario | CPU/req | CPU × bare |") {
 		t.Errorf("the pinned table leads with CPU per request:\n%s", stdout.String())
 	}
-	// 3 CPU lines (public, warm, cold RS256), 2 observability lines, 3 p99
-	// lines; nginx and the variants have none of their own.
+	// 2 CPU lines (public, warm), 2 observability lines, 2 p99 lines;
+	// nginx and the variants have none of their own (TestBudgetPinned
+	// covers the cold line).
 	var cpuLines, p99Lines, obsLines int
 	for _, l := range res.Budget {
 		switch {
@@ -224,8 +225,8 @@ func TestHarnessSmokePinned(t *testing.T) {
 			t.Errorf("budget line for a reference or a variant: %s", l.Rule)
 		}
 	}
-	if cpuLines != 3 || p99Lines != 3 || obsLines != 2 || len(res.Budget) != 8 {
-		t.Errorf("budget lines: %d CPU, %d p99, %d observability, %d in all; want 3, 3, 2, 8: %+v", cpuLines, p99Lines, obsLines, len(res.Budget), res.Budget)
+	if cpuLines != 2 || p99Lines != 2 || obsLines != 2 || len(res.Budget) != 6 {
+		t.Errorf("budget lines: %d CPU, %d p99, %d observability, %d in all; want 2, 2, 2, 6: %+v", cpuLines, p99Lines, obsLines, len(res.Budget), res.Budget)
 	}
 }
 
