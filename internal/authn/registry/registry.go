@@ -37,6 +37,10 @@ type Method struct {
 	// ("Bearer", "ApiKey", "DPoP", "Basic"). A Bearer challenge carries
 	// RFC 6750's error="invalid_token" for a bad credential. Required.
 	Challenge string
+	// ChallengeParams, if not empty, are auth-params written after the
+	// realm in every challenge of the method (basic: `charset="UTF-8"`,
+	// RFC 7617 §2.1), formatted and quoted.
+	ChallengeParams string
 	// Options, if not nil, is a pointer to a zero value of the struct the
 	// method reads from routes[].authenticate.<Name> (yaml and desc tags,
 	// as in internal/config; every key must be documented in
