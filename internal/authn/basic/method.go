@@ -17,7 +17,7 @@ import (
 // Options is routes[].authenticate.basic.
 type Options struct {
 	// UsersFile is the users file. Required.
-	UsersFile string `yaml:"users_file" desc:"Path of the users file: lines name:HASH[:roles=a,b][:groups=…][:scopes=…], HASH an argon2id PHC string or a bcrypt hash (gatehouse users hash/add write them). Plaintext, MD5 and SHA hashes are refused. Re-read on every configuration reload and when the file changes. Required."`
+	UsersFile string `yaml:"users_file" desc:"Path of the users file: lines name:HASH [roles=a,b] [groups=…] [scopes=…], HASH an argon2id PHC string or a bcrypt hash (gatehouse users hash/add write them). Plaintext, MD5 and SHA hashes are refused. Re-read on every configuration reload and when the file changes. Required."`
 	// ReloadInterval is how often the file is checked for changes.
 	ReloadInterval config.Duration `yaml:"reload_interval" desc:"How often the users file is checked for a change (size, modification time, inode); 0 checks only on configuration reload. Default 5s."`
 	// AllowPlainHTTP accepts Basic credentials on requests that did not

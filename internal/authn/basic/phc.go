@@ -219,8 +219,12 @@ func (h *Hash) Verify(password []byte) bool {
 		got := argon2.IDKey(password, h.salt, h.Params.Iterations, h.Params.MemoryKiB, h.Params.Lanes, uint32(len(h.key)))
 		return subtle.ConstantTimeCompare(got, h.key) == 1
 	case Bcrypt:
-		// bcrypt compares in constant time; passwords over 72 bytes are
-		// refused (bcrypt.ErrPasswordTooLong), never truncated.
+		// bcrypt reads only 72 bytes: a longer password is refused, never
+		// truncated into a match (x/crypto's Compare would truncate).
+		if len(password) > 72 {
+			return false
+		}
+		// CompareHashAndPassword compares in constant time.
 		return bcrypt.CompareHashAndPassword(h.bcrypt, password) == nil
 	}
 	return false

@@ -58,8 +58,8 @@ func CheckName(name string) error {
 // checkValue checks a role, group or scope.
 func checkValue(v string) error {
 	if v == "" || len(v) > MaxNameLen || !utf8.ValidString(v) ||
-		strings.ContainsAny(v, ":,= ") || strings.ContainsFunc(v, unicode.IsControl) {
-		return fmt.Errorf("invalid value %q (1 to %d bytes of UTF-8, no ':', ',', '=', space or control character)", v, MaxNameLen)
+		strings.ContainsRune(v, ',') || strings.ContainsFunc(v, unicode.IsSpace) || strings.ContainsFunc(v, unicode.IsControl) {
+		return fmt.Errorf("invalid value %q (1 to %d bytes of UTF-8, no ',', space or control character)", v, MaxNameLen)
 	}
 	return nil
 }
@@ -96,7 +96,7 @@ func (u *User) Line() string {
 		v []string
 	}{{"roles", u.Roles}, {"groups", u.Groups}, {"scopes", u.Scopes}} {
 		if len(a.v) > 0 {
-			b.WriteString(":" + a.k + "=" + strings.Join(a.v, ","))
+			b.WriteString(" " + a.k + "=" + strings.Join(a.v, ","))
 		}
 	}
 	return b.String()
@@ -104,8 +104,9 @@ func (u *User) Line() string {
 
 // ParseUsersFile reads a users file: htpasswd-style lines
 //
-//	name:HASH[:roles=a,b][:groups=c][:scopes=d,e]
+//	name:HASH [roles=a,b] [groups=c] [scopes=orders:read,orders:write]
 //
+// (the attributes separated by spaces or tabs, values by commas)
 // where HASH is an argon2id PHC string or a bcrypt hash; blank lines and
 // lines starting with '#' are skipped. An Apache htpasswd file of bcrypt
 // hashes (htpasswd -B -C 10) is a valid users file. Any error (a
@@ -145,20 +146,24 @@ func ParseUsersFile(data []byte) ([]*User, error) {
 
 // ParseUserLine parses one line of a users file.
 func ParseUserLine(line string) (*User, error) {
-	fields := strings.Split(line, ":")
-	if len(fields) < 2 {
+	name, rest, ok := strings.Cut(line, ":")
+	if !ok {
 		return nil, errors.New("want name:hash")
 	}
-	u := &User{Name: fields[0]}
+	u := &User{Name: name}
 	if err := CheckName(u.Name); err != nil {
 		return nil, err
 	}
-	h, err := ParseHash(fields[1])
+	fields := strings.Fields(rest)
+	if len(fields) == 0 {
+		return nil, fmt.Errorf("user %q: no password hash", u.Name)
+	}
+	h, err := ParseHash(fields[0])
 	if err != nil {
 		return nil, fmt.Errorf("user %q: %w", u.Name, err)
 	}
 	u.Hash = h
-	for _, f := range fields[2:] {
+	for _, f := range fields[1:] {
 		k, v, ok := strings.Cut(f, "=")
 		var dst *[]string
 		switch k {
