@@ -98,14 +98,15 @@ func build(env registry.Env) (authn.Authenticator, error) {
 	if o.AllowPlainHTTP {
 		env.Log.Warn("authn/basic: route accepts Basic credentials over plain HTTP: passwords cross the network in clear", "route", env.Route.Name)
 	}
-	if env.Resources == nil {
-		// A throwaway plan (tools): read the file once, no watch.
+	if env.Resources == nil || env.Validating {
+		// A throwaway plan (validate, explain, policy test): read the file
+		// once, no watch. A file that is not there (validating on another
+		// machine) makes the method "not evaluated"; one that is there
+		// but refused (a plaintext password) is an error.
 		src, err := OpenFile(o.UsersFile, 0, 0, 0, env.Log)
 		if err != nil {
-			if env.Validating {
-				if _, statErr := os.Stat(o.UsersFile); statErr != nil {
-					return registry.NotEvaluated(Name, err.Error()), nil
-				}
+			if _, statErr := os.Stat(o.UsersFile); statErr != nil && env.Validating {
+				return registry.NotEvaluated(Name, err.Error()), nil
 			}
 			return nil, err
 		}
