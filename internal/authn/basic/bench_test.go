@@ -1,6 +1,7 @@
 package basic
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -50,5 +51,27 @@ func BenchmarkAuthenticateCacheHit(b *testing.B) {
 		if _, err := a.Authenticate(r); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkVerifyArgon2idParams is the cost of other parameter sets an
+// operator may choose (gatehouse users hash --memory/--iterations/
+// --parallelism), for the table in docs/basic-auth.md.
+func BenchmarkVerifyArgon2idParams(b *testing.B) {
+	for _, p := range []Params{
+		{MemoryKiB: 19 * 1024, Iterations: 2, Lanes: 1},
+		{MemoryKiB: 46 * 1024, Iterations: 1, Lanes: 1},
+		{MemoryKiB: 64 * 1024, Iterations: 3, Lanes: 4},
+	} {
+		s, err := HashPassword([]byte("pw"), p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h, _ := ParseHash(s)
+		b.Run(fmt.Sprintf("m=%d,t=%d,p=%d", p.MemoryKiB, p.Iterations, p.Lanes), func(b *testing.B) {
+			for b.Loop() {
+				h.Verify([]byte("pw"))
+			}
+		})
 	}
 }
