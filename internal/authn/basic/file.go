@@ -101,6 +101,15 @@ func (s *FileSource) watch(interval time.Duration) {
 	defer close(s.done)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	// lastErr: a problem is logged when it starts or changes, not at
+	// every tick while it lasts.
+	var lastErr string
+	report := func(msg string, err error) {
+		if err.Error() != lastErr {
+			lastErr = err.Error()
+			s.log.Error(msg, "path", s.path, "error", err)
+		}
+	}
 	for {
 		select {
 		case <-s.stop:
@@ -109,7 +118,7 @@ func (s *FileSource) watch(interval time.Duration) {
 		}
 		fi, err := os.Stat(s.path)
 		if err != nil {
-			s.log.Warn("basic: users file not readable; keeping the users read before", "path", s.path, "error", err)
+			report("basic: users file not readable; keeping the users read before", err)
 			continue
 		}
 		s.mu.Lock()
@@ -119,9 +128,10 @@ func (s *FileSource) watch(interval time.Duration) {
 			continue
 		}
 		if err := s.Reload(); err != nil {
-			s.log.Error("basic: users file changed but cannot be used; keeping the users read before", "path", s.path, "error", err)
+			report("basic: users file changed but cannot be used; keeping the users read before", err)
 			continue
 		}
+		lastErr = ""
 		s.log.Info("basic: users file reloaded", "path", s.path, "users", len(s.table().users))
 	}
 }
