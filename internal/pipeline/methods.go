@@ -39,6 +39,10 @@ func sharedResources(verifier *jwt.Verifier, keys *APIKeys) func(kind string) (a
 			if keys != nil {
 				return keys, nil
 			}
+		case registry.SharedKeyStore:
+			if keys != nil && keys.Store != nil {
+				return keys.Store, nil
+			}
 		}
 		return nil, registry.ErrNotShared
 	}

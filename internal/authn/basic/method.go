@@ -1,6 +1,7 @@
 package basic
 
 import (
+	"context"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/apikey"
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authn/registry"
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -17,9 +19,11 @@ import (
 // Options is routes[].authenticate.basic.
 type Options struct {
 	// UsersFile is the users file. Required.
-	UsersFile string `yaml:"users_file" desc:"Path of the users file: lines name:HASH [roles=a,b] [groups=…] [scopes=…], HASH an argon2id PHC string or a bcrypt hash (gatehouse users hash/add write them). Plaintext, MD5 and SHA hashes are refused. Re-read on every configuration reload and when the file changes. Required."`
+	UsersFile string `yaml:"users_file" desc:"Path of the users file: lines name:HASH [roles=a,b] [groups=…] [scopes=…], HASH an argon2id PHC string or a bcrypt hash (gatehouse users hash/add write them). Plaintext, MD5 and SHA hashes are refused. Re-read on every configuration reload and when the file changes. Exactly one of users_file and users_store."`
+	// UsersStore reads the users from the API-key store instead.
+	UsersStore bool `yaml:"users_store" desc:"Read the users from the API-key store (api_keys.store, embedded or postgres; gatehouse users add --store writes them) instead of a file, re-read every reload_interval. Exactly one of users_file and users_store. Default false."`
 	// ReloadInterval is how often the file is checked for changes.
-	ReloadInterval config.Duration `yaml:"reload_interval" desc:"How often the users file is checked for a change (size, modification time, inode); 0 checks only on configuration reload. Default 5s."`
+	ReloadInterval config.Duration `yaml:"reload_interval" desc:"How often the users file is checked for a change (size, modification time, inode), or the users store re-read; 0 checks only on configuration reload. Default 5s."`
 	// AllowPlainHTTP accepts Basic credentials on requests that did not
 	// arrive over TLS. Default false. Security: the password crosses the
 	// network in clear.
@@ -53,6 +57,10 @@ func init() {
 		Options:         &Options{},
 		Validate:        validate,
 		Build:           build,
+		UsesKeyStore: func(r *config.Route) bool {
+			o, _ := r.Authenticate.Options(string(Name)).(*Options)
+			return o != nil && o.UsersStore
+		},
 		Present: func(r *http.Request, value string, _ *config.Config) error {
 			// explain --credential basic=user:password
 			r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(value)))
@@ -63,10 +71,13 @@ func init() {
 
 func validate(m config.RouteMethod) config.Errors {
 	o, _ := m.Options.(*Options)
-	if o == nil || o.UsersFile == "" {
-		return config.Errors{m.Errorf("basic.users_file", "the basic method needs a users file (routes[].authenticate.basic.users_file)")}
+	if o == nil || (o.UsersFile == "") == !o.UsersStore {
+		return config.Errors{m.Errorf("basic.users_file", "the basic method needs exactly one of users_file and users_store")}
 	}
 	var errs config.Errors
+	if o.UsersStore && m.Config.APIKeys.Store.Type == "static" {
+		errs = append(errs, m.Errorf("basic.users_store", "api_keys.store.type is static: there is no store to keep users in (use embedded or postgres, or users_file)"))
+	}
 	if o.CacheTTL < 0 || o.CacheTTL.Std() > time.Hour {
 		errs = append(errs, m.Errorf("basic.cache_ttl", "must be between 0 and 1h"))
 	}
@@ -97,6 +108,9 @@ func build(env registry.Env) (authn.Authenticator, error) {
 	a := &Authenticator{allowHTTP: o.AllowPlainHTTP, origin: env.Origin, now: env.Now}
 	if o.AllowPlainHTTP {
 		env.Log.Warn("authn/basic: route accepts Basic credentials over plain HTTP: passwords cross the network in clear", "route", env.Route.Name)
+	}
+	if o.UsersStore {
+		return buildStore(env, o, a, n)
 	}
 	if env.Resources == nil || env.Validating {
 		// A throwaway plan (validate, explain, policy test): read the file
@@ -133,6 +147,61 @@ func build(env registry.Env) (authn.Authenticator, error) {
 		// keeps its warm cache). A file that no longer parses fails the
 		// reload: the running plan keeps serving.
 		if err := src.Reload(); err != nil {
+			return nil, err
+		}
+	}
+	limit, _, err := resource.Get(env.Resources, resource.Key("basic.limiter", struct {
+		N    int
+		Wait time.Duration
+	}{n, o.VerificationWait.Std()}), func() (*Limiter, func(), error) {
+		return NewLimiter(n, o.VerificationWait.Std()), nil, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.src, a.limit = src, limit
+	return a, nil
+}
+
+// buildStore makes the authenticator of a route whose users are in the
+// API-key store.
+func buildStore(env registry.Env, o *Options, a *Authenticator, n int) (authn.Authenticator, error) {
+	v, err := env.Shared(registry.SharedKeyStore)
+	if err != nil {
+		if env.Validating {
+			return registry.NotEvaluated(Name, "the users store is not opened offline"), nil
+		}
+		return nil, fmt.Errorf("authn/basic: users_store: %w", err)
+	}
+	us, ok := v.(apikey.UserStore)
+	if !ok {
+		return nil, fmt.Errorf("authn/basic: users_store: the API-key store (%T) cannot keep users", v)
+	}
+	if env.Resources == nil {
+		src, err := OpenStore(context.Background(), us, o.CacheTTL.Std(), o.CacheSize, 0, env.Log)
+		if err != nil {
+			return nil, err
+		}
+		a.src, a.limit = src, NewLimiter(n, o.VerificationWait.Std())
+		return a, nil
+	}
+	src, reused, err := resource.Get(env.Resources, resource.Key("basic.users_store", struct {
+		Store    string
+		TTL      time.Duration
+		Size     int
+		Interval time.Duration
+	}{fmt.Sprintf("%p", us), o.CacheTTL.Std(), o.CacheSize, o.ReloadInterval.Std()}), func() (*StoreSource, func(), error) {
+		s, err := OpenStore(context.Background(), us, o.CacheTTL.Std(), o.CacheSize, o.ReloadInterval.Std(), env.Log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Close, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if reused {
+		if err := src.Reload(context.Background()); err != nil {
 			return nil, err
 		}
 	}
