@@ -40,8 +40,10 @@ func sharedResources(verifier *jwt.Verifier, keys *APIKeys) func(kind string) (a
 				return keys, nil
 			}
 		case registry.SharedKeyStore:
-			if keys != nil && keys.Store != nil {
-				return keys.Store, nil
+			// The store itself, not the runtime's view of it (keys.Store
+			// layers the static keys over it).
+			if keys != nil && keys.store != nil && keys.store.Store != nil {
+				return keys.store.Store, nil
 			}
 		}
 		return nil, registry.ErrNotShared
