@@ -7,6 +7,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,10 +16,15 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"golang.org/x/term"
 
+	"github.com/gatehouse/gatehouse/internal/apikey"
+	"github.com/gatehouse/gatehouse/internal/apikey/boltstore"
+	"github.com/gatehouse/gatehouse/internal/apikey/pgstore"
 	"github.com/gatehouse/gatehouse/internal/authn/basic"
+	"github.com/gatehouse/gatehouse/internal/config"
 )
 
 const usersUsage = `Usage: gatehouse users <command> [flags]
@@ -34,6 +40,11 @@ Commands:
   list --file F [--json]                 list users, their roles and hash parameters (never the hashes)
   remove --file F --name N               remove a user
   import --file F --from HTPASSWD        add the bcrypt users of an Apache htpasswd file
+
+Instead of --file F, --store [-c gatehouse.yaml] works on the users kept in
+the configuration's API-key store (api_keys.store; routes with
+basic.users_store read them). The embedded store is one process's file:
+use --store with it while the gateway is stopped. PostgreSQL works live.
 
 Run "gatehouse users <command> --help" for a command's flags.
 `
@@ -240,14 +251,14 @@ func newHash(given string, pf paramFlags, stderr io.Writer) (*basic.Hash, error)
 }
 
 func usersAdd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("users add", `users add --file F --name N [--roles a,b] [--groups g] [--scopes s] [--hash PHC] < password
+	fs := newFlags("users add", `users add (--file F | --store [-c FILE]) --name N [--roles a,b] [--groups g] [--scopes s] [--hash PHC] < password
 
-Add a user to a users file (created, mode 0600, if missing). The password is
-read from standard input (or typed twice on the terminal) and hashed with
-argon2id; --hash takes a hash made elsewhere (argon2id or bcrypt, checked
-like the gateway does). The file is replaced atomically: a running gateway
-sees the new user within reload_interval.`, stderr)
-	file := fs.String("file", "", "users file (required)")
+Add a user to a users file (created, mode 0600, if missing) or to the key
+store. The password is read from standard input (or typed twice on the
+terminal) and hashed with argon2id; --hash takes a hash made elsewhere
+(argon2id or bcrypt, checked like the gateway does). A file is replaced
+atomically: a running gateway sees the new user within reload_interval.`, stderr)
+	tf := addTargetFlags(fs)
 	name := fs.String("name", "", "user name (required)")
 	roles := fs.String("roles", "", "comma-separated roles")
 	groups := fs.String("groups", "", "comma-separated groups")
@@ -257,114 +268,122 @@ sees the new user within reload_interval.`, stderr)
 	if code, stop := parse(fs, args, stdout); stop {
 		return code
 	}
-	if *file == "" || *name == "" {
-		fmt.Fprintln(stderr, "gatehouse users add: --file and --name are required")
-		return exitUsage
+	fail := func(code int, err error) int {
+		fmt.Fprintf(stderr, "gatehouse users add: %v\n", err)
+		return code
+	}
+	if *name == "" {
+		return fail(exitUsage, errors.New("--name is required"))
 	}
 	if err := basic.CheckName(*name); err != nil {
-		fmt.Fprintf(stderr, "gatehouse users add: %v\n", err)
-		return exitUsage
+		return fail(exitUsage, err)
 	}
-	f, err := readUsersFile(*file, false)
+	t, err := tf.open(true)
 	if err != nil {
-		fmt.Fprintf(stderr, "gatehouse users add: %v\n", err)
-		return exitError
+		return fail(targetExit(err), err)
 	}
-	if f.find(*name) >= 0 {
-		fmt.Fprintf(stderr, "gatehouse users add: user %q exists (use set-password)\n", *name)
-		return exitError
+	defer t.close()
+	if exists, err := t.has(*name); err != nil || exists {
+		if err == nil {
+			err = fmt.Errorf("user %q exists (use set-password)", *name)
+		}
+		return fail(exitError, err)
 	}
 	h, err := newHash(*given, pf, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "gatehouse users add: %v\n", err)
-		return exitError
+		return fail(exitError, err)
 	}
 	u := &basic.User{Name: *name, Hash: h, Roles: splitList(*roles), Groups: splitList(*groups), Scopes: splitList(*scopes)}
 	if err := u.Check(); err != nil {
-		fmt.Fprintf(stderr, "gatehouse users add: %v\n", err)
-		return exitUsage
+		return fail(exitUsage, err)
 	}
-	f.lines = append(f.lines, u.Line())
-	if err := f.write(); err != nil {
-		fmt.Fprintf(stderr, "gatehouse users add: %v\n", err)
-		return exitError
+	if err := t.put(u, false); err != nil {
+		return fail(exitError, err)
 	}
-	fmt.Fprintf(stdout, "added %s to %s\n", *name, *file)
+	if err := t.commit(); err != nil {
+		return fail(exitError, err)
+	}
+	fmt.Fprintf(stdout, "added %s\n", *name)
 	return exitOK
 }
 
 func usersSetPassword(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("users set-password", `users set-password --file F --name N [--hash PHC] < password
+	fs := newFlags("users set-password", `users set-password (--file F | --store [-c FILE]) --name N [--hash PHC] < password
 
 Replace a user's password hash, keeping its roles, groups and scopes. The
 gateway's verified-credential cache is emptied when it sees the change: the
 old password stops working within reload_interval.`, stderr)
-	file := fs.String("file", "", "users file (required)")
+	tf := addTargetFlags(fs)
 	name := fs.String("name", "", "user name (required)")
 	given := fs.String("hash", "", "an existing argon2id or bcrypt hash instead of a password")
 	pf := addParamFlags(fs)
 	if code, stop := parse(fs, args, stdout); stop {
 		return code
 	}
-	if *file == "" || *name == "" {
-		fmt.Fprintln(stderr, "gatehouse users set-password: --file and --name are required")
-		return exitUsage
-	}
-	f, err := readUsersFile(*file, true)
-	if err != nil {
+	fail := func(code int, err error) int {
 		fmt.Fprintf(stderr, "gatehouse users set-password: %v\n", err)
-		return exitError
+		return code
 	}
-	i := f.find(*name)
-	if i < 0 {
-		fmt.Fprintf(stderr, "gatehouse users set-password: no user %q\n", *name)
-		return exitError
+	if *name == "" {
+		return fail(exitUsage, errors.New("--name is required"))
 	}
-	u, err := basic.ParseUserLine(f.lines[i])
+	t, err := tf.open(false)
 	if err != nil {
-		fmt.Fprintf(stderr, "gatehouse users set-password: %v\n", err)
-		return exitError
+		return fail(targetExit(err), err)
+	}
+	defer t.close()
+	users, err := t.users()
+	if err != nil {
+		return fail(exitError, err)
+	}
+	var u *basic.User
+	for _, x := range users {
+		if x.Name == *name {
+			u = x
+		}
+	}
+	if u == nil {
+		return fail(exitError, fmt.Errorf("no user %q", *name))
 	}
 	if u.Hash, err = newHash(*given, pf, stderr); err != nil {
-		fmt.Fprintf(stderr, "gatehouse users set-password: %v\n", err)
-		return exitError
+		return fail(exitError, err)
 	}
-	f.lines[i] = u.Line()
-	if err := f.write(); err != nil {
-		fmt.Fprintf(stderr, "gatehouse users set-password: %v\n", err)
-		return exitError
+	if err := t.put(u, true); err != nil {
+		return fail(exitError, err)
+	}
+	if err := t.commit(); err != nil {
+		return fail(exitError, err)
 	}
 	fmt.Fprintf(stdout, "password of %s replaced\n", *name)
 	return exitOK
 }
 
 func usersRemove(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("users remove", `users remove --file F --name N
+	fs := newFlags("users remove", `users remove (--file F | --store [-c FILE]) --name N
 
-Remove a user from a users file.`, stderr)
-	file := fs.String("file", "", "users file (required)")
+Remove a user.`, stderr)
+	tf := addTargetFlags(fs)
 	name := fs.String("name", "", "user name (required)")
 	if code, stop := parse(fs, args, stdout); stop {
 		return code
 	}
-	if *file == "" || *name == "" {
-		fmt.Fprintln(stderr, "gatehouse users remove: --file and --name are required")
-		return exitUsage
+	fail := func(code int, err error) int {
+		fmt.Fprintf(stderr, "gatehouse users remove: %v\n", err)
+		return code
 	}
-	f, err := readUsersFile(*file, true)
+	if *name == "" {
+		return fail(exitUsage, errors.New("--name is required"))
+	}
+	t, err := tf.open(false)
 	if err != nil {
-		fmt.Fprintf(stderr, "gatehouse users remove: %v\n", err)
-		return exitError
+		return fail(targetExit(err), err)
 	}
-	i := f.find(*name)
-	if i < 0 {
-		fmt.Fprintf(stderr, "gatehouse users remove: no user %q\n", *name)
-		return exitError
+	defer t.close()
+	if err := t.remove(*name); err != nil {
+		return fail(exitError, err)
 	}
-	f.lines = append(f.lines[:i], f.lines[i+1:]...)
-	if err := f.write(); err != nil {
-		fmt.Fprintf(stderr, "gatehouse users remove: %v\n", err)
-		return exitError
+	if err := t.commit(); err != nil {
+		return fail(exitError, err)
 	}
 	fmt.Fprintf(stdout, "removed %s\n", *name)
 	return exitOK
@@ -381,25 +400,22 @@ type userRow struct {
 }
 
 func usersList(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("users list", `users list --file F [--json]
+	fs := newFlags("users list", `users list (--file F | --store [-c FILE]) [--json]
 
-List the users of a users file: name, hash algorithm and parameters, roles,
-groups, scopes. Hashes are never printed.`, stderr)
-	file := fs.String("file", "", "users file (required)")
+List users: name, hash algorithm and parameters, roles, groups, scopes.
+Hashes are never printed.`, stderr)
+	tf := addTargetFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if code, stop := parse(fs, args, stdout); stop {
 		return code
 	}
-	if *file == "" {
-		fmt.Fprintln(stderr, "gatehouse users list: --file is required")
-		return exitUsage
-	}
-	data, err := os.ReadFile(*file)
+	t, err := tf.open(false)
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse users list: %v\n", err)
-		return exitError
+		return targetExit(err)
 	}
-	users, err := basic.ParseUsersFile(data)
+	defer t.close()
+	users, err := t.users()
 	if err != nil {
 		fmt.Fprintf(stderr, "gatehouse users list: %v\n", err)
 		return exitError
@@ -431,32 +447,29 @@ groups, scopes. Hashes are never printed.`, stderr)
 }
 
 func usersImport(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("users import", `users import --file F --from HTPASSWD [--roles a,b] [--replace]
+	fs := newFlags("users import", `users import (--file F | --store [-c FILE]) --from HTPASSWD [--roles a,b] [--replace]
 
-Add the users of an Apache htpasswd file (or another users file) to F. Only
+Add the users of an Apache htpasswd file (or another users file). Only
 bcrypt ($2y$, cost 10 to 14) and argon2id lines are accepted: MD5 ($apr1$),
 SHA ({SHA}), crypt and plaintext lines are refused, by name and line, and
 nothing is written; those users must be given a new password (add).`, stderr)
-	file := fs.String("file", "", "users file to add to (required; created if missing)")
+	tf := addTargetFlags(fs)
 	from := fs.String("from", "", "htpasswd file to read (required)")
 	roles := fs.String("roles", "", "comma-separated roles given to every imported user")
-	replace := fs.Bool("replace", false, "replace users that exist in --file (default: refuse)")
+	replace := fs.Bool("replace", false, "replace users that exist (default: refuse)")
 	if code, stop := parse(fs, args, stdout); stop {
 		return code
 	}
-	if *file == "" || *from == "" {
-		fmt.Fprintln(stderr, "gatehouse users import: --file and --from are required")
-		return exitUsage
+	fail := func(code int, err error) int {
+		fmt.Fprintf(stderr, "gatehouse users import: %v\n", err)
+		return code
+	}
+	if *from == "" {
+		return fail(exitUsage, errors.New("--from is required"))
 	}
 	data, err := os.ReadFile(*from)
 	if err != nil {
-		fmt.Fprintf(stderr, "gatehouse users import: %v\n", err)
-		return exitError
-	}
-	f, err := readUsersFile(*file, false)
-	if err != nil {
-		fmt.Fprintf(stderr, "gatehouse users import: %v\n", err)
-		return exitError
+		return fail(exitError, err)
 	}
 	var refused int
 	var imported []*basic.User
@@ -479,32 +492,35 @@ nothing is written; those users must be given a new password (add).`, stderr)
 		if r := splitList(*roles); r != nil {
 			u.Roles = r
 		}
+		if err := u.Check(); err != nil {
+			return fail(exitUsage, err)
+		}
 		imported = append(imported, u)
 	}
 	if refused > 0 {
-		fmt.Fprintf(stderr, "gatehouse users import: %d line(s) refused; nothing written\n", refused)
-		return exitError
+		return fail(exitError, fmt.Errorf("%d line(s) refused; nothing written", refused))
 	}
+	t, err := tf.open(true)
+	if err != nil {
+		return fail(targetExit(err), err)
+	}
+	defer t.close()
 	for _, u := range imported {
-		if err := u.Check(); err != nil {
-			fmt.Fprintf(stderr, "gatehouse users import: %v\n", err)
-			return exitUsage
+		exists, err := t.has(u.Name)
+		if err != nil {
+			return fail(exitError, err)
 		}
-		if i := f.find(u.Name); i >= 0 {
-			if !*replace {
-				fmt.Fprintf(stderr, "gatehouse users import: user %q exists in %s (--replace to overwrite)\n", u.Name, *file)
-				return exitError
-			}
-			f.lines[i] = u.Line()
-			continue
+		if exists && !*replace {
+			return fail(exitError, fmt.Errorf("user %q exists (--replace to overwrite)", u.Name))
 		}
-		f.lines = append(f.lines, u.Line())
+		if err := t.put(u, exists); err != nil {
+			return fail(exitError, err)
+		}
 	}
-	if err := f.write(); err != nil {
-		fmt.Fprintf(stderr, "gatehouse users import: %v\n", err)
-		return exitError
+	if err := t.commit(); err != nil {
+		return fail(exitError, err)
 	}
-	fmt.Fprintf(stdout, "imported %d user(s) into %s\n", len(imported), *file)
+	fmt.Fprintf(stdout, "imported %d user(s)\n", len(imported))
 	return exitOK
 }
 
@@ -522,3 +538,180 @@ func importReason(err error) string {
 	}
 	return "not a valid users line"
 }
+
+// userTarget is where a users command reads and writes: a users file, or
+// the key store's users.
+type userTarget interface {
+	// users lists the users (checked as the gateway checks them).
+	users() ([]*basic.User, error)
+	has(name string) (bool, error)
+	// put adds (replace false) or replaces a user.
+	put(u *basic.User, replace bool) error
+	remove(name string) error
+	// commit writes the changes (the file); the store writes at once.
+	commit() error
+	close()
+}
+
+// errTarget: neither or both of --file and --store (a usage error).
+var errTarget = errors.New("exactly one of --file and --store is required")
+
+func targetExit(err error) int {
+	if errors.Is(err, errTarget) {
+		return exitUsage
+	}
+	return exitError
+}
+
+// targetFlags are --file, --store and -c.
+type targetFlags struct {
+	file   *string
+	store  *bool
+	config *string
+}
+
+func addTargetFlags(fs interface {
+	String(string, string, string) *string
+	Bool(string, bool, string) *bool
+}) targetFlags {
+	return targetFlags{
+		file:   fs.String("file", "", "users file (this or --store)"),
+		store:  fs.Bool("store", false, "work on the users of the API-key store named by -c (api_keys.store) instead of a file"),
+		config: fs.String("c", "gatehouse.yaml", "configuration file, read for api_keys.store with --store"),
+	}
+}
+
+func (f targetFlags) open(createFile bool) (userTarget, error) {
+	switch {
+	case (*f.file == "") == !*f.store:
+		return nil, errTarget
+	case *f.store:
+		return openStoreTarget(*f.config)
+	}
+	uf, err := readUsersFile(*f.file, !createFile)
+	if err != nil {
+		return nil, err
+	}
+	return fileTarget{uf}, nil
+}
+
+type fileTarget struct{ f *usersFile }
+
+func (t fileTarget) users() ([]*basic.User, error) {
+	return basic.ParseUsersFile([]byte(strings.Join(t.f.lines, "\n")))
+}
+func (t fileTarget) has(name string) (bool, error) { return t.f.find(name) >= 0, nil }
+func (t fileTarget) put(u *basic.User, replace bool) error {
+	i := t.f.find(u.Name)
+	switch {
+	case i >= 0 && !replace:
+		return fmt.Errorf("user %q exists", u.Name)
+	case i < 0 && replace:
+		return fmt.Errorf("no user %q", u.Name)
+	case i >= 0:
+		t.f.lines[i] = u.Line()
+	default:
+		t.f.lines = append(t.f.lines, u.Line())
+	}
+	return nil
+}
+func (t fileTarget) remove(name string) error {
+	i := t.f.find(name)
+	if i < 0 {
+		return fmt.Errorf("no user %q", name)
+	}
+	t.f.lines = append(t.f.lines[:i], t.f.lines[i+1:]...)
+	return nil
+}
+func (t fileTarget) commit() error { return t.f.write() }
+func (t fileTarget) close()        {}
+
+// storeTarget is the users of a key store.
+type storeTarget struct {
+	s interface {
+		apikey.UserStore
+		Close() error
+	}
+}
+
+func openStoreTarget(configPath string) (userTarget, error) {
+	cfg, _, err := config.Load(configPath)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st := cfg.APIKeys.Store
+	switch st.Type {
+	case "postgres":
+		s, err := pgstore.Open(ctx, st.DSN, pgstore.Options{Schema: st.Schema})
+		if err != nil {
+			return nil, err
+		}
+		return storeTarget{s}, nil
+	case "static":
+		return nil, errors.New("api_keys.store.type is static: there is no store to keep users in")
+	}
+	path := st.Path
+	if path == "" {
+		path = "gatehouse-keys.db"
+	}
+	s, err := boltstore.Open(path, boltstore.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("%w (the embedded store is locked while the gateway runs: stop it, or use a users file)", err)
+	}
+	return storeTarget{s}, nil
+}
+
+func (t storeTarget) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
+func (t storeTarget) users() ([]*basic.User, error) {
+	ctx, cancel := t.ctx()
+	defer cancel()
+	rows, err := t.s.ListUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*basic.User, 0, len(rows))
+	for _, r := range rows {
+		u, err := basic.UserOf(r)
+		if err != nil {
+			return nil, fmt.Errorf("user %q in the store: %w", r.Name, err)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+func (t storeTarget) has(name string) (bool, error) {
+	ctx, cancel := t.ctx()
+	defer cancel()
+	rows, err := t.s.ListUsers(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range rows {
+		if r.Name == name {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (t storeTarget) put(u *basic.User, replace bool) error {
+	ctx, cancel := t.ctx()
+	defer cancel()
+	return t.s.PutUser(ctx, &apikey.User{Name: u.Name, Hash: u.Hash.String(), Roles: u.Roles, Groups: u.Groups, Scopes: u.Scopes,
+		UpdatedAt: time.Now().UTC()}, replace)
+}
+
+func (t storeTarget) remove(name string) error {
+	ctx, cancel := t.ctx()
+	defer cancel()
+	return t.s.DeleteUser(ctx, name)
+}
+
+func (t storeTarget) commit() error { return nil }
+func (t storeTarget) close()        { _ = t.s.Close() }

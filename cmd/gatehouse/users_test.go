@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/gatehouse/gatehouse/internal/apikey/pgstore/pgtest"
 	"github.com/gatehouse/gatehouse/internal/authn/basic"
 )
 
@@ -141,5 +142,51 @@ func TestUsersCLI(t *testing.T) {
 	}
 	if code, _, _ := runUsers(t, "", "import", "--file", file, "--from", good); code != exitError {
 		t.Fatalf("import of an existing user without --replace: exit %d", code)
+	}
+}
+
+// TestUsersCLIStore: the same commands against the key store named by the
+// configuration: the embedded store (gateway stopped) and PostgreSQL.
+func TestUsersCLIStore(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name  string
+		store func(t *testing.T) string
+	}{
+		{"embedded", func(t *testing.T) string { return "{type: embedded, path: " + filepath.Join(dir, "keys.db") + "}" }},
+		{"postgres", func(t *testing.T) string {
+			dsn := pgtest.TestDSN(t)
+			return "{type: postgres, dsn: \"" + dsn + "\", schema: " + pgtest.FreshSchema(t, dsn) + "}"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := filepath.Join(t.TempDir(), "gatehouse.yaml")
+			if err := os.WriteFile(cfg, []byte("api_keys:\n  store: "+tc.store(t)+"\nroutes:\n  - name: r\n    public: true\n    match: {path_prefix: /}\n    upstream: {targets: [\"builtin:echo\"]}\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			st := []string{"--store", "-c", cfg}
+			for _, step := range []struct {
+				stdin string
+				args  []string
+				code  int
+			}{
+				{"alice-pw\n", append([]string{"add", "--name", "alice", "--roles", "admin"}, st...), 0},
+				{"x\n", append([]string{"add", "--name", "alice"}, st...), exitError},
+				{"new-pw\n", append([]string{"set-password", "--name", "alice"}, st...), 0},
+				{"bob-pw\n", append([]string{"add", "--name", "bob"}, st...), 0},
+				{"", append([]string{"remove", "--name", "bob"}, st...), 0},
+				{"", append([]string{"remove", "--name", "bob"}, st...), exitError},
+				{"", []string{"list", "--store", "--file", "x", "-c", cfg}, exitUsage},
+			} {
+				if code, out, errOut := runUsers(t, step.stdin, step.args...); code != step.code {
+					t.Fatalf("users %v: exit %d, want %d\n%s%s", step.args, code, step.code, out, errOut)
+				}
+			}
+			code, out, errOut := runUsers(t, "", append([]string{"list", "--json"}, st...)...)
+			var rows []map[string]any
+			if code != 0 || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 1 || rows[0]["name"] != "alice" || strings.Contains(out, "$argon2id$") {
+				t.Fatalf("users list --store: %d\n%s%s", code, out, errOut)
+			}
+		})
 	}
 }
