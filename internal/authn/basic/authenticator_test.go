@@ -155,7 +155,7 @@ func TestUnknownUserCostsAVerification(t *testing.T) {
 	dummy() // built once, outside the measurement
 	measure := func(user string) time.Duration {
 		best := time.Hour
-		for range 3 {
+		for range 5 {
 			start := time.Now()
 			_, _ = a.Authenticate(basicReq(user, "nope"))
 			best = min(best, time.Since(start))
@@ -163,7 +163,7 @@ func TestUnknownUserCostsAVerification(t *testing.T) {
 		return best
 	}
 	wrong, unknown := measure("alice"), measure("mallory")
-	if unknown < wrong/3 || unknown > wrong*3 {
+	if unknown < wrong/4 || unknown > wrong*4 {
 		t.Fatalf("unknown user took %v, wrong password %v: an existence oracle", unknown, wrong)
 	}
 }
