@@ -190,3 +190,36 @@ func TestUsersCLIStore(t *testing.T) {
 		})
 	}
 }
+
+// TestExplainBasic: explain judges a Basic credential against the users
+// file (as over HTTPS), telling a right password from a wrong one.
+func TestExplainBasic(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users")
+	if code, _, errOut := runUsers(t, "pw1\n", "add", "--file", users, "--name", "alice", "--roles", "admin"); code != 0 {
+		t.Fatal(errOut)
+	}
+	cfg := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(cfg, []byte(`routes:
+  - name: legacy
+    match: {path_prefix: /legacy}
+    authenticate:
+      methods: [basic]
+      basic: {users_file: `+users+`}
+    authorize: {roles: {any_of: [admin]}}
+    upstream: {targets: ["builtin:echo"]}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ cred, want string }{
+		{"basic=alice:pw1", "result: 200"},
+		{"basic=alice:nope", "result: 401 password_mismatch"},
+		{"basic=bob:pw1", "result: 401 user_unknown"},
+	} {
+		var out, errOut bytes.Buffer
+		runCLI([]string{"explain", "-c", cfg, "--credential", tc.cred, "/legacy/x"}, &out, &errOut)
+		if !strings.Contains(out.String(), tc.want) {
+			t.Errorf("explain --credential %s: want %q in\n%s%s", tc.cred, tc.want, out.String(), errOut.String())
+		}
+	}
+}
