@@ -213,8 +213,10 @@ func buildStore(env registry.Env, o *Options, a *Authenticator, n int) (authn.Au
 		return nil, err
 	}
 	if reused {
+		// A store that cannot answer now keeps the users read before (the
+		// poller retries); it does not fail the configuration reload.
 		if err := src.Reload(context.Background()); err != nil {
-			return nil, err
+			env.Log.Warn("authn/basic: users store not readable on reload; keeping the users read before", "route", env.Route.Name, "error", err)
 		}
 	}
 	limit, _, err := resource.Get(env.Resources, resource.Key("basic.limiter", struct {
