@@ -14,9 +14,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse/gatehouse/internal/accesslog"
+	"github.com/gatehouse/gatehouse/internal/authn/registry"
 	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/endpoint"
+	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/resource"
@@ -351,9 +353,20 @@ func (p *Plan) Close() {
 
 // acceptsAPIKeys reports whether a route accepts api_key.
 func acceptsAPIKeys(cfg *config.Config) bool {
-	for _, r := range cfg.Routes {
-		if r.Authenticate != nil && slices.Contains(r.Authenticate.Methods, "api_key") {
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		if r.Authenticate == nil {
+			continue
+		}
+		if slices.Contains(r.Authenticate.Methods, "api_key") {
 			return true
+		}
+		// A method that keeps its records in the key store (basic's
+		// users_store) needs it open too.
+		for _, m := range r.Authenticate.Methods {
+			if method, ok := registry.Lookup(identity.Method(m)); ok && method.UsesKeyStore != nil && method.UsesKeyStore(r) {
+				return true
+			}
 		}
 	}
 	return false
