@@ -148,8 +148,10 @@ func TestAuthenticate(t *testing.T) {
 }
 
 // TestUnknownUserCostsAVerification: an unknown user is verified against
-// the dummy hash, so it takes as long as a wrong password (within a wide
-// margin: the point is that it is not instant).
+// the dummy hash, so it is not answered at once. A lookup miss that skipped
+// the hash would be about a thousand times faster than a verification; the
+// margin is wide (20×) because the machine running the tests may be busy,
+// and timing differences smaller than that are not what this test judges.
 func TestUnknownUserCostsAVerification(t *testing.T) {
 	a, _, _ := newAuth(t, writeUsers(t, t.TempDir(), "alice:"+testHash()+"\n"), 0)
 	dummy() // built once, outside the measurement
@@ -163,7 +165,7 @@ func TestUnknownUserCostsAVerification(t *testing.T) {
 		return best
 	}
 	wrong, unknown := measure("alice"), measure("mallory")
-	if unknown < wrong/4 || unknown > wrong*4 {
+	if unknown < wrong/20 || unknown > wrong*20 {
 		t.Fatalf("unknown user took %v, wrong password %v: an existence oracle", unknown, wrong)
 	}
 }
