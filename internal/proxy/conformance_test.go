@@ -211,7 +211,7 @@ func referenceProxy(p *Proxy, vouched []Header, transport http.RoundTripper) htt
 				if p.preserveHost {
 					pr.Out.Host = pr.In.Host
 				}
-				p.setForwarding(pr.Out.Header, pr.In, peer)
+				p.setForwarding(pr.Out.Header, pr.In, peer, new([4]string))
 				if !upgrade {
 					delete(pr.Out.Header, "Upgrade")
 					delete(pr.Out.Header, "Connection")

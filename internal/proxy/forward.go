@@ -141,11 +141,30 @@ func (p *Proxy) outbound(r *http.Request, ex *exchange) *http.Request {
 	in := r.Header
 	var named [8]string
 	conn := connectionTokens(named[:0], in)
-	// Room for what is copied and what the gateway adds: four forwarding
-	// headers, Te, the upgrade pair, User-Agent and the vouched ones.
-	h := make(http.Header, len(in)+8+len(ex.vouched))
+	te := headerValuesContainsToken(in["Te"], "trailers")
+	// Room for what is copied and what the gateway adds (four forwarding
+	// headers, User-Agent, the vouched ones, Te, the upgrade pair), and no
+	// more: a map sized for at most 8 is one group, and the estimate
+	// counts every inbound header, skipped or not.
+	added := 5 + len(ex.vouched)
+	if te {
+		added++
+	}
+	if ex.upgrade {
+		added += 2
+	}
+	size := len(in) + added
+	if size > 8 {
+		size = added
+		for k := range in {
+			if !p.skipOutbound(k, conn, ex) {
+				size++
+			}
+		}
+	}
+	h := make(http.Header, size)
 	for k, vv := range in {
-		if isHopHeader(k) || isForwardingHeader(k) || namedIn(conn, k) || ex.isVouched(k) {
+		if p.skipOutbound(k, conn, ex) {
 			continue
 		}
 		// The values are shared with the inbound request, capped so that
@@ -154,7 +173,7 @@ func (p *Proxy) outbound(r *http.Request, ex *exchange) *http.Request {
 	}
 	// Issue 21096 of ReverseProxy: a client that said it accepts trailers
 	// keeps saying so.
-	if headerValuesContainsToken(in["Te"], "trailers") {
+	if te {
 		h["Te"] = teTrailers
 	}
 	if ex.upgrade {
@@ -163,7 +182,7 @@ func (p *Proxy) outbound(r *http.Request, ex *exchange) *http.Request {
 		h["Connection"] = connUpgrade
 		h["Upgrade"] = in["Upgrade"][:1:1]
 	}
-	p.setForwarding(h, r, ex.client)
+	p.setForwarding(h, r, ex.client, &ex.fwd)
 	if _, ok := h["User-Agent"]; !ok {
 		// No User-Agent from the client: send none rather than Go's.
 		h["User-Agent"] = emptyValue
@@ -186,6 +205,14 @@ func (p *Proxy) outbound(r *http.Request, ex *exchange) *http.Request {
 		return out.WithContext(httptrace.WithClientTrace(ex, &ex.trace))
 	}
 	return out.WithContext(ex)
+}
+
+// skipOutbound reports whether the client's header k stays off the
+// upstream request: hop-by-hop (also when named in its Connection header,
+// conn), a forwarding header (written afresh), or one the gateway vouches
+// for (replaced).
+func (p *Proxy) skipOutbound(k string, conn []string, ex *exchange) bool {
+	return isHopHeader(k) || isForwardingHeader(k) || namedIn(conn, k) || ex.isVouched(k)
 }
 
 var (
@@ -617,6 +644,8 @@ type exchange struct {
 	// vals backs the vouched headers' values on the outgoing request, so
 	// that setting them costs no allocation for the usual few.
 	vals [8]string
+	// fwd backs the forwarding headers' values (setForwarding).
+	fwd [4]string
 	// upgrade is set when the request is an upgrade this route allows;
 	// only then may the upstream switch protocols.
 	upgrade bool
@@ -643,18 +672,10 @@ type exchange struct {
 	roundTripDone bool
 }
 
-type exchangeKey struct{}
-
-// Value makes the exchange findable from any context derived from it, and
-// answers httptrace's lookup with the exchange's own ClientTrace.
+// Value answers httptrace's lookup with the exchange's own ClientTrace.
 func (ex *exchange) Value(key any) any {
-	switch key {
-	case exchangeKey{}:
-		return ex
-	case traceKey:
-		if !ex.parentTrace {
-			return &ex.trace
-		}
+	if key == traceKey && !ex.parentTrace {
+		return &ex.trace
 	}
 	return ex.Context.Value(key)
 }
@@ -695,11 +716,6 @@ func (ex *exchange) isVouched(k string) bool {
 		}
 	}
 	return false
-}
-
-func exchangeFrom(ctx context.Context) *exchange {
-	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
-	return ex
 }
 
 func (p *Proxy) logf(format string, args ...any) {

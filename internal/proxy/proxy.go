@@ -328,7 +328,7 @@ func NewTransport(s TransportSettings) (*http.Transport, error) {
 		// have the transport ask for gzip and decompress on our CPU.
 		DisableCompression: true,
 	}
-	// The echo backend rides on the same transport and ReverseProxy, so
+	// The echo backend rides on the same transport and forwarding core, so
 	// what it reports is exactly what a real upstream would receive.
 	t.RegisterProtocol(builtinScheme, inProcessTransport{handler: EchoHandler()})
 	return t, nil
@@ -543,7 +543,7 @@ func (b *trackedBody) finished() bool {
 }
 
 // hijackRecorder wraps the ResponseWriter of an upgrade request to notice
-// when ReverseProxy takes over the connection. Unwrap keeps every other
+// when the forwarding core takes over the connection. Unwrap keeps every other
 // http.ResponseController feature of the real writer reachable.
 type hijackRecorder struct {
 	http.ResponseWriter
@@ -561,7 +561,7 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 // hasUpgrade reports whether h asks for a protocol upgrade in any form
-// ReverseProxy or an upstream might act on: an Upgrade header (whatever
+// the forwarding core or an upstream might act on: an Upgrade header (whatever
 // its value) or an "upgrade" token in Connection.
 func hasUpgrade(h http.Header) bool {
 	_, up := h["Upgrade"]
@@ -598,7 +598,7 @@ func connectionHasToken(h http.Header, token string) bool {
 
 // stripUpgrade turns an upgrade request into an ordinary one: the Upgrade
 // header goes and so does the "upgrade" token of Connection (the other
-// tokens keep naming the headers ReverseProxy must drop).
+// tokens keep naming the headers the forwarding core must drop).
 func stripUpgrade(h http.Header) {
 	delete(h, "Upgrade")
 	conn := h["Connection"]

@@ -127,15 +127,15 @@ func unhex(c byte) byte {
 // kept (and appended to) only when the TCP peer is a trusted proxy; from
 // anyone else they are forgeries and are replaced by what this hop
 // observed. client is the resolved peer (clientip.Resolver.Resolve).
-func (p *Proxy) setForwarding(h http.Header, in *http.Request, client clientip.Client) {
+// The values are stored in vals, each capped so that an append to one
+// header cannot reach the next.
+func (p *Proxy) setForwarding(h http.Header, in *http.Request, client clientip.Client, vals *[4]string) {
 	peer, trusted := client.Peer, client.PeerTrusted
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
 	}
-	// The values set here share one allocation; each header gets its own
-	// element, capped so that an append to one cannot reach the next.
-	values := make([]string, 0, 4)
+	values := vals[:0:len(vals)]
 	set := func(key, value string) {
 		values = append(values, value)
 		n := len(values)
