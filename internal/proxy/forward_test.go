@@ -1,0 +1,78 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
+	"sync/atomic"
+	"testing"
+)
+
+// TestInformationalResponses: a 103 Early Hints from the upstream reaches
+// the client before the final response, whether or not the client
+// request's context already carries an httptrace.ClientTrace (which must
+// then still see the 1xx: the core composes with it rather than hide it).
+func TestInformationalResponses(t *testing.T) {
+	target := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</app.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok"))
+	})
+	for _, tc := range []struct {
+		name   string
+		traced bool
+	}{
+		{"untraced", false},
+		{"traced", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := New(Config{Targets: []*url.URL{target}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			var parentSaw atomic.Int32
+			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.traced {
+					r = r.WithContext(httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+						Got1xxResponse: func(code int, _ textproto.MIMEHeader) error {
+							parentSaw.Store(int32(code))
+							return nil
+						},
+					}))
+				}
+				if _, err := p.Forward(w, r, nil); err != nil {
+					t.Errorf("Forward: %v", err)
+				}
+			}))
+			defer front.Close()
+
+			var hints []string
+			req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+				Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+					hints = append(hints, h.Get("Link"))
+					return nil
+				},
+			}), http.MethodGet, front.URL, nil)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK || len(hints) != 1 || hints[0] != "</app.css>; rel=preload" {
+				t.Fatalf("status %d, hints %q; want 200 after one 103 with the Link", res.StatusCode, hints)
+			}
+			if res.Header.Get("Link") != "" {
+				t.Errorf("the 103's Link leaked into the final response")
+			}
+			if got := parentSaw.Load(); tc.traced && got != http.StatusEarlyHints {
+				t.Errorf("the client request's own trace saw %d, want 103", got)
+			}
+		})
+	}
+}
