@@ -5,8 +5,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"net/netip"
 	"net/textproto"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 )
@@ -72,6 +74,34 @@ func TestInformationalResponses(t *testing.T) {
 			}
 			if got := parentSaw.Load(); tc.traced && got != http.StatusEarlyHints {
 				t.Errorf("the client request's own trace saw %d, want 103", got)
+			}
+		})
+	}
+}
+
+// TestForwardedElementIP: the X-Forwarded-For text cut out of the
+// Forwarded element is exactly the peer's address as netip formats it.
+func TestForwardedElementIP(t *testing.T) {
+	for _, tc := range []struct {
+		peer string
+		want string // "" for no peer
+	}{
+		{"192.0.2.10", "192.0.2.10"},
+		{"2001:db8::1", "2001:db8::1"},
+		{"::1", "::1"},
+		{"", ""},
+	} {
+		t.Run(tc.peer, func(t *testing.T) {
+			var peer netip.Addr
+			if tc.peer != "" {
+				peer = netip.MustParseAddr(tc.peer)
+			}
+			elem, ip := forwardedElementIP(peer, `gw.example`, "https")
+			if ip != tc.want {
+				t.Errorf("ip = %q, want %q", ip, tc.want)
+			}
+			if elem != forwardedElement(peer, `gw.example`, "https") || !strings.HasPrefix(elem, "for=") {
+				t.Errorf("element %q", elem)
 			}
 		})
 	}

@@ -142,8 +142,10 @@ func (p *Proxy) setForwarding(h http.Header, in *http.Request, client clientip.C
 		h[key] = values[n-1 : n : n]
 	}
 
+	// The element's text also holds the peer's address, which
+	// X-Forwarded-For shares rather than formats again.
+	elem, ip := forwardedElementIP(peer, in.Host, proto)
 	if peer.IsValid() {
-		ip := peer.String()
 		if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
@@ -152,7 +154,6 @@ func (p *Proxy) setForwarding(h http.Header, in *http.Request, client clientip.C
 	keepOrSet(h, in.Header, trusted, "X-Forwarded-Proto", proto, set)
 	keepOrSet(h, in.Header, trusted, "X-Forwarded-Host", in.Host, set)
 
-	elem := forwardedElement(peer, in.Host, proto)
 	if prior := in.Header["Forwarded"]; trusted && len(prior) > 0 {
 		elem = strings.Join(prior, ", ") + ", " + elem
 	}
@@ -178,18 +179,31 @@ func keepOrSet(out, in http.Header, trusted bool, key, value string, set func(ke
 // for=<peer>;host="<host>";proto=<proto>. IPv6 nodes are bracketed and
 // quoted as the RFC requires; an unknown peer is "unknown".
 func forwardedElement(peer netip.Addr, host, proto string) string {
+	elem, _ := forwardedElementIP(peer, host, proto)
+	return elem
+}
+
+// forwardedElementIP is forwardedElement, and also returns the peer's
+// address as text (peer.String()), a substring of the element ("" for an
+// invalid peer).
+func forwardedElementIP(peer netip.Addr, host, proto string) (elem, ip string) {
 	var b strings.Builder
 	b.Grow(64 + len(host))
 	b.WriteString("for=")
 	var text [64]byte // an address as text, without a string allocation
+	start, end := 0, 0
 	switch {
 	case !peer.IsValid():
 		b.WriteString("unknown")
 	case peer.Is4():
+		start = b.Len()
 		b.Write(peer.AppendTo(text[:0]))
+		end = b.Len()
 	default:
 		b.WriteString(`"[`)
+		start = b.Len()
 		b.Write(peer.WithZone("").AppendTo(text[:0]))
+		end = b.Len()
 		b.WriteString(`]"`)
 	}
 	if host != "" {
@@ -199,7 +213,8 @@ func forwardedElement(peer netip.Addr, host, proto string) string {
 	}
 	b.WriteString(";proto=")
 	b.WriteString(proto)
-	return b.String()
+	elem = b.String()
+	return elem, elem[start:end]
 }
 
 // writeQuotedContent escapes s for the inside of an RFC 7230 quoted-string.
