@@ -168,24 +168,33 @@ func (p *Proxy) outbound(r *http.Request, ex *exchange) *http.Request {
 			continue
 		}
 		// The values are shared with the inbound request, capped so that
-		// an append on either side cannot write into the other.
+		// an append on either side cannot write into the other (nothing
+		// writes header values in place: the transport only reads them).
 		h[k] = vv[:len(vv):len(vv)]
 	}
 	// Issue 21096 of ReverseProxy: a client that said it accepts trailers
 	// keeps saying so.
+	// The gateway's own values live in ex.misc, each capped, so that no
+	// request shares a slice with another.
+	misc := ex.misc[:0:len(ex.misc)]
+	set := func(k, v string) {
+		misc = append(misc, v)
+		n := len(misc)
+		h[k] = misc[n-1 : n : n]
+	}
 	if te {
-		h["Te"] = teTrailers
+		set("Te", "trailers")
 	}
 	if ex.upgrade {
 		// An allowed WebSocket upgrade; its Upgrade value is printable
 		// (isWebSocketProtocol checked it).
-		h["Connection"] = connUpgrade
+		set("Connection", "Upgrade")
 		h["Upgrade"] = in["Upgrade"][:1:1]
 	}
 	p.setForwarding(h, r, ex.client, &ex.fwd)
 	if _, ok := h["User-Agent"]; !ok {
 		// No User-Agent from the client: send none rather than Go's.
-		h["User-Agent"] = emptyValue
+		set("User-Agent", "")
 	}
 	setVouched(h, ex)
 	out.Header = h
@@ -214,12 +223,6 @@ func (p *Proxy) outbound(r *http.Request, ex *exchange) *http.Request {
 func (p *Proxy) skipOutbound(k string, conn []string, ex *exchange) bool {
 	return isHopHeader(k) || isForwardingHeader(k) || namedIn(conn, k) || ex.isVouched(k)
 }
-
-var (
-	teTrailers  = []string{"trailers"}
-	connUpgrade = []string{"Upgrade"}
-	emptyValue  = []string{""}
-)
 
 // serve is one exchange: ReverseProxy.ServeHTTP for the gateway's needs.
 // Errors are recorded in ex (first one wins); nothing is written for them.
@@ -644,8 +647,10 @@ type exchange struct {
 	// vals backs the vouched headers' values on the outgoing request, so
 	// that setting them costs no allocation for the usual few.
 	vals [8]string
-	// fwd backs the forwarding headers' values (setForwarding).
-	fwd [4]string
+	// fwd backs the forwarding headers' values (setForwarding), misc
+	// the other headers the core sets (Te, Connection, User-Agent).
+	fwd  [4]string
+	misc [3]string
 	// upgrade is set when the request is an upgrade this route allows;
 	// only then may the upstream switch protocols.
 	upgrade bool
