@@ -3,9 +3,9 @@ package proxy
 // The forwarding core: Gatehouse's own loop over http.Transport.
 //
 // It does what httputil.ReverseProxy (configured with Rewrite, as this
-// package used it until session 5) does to a request and its response,
-// byte for byte on the wire except for the differences listed in
-// conformance_test.go, but builds the outbound request once: a
+// package used it before it had its own core) does to a request and its
+// response, byte for byte on the wire except for the differences listed
+// in conformance_test.go, but builds the outbound request once: a
 // pre-sized header map filled in one pass that skips hop-by-hop headers
 // (also those the client's Connection header names), the incoming
 // forwarding headers and every header the gateway vouches for, and then

@@ -4,11 +4,14 @@
 // are parsed and validated, on an http.Transport of its own or on one
 // shared with other proxies whose TransportSettings are equal
 // (Config.Upstream), so that upstream connections outlive a configuration
-// reload. The forwarding core (forward.go) is Gatehouse's own loop over
-// the transport, behaving as httputil.ReverseProxy does on the wire
-// (conformance_test.go compares the two) at a lower cost per request. Forward then proxies a request without parsing
-// anything, and returns errors to its caller instead of writing them: the
-// pipeline owns every error response.
+// reload. Forward then proxies a request without parsing anything, and
+// returns errors to its caller instead of writing them: the pipeline owns
+// every error response.
+//
+// The forwarding core (forward.go) is Gatehouse's own loop over the
+// transport. On the wire it behaves as httputil.ReverseProxy with a
+// Rewrite hook does (conformance_test.go compares the two), at a lower cost
+// per request.
 package proxy
 
 import (
