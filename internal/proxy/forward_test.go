@@ -2,12 +2,14 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/netip"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -102,6 +104,58 @@ func TestForwardedElementIP(t *testing.T) {
 			}
 			if elem != forwardedElement(peer, `gw.example`, "https") || !strings.HasPrefix(elem, "for=") {
 				t.Errorf("element %q", elem)
+			}
+		})
+	}
+}
+
+// TestHTTP2Clients: clients speaking HTTP/2 to the gateway are proxied to
+// an HTTP/1.1 upstream with their bodies, and get the upstream's trailers.
+func TestHTTP2Clients(t *testing.T) {
+	target := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Trailer", "X-Body-Length")
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write(append([]byte(r.Proto+" "), body...))
+		w.Header().Set("X-Body-Length", strconv.Itoa(len(body)))
+	})
+	p, err := New(Config{Targets: []*url.URL{target}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	front := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := p.Forward(w, r, nil); err != nil {
+			t.Errorf("Forward: %v", err)
+		}
+	}))
+	front.EnableHTTP2 = true
+	front.StartTLS()
+	defer front.Close()
+
+	for _, tc := range []struct {
+		name   string
+		method string
+		body   io.Reader
+		want   string
+	}{
+		{"get", http.MethodGet, nil, "HTTP/1.1 "},
+		{"post with length", http.MethodPost, strings.NewReader("hello"), "HTTP/1.1 hello"},
+		{"post streamed", http.MethodPost, io.MultiReader(strings.NewReader("hel"), strings.NewReader("lo")), "HTTP/1.1 hello"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, front.URL+"/x", tc.body)
+			res, err := front.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			got, _ := io.ReadAll(res.Body)
+			if res.ProtoMajor != 2 || string(got) != tc.want {
+				t.Fatalf("%s: body %q, want %q over HTTP/2", res.Proto, got, tc.want)
+			}
+			if n := res.Trailer.Get("X-Body-Length"); n != strconv.Itoa(len(tc.want)-len("HTTP/1.1 ")) {
+				t.Errorf("trailer X-Body-Length = %q", n)
 			}
 		})
 	}
