@@ -44,6 +44,10 @@ import (
 //     sniffed by net/http from the first bytes (timer lost) or none (timer
 //     won); the core's never has one. The streamed cases below therefore
 //     carry a Content-Type.
+//   - after a 1xx, ReverseProxy clears the response headers set before it
+//     ran (the pipeline's X-Request-Id), so the final response lost them;
+//     the core keeps them (TestInformationalResponseKeepsGatewayHeaders).
+//     The front servers here set none, so both answer the same.
 //   - ReverseProxy watches http.CloseNotifier when the request's context
 //     cannot be cancelled; the server's contexts always can.
 //   - the GODEBUG urlmaxqueryparams setting (which makes ReverseProxy

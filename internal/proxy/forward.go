@@ -332,12 +332,22 @@ func (ex *exchange) got1xx(code int, header textproto.MIMEHeader) error {
 		return nil
 	}
 	h := ex.w.Header()
+	// What the gateway set before forwarding (the request id) goes out
+	// with the 1xx and stays for the final response; ReverseProxy clears
+	// it with the 1xx's own headers. Copied only here, on the rare 1xx.
+	var before http.Header
+	if len(h) > 0 {
+		before = h.Clone()
+	}
 	for k, vv := range header {
 		h[k] = append(h[k], vv...)
 	}
 	ex.w.WriteHeader(code)
 	// WriteHeader does not clear the map for 1xx responses.
 	clear(h)
+	for k, vv := range before {
+		h[k] = vv
+	}
 	return nil
 }
 

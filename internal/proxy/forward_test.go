@@ -160,3 +160,49 @@ func TestHTTP2Clients(t *testing.T) {
 		})
 	}
 }
+
+// TestInformationalResponseKeepsGatewayHeaders: the headers the gateway
+// set on the response before forwarding (the request id) go out with a
+// 1xx and still with the final response. httputil.ReverseProxy clears
+// the header map after a 1xx, losing them.
+func TestInformationalResponseKeepsGatewayHeaders(t *testing.T) {
+	target := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</app.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		_, _ = w.Write([]byte("ok"))
+	})
+	p, err := New(Config{Targets: []*url.URL{target}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", "rid-1")
+		if _, err := p.Forward(w, r, nil); err != nil {
+			t.Errorf("Forward: %v", err)
+		}
+	}))
+	defer front.Close()
+	var hint textproto.MIMEHeader
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			hint = h
+			return nil
+		},
+	}), http.MethodGet, front.URL, nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if got := res.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != "rid-1" {
+		t.Errorf("final response X-Request-Id = %q, want [rid-1]", got)
+	}
+	if res.Header.Get("Link") != "" {
+		t.Errorf("the 103's Link leaked into the final response")
+	}
+	if hint.Get("Link") == "" || hint.Get("X-Request-Id") != "rid-1" {
+		t.Errorf("103 headers %v, want the Link and the request id", hint)
+	}
+}
