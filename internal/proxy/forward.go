@@ -320,10 +320,17 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, ex *exchange) {
 	}
 }
 
-// got1xx forwards an informational response (100 Continue aside, which
-// the transport handles itself; 103 Early Hints, 102 Processing) to the
-// client as it arrives, as ReverseProxy does.
+// got1xx forwards an informational response (103 Early Hints, 102
+// Processing; 100 Continue aside) to the client as it arrives, as
+// ReverseProxy does.
 func (ex *exchange) got1xx(code int, header textproto.MIMEHeader) error {
+	if code == http.StatusContinue {
+		// net/http answers the client's Expect: 100-continue itself when
+		// the transport starts reading the body, which the upstream's 100
+		// triggers at the same time: relaying it too would sometimes send
+		// the client two (ReverseProxy does).
+		return nil
+	}
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
 	if ex.roundTripDone {
