@@ -117,10 +117,36 @@ func Peer(remoteAddr string) netip.Addr {
 // ClientIP does not allocate when there is no X-Forwarded-For or the peer
 // is untrusted.
 func (r *Resolver) ClientIP(req *http.Request) netip.Addr {
+	return r.Resolve(req).IP
+}
+
+// Client is what a Resolver decided about one request's client, made once
+// per request (Resolve) and shared by everything that needs it: the
+// pipeline's checks and logs, and the proxy's forwarding headers.
+type Client struct {
+	// Peer is the TCP peer (see Peer); the zero Addr when RemoteAddr is
+	// not an IP address.
+	Peer netip.Addr
+	// PeerTrusted reports whether Peer is a trusted proxy, whose
+	// forwarding headers are believed.
+	PeerTrusted bool
+	// IP is the client's address, as ClientIP returns it.
+	IP netip.Addr
+}
+
+// Resolve parses req's peer once and returns it with its trust and the
+// client address (ClientIP). It does not allocate when there is no
+// X-Forwarded-For or the peer is untrusted.
+func (r *Resolver) Resolve(req *http.Request) Client {
 	peer := Peer(req.RemoteAddr)
 	if !r.Trusted(peer) {
-		return peer
+		return Client{Peer: peer, IP: peer}
 	}
+	return Client{Peer: peer, PeerTrusted: true, IP: r.forwardedClient(req, peer)}
+}
+
+// forwardedClient walks X-Forwarded-For from a trusted peer (ClientIP).
+func (r *Resolver) forwardedClient(req *http.Request, peer netip.Addr) netip.Addr {
 	// Direct map access: the key is a canonical constant, so there is
 	// nothing for Header.Values to canonicalise.
 	lines := req.Header["X-Forwarded-For"]

@@ -158,6 +158,12 @@ func TestClientIP(t *testing.T) {
 				req.Header["X-Forwarded-For"] = tc.xff
 			}
 			got := tc.resolver.ClientIP(req)
+			// Resolve gives the same client, with the peer and its trust
+			// that the pipeline hands to the proxy.
+			c := tc.resolver.Resolve(req)
+			if c.IP != got || c.Peer != Peer(tc.remote) || c.PeerTrusted != tc.resolver.Trusted(Peer(tc.remote)) {
+				t.Fatalf("Resolve = %+v, want IP %v, peer %v, trusted %v", c, got, Peer(tc.remote), tc.resolver.Trusted(Peer(tc.remote)))
+			}
 			if tc.want == "" {
 				if got.IsValid() {
 					t.Fatalf("ClientIP = %v, want zero Addr", got)

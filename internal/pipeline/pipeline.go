@@ -229,6 +229,9 @@ type state struct {
 	forwarded time.Time
 	// span is the request's server span; nil when not traced (trace.go).
 	span trace.Span
+	// client is the request's client, resolved once (peer, its trust,
+	// the client address) for every stage, the trace and the proxy.
+	client clientip.Client
 }
 
 var statePool = sync.Pool{New: func() any { return new(state) }}
@@ -249,9 +252,10 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 	st.rec = recorder{ResponseWriter: w, x: &st.x}
 	rec := &st.rec
 	e := &st.entry
+	st.client = p.resolver.Resolve(r)
 	*e = accesslog.Entry{
 		Start: time.Now(), RequestID: rid, Listener: listener, Method: r.Method, Host: r.Host,
-		Path: r.URL.Path, RawQuery: r.URL.RawQuery, Proto: r.Proto, ClientIP: p.resolver.ClientIP(r),
+		Path: r.URL.Path, RawQuery: r.URL.RawQuery, Proto: r.Proto, ClientIP: st.client.IP,
 	}
 	if p.tracer != nil {
 		r = p.startTrace(st, r)
@@ -270,7 +274,7 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 		w.Header()["Connection"] = []string{"close"}
 	}
 	// Request hygiene, then the route match (hygiene.go).
-	res, err := p.route(r, p.peerTrusted(r))
+	res, err := p.route(r, st.client.PeerTrusted)
 	if err != nil {
 		p.respond(rec, r, e, err)
 		return
@@ -317,7 +321,7 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 		st.forwarded = time.Now()
 	}
 	span := p.upstreamSpan(st)
-	result, err := rt.Proxy.Forward(rec, r, x.upstream)
+	result, err := rt.Proxy.ForwardFrom(rec, r, st.client, x.upstream)
 	e.Upstream, e.UpstreamLatency = result.Target, result.Latency
 	if span != nil {
 		endUpstreamSpan(span, result, err)

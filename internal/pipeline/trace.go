@@ -76,7 +76,7 @@ func (p *Plan) startTrace(st *state, r *http.Request) *http.Request {
 	// start and end are the SDK's clock readings: a timestamp option
 	// would cost an allocation per request.
 	ctx := r.Context()
-	if p.peerTrusted(r) {
+	if st.client.PeerTrusted {
 		ctx = traceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	}
 	ctx, st.span = p.tracer.Start(ctx, UnmatchedRoute, serverSpan...)

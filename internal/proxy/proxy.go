@@ -1,12 +1,17 @@
 // Package proxy forwards a matched request to its upstream.
 //
 // A Proxy is built once per route when the configuration is loaded: targets
-// are parsed and validated, and one httputil.ReverseProxy is set up, on an
-// http.Transport of its own or on one shared with other proxies whose
-// TransportSettings are equal (Config.Upstream), so that upstream
-// connections outlive a configuration reload. Forward then proxies a request without parsing
-// anything, and returns errors to its caller instead of writing them: the
-// pipeline owns every error response.
+// are parsed and validated, on an http.Transport of its own or on one
+// shared with other proxies whose TransportSettings are equal
+// (Config.Upstream), so that upstream connections outlive a configuration
+// reload. Forward then proxies a request without parsing anything, and
+// returns errors to its caller instead of writing them: the pipeline owns
+// every error response.
+//
+// The forwarding core (forward.go) is Gatehouse's own loop over the
+// transport. On the wire it behaves as httputil.ReverseProxy with a
+// Rewrite hook does (conformance_test.go compares the two), at a lower cost
+// per request.
 package proxy
 
 import (
@@ -21,7 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
+	"net/http/httptrace"
 	"net/url"
 	"reflect"
 	"strings"
@@ -134,7 +139,7 @@ type Config struct {
 	// switch the gateway authenticates nothing, so a tunnel nobody allowed
 	// would be a bypass. Default false.
 	WebSocket bool
-	// Logger receives httputil.ReverseProxy's own diagnostics (such as a
+	// Logger receives the forwarding core's own diagnostics (such as a
 	// read error while copying a response body) at debug level. They
 	// contain no request headers. Default nil: discarded.
 	Logger *slog.Logger
@@ -170,7 +175,9 @@ type Proxy struct {
 	// sharedTransport: transport is Config.Upstream, owned by its
 	// caller, so Close leaves its connections alone.
 	sharedTransport bool
-	rp              *httputil.ReverseProxy
+	// rt carries the exchanges: transport, or Config.Transport.
+	rt       http.RoundTripper
+	errorLog *log.Logger // nil: discard
 }
 
 type target struct {
@@ -217,21 +224,12 @@ func New(cfg Config) (*Proxy, error) {
 		p.transport, _ = NewTransport(TransportSettings{DialTimeout: cfg.DialTimeout, ResponseHeaderTimeout: cfg.ResponseHeaderTimeout})
 	}
 
-	errorLog := log.New(io.Discard, "", 0)
 	if cfg.Logger != nil {
-		errorLog = slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)
+		p.errorLog = slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)
 	}
-	var rt http.RoundTripper = p.transport
+	p.rt = p.transport
 	if cfg.Transport != nil {
-		rt = cfg.Transport
-	}
-	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      rt,
-		ModifyResponse: recordResponse,
-		ErrorHandler:   recordError,
-		ErrorLog:       errorLog,
-		BufferPool:     copyBuffers,
+		p.rt = cfg.Transport
 	}
 	return p, nil
 }
@@ -333,22 +331,36 @@ func NewTransport(s TransportSettings) (*http.Transport, error) {
 		// have the transport ask for gzip and decompress on our CPU.
 		DisableCompression: true,
 	}
-	// The echo backend rides on the same transport and ReverseProxy, so
+	// The echo backend rides on the same transport and forwarding core, so
 	// what it reports is exactly what a real upstream would receive.
 	t.RegisterProtocol(builtinScheme, inProcessTransport{handler: EchoHandler()})
 	return t, nil
 }
 
-// Forward proxies r to the next target and reports how it went.
+// Forward proxies r to the next target and reports how it went. It is
+// ForwardFrom with the client resolved from r alone (no trusted proxies
+// beyond Config.Resolver); the pipeline, which resolved it already, calls
+// ForwardFrom.
+func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, vouched []Header) (Result, error) {
+	peer := clientip.Peer(r.RemoteAddr)
+	return p.ForwardFrom(w, r, clientip.Client{Peer: peer, PeerTrusted: p.resolver.Trusted(peer)}, vouched)
+}
+
+// ForwardFrom proxies r to the next target and reports how it went.
+//
+// client is r's client as the caller resolved it (clientip.Resolver.Resolve,
+// with the Resolver given in Config): its Peer and PeerTrusted decide the
+// forwarding headers (X-Forwarded-For, -Proto, -Host and Forwarded), so the
+// peer is parsed once per request.
 //
 // vouched are the headers the gateway itself sets for the upstream. They
-// are written on the outgoing request in the Rewrite hook, after
-// ReverseProxy removed the hop-by-hop headers, so a client's Connection
-// header (which names headers to remove) cannot delete any of them; each
-// replaces any client-sent header of the same name. Forward does not keep
-// vouched after it returns.
+// are written on the outgoing request, never on r, while the hop-by-hop
+// headers are left out, so a client's Connection header (which names
+// headers to remove) cannot delete any of them; each replaces any
+// client-sent header of the same name. ForwardFrom does not keep vouched
+// after it returns.
 //
-// Forward never writes an error response: errors are returned, wrapping
+// ForwardFrom never writes an error response: errors are returned, wrapping
 // ErrUpstreamUnavailable, ErrUpstreamTimeout or ErrClientGone, and the
 // caller writes the answer (the error text is for logs only). When reading
 // the request body fails with *http.MaxBytesError, the returned error wraps
@@ -358,12 +370,14 @@ func NewTransport(s TransportSettings) (*http.Transport, error) {
 // are ErrClientGone.
 //
 // Once the response has started, an error can no longer be reported to the
-// client: like httputil.ReverseProxy, Forward then panics with
+// client: like httputil.ReverseProxy, ForwardFrom then panics with
 // http.ErrAbortHandler, which makes net/http abort the connection. A caller
 // that logs every request must do so in a deferred function.
-func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, vouched []Header) (Result, error) {
+func (p *Proxy) ForwardFrom(w http.ResponseWriter, r *http.Request, client clientip.Client, vouched []Header) (Result, error) {
 	t := &p.targets[(p.next.Add(1)-1)%uint64(len(p.targets))]
-	ex := &exchange{Context: r.Context(), target: t, start: time.Now(), vouched: vouched}
+	ex := &exchange{Context: r.Context(), target: t, client: client, start: time.Now(), vouched: vouched}
+	ex.trace.Got1xxResponse = ex.got1xx
+	ex.parentTrace = httptrace.ContextClientTrace(ex.Context) != nil
 	if hasUpgrade(r.Header) {
 		if p.websocket && isWebSocketUpgrade(r) {
 			ex.upgrade = true
@@ -378,33 +392,26 @@ func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, vouched []Header
 		ex.hijack.ResponseWriter = w
 		w = &ex.hijack
 	}
-	out := r.WithContext(ex)
-	// ReverseProxy sends no body when ContentLength is 0; neither do we
-	// track one then.
+	ex.w = w
+	// No body is sent when ContentLength is 0 (an empty body, or none);
+	// neither is one tracked then.
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		ex.body.rc = r.Body
-		out.Body = &ex.body
 	}
 	if p.requestTimeout > 0 {
-		var cancel context.CancelFunc
-		ex.Context, cancel = context.WithTimeoutCause(r.Context(), p.requestTimeout, errRequestTimeout)
-		defer cancel()
-		if ex.body.rc != nil {
-			// The transport cannot return while it is blocked reading the
-			// request body, so a client trickling its upload would hold
-			// the exchange past its timeout. Expiring the client
-			// connection's read deadline unblocks that read; the client
-			// is answered and the connection closed.
-			stop := context.AfterFunc(ex.Context, func() {
-				if context.Cause(ex.Context) == errRequestTimeout && !ex.body.finished() {
-					_ = http.NewResponseController(w).SetReadDeadline(time.Now())
-				}
-			})
-			defer stop()
-		}
+		// One cancelable context and one timer: the transport needs a
+		// context to abandon an exchange (an HTTP/2 stream, a wait for
+		// headers), and the timer also unblocks a trickling upload
+		// (expire), which context.WithTimeout would need a second hook
+		// for.
+		ex.Context, ex.cancel = context.WithCancelCause(ex.Context)
+		ex.deadline = ex.start.Add(p.requestTimeout)
+		ex.timer = time.AfterFunc(p.requestTimeout, ex.expire)
+		defer ex.cancel(nil)
+		defer ex.timer.Stop()
 	}
 
-	p.rp.ServeHTTP(w, out)
+	p.serve(w, r, ex)
 
 	res := Result{Target: t.name, Latency: ex.latency, Status: ex.status, Switched: ex.hijack.hijacked}
 	if ex.err == nil {
@@ -498,80 +505,6 @@ func clientBroke(err error) bool {
 		errors.As(err, &netErr)
 }
 
-// exchange is the per-request state shared between Forward and the
-// ReverseProxy hooks. It is the request's context itself (embedding the
-// real one), which carries it to the hooks without a separate WithValue
-// allocation. Its fields are only touched on the ServeHTTP goroutine,
-// except body, which the transport may read from another.
-type exchange struct {
-	context.Context
-	target  *target
-	vouched []Header
-	// vals backs the vouched headers' values on the outgoing request, so
-	// that setting them costs no allocation for the usual few.
-	vals [8]string
-	// upgrade is set when the request is an upgrade this route allows;
-	// only then may the upstream switch protocols.
-	upgrade bool
-	start   time.Time
-	latency time.Duration
-	status  int
-	err     error
-	body    trackedBody
-	hijack  hijackRecorder
-}
-
-type exchangeKey struct{}
-
-// Value makes the exchange findable from any context derived from it.
-func (ex *exchange) Value(key any) any {
-	if _, ok := key.(exchangeKey); ok {
-		return ex
-	}
-	return ex.Context.Value(key)
-}
-
-func exchangeFrom(ctx context.Context) *exchange {
-	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
-	return ex
-}
-
-// recordResponse is the ReverseProxy ModifyResponse hook: it runs once the
-// response headers have arrived (including a 101 for upgrades).
-func recordResponse(res *http.Response) error {
-	// The pipeline already set the request id on the response; an
-	// upstream's own copy would be added as a second value.
-	delete(res.Header, "X-Request-Id") // canonical, as Header.Del would make it
-	ex := exchangeFrom(res.Request.Context())
-	if ex != nil {
-		ex.status = res.StatusCode
-		ex.latency = time.Since(ex.start)
-	}
-	// ReverseProxy itself tunnels a 101 only when its Upgrade matches the
-	// request's, but two empty values match too. Refusing here, before
-	// ReverseProxy looks at it, also closes the upstream connection.
-	if res.StatusCode == http.StatusSwitchingProtocols &&
-		(ex == nil || !ex.upgrade || !isWebSocketProtocol(res.Header)) {
-		return errUnexpectedSwitch
-	}
-	return nil
-}
-
-// recordError is the ReverseProxy ErrorHandler: it hands the error to
-// Forward instead of answering, because the pipeline writes all errors.
-func recordError(w http.ResponseWriter, r *http.Request, err error) {
-	ex := exchangeFrom(r.Context())
-	if ex == nil {
-		// Unreachable through Forward. Answer without detail rather
-		// than leak err to the client.
-		w.WriteHeader(http.StatusBadGateway)
-		return
-	}
-	if ex.err == nil {
-		ex.err = err
-	}
-}
-
 // trackedBody remembers the first error, other than EOF, from reading a
 // request body. Forward uses it to blame a body failure on the client (or
 // on the body limit) rather than on the upstream the transport was writing
@@ -613,7 +546,7 @@ func (b *trackedBody) finished() bool {
 }
 
 // hijackRecorder wraps the ResponseWriter of an upgrade request to notice
-// when ReverseProxy takes over the connection. Unwrap keeps every other
+// when the forwarding core takes over the connection. Unwrap keeps every other
 // http.ResponseController feature of the real writer reachable.
 type hijackRecorder struct {
 	http.ResponseWriter
@@ -631,7 +564,7 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (h *hijackRecorder) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 // hasUpgrade reports whether h asks for a protocol upgrade in any form
-// ReverseProxy or an upstream might act on: an Upgrade header (whatever
+// the forwarding core or an upstream might act on: an Upgrade header (whatever
 // its value) or an "upgrade" token in Connection.
 func hasUpgrade(h http.Header) bool {
 	_, up := h["Upgrade"]
@@ -668,7 +601,7 @@ func connectionHasToken(h http.Header, token string) bool {
 
 // stripUpgrade turns an upgrade request into an ordinary one: the Upgrade
 // header goes and so does the "upgrade" token of Connection (the other
-// tokens keep naming the headers ReverseProxy must drop).
+// tokens keep naming the headers the forwarding core must drop).
 func stripUpgrade(h http.Header) {
 	delete(h, "Upgrade")
 	conn := h["Connection"]
@@ -700,25 +633,11 @@ func stripUpgrade(h http.Header) {
 }
 
 // copyBuffers spares each response body copy a fresh 32 KiB allocation.
-var copyBuffers httputil.BufferPool = &bufferPool{}
+// It pools array pointers rather than slices, so that Put does not
+// allocate a slice header to store in the pool each time.
+var copyBuffers bufferPool
 
 // copyBufferSize is the size of the buffers in copyBuffers.
 const copyBufferSize = 32 << 10
 
-// bufferPool pools array pointers rather than slices, so that Put does
-// not allocate a slice header to store in the pool each time.
 type bufferPool struct{ pool sync.Pool }
-
-func (b *bufferPool) Get() []byte {
-	if buf, ok := b.pool.Get().(*[copyBufferSize]byte); ok {
-		return buf[:]
-	}
-	return make([]byte, copyBufferSize)
-}
-
-func (b *bufferPool) Put(buf []byte) {
-	if cap(buf) < copyBufferSize {
-		return // not one of ours
-	}
-	b.pool.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
-}

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -10,49 +9,18 @@ import (
 	"github.com/gatehouse/gatehouse/internal/clientip"
 )
 
-// rewrite is the ReverseProxy Rewrite hook. ReverseProxy has already
-// removed hop-by-hop headers (including every header a client's
-// Connection header named) and the incoming X-Forwarded-*/Forwarded
-// headers from pr.Out; pr.In must not be modified. Every header the
-// gateway sets for the upstream is set here, on pr.Out, so that nothing
-// the client sends can remove it.
-func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	t := &p.targets[0]
-	ex := exchangeFrom(pr.In.Context())
-	if ex != nil {
-		t = ex.target
-	}
-	p.rewritePath(pr.Out.URL)
-	pr.SetURL(t.url) // joins the target's base path and query; clears Out.Host
-	if p.preserveHost {
-		pr.Out.Host = pr.In.Host
-	}
-	p.setForwarding(pr.Out.Header, pr.In)
-	if ex == nil {
-		return
-	}
-	if !ex.upgrade {
-		// Forward already removed a disallowed upgrade from the inbound
-		// request; this makes sure none is sent whatever ReverseProxy
-		// re-added after its hop-by-hop removal.
-		delete(pr.Out.Header, "Upgrade")
-		delete(pr.Out.Header, "Connection")
-	}
-	setVouched(pr.Out.Header, pr.Out.Trailer, ex)
-}
-
 // setVouched writes the headers the gateway vouches for on the outgoing
-// headers h, and removes them from the outgoing trailers tr. It runs after hop-by-hop removal, so no client Connection
-// header can remove them, and each replaces any client-sent value. The
+// headers h. It runs after the client's headers were copied without the
+// hop-by-hop ones, so no client Connection header can remove them, and
+// each replaces any client-sent value (outbound skipped those). The
 // values live in ex.vals when they fit, each capped so that an append to
 // one header cannot reach the next.
-func setVouched(h, tr http.Header, ex *exchange) {
+func setVouched(h http.Header, ex *exchange) {
 	vals := ex.vals[:0:len(ex.vals)]
 	if len(ex.vouched) > len(ex.vals) {
 		vals = make([]string, 0, len(ex.vouched))
 	}
 	for _, v := range ex.vouched {
-		delete(tr, v.Name) // never also as a client-declared trailer
 		vals = append(vals, v.Value)
 		n := len(vals)
 		h[v.Name] = vals[n-1 : n : n]
@@ -155,27 +123,29 @@ func unhex(c byte) byte {
 }
 
 // setForwarding writes X-Forwarded-For, -Proto, -Host and Forwarded on the
-// outbound headers h. The incoming values are kept (and appended to) only
-// when the TCP peer is a trusted proxy; from anyone else they are forgeries
-// and are replaced by what this hop observed.
-func (p *Proxy) setForwarding(h http.Header, in *http.Request) {
-	peer := clientip.Peer(in.RemoteAddr)
-	trusted := p.resolver.Trusted(peer)
+// outbound headers h, which hold none of them yet. The incoming values are
+// kept (and appended to) only when the TCP peer is a trusted proxy; from
+// anyone else they are forgeries and are replaced by what this hop
+// observed. client is the resolved peer (clientip.Resolver.Resolve).
+// The values are stored in vals, each capped so that an append to one
+// header cannot reach the next.
+func (p *Proxy) setForwarding(h http.Header, in *http.Request, client clientip.Client, vals *[4]string) {
+	peer, trusted := client.Peer, client.PeerTrusted
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
 	}
-	// The values set here share one allocation; each header gets its own
-	// element, capped so that an append to one cannot reach the next.
-	values := make([]string, 0, 4)
+	values := vals[:0:len(vals)]
 	set := func(key, value string) {
 		values = append(values, value)
 		n := len(values)
 		h[key] = values[n-1 : n : n]
 	}
 
+	// The element's text also holds the peer's address, which
+	// X-Forwarded-For shares rather than formats again.
+	elem, ip := forwardedElementIP(peer, in.Host, proto)
 	if peer.IsValid() {
-		ip := peer.String()
 		if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
@@ -184,7 +154,6 @@ func (p *Proxy) setForwarding(h http.Header, in *http.Request) {
 	keepOrSet(h, in.Header, trusted, "X-Forwarded-Proto", proto, set)
 	keepOrSet(h, in.Header, trusted, "X-Forwarded-Host", in.Host, set)
 
-	elem := forwardedElement(peer, in.Host, proto)
 	if prior := in.Header["Forwarded"]; trusted && len(prior) > 0 {
 		elem = strings.Join(prior, ", ") + ", " + elem
 	}
@@ -210,18 +179,31 @@ func keepOrSet(out, in http.Header, trusted bool, key, value string, set func(ke
 // for=<peer>;host="<host>";proto=<proto>. IPv6 nodes are bracketed and
 // quoted as the RFC requires; an unknown peer is "unknown".
 func forwardedElement(peer netip.Addr, host, proto string) string {
+	elem, _ := forwardedElementIP(peer, host, proto)
+	return elem
+}
+
+// forwardedElementIP is forwardedElement, and also returns the peer's
+// address as text (peer.String()), a substring of the element ("" for an
+// invalid peer).
+func forwardedElementIP(peer netip.Addr, host, proto string) (elem, ip string) {
 	var b strings.Builder
 	b.Grow(64 + len(host))
 	b.WriteString("for=")
 	var text [64]byte // an address as text, without a string allocation
+	start, end := 0, 0
 	switch {
 	case !peer.IsValid():
 		b.WriteString("unknown")
 	case peer.Is4():
+		start = b.Len()
 		b.Write(peer.AppendTo(text[:0]))
+		end = b.Len()
 	default:
 		b.WriteString(`"[`)
+		start = b.Len()
 		b.Write(peer.WithZone("").AppendTo(text[:0]))
+		end = b.Len()
 		b.WriteString(`]"`)
 	}
 	if host != "" {
@@ -231,7 +213,8 @@ func forwardedElement(peer netip.Addr, host, proto string) string {
 	}
 	b.WriteString(";proto=")
 	b.WriteString(proto)
-	return b.String()
+	elem = b.String()
+	return elem, elem[start:end]
 }
 
 // writeQuotedContent escapes s for the inside of an RFC 7230 quoted-string.
