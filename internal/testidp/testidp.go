@@ -187,7 +187,7 @@ func Start(tb testing.TB, opts ...Option) *Provider {
 		tb.Fatalf("testidp: %v", err)
 	}
 	provider, err := op.NewProvider(
-		&op.Config{CryptoKey: cryptoKey},
+		&op.Config{CryptoKey: cryptoKey, CodeMethodS256: true, GrantTypeRefreshToken: true, BackChannelLogoutSupported: true},
 		&storage{p: p},
 		op.StaticIssuer(p.Issuer),
 		op.WithAllowInsecure(), // http issuer on loopback
