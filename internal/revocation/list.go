@@ -28,8 +28,8 @@ type snapshot struct {
 	jti   map[string][]*Entry
 	token map[[32]byte][]*Entry
 	// subject holds the subject and issuer_subject kinds.
-	subject  map[string][]*Entry
-	client   map[string][]*Entry
+	subject map[string][]*Entry
+	client  map[string][]*Entry
 	// session holds the session kind, by sid.
 	session  map[string][]*Entry
 	entries  []*Entry

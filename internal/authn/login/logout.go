@@ -32,7 +32,9 @@ func (a authenticator) Endpoints() []endpoint.Endpoint {
 	}
 	if s.opts.BackChannelLogout {
 		eps = append(eps, endpoint.Endpoint{Name: "session_backchannel_logout", Path: s.opts.BackChannelLogoutPath, Methods: []string{http.MethodPost}, Public: true,
-			Handler: endpoint.HandlerFunc(func(w http.ResponseWriter, r *http.Request, _ *identity.Identity) error { return s.backChannelLogout(w, r) })})
+			Handler: endpoint.HandlerFunc(func(w http.ResponseWriter, r *http.Request, _ *identity.Identity) error {
+				return s.backChannelLogout(w, r)
+			})})
 	}
 	return eps
 }
@@ -190,7 +192,7 @@ func (s *service) backChannelLogout(w http.ResponseWriter, r *http.Request) erro
 		s.log.Info("authn/login: logout token refused", "error", err)
 		return bad("the logout token is not valid")
 	}
-	if !s.replay.add(lc.Issuer+"\x00"+lc.JTI, s.now().Add(10*time.Minute)) {
+	if now := s.now(); !s.replay.add(lc.Issuer+"\x00"+lc.JTI, now, now.Add(10*time.Minute)) {
 		return bad("the logout token was already used")
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
@@ -305,10 +307,9 @@ const maxReplayEntries = 100000
 func (j *jtiCache) init() { j.m = map[string]time.Time{} }
 
 // add records key until exp; false when it is already there.
-func (j *jtiCache) add(key string, exp time.Time) bool {
+func (j *jtiCache) add(key string, now, exp time.Time) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	now := time.Now()
 	if len(j.m) >= maxReplayEntries {
 		for k, e := range j.m {
 			if now.After(e) {

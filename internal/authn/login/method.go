@@ -37,7 +37,6 @@ import (
 	"github.com/gatehouse/gatehouse/internal/redisconn"
 	"github.com/gatehouse/gatehouse/internal/resource"
 	"github.com/gatehouse/gatehouse/internal/revocation"
-	"github.com/gatehouse/gatehouse/internal/session"
 )
 
 // Options is routes[].authenticate.session.
@@ -105,23 +104,23 @@ type Client struct {
 
 // Defaults.
 const (
-	DefaultCookieName          = "__Host-gatehouse"
-	insecureCookieName         = "gatehouse"
-	DefaultCallbackPath        = "/.gatehouse/callback"
-	DefaultLogoutPath          = "/.gatehouse/logout"
-	DefaultBackChannelPath     = "/.gatehouse/backchannel-logout"
-	DefaultChooserPath         = "/.gatehouse/login"
-	DefaultRedisPrefix         = "gatehouse:session:"
-	defaultIdleTimeout         = time.Hour
-	defaultAbsoluteTimeout     = 12 * time.Hour
-	defaultRefreshBefore       = time.Minute
-	defaultLoginTimeout        = 10 * time.Minute
-	storeCookie                = "cookie"
-	storeRedis                 = "redis"
-	authBasic                  = "client_secret_basic"
-	authPost                   = "client_secret_post"
-	authNone                   = "none"
-	maxClients                 = 16
+	DefaultCookieName      = "__Host-gatehouse"
+	insecureCookieName     = "gatehouse"
+	DefaultCallbackPath    = "/.gatehouse/callback"
+	DefaultLogoutPath      = "/.gatehouse/logout"
+	DefaultBackChannelPath = "/.gatehouse/backchannel-logout"
+	DefaultChooserPath     = "/.gatehouse/login"
+	DefaultRedisPrefix     = "gatehouse:session:"
+	defaultIdleTimeout     = time.Hour
+	defaultAbsoluteTimeout = 12 * time.Hour
+	defaultRefreshBefore   = time.Minute
+	defaultLoginTimeout    = 10 * time.Minute
+	storeCookie            = "cookie"
+	storeRedis             = "redis"
+	authBasic              = "client_secret_basic"
+	authPost               = "client_secret_post"
+	authNone               = "none"
+	maxClients             = 16
 )
 
 // SetDefaults fills the defaults before the block is read.
@@ -437,7 +436,7 @@ func build(env registry.Env) (authn.Authenticator, error) {
 			if err != nil {
 				return nil, nil, fmt.Errorf("authn/login: redis: %w", err)
 			}
-			deps.store = session.NewRedisStore(rc.Redis(), rc.Prefix()+o.RedisPrefix)
+			deps.redis, deps.redisPrefix = rc.Redis(), rc.Prefix()+o.RedisPrefix
 		}
 		s, err := newService(o, env.Config, verifier, deps)
 		if err != nil {

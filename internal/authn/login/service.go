@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/authn/jwt"
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -149,7 +151,6 @@ func newService(o *Options, cfg *config.Config, verifier *jwt.Verifier, deps ser
 		origin:   deps.origin,
 		revList:  deps.revList,
 		revSvc:   deps.revSvc,
-		store:    deps.store,
 		http:     &http.Client{Timeout: 10 * time.Second},
 		loginTTL: o.LoginTimeout.Std(),
 	}
@@ -162,6 +163,9 @@ func newService(o *Options, cfg *config.Config, verifier *jwt.Verifier, deps ser
 	}
 	if err := s.cookie.Validate(); err != nil {
 		return nil, fmt.Errorf("authn/login: %w", err)
+	}
+	if deps.redis != nil {
+		s.store = session.NewRedisStore(deps.redis, deps.redisPrefix, session.WithCodec(codec), session.WithClock(deps.now))
 	}
 	s.cache.init()
 	s.replay.init()
@@ -214,7 +218,9 @@ type serviceDeps struct {
 	origin  func(r *http.Request) (scheme, host string)
 	revList *revocation.List
 	revSvc  *revocation.Service
-	store   *session.RedisStore
+	// redis, when set, keeps the sessions (store redis) under redisPrefix.
+	redis       redis.UniversalClient
+	redisPrefix string
 }
 
 // parseKeys decodes the keys option.
