@@ -3,14 +3,19 @@ package gateway
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"path/filepath"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pipeline"
 	"github.com/gatehouse/gatehouse/internal/session"
 	"github.com/gatehouse/gatehouse/internal/testidp"
 )
@@ -360,5 +365,206 @@ func TestSessionLogoutAndCSRF(t *testing.T) {
 	}
 }
 
-var _ = filepath.Join
-var _ = fmt.Sprintf
+
+// startClockGateway is startGateway with the pipeline's clock at
+// time.Now() + *offset.
+func startClockGateway(t *testing.T, idp *testidp.Provider, yamlText string, offset *atomic.Int64) *testGateway {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	if err := os.WriteFile(path, []byte(yamlText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, file, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	access, stderr, oplog := &syncBuffer{}, &syncBuffer{}, &syncBuffer{}
+	logger := slog.New(slog.NewJSONHandler(oplog, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	g, err := New(cfg, file, Options{ConfigPath: path, Log: logger,
+		Pipeline: pipeline.Options{Log: logger, Stdout: access, Stderr: stderr, Now: now}, RetireDelay: 2 * time.Second})
+	if err != nil {
+		t.Fatalf("gateway.New: %v", err)
+	}
+	tg := &testGateway{Gateway: g, t: t, path: path, accessLog: access, stderr: stderr, opLog: oplog}
+	tg.url = "http://" + g.Addr("main").String()
+	if a := g.AdminAddr(); a != nil {
+		tg.adminURL = "http://" + a.String()
+	}
+	tg.serve()
+	idp.AddRedirectURI(tg.url + sessCallback)
+	idp.AddPostLogoutRedirectURI(tg.url + "/")
+	return tg
+}
+
+// atLoginPage reports whether a browser's answer is the IdP's login form.
+func atLoginPage(body string) bool { return strings.Contains(body, `name="username"`) }
+
+// TestSessionTimeoutsAndRefresh: idle and absolute timeouts end a
+// session (the browser logs in again), the access token is refreshed
+// with the refresh token before it expires, transparently, and a failed
+// refresh ends the session.
+func TestSessionTimeoutsAndRefresh(t *testing.T) {
+	idp := testidp.Start(t)
+	up := newUpstream(t, "app")
+	var offset atomic.Int64
+	advance := func(d time.Duration) { offset.Add(int64(d)) }
+	tg := startClockGateway(t, idp, sessionYAML(idp, up.URL, "        idle_timeout: 10m\n        absolute_timeout: 30m\n        forward_access_token: true\n", ""), &offset)
+	page := tg.url + "/app/p"
+
+	t.Run("refresh", func(t *testing.T) {
+		offset.Store(0)
+		b := newBrowser(t)
+		res, body := b.login(idp, page, "alice", "alice-password")
+		if res.StatusCode != 200 {
+			t.Fatalf("login: %d %s", res.StatusCode, body)
+		}
+		first := decodeReceived(t, []byte(body)).Headers.Get("Authorization")
+		idp.SetAccessTokenTTL(time.Hour) // the refreshed token outlives the test's clock jumps
+		defer idp.SetAccessTokenTTL(5 * time.Minute)
+		if !strings.HasPrefix(first, "Bearer ") {
+			t.Fatalf("forward_access_token: upstream Authorization %q", first)
+		}
+		advance(4*time.Minute + 5*time.Second) // the 5-minute access token is within refresh_before
+		res, body = b.get(page)
+		second := decodeReceived(t, []byte(body)).Headers.Get("Authorization")
+		if res.StatusCode != 200 || second == first || !strings.HasPrefix(second, "Bearer ") {
+			t.Fatalf("after refresh: %d, token changed %v", res.StatusCode, second != first)
+		}
+		// The new cookie carries the new tokens: no second refresh.
+		res, body = b.get(page)
+		if third := decodeReceived(t, []byte(body)).Headers.Get("Authorization"); third != second {
+			t.Fatalf("the refreshed session was not kept (refreshed again)")
+		}
+		if idp.Logins() != 1 {
+			t.Fatalf("refresh logged in again (%d logins)", idp.Logins())
+		}
+	})
+	t.Run("failed refresh ends the session", func(t *testing.T) {
+		offset.Store(0)
+		b := newBrowser(t)
+		b.login(idp, page, "bob", "bob-password")
+		idp.RevokeRefreshTokens()
+		advance(4*time.Minute + 5*time.Second)
+		if _, body := b.get(page); !atLoginPage(body) {
+			t.Fatalf("a failed refresh did not end the session: %s", body)
+		}
+	})
+	t.Run("idle timeout", func(t *testing.T) {
+		offset.Store(0)
+		b := newBrowser(t)
+		b.login(idp, page, "alice", "alice-password")
+		advance(3 * time.Minute)
+		if res, body := b.get(page); res.StatusCode != 200 || atLoginPage(body) {
+			t.Fatalf("within idle timeout: %d", res.StatusCode)
+		}
+		advance(11 * time.Minute)
+		if _, body := b.get(page); !atLoginPage(body) {
+			t.Fatalf("after the idle timeout the session still works: %s", body)
+		}
+	})
+	t.Run("absolute timeout", func(t *testing.T) {
+		offset.Store(0)
+		b := newBrowser(t)
+		b.login(idp, page, "alice", "alice-password")
+		// Keep it busy (idle never reached) until the absolute end.
+		req, _ := http.NewRequest(http.MethodGet, page, nil)
+		req.Header.Set("Accept", "application/json")
+		for i := 0; i < 3; i++ {
+			advance(9 * time.Minute)
+			if res, _ := b.do(req.Clone(req.Context())); res.StatusCode != 200 && i < 3 {
+				// The access token expired long ago: each step refreshes.
+				t.Logf("step %d: %d", i, res.StatusCode)
+			}
+		}
+		advance(4 * time.Minute) // 31 minutes after login
+		res, body := b.do(req.Clone(req.Context()))
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("after the absolute timeout: %d %s", res.StatusCode, body)
+		}
+	})
+}
+
+// backchannelYAML turns back-channel logout on (cookie sessions: over
+// the revocation list in an embedded store).
+func revocationTop(t *testing.T) string {
+	return fmt.Sprintf("api_keys:\n  store: {type: embedded, path: %q}\nrevocation:\n  enabled: true\n", filepath.Join(t.TempDir(), "keys.db"))
+}
+
+// TestSessionBackChannelLogoutCookie: a verified logout token ends the
+// cookie session it names (through the revocation list); replays and
+// bad tokens are refused with 400; a subject revocation (what a CAEP
+// session-revoked event creates) ends sessions too.
+func TestSessionBackChannelLogoutCookie(t *testing.T) {
+	idp := testidp.Start(t)
+	up := newUpstream(t, "app")
+	tg := startSessionGateway(t, idp, sessionYAML(idp, up.URL, "        backchannel_logout: true\n", revocationTop(t)))
+	tg.waitReady(t)
+	page := tg.url + "/app/p"
+	endpoint := tg.url + sessBackChan
+
+	alice, bob := newBrowser(t), newBrowser(t)
+	alice.login(idp, page, "alice", "alice-password")
+	bob.login(idp, page, "bob", "bob-password")
+	sessions := idp.Sessions()
+	var aliceSID string
+	for _, s := range sessions {
+		if s.Subject == "alice" {
+			aliceSID = s.SID
+		}
+	}
+	other := testidp.Start(t) // another issuer's key and iss
+	for _, tc := range []struct {
+		name  string
+		token string
+	}{
+		{"wrong audience", idp.LogoutToken(t, aliceSID, "", map[string]any{"aud": "someone-else"})},
+		{"with a nonce", idp.LogoutToken(t, aliceSID, "", map[string]any{"nonce": "n"})},
+		{"no event", idp.LogoutToken(t, aliceSID, "", map[string]any{"events": map[string]any{"other": map[string]any{}}})},
+		{"event not an object", idp.LogoutToken(t, aliceSID, "", map[string]any{"events": map[string]any{testidp.BackChannelLogoutEvent: "yes"}})},
+		{"neither sid nor sub", idp.LogoutToken(t, "", "", nil)},
+		{"no jti", idp.LogoutToken(t, aliceSID, "", map[string]any{"jti": nil})},
+		{"expired", idp.LogoutToken(t, aliceSID, "", map[string]any{"iat": time.Now().Add(-time.Hour).Unix(), "exp": time.Now().Add(-50 * time.Minute).Unix()})},
+		{"another issuer", other.LogoutToken(t, aliceSID, "", nil)},
+		{"not a JWT", "not-a-token"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := testidp.PostLogoutToken(t, endpoint, tc.token)
+			if code != 400 || !strings.Contains(body, `"error"`) {
+				t.Fatalf("%d %s", code, body)
+			}
+		})
+	}
+	if res, body := alice.get(page); res.StatusCode != 200 || atLoginPage(body) {
+		t.Fatalf("a refused logout token ended the session: %d", res.StatusCode)
+	}
+	token := idp.LogoutToken(t, aliceSID, "", nil)
+	if code, body := testidp.PostLogoutToken(t, endpoint, token); code != 200 {
+		t.Fatalf("back-channel logout: %d %s", code, body)
+	}
+	if _, body := alice.get(page); !atLoginPage(body) {
+		t.Fatalf("alice's session survived back-channel logout: %s", body)
+	}
+	if res, body := bob.get(page); res.StatusCode != 200 || atLoginPage(body) {
+		t.Fatalf("bob's session was ended too: %d", res.StatusCode)
+	}
+	if code, _ := testidp.PostLogoutToken(t, endpoint, token); code != 400 {
+		t.Fatalf("replayed logout token: %d", code)
+	}
+	// Logging in again gives a new IdP session, which works.
+	if res, body := alice.login(idp, page, "alice", "alice-password"); res.StatusCode != 200 {
+		t.Fatalf("login after back-channel logout: %d %s", res.StatusCode, body)
+	}
+
+	// A subject revocation (CAEP session-revoked creates one) ends bob's
+	// session on its next request.
+	revoke(t, tg.adminURL, map[string]any{"kind": "subject", "issuer": idp.Issuer, "values": []string{"bob"}})
+	if _, body := bob.get(page); !atLoginPage(body) {
+		t.Fatalf("bob's session survived a subject revocation: %s", body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, page, nil)
+	req.Header.Set("Accept", "application/json")
+	if res, _ := alice.do(req); res.StatusCode != 200 {
+		t.Fatalf("alice's new session: %d", res.StatusCode)
+	}
+}

@@ -218,7 +218,7 @@ func (s *service) verifyLogoutToken(ctx context.Context, raw string) (LogoutClai
 	}
 	var lastErr error = errors.New("authn/login: no client of this issuer")
 	for _, c := range s.clients {
-		if _, err := c.verifier.Verify(ctx, raw); err != nil {
+		if _, err := c.logoutVerifier.Verify(ctx, raw); err != nil {
 			lastErr = err
 			continue
 		}

@@ -57,8 +57,9 @@ type client struct {
 	secret string
 	// verifier verifies ID tokens (and logout tokens: same keys, aud,
 	// iss); rules build identities from a session's claims.
-	verifier *jwt.Verifier
-	rules    *jwt.ClaimRules
+	verifier       *jwt.Verifier
+	logoutVerifier *jwt.Verifier
+	rules          *jwt.ClaimRules
 
 	mu        sync.Mutex
 	endpoints endpoints
@@ -195,13 +196,22 @@ func newService(o *Options, cfg *config.Config, verifier *jwt.Verifier, deps ser
 		if err != nil {
 			return nil, fmt.Errorf("authn/login: %w", err)
 		}
+		// A logout token has a jti but maybe no sub (sid only): its
+		// verifier reads jti where the identity's subject would be.
+		lp := jp
+		lp.RequiredClaims = []string{"iat", "jti"}
+		lp.Mapping = jwt.Mapping{Subject: "jti"}
+		lv, err := jwt.NewVerifierWithOptions([]jwt.Provider{lp}, jwt.VerifierOptions{Now: deps.now, CacheSize: -1})
+		if err != nil {
+			return nil, fmt.Errorf("authn/login: %w", err)
+		}
 		rp := jp
 		rp.RequiredClaims, rp.MaxLifetime = nil, 0
 		rules, err := jwt.NewClaimRules(rp, identity.MethodSession)
 		if err != nil {
 			return nil, fmt.Errorf("authn/login: %w", err)
 		}
-		c := &client{cfg: cc, name: pc.Name, label: cc.Label, issuer: pc.Issuer, secret: secret, verifier: v, rules: rules}
+		c := &client{cfg: cc, name: pc.Name, label: cc.Label, issuer: pc.Issuer, secret: secret, verifier: v, logoutVerifier: lv, rules: rules}
 		if c.label == "" {
 			c.label = pc.Name
 		}
