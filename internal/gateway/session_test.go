@@ -16,6 +16,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/pipeline"
+	"github.com/gatehouse/gatehouse/internal/redisconn/redistest"
 	"github.com/gatehouse/gatehouse/internal/session"
 	"github.com/gatehouse/gatehouse/internal/testidp"
 )
@@ -567,4 +568,84 @@ func TestSessionBackChannelLogoutCookie(t *testing.T) {
 	if res, _ := alice.do(req); res.StatusCode != 200 {
 		t.Fatalf("alice's new session: %d", res.StatusCode)
 	}
+}
+
+// TestSessionRedisEverywhere: with store redis, two replicas share the
+// sessions (a cookie made by one works at the other); a back-channel
+// logout at one ends the session at both at once; logout deletes the
+// session, so a copy of the cookie is worthless afterwards.
+func TestSessionRedisEverywhere(t *testing.T) {
+	rcfg := redistest.Config(t, redistest.Addr(t))
+	idp := testidp.Start(t)
+	up := newUpstream(t, "app")
+	top := fmt.Sprintf("redis:\n  addresses: [%q]\n  key_prefix: %q\n", rcfg.Addresses[0], rcfg.KeyPrefix)
+	yml := sessionYAML(idp, up.URL, "        store: redis\n        backchannel_logout: true\n", top)
+	a := startSessionGateway(t, idp, yml)
+	b := startSessionGateway(t, idp, yml)
+	page := "/app/p"
+
+	br := newBrowser(t)
+	if res, body := br.login(idp, a.url+page, "alice", "alice-password"); res.StatusCode != 200 {
+		t.Fatalf("login at a: %d %s", res.StatusCode, body)
+	}
+	cookies := br.c.Jar.Cookies(mustURL(t, a.url))
+	// The cookie carries only the sealed id: small, one chunk.
+	for _, c := range cookies {
+		if c.Name == "gatehouse" && len(c.Value) > 200 {
+			t.Fatalf("redis session cookie of %d bytes", len(c.Value))
+		}
+	}
+	call := func(base string) int {
+		req, _ := http.NewRequest(http.MethodGet, base+page, nil)
+		req.Header.Set("Accept", "application/json")
+		for _, c := range cookies {
+			req.AddCookie(c)
+		}
+		res, _ := do(t, req)
+		return res.StatusCode
+	}
+	if call(a.url) != 200 || call(b.url) != 200 {
+		t.Fatalf("the session does not work at both replicas: %d %d", call(a.url), call(b.url))
+	}
+	var sid string
+	for _, s := range idp.Sessions() {
+		sid = s.SID
+	}
+	if code, body := idp.BackChannelLogout(t, a.url+sessBackChan, sid, ""); code != 200 {
+		t.Fatalf("back-channel logout: %d %s", code, body)
+	}
+	if call(a.url) != 401 || call(b.url) != 401 {
+		t.Fatalf("after back-channel logout at a: a %d, b %d", call(a.url), call(b.url))
+	}
+
+	// By subject, and by logout.
+	br = newBrowser(t)
+	br.login(idp, b.url+page, "bob", "bob-password")
+	cookies = br.c.Jar.Cookies(mustURL(t, b.url))
+	if call(a.url) != 200 {
+		t.Fatal("bob's session does not work at a")
+	}
+	if code, body := idp.BackChannelLogout(t, b.url+sessBackChan, "", "bob"); code != 200 {
+		t.Fatalf("back-channel logout by sub: %d %s", code, body)
+	}
+	if call(a.url) != 401 {
+		t.Fatal("bob's session survived a logout by subject")
+	}
+	br = newBrowser(t)
+	br.login(idp, a.url+page, "alice", "alice-password")
+	cookies = br.c.Jar.Cookies(mustURL(t, a.url))
+	req, _ := http.NewRequest(http.MethodPost, b.url+sessLogout, nil)
+	req.Header.Set("Origin", b.url)
+	br.noFollow(func() { br.do(req) })
+	if call(a.url) != 401 {
+		t.Fatal("a copy of the cookie works after logout")
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
