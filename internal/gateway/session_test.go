@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"path/filepath"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -365,7 +365,6 @@ func TestSessionLogoutAndCSRF(t *testing.T) {
 		t.Fatalf("after logout: %d %s", res.StatusCode, body)
 	}
 }
-
 
 // startClockGateway is startGateway with the pipeline's clock at
 // time.Now() + *offset.
