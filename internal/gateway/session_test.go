@@ -569,6 +569,15 @@ func TestSessionBackChannelLogoutCookie(t *testing.T) {
 	if res, _ := alice.do(req); res.StatusCode != 200 {
 		t.Fatalf("alice's new session: %d", res.StatusCode)
 	}
+
+	// A blocked subject: a new login would be refused again, so the
+	// browser gets 401, never a redirect (no loop through the provider).
+	revoke(t, tg.adminURL, map[string]any{"kind": "issuer_subject", "issuer": idp.Issuer, "values": []string{"alice"}})
+	var res *http.Response
+	alice.noFollow(func() { res, _ = alice.get(page) })
+	if res.StatusCode != http.StatusUnauthorized || res.Header.Get("Location") != "" {
+		t.Fatalf("blocked subject: %d, Location %q", res.StatusCode, res.Header.Get("Location"))
+	}
 }
 
 // TestSessionRedisEverywhere: with store redis, two replicas share the
