@@ -739,3 +739,17 @@ func TestSessionCAEPSessionRevoked(t *testing.T) {
 		t.Fatalf("login after the event: %d %s", res.StatusCode, body)
 	}
 }
+
+// TestSessionSecureCookieNeedsHTTPS: with Secure cookies (the default), a
+// login over plain http ends at a problem page that says why, instead of
+// looping (the browser would drop the cookie and log in again forever).
+func TestSessionSecureCookieNeedsHTTPS(t *testing.T) {
+	idp := testidp.Start(t)
+	up := newUpstream(t, "app")
+	tg := startSessionGateway(t, idp, strings.Replace(sessionYAML(idp, up.URL, "", ""), "        insecure_cookie: true\n", "", 1))
+	b := newBrowser(t)
+	res, body := b.login(idp, tg.url+"/app/", "alice", "alice-password")
+	if res.StatusCode != 400 || !strings.Contains(body, "https") || res.Request.URL.Path != sessCallback {
+		t.Fatalf("%d at %s: %s", res.StatusCode, res.Request.URL, body)
+	}
+}

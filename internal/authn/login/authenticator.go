@@ -192,6 +192,11 @@ func (a authenticator) lookup(r *http.Request, value string, now time.Time) (*en
 	}
 	e.sess = sess
 	if e.id, err = s.identityOf(sess, c, now); err != nil {
+		// The same claims would come back from a new login: no loop.
+		var f *authn.Failure
+		if errors.As(err, &f) {
+			f.Err = fmt.Errorf("%w: %w", errNoRelogin, f.Err)
+		}
 		return nil, err
 	}
 	// Redis sessions are read at every request (a deletion anywhere ends
