@@ -153,7 +153,7 @@ func TestSessionLogin(t *testing.T) {
 			t.Errorf("upstream %s = %q, want %q", h, v, want)
 		}
 	}
-	if got.Headers.Get("Authorization") != "" || strings.Contains(got.Headers.Get("Cookie"), "gatehouse") && false {
+	if got.Headers.Get("Authorization") != "" || strings.Contains(got.Headers.Get("Cookie"), "gatehouse") {
 		t.Errorf("the upstream got the session's credentials: %v", got.Headers)
 	}
 	if idp.Logins() != 1 {

@@ -2,9 +2,9 @@ package login
 
 import (
 	"context"
-	"fmt"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -349,6 +349,9 @@ func (a authenticator) Advise(r *http.Request, id *identity.Identity, h authn.He
 	if !ok {
 		return
 	}
+	// The session is the gateway's credential: the upstream never sees
+	// it (nor an echo backend shows it), as it never sees Authorization.
+	stripSessionCookies(r.Header, s.cookie.Name)
 	e := s.cache.get(value)
 	if e == nil || e.id != id {
 		return
@@ -365,6 +368,39 @@ func (a authenticator) Advise(r *http.Request, id *identity.Identity, h authn.He
 			uh.SetUpstreamHeader("Authorization", "Bearer "+e.sess.AccessToken)
 		}
 	}
+}
+
+// stripSessionCookies removes the session cookie, its chunks (NAME.N)
+// and login-state cookies (NAME-login-…) from the request's Cookie
+// header, keeping the others.
+func stripSessionCookies(h http.Header, name string) {
+	values := h["Cookie"]
+	if len(values) == 0 {
+		return
+	}
+	var kept []string
+	for _, line := range values {
+		var b strings.Builder
+		for part := range strings.SplitSeq(line, ";") {
+			p := strings.TrimSpace(part)
+			n, _, _ := strings.Cut(p, "=")
+			if n == name || strings.HasPrefix(n, name+".") || strings.HasPrefix(n, name+"-login-") {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(p)
+		}
+		if b.Len() > 0 {
+			kept = append(kept, b.String())
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = kept
 }
 
 // errNoRelogin marks a refusal a new login cannot cure.

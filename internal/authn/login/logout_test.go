@@ -2,6 +2,7 @@ package login
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -104,6 +105,27 @@ func TestCheckAZP(t *testing.T) {
 	} {
 		if err := checkAZP(tc.claims, "gw"); (err == nil) != tc.ok {
 			t.Errorf("%v: %v", tc.claims, err)
+		}
+	}
+}
+
+// TestStripSessionCookies: the upstream keeps the application's cookies
+// and never gets the session's.
+func TestStripSessionCookies(t *testing.T) {
+	for in, want := range map[string]string{
+		"__Host-gatehouse=a":                                "",
+		"__Host-gatehouse=a; theme=dark":                    "theme=dark",
+		"x=1; __Host-gatehouse.1=b;__Host-gatehouse=a; y=2": "x=1; y=2",
+		"__Host-gatehouse-login-abc=s; app=1":               "app=1",
+		"__Host-gatehousex=keep":                            "__Host-gatehousex=keep",
+	} {
+		h := http.Header{"Cookie": {in}}
+		stripSessionCookies(h, "__Host-gatehouse")
+		if got := h.Get("Cookie"); got != want {
+			t.Errorf("%q → %q, want %q", in, got, want)
+		}
+		if want == "" && h["Cookie"] != nil {
+			t.Errorf("%q: empty Cookie header kept", in)
 		}
 	}
 }
