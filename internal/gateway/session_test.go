@@ -407,11 +407,23 @@ func atLoginPage(body string) bool { return strings.Contains(body, `name="userna
 // with the refresh token before it expires, transparently, and a failed
 // refresh ends the session.
 func TestSessionTimeoutsAndRefresh(t *testing.T) {
+	for _, mode := range []string{"cookie", "redis"} {
+		t.Run(mode, func(t *testing.T) { testSessionTimeoutsAndRefresh(t, mode) })
+	}
+}
+
+func testSessionTimeoutsAndRefresh(t *testing.T, mode string) {
 	idp := testidp.Start(t)
 	up := newUpstream(t, "app")
 	var offset atomic.Int64
 	advance := func(d time.Duration) { offset.Add(int64(d)) }
-	tg := startClockGateway(t, idp, sessionYAML(idp, up.URL, "        idle_timeout: 10m\n        absolute_timeout: 30m\n        forward_access_token: true\n", ""), &offset)
+	extra, top := "        idle_timeout: 10m\n        absolute_timeout: 30m\n        forward_access_token: true\n", ""
+	if mode == "redis" {
+		rcfg := redistest.Config(t, redistest.Addr(t))
+		extra += "        store: redis\n"
+		top = fmt.Sprintf("redis:\n  addresses: [%q]\n  key_prefix: %q\n", rcfg.Addresses[0], rcfg.KeyPrefix)
+	}
+	tg := startClockGateway(t, idp, sessionYAML(idp, up.URL, extra, top), &offset)
 	page := tg.url + "/app/p"
 
 	t.Run("refresh", func(t *testing.T) {

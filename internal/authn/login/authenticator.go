@@ -173,6 +173,13 @@ func (a authenticator) lookup(r *http.Request, value string, now time.Time) (*en
 	if s.needsRefresh(sess, now) {
 		fresh, err := s.refreshSession(r.Context(), c, sess)
 		if err != nil {
+			if other := s.refreshedElsewhere(r.Context(), sess, now); other != nil {
+				// Another replica refreshed it first (the provider
+				// rotated the refresh token we used): take its tokens.
+				fresh, err = other, nil
+			}
+		}
+		if err != nil {
 			s.end(r.Context(), sess)
 			return nil, err
 		}
@@ -236,6 +243,22 @@ func (a authenticator) load(ctx context.Context, value string) (*session.Session
 		return nil, &authn.UnavailableError{Method: identity.MethodSession, Reason: ReasonStoreDown, Err: err}
 	}
 	return sess, nil
+}
+
+// refreshedElsewhere returns the Redis session again when another
+// replica has refreshed it meanwhile (another refresh token, tokens no
+// longer due); nil otherwise (and always for cookie sessions).
+func (s *service) refreshedElsewhere(ctx context.Context, sess *session.Session, now time.Time) *session.Session {
+	if s.store == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	other, err := s.store.Load(ctx, sess.ID)
+	if err != nil || other.RefreshToken == sess.RefreshToken || s.needsRefresh(other, now) {
+		return nil
+	}
+	return other
 }
 
 // stillValid checks the idle and absolute timeouts.
@@ -304,7 +327,7 @@ func (s *service) persist(r *http.Request, sess *session.Session) ([]*http.Cooki
 	if s.store != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		ttl := time.Until(sess.Created.Add(s.opts.AbsoluteTimeout.Std()))
+		ttl := sess.Created.Add(s.opts.AbsoluteTimeout.Std()).Sub(s.now())
 		if ttl <= 0 {
 			return nil, failure(ReasonSessionExpired, "The session has ended; log in again.", nil)
 		}
