@@ -21,10 +21,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
@@ -110,6 +114,9 @@ type Browser struct {
 	tb      testing.TB
 	ctx     context.Context // the tab
 	timeout time.Duration
+
+	mu  sync.Mutex
+	log []string
 }
 
 // New starts Chromium for the test (or skips it, see Require); it is
@@ -178,7 +185,51 @@ func New(tb testing.TB, opts ...Option) *Browser {
 		cancelTab()
 		tb.Fatalf("testbrowser: %s did not start within %v", path, o.timeout)
 	}
-	return &Browser{tb: tb, ctx: ctx, timeout: o.timeout}
+	b := &Browser{tb: tb, ctx: ctx, timeout: o.timeout}
+	b.collectLog()
+	return b
+}
+
+// collectLog keeps the tab's log entries (CSP violations, blocked
+// requests, console errors) and prints them when the test fails: the
+// browser's own words on why a page did not go where a test expected.
+func (b *Browser) collectLog() {
+	entries := chromedp.Events(b.ctx, cdplog.EntryAdded) // subscribed before Enable: nothing lost
+	ctx, cancel := context.WithTimeout(b.ctx, b.timeout)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, cdplog.Enable, cdp.Empty{}); err != nil {
+		b.tb.Logf("testbrowser: no browser log: %v", err)
+		return
+	}
+	go func() {
+		for ev, err := range entries {
+			if err != nil {
+				return
+			}
+			if ev.Entry == nil {
+				continue
+			}
+			b.mu.Lock()
+			if len(b.log) < 200 {
+				b.log = append(b.log, fmt.Sprintf("%s %s: %s %s", ev.Entry.Level, ev.Entry.Source, ev.Entry.Text, ev.Entry.URL))
+			}
+			b.mu.Unlock()
+		}
+	}()
+	b.tb.Cleanup(func() {
+		if b.tb.Failed() {
+			for _, l := range b.Log() {
+				b.tb.Logf("browser log: %s", l)
+			}
+		}
+	})
+}
+
+// Log returns the browser log entries so far (at most 200).
+func (b *Browser) Log() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.log)
 }
 
 // Context returns the tab's context, for chromedp calls a helper here
