@@ -30,7 +30,7 @@ import (
 // page (evil.test) are different origins and sites, as on the web; all
 // are 127.0.0.1.
 
-const browserHosts = "MAP *.test 127.0.0.1"
+const browserHostRules = "MAP *.test 127.0.0.1"
 
 // browserGateway is a gateway with a TLS listener, a session route /app
 // and a public route / (where logout lands), both on builtin:echo.
@@ -94,35 +94,35 @@ identity_providers:
 	return bg
 }
 
-// echoSeen is what the echo backend reports (see internal/proxy/echo.go).
-type echoSeen struct {
+// browserEcho is what the echo backend reports (see internal/proxy/echo.go).
+type browserEcho struct {
 	Method  string              `json:"method"`
 	Path    string              `json:"path"`
 	Query   string              `json:"raw_query"`
 	Headers map[string][]string `json:"headers"`
 }
 
-func (e echoSeen) header(name string) string {
+func (e browserEcho) header(name string) string {
 	if v := e.Headers[name]; len(v) > 0 {
 		return v[0]
 	}
 	return ""
 }
 
-// page is what the tab shows: the URL, and the echo report when it is one.
-type page struct {
+// browserPage is what the tab shows: the URL, and the echo report when it is one.
+type browserPage struct {
 	url  string
 	text string
-	echo *echoSeen
+	echo *browserEcho
 }
 
-func (p page) atLogin() bool { return strings.Contains(p.url, testidp.LoginPath) }
+func (p browserPage) atLogin() bool { return strings.Contains(p.url, testidp.LoginPath) }
 
-// settle waits until the tab has finished loading a page whose URL
+// browserSettle waits until the tab has finished loading a page whose URL
 // satisfies want, and returns it.
-func settle(t *testing.T, b *testbrowser.Browser, what string, want func(u string) bool) page {
+func browserSettle(t *testing.T, b *testbrowser.Browser, what string, want func(u string) bool) browserPage {
 	t.Helper()
-	var p page
+	var p browserPage
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		p.url = b.Location()
@@ -141,7 +141,7 @@ func settle(t *testing.T, b *testbrowser.Browser, what string, want func(u strin
 	p.text, _ = testbrowser.Run(b, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
 	// Chromium shows JSON in a <pre> (with a pretty-print control around it).
 	if pre, err := testbrowser.Run(b, chromedp.Evaluate[string](`(document.querySelector("pre") || {}).textContent || ""`)); err == nil && pre != "" {
-		var e echoSeen
+		var e browserEcho
 		if json.Unmarshal([]byte(pre), &e) == nil && e.Method != "" {
 			p.echo = &e
 		}
@@ -149,23 +149,23 @@ func settle(t *testing.T, b *testbrowser.Browser, what string, want func(u strin
 	return p
 }
 
-func prefixed(prefix string) func(string) bool {
+func urlPrefixed(prefix string) func(string) bool {
 	return func(u string) bool { return strings.HasPrefix(u, prefix) }
 }
 
-// visit navigates and returns the page it ends on (after redirects) once
+// browserVisit navigates and returns the page it ends on (after redirects) once
 // it is one of want's.
-func visit(t *testing.T, b *testbrowser.Browser, u string, want func(string) bool) page {
+func browserVisit(t *testing.T, b *testbrowser.Browser, u string, want func(string) bool) browserPage {
 	t.Helper()
 	if err := b.Do(chromedp.Navigate(u)); err != nil {
 		t.Fatalf("navigate %s: %v", u, err)
 	}
-	return settle(t, b, "visit "+u, want)
+	return browserSettle(t, b, "visit "+u, want)
 }
 
-// logIn fills the OP's login form the tab shows and submits it, and
+// browserLogIn fills the OP's login form the tab shows and submits it, and
 // returns the page the browser is sent back to on origin.
-func logIn(t *testing.T, b *testbrowser.Browser, user, password, origin string) page {
+func browserLogIn(t *testing.T, b *testbrowser.Browser, user, password, origin string) browserPage {
 	t.Helper()
 	b.MustDo(
 		chromedp.WaitVisible(chromedp.ID("username")),
@@ -173,10 +173,10 @@ func logIn(t *testing.T, b *testbrowser.Browser, user, password, origin string) 
 		chromedp.SendKeys(chromedp.ID("password"), password),
 		chromedp.Click(chromedp.ID("submit")),
 	)
-	return settle(t, b, "after the login form", prefixed(origin))
+	return browserSettle(t, b, "after the login form", urlPrefixed(origin))
 }
 
-func sessionCookie(t *testing.T, b *testbrowser.Browser, origin string) *network.Cookie {
+func browserSessionCookie(t *testing.T, b *testbrowser.Browser, origin string) *network.Cookie {
 	t.Helper()
 	cs, err := b.Cookies(origin + "/")
 	if err != nil {
@@ -202,7 +202,7 @@ func sessionCookie(t *testing.T, b *testbrowser.Browser, origin string) *network
 // failed refresh ends the session.
 func TestBrowserLogin(t *testing.T) {
 	cert := testbrowser.NewCert(t, "gw.test", "*.gw.test", "evil.test", "127.0.0.1")
-	b := testbrowser.New(t, testbrowser.TrustCert(cert.Cert), testbrowser.MapHosts(browserHosts))
+	b := testbrowser.New(t, testbrowser.TrustCert(cert.Cert), testbrowser.MapHosts(browserHostRules))
 	idp := testidp.Start(t)
 	const tokenTTL = 4 * time.Second
 	idp.SetAccessTokenTTL(tokenTTL)
@@ -210,11 +210,11 @@ func TestBrowserLogin(t *testing.T) {
 	app := gw.origin + "/app/page?x=1&y=two"
 
 	// 1. Log in.
-	p := visit(t, b, app, func(u string) bool { return strings.Contains(u, testidp.LoginPath) })
+	p := browserVisit(t, b, app, func(u string) bool { return strings.Contains(u, testidp.LoginPath) })
 	if !strings.HasPrefix(p.url, idp.Issuer+testidp.LoginPath) {
 		t.Fatalf("a protected page sent the browser to %q, want the OP's login page", p.url)
 	}
-	p = logIn(t, b, "alice", "alice-password", gw.origin)
+	p = browserLogIn(t, b, "alice", "alice-password", gw.origin)
 	if p.url != app || p.echo == nil {
 		t.Fatalf("after login the browser is at %q, want %q with the echo backend: %.300s", p.url, app, p.text)
 	}
@@ -229,7 +229,7 @@ func TestBrowserLogin(t *testing.T) {
 	loginAt := time.Now()
 
 	// 2. The cookie.
-	c := sessionCookie(t, b, gw.origin)
+	c := browserSessionCookie(t, b, gw.origin)
 	if c == nil {
 		t.Fatal("no __Host-gatehouse cookie after login")
 	}
@@ -244,7 +244,7 @@ func TestBrowserLogin(t *testing.T) {
 	// 3. The access token expires; the session refreshes it and the user
 	// stays in, without a second login.
 	time.Sleep(time.Until(loginAt.Add(tokenTTL + time.Second)))
-	p = visit(t, b, gw.origin+"/app/later", prefixed(gw.origin+"/app/later"))
+	p = browserVisit(t, b, gw.origin+"/app/later", urlPrefixed(gw.origin+"/app/later"))
 	if p.echo == nil || p.echo.header("X-Auth-Subject") != "alice" || idp.Logins() != 1 {
 		t.Fatalf("after the access token expired: at %q (logins %d): %.300s", p.url, idp.Logins(), p.text)
 	}
@@ -275,7 +275,7 @@ func TestBrowserLogin(t *testing.T) {
 			if err := b.Do(chromedp.Navigate(tc.page)); err != nil {
 				t.Fatal(err)
 			}
-			p := settle(t, b, "CSRF form", func(u string) bool { return !strings.HasPrefix(u, tc.page) })
+			p := browserSettle(t, b, "CSRF form", func(u string) bool { return !strings.HasPrefix(u, tc.page) })
 			if p.echo != nil && p.echo.Method == http.MethodPost {
 				t.Fatalf("a %s form POST reached the backend (as %q): %.300s", tc.name, p.echo.header("X-Auth-Subject"), p.text)
 			}
@@ -284,7 +284,7 @@ func TestBrowserLogin(t *testing.T) {
 			}
 		})
 	}
-	if s := visit(t, b, gw.origin+"/app/still", prefixed(gw.origin+"/app/still")); s.echo == nil || s.echo.header("X-Auth-Subject") != "alice" {
+	if s := browserVisit(t, b, gw.origin+"/app/still", urlPrefixed(gw.origin+"/app/still")); s.echo == nil || s.echo.header("X-Auth-Subject") != "alice" {
 		t.Fatalf("the refused POSTs ended the session: %.300s", s.text)
 	}
 	// The app's own page may post (same origin).
@@ -306,16 +306,16 @@ func TestBrowserLogin(t *testing.T) {
 	if code, body := gw.postLogoutToken(t, idp.LogoutToken(t, sid, "", nil)); code != http.StatusOK {
 		t.Fatalf("back-channel logout: %d %s", code, body)
 	}
-	if p := visit(t, b, app, func(u string) bool { return !strings.HasPrefix(u, gw.origin) }); !p.atLogin() {
+	if p := browserVisit(t, b, app, func(u string) bool { return !strings.HasPrefix(u, gw.origin) }); !p.atLogin() {
 		t.Fatalf("after back-channel logout the browser is at %q: %.300s", p.url, p.text)
 	}
 
 	// 6. Log in again, then log out: the logout page's form, then the
 	// OP's end_session, then back on the site without a session cookie.
-	if p := logIn(t, b, "alice", "alice-password", gw.origin); p.echo == nil || p.echo.header("X-Auth-Subject") != "alice" {
+	if p := browserLogIn(t, b, "alice", "alice-password", gw.origin); p.echo == nil || p.echo.header("X-Auth-Subject") != "alice" {
 		t.Fatalf("second login: at %q: %.300s", p.url, p.text)
 	}
-	p = visit(t, b, gw.origin+sessLogout, prefixed(gw.origin+sessLogout))
+	p = browserVisit(t, b, gw.origin+sessLogout, urlPrefixed(gw.origin+sessLogout))
 	if err := b.Do(chromedp.Click(chromedp.CSS(`form[method="POST"] button, form[method="POST"] input[type="submit"]`))); err != nil {
 		t.Fatalf("logout form: %v: %.300s", err, p.text)
 	}
@@ -323,25 +323,25 @@ func TestBrowserLogin(t *testing.T) {
 	// browser back to post_logout_redirect. Chromium checks a form's
 	// whole redirect chain against the page's CSP form-action: the
 	// logout page must allow the OP (its browser log says so if not).
-	p = settle(t, b, "after logout", func(u string) bool { return u == gw.origin+"/" })
+	p = browserSettle(t, b, "after logout", func(u string) bool { return u == gw.origin+"/" })
 	if idp.EndSessions() != 1 {
 		t.Fatalf("logout did not go through the OP's end_session (%d)", idp.EndSessions())
 	}
-	if c := sessionCookie(t, b, gw.origin); c != nil {
+	if c := browserSessionCookie(t, b, gw.origin); c != nil {
 		t.Fatalf("the session cookie survived logout: %+v", c)
 	}
-	if p := visit(t, b, app, func(u string) bool { return !strings.HasPrefix(u, gw.origin) }); !p.atLogin() {
+	if p := browserVisit(t, b, app, func(u string) bool { return !strings.HasPrefix(u, gw.origin) }); !p.atLogin() {
 		t.Fatalf("after logout the browser is at %q", p.url)
 	}
 
 	// 7. A refresh that fails ends the session.
-	if p := logIn(t, b, "bob", "bob-password", gw.origin); p.echo == nil || p.echo.header("X-Auth-Subject") != "bob" {
+	if p := browserLogIn(t, b, "bob", "bob-password", gw.origin); p.echo == nil || p.echo.header("X-Auth-Subject") != "bob" {
 		t.Fatalf("bob's login: at %q: %.300s", p.url, p.text)
 	}
 	bobAt := time.Now()
 	idp.RevokeRefreshTokens()
 	time.Sleep(time.Until(bobAt.Add(tokenTTL + time.Second)))
-	if p := visit(t, b, app, func(u string) bool { return !strings.HasPrefix(u, gw.origin) }); !p.atLogin() {
+	if p := browserVisit(t, b, app, func(u string) bool { return !strings.HasPrefix(u, gw.origin) }); !p.atLogin() {
 		t.Fatalf("a failed refresh left the session in place: at %q: %.300s", p.url, p.text)
 	}
 }
