@@ -18,6 +18,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/pipeline"
 	"github.com/gatehouse/gatehouse/internal/redisconn/redistest"
 	"github.com/gatehouse/gatehouse/internal/session"
+	"github.com/gatehouse/gatehouse/internal/ssf"
+	"github.com/gatehouse/gatehouse/internal/ssf/ssftest"
 	"github.com/gatehouse/gatehouse/internal/testidp"
 )
 
@@ -567,6 +569,15 @@ func TestSessionBackChannelLogoutCookie(t *testing.T) {
 	if res, _ := alice.do(req); res.StatusCode != 200 {
 		t.Fatalf("alice's new session: %d", res.StatusCode)
 	}
+
+	// A blocked subject: a new login would be refused again, so the
+	// browser gets 401, never a redirect (no loop through the provider).
+	revoke(t, tg.adminURL, map[string]any{"kind": "issuer_subject", "issuer": idp.Issuer, "values": []string{"alice"}})
+	var res *http.Response
+	alice.noFollow(func() { res, _ = alice.get(page) })
+	if res.StatusCode != http.StatusUnauthorized || res.Header.Get("Location") != "" {
+		t.Fatalf("blocked subject: %d, Location %q", res.StatusCode, res.Header.Get("Location"))
+	}
 }
 
 // TestSessionRedisEverywhere: with store redis, two replicas share the
@@ -647,4 +658,98 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestSessionChooser: a route with two providers shows a chooser page;
+// each link logs in at its provider.
+func TestSessionChooser(t *testing.T) {
+	one, two := testidp.Start(t), testidp.Start(t)
+	up := newUpstream(t, "app")
+	yml := sessionYAML(one, up.URL, "", "")
+	yml = strings.Replace(yml, "identity_providers:\n", "identity_providers:\n  - name: two\n    issuer: "+two.Issuer+"\n    audiences: [api]\n    insecure_allow_http: true\n", 1)
+	yml = strings.Replace(yml, "            scopes: [openid, email, offline_access]\n",
+		"            scopes: [openid, email, offline_access]\n          - {provider: two, label: The Second, client_id: "+testidp.WebClientID+", client_secret: "+two.ClientSecret+"}\n", 1)
+	tg := startSessionGateway(t, one, yml)
+	two.AddRedirectURI(tg.url + sessCallback)
+
+	b := newBrowser(t)
+	res, body := b.get(tg.url + "/app/deep?q=1")
+	if res.StatusCode != 200 || res.Request.URL.Path != "/.gatehouse/login" || !strings.Contains(body, "The Second") || !strings.Contains(body, ">idp<") {
+		t.Fatalf("chooser: %d %s %s", res.StatusCode, res.Request.URL, body)
+	}
+	if cc := res.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("chooser Cache-Control %q", cc)
+	}
+	link := tg.url + "/.gatehouse/login?provider=two&rd=" + url.QueryEscape("/app/deep?q=1")
+	if !strings.Contains(body, strings.ReplaceAll(strings.TrimPrefix(link, tg.url), "&", "&amp;")) {
+		t.Fatalf("chooser has no link %s: %s", link, body)
+	}
+	res, body = b.login(two, link, "bob", "bob-password")
+	got := decodeReceived(t, []byte(body))
+	if res.StatusCode != 200 || got.Path != "/app/deep" || got.Query != "q=1" || got.Headers.Get("X-Auth-Issuer") != two.Issuer || got.Headers.Get("X-Auth-Subject") != "bob" {
+		t.Fatalf("after login at two: %d %s", res.StatusCode, body)
+	}
+	if one.Logins() != 0 || two.Logins() != 1 {
+		t.Fatalf("logins: one %d, two %d", one.Logins(), two.Logins())
+	}
+	// An unknown provider is a problem, not a redirect.
+	b.noFollow(func() { res, body = b.get(tg.url + "/.gatehouse/login?provider=nope") })
+	if res.StatusCode != 400 {
+		t.Fatalf("unknown provider: %d %s", res.StatusCode, body)
+	}
+}
+
+// TestSessionCAEPSessionRevoked: a CAEP session-revoked event pushed to
+// the Shared Signals receiver ends the subject's browser sessions (it
+// revokes the subject's credentials issued before the event; a session
+// is issued at login); a login afterwards works.
+func TestSessionCAEPSessionRevoked(t *testing.T) {
+	idp := testidp.Start(t)
+	tr := ssftest.Start(t)
+	up := newUpstream(t, "app")
+	top := revocationTop(t) + `shared_signals:
+  path: /ssf/events
+  transmitters:
+    - name: test-idp
+      issuer: ` + tr.Issuer + `
+      metadata: ` + tr.MetadataURL + `
+      audience: [` + ssfAudience + `]
+      push_token: ` + ssfPushToken + `
+      insecure_allow_http: true
+      subjects: {issuers: [` + idp.Issuer + `]}
+`
+	tg := startSessionGateway(t, idp, sessionYAML(idp, up.URL, "", top))
+	tg.waitReady(t)
+	page := tg.url + "/app/p"
+	alice, bob := newBrowser(t), newBrowser(t)
+	alice.login(idp, page, "alice", "alice-password")
+	bob.login(idp, page, "bob", "bob-password")
+	time.Sleep(1100 * time.Millisecond) // the event's time is after the logins (whole seconds)
+	set := tr.Sign(t, tr.Claims(ssfAudience, ssf.EventSessionRevoked, idp.Issuer, "alice", time.Now()), nil)
+	if code, body := ssftest.Push(t, tg.url+"/ssf/events", ssfPushToken, set); code != http.StatusAccepted {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	if _, body := alice.get(page); !atLoginPage(body) {
+		t.Fatalf("alice's session survived session-revoked: %s", body)
+	}
+	if res, body := bob.get(page); res.StatusCode != 200 || atLoginPage(body) {
+		t.Fatalf("bob's session ended too: %d", res.StatusCode)
+	}
+	if res, body := alice.login(idp, page, "alice", "alice-password"); res.StatusCode != 200 {
+		t.Fatalf("login after the event: %d %s", res.StatusCode, body)
+	}
+}
+
+// TestSessionSecureCookieNeedsHTTPS: with Secure cookies (the default), a
+// login over plain http ends at a problem page that says why, instead of
+// looping (the browser would drop the cookie and log in again forever).
+func TestSessionSecureCookieNeedsHTTPS(t *testing.T) {
+	idp := testidp.Start(t)
+	up := newUpstream(t, "app")
+	tg := startSessionGateway(t, idp, strings.Replace(sessionYAML(idp, up.URL, "", ""), "        insecure_cookie: true\n", "", 1))
+	b := newBrowser(t)
+	res, body := b.login(idp, tg.url+"/app/", "alice", "alice-password")
+	if res.StatusCode != 400 || !strings.Contains(body, "https") || res.Request.URL.Path != sessCallback {
+		t.Fatalf("%d at %s: %s", res.StatusCode, res.Request.URL, body)
+	}
 }

@@ -2,6 +2,7 @@ package login
 
 import (
 	"context"
+	"fmt"
 	"crypto/sha256"
 	"errors"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/endpoint"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/reply"
+	"github.com/gatehouse/gatehouse/internal/revocation"
 	"github.com/gatehouse/gatehouse/internal/session"
 )
 
@@ -71,7 +73,7 @@ func (a authenticator) Authenticate(r *http.Request) (*identity.Identity, error)
 	e, err := a.lookup(r, value, now)
 	if err != nil {
 		var f *authn.Failure
-		if errors.As(err, &f) && wantsLogin(r) {
+		if errors.As(err, &f) && wantsLogin(r) && !errors.Is(err, errNoRelogin) {
 			// Start again: the new login overwrites the cookies.
 			return nil, a.loginRedirect(r, f.Reason, f.Err)
 		}
@@ -151,7 +153,7 @@ func (a authenticator) lookup(r *http.Request, value string, now time.Time) (*en
 	s := a.s
 	if s.store == nil {
 		if e := s.cache.get(value); e != nil && s.stillValid(e, now) == nil && !s.needsWork(e.sess, now) {
-			return e, s.checkRevoked(e.id)
+			return e, s.checkRevoked(e.id, e.sess)
 		}
 	}
 	sess, err := a.load(r.Context(), value)
@@ -190,12 +192,17 @@ func (a authenticator) lookup(r *http.Request, value string, now time.Time) (*en
 	}
 	e.sess = sess
 	if e.id, err = s.identityOf(sess, c, now); err != nil {
+		// The same claims would come back from a new login: no loop.
+		var f *authn.Failure
+		if errors.As(err, &f) {
+			f.Err = fmt.Errorf("%w: %w", errNoRelogin, f.Err)
+		}
 		return nil, err
 	}
 	// Redis sessions are read at every request (a deletion anywhere ends
 	// them at once); the entry is kept only for Advise.
 	s.cache.put(value, e)
-	return e, s.checkRevoked(e.id)
+	return e, s.checkRevoked(e.id, e.sess)
 }
 
 // load opens the cookie value: the sealed session (cookie mode), or the
@@ -265,12 +272,25 @@ func (s *service) needsRefresh(sess *session.Session, now time.Time) bool {
 // checkRevoked applies the revocation list to a session's identity here,
 // so that a revoked session sends the browser to log in again instead of
 // a dead end (the pipeline checks again after the chain).
-func (s *service) checkRevoked(id *identity.Identity) error {
+//
+// Only where a new login gives a session the entry no longer matches is
+// the browser sent to log in again: a subject entry (sessions created
+// after its cut-off pass) and a session entry made after the session
+// was created. Otherwise (the
+// subject is blocked, the client revoked, or the provider answered the
+// login from the revoked sid again) it is refused with 401: a new login
+// would be revoked too, and the browser would loop.
+func (s *service) checkRevoked(id *identity.Identity, sess *session.Session) error {
 	if s.revList == nil {
 		return nil
 	}
 	if e, loaded := s.revList.Check(id); loaded && e != nil {
-		f := failure(ReasonSessionRevoked, "The session has been ended; log in again.", errors.New("authn/login: revoked by entry "+e.ID))
+		cause := errors.New("authn/login: revoked by entry " + e.ID)
+		relogin := e.Kind == revocation.KindSubject || (e.Kind == revocation.KindSession && sess.Created.Before(e.CreatedAt))
+		if !relogin {
+			cause = fmt.Errorf("%w: %w", errNoRelogin, cause)
+		}
+		f := failure(ReasonSessionRevoked, "The session has been ended; log in again.", cause)
 		f.Subject, f.Issuer, f.Provider, f.CredentialID = id.Subject, id.Issuer, id.Provider, id.CredentialID
 		return f
 	}
@@ -346,6 +366,9 @@ func (a authenticator) Advise(r *http.Request, id *identity.Identity, h authn.He
 		}
 	}
 }
+
+// errNoRelogin marks a refusal a new login cannot cure.
+var errNoRelogin = errors.New("authn/login: a new login would be refused too")
 
 // sessionCache remembers opened cookie values (cookie mode), so that a
 // request costs a map lookup, not a decryption and a decode. Bounded:

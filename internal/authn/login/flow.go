@@ -160,6 +160,11 @@ func refused(detail string) error { return &reply.RefusedError{Detail: detail} }
 
 // callback finishes a login: state, code exchange, ID token, session.
 func (s *service) callback(w http.ResponseWriter, r *http.Request) error {
+	if scheme, _ := s.origin(r); scheme != "https" && s.cookie.Secure {
+		// The browser would drop the Secure session cookie and come back
+		// without it, to log in again, forever.
+		return refused("This gateway sets its session cookies over https only; reach it over https (or set insecure_cookie for local http development).")
+	}
 	q := r.URL.Query()
 	state := q.Get("state")
 	if len(state) < 16 || len(state) > 128 {

@@ -264,10 +264,11 @@ func (s *service) identityOf(sess *session.Session, c *client, now time.Time) (*
 	}
 	id.Method = identity.MethodSession
 	id.ExpiresAt = end
+	// The session's creation, not the provider's auth_time: after a
+	// revocation, a login that the provider answers from its own older
+	// session (same auth_time) must still give a session that works, or
+	// the browser would loop between the gateway and the provider.
 	id.IssuedAt = sess.Created
-	if !sess.AuthTime.IsZero() && sess.AuthTime.Before(sess.Created) {
-		id.IssuedAt = sess.AuthTime
-	}
 	id.SessionID = sess.SID
 	id.CredentialID = credentialID(sess.ID)
 	return id, nil
