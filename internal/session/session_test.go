@@ -18,7 +18,9 @@ func typicalSession(t testing.TB) *session.Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jwt := func(n int) string { return "eyJhbGciOiJSUzI1NiJ9." + strings.Repeat("eyJzdWIiOiJhbGljZSJ9", n/20) + ".sig" + strings.Repeat("x", 340) }
+	jwt := func(n int) string {
+		return "eyJhbGciOiJSUzI1NiJ9." + strings.Repeat("eyJzdWIiOiJhbGljZSJ9", n/20) + ".sig" + strings.Repeat("x", 340)
+	}
 	now := time.Unix(1_790_000_000, 0)
 	return &session.Session{
 		ID: id, Provider: "corp", Issuer: "https://idp.example.com", Subject: "248289761001", SID: "08a5019c-17e1-4977-8f42-65a12843ea02",
