@@ -56,7 +56,9 @@ func (a authenticator) logout(w http.ResponseWriter, r *http.Request) error {
 		h := w.Header()
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Cache-Control", "no-store")
-		h.Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'")
+		// No form-action: browsers apply it to the redirect after the
+		// POST too, which goes to the provider's end_session_endpoint.
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 		_, _ = w.Write([]byte(logoutPage))
 		return nil
 	}
