@@ -36,8 +36,8 @@ const (
 // authenticators are equal and bring their endpoints in once.
 type authenticator struct {
 	s *service
-	// clients are the route's login choices: its one client, or the
-	// chooser when several.
+	// single is the provider of a route with one client (its browsers go
+	// straight there); "" sends them to the chooser.
 	single string
 }
 
@@ -65,7 +65,7 @@ func (a authenticator) Authenticate(r *http.Request) (*identity.Identity, error)
 	value, ok := session.ReadCookies(r, s.cookie.Name)
 	if !ok {
 		if wantsLogin(r) {
-			return nil, a.loginRedirect(r, ReasonLoginRequired, nil)
+			return nil, a.loginRedirect(r, ReasonLoginRequired)
 		}
 		return nil, authn.ErrNoCredential
 	}
@@ -75,7 +75,7 @@ func (a authenticator) Authenticate(r *http.Request) (*identity.Identity, error)
 		var f *authn.Failure
 		if errors.As(err, &f) && wantsLogin(r) && !errors.Is(err, errNoRelogin) {
 			// Start again: the new login overwrites the cookies.
-			return nil, a.loginRedirect(r, f.Reason, f.Err)
+			return nil, a.loginRedirect(r, f.Reason)
 		}
 		return nil, err
 	}
@@ -138,13 +138,10 @@ type entry struct {
 	sess   *session.Session
 	client *client
 	id     *identity.Identity
-	// touched is the cookie value that replaced this one (cookie mode:
+	// replaced holds the cookies that replaced this value (cookie mode:
 	// LastSeen moved, tokens refreshed), sent to every request that still
 	// presents the old value.
 	replaced atomic.Pointer[[]*http.Cookie]
-	// built is when the entry was made (cookie mode touches LastSeen at
-	// most once per touchInterval).
-	built time.Time
 }
 
 // lookup returns the valid session value names, refreshing its tokens
@@ -164,7 +161,7 @@ func (a authenticator) lookup(r *http.Request, value string, now time.Time) (*en
 	if c == nil {
 		return nil, failure(ReasonSessionInvalid, "The session is not valid here.", errors.New("authn/login: session of an unknown provider"))
 	}
-	e := &entry{sess: sess, client: c, built: now}
+	e := &entry{sess: sess, client: c}
 	if err := s.stillValid(e, now); err != nil {
 		s.end(r.Context(), sess)
 		return nil, err

@@ -50,7 +50,7 @@ func random(n int) string {
 // loginRedirect answers a browser without a usable session: a redirect to
 // the identity provider (or the chooser), as a failure whose cause is the
 // redirect, so the audit trail records why and respond sends the 302.
-func (a authenticator) loginRedirect(r *http.Request, reason authn.Reason, cause error) error {
+func (a authenticator) loginRedirect(r *http.Request, reason authn.Reason) error {
 	ret := returnTo(r)
 	var (
 		rd  *reply.RedirectError
@@ -74,7 +74,6 @@ func (a authenticator) loginRedirect(r *http.Request, reason authn.Reason, cause
 	}
 	f := failure(reason, "Log in to continue.", rd)
 	f.Missing = true // a browser without a session is not a failed credential
-	_ = cause
 	return f
 }
 
