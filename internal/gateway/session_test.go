@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -452,6 +453,41 @@ func testSessionTimeoutsAndRefresh(t *testing.T, mode string) {
 		}
 		if idp.Logins() != 1 {
 			t.Fatalf("refresh logged in again (%d logins)", idp.Logins())
+		}
+	})
+	t.Run("concurrent requests refresh once", func(t *testing.T) {
+		offset.Store(0)
+		idp.SetAccessTokenTTL(5 * time.Minute)
+		b := newBrowser(t)
+		b.login(idp, page, "alice", "alice-password")
+		idp.SetAccessTokenTTL(time.Hour)
+		defer idp.SetAccessTokenTTL(5 * time.Minute)
+		advance(4*time.Minute + 5*time.Second)
+		before := idp.Refreshes()
+		var wg sync.WaitGroup
+		codes := make(chan int, 8)
+		for range 8 {
+			wg.Go(func() {
+				req, _ := http.NewRequest(http.MethodGet, page, nil)
+				req.Header.Set("Accept", "application/json")
+				res, err := b.c.Do(req)
+				if err != nil {
+					codes <- 0
+					return
+				}
+				res.Body.Close()
+				codes <- res.StatusCode
+			})
+		}
+		wg.Wait()
+		close(codes)
+		for c := range codes {
+			if c != 200 {
+				t.Fatalf("a concurrent request got %d", c)
+			}
+		}
+		if n := idp.Refreshes() - before; n != 1 {
+			t.Fatalf("%d refreshes for one session, want 1", n)
 		}
 	})
 	t.Run("failed refresh ends the session", func(t *testing.T) {

@@ -353,7 +353,7 @@ func safeCode(s string) string {
 // refreshSession renews a session's tokens with its refresh token, once
 // per session however many requests ask at the same time.
 func (s *service) refreshSession(ctx context.Context, c *client, sess *session.Session) (*session.Session, error) {
-	return s.refresh.do(sess.ID, func() (*session.Session, error) {
+	return s.refresh.do(sess.ID+"\x00"+sess.RefreshToken, func() (*session.Session, error) {
 		fail := func(err error) (*session.Session, error) {
 			f := failure(ReasonRefreshFailed, "The session has ended; log in again.", err)
 			f.Subject, f.Issuer, f.Provider = sess.Subject, sess.Issuer, sess.Provider
