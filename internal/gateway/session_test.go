@@ -332,6 +332,16 @@ func TestSessionLogoutAndCSRF(t *testing.T) {
 		})
 	}
 
+	reasons := map[string]bool{}
+	for _, ev := range tg.auditEvents(t) {
+		if ev["outcome"] == "deny" {
+			reasons[fmt.Sprint(ev["reason"])] = true
+		}
+	}
+	if !reasons["csrf_origin_mismatch"] || !reasons["login_required"] {
+		t.Fatalf("audit reasons seen: %v", reasons)
+	}
+
 	// A cross-site logout is refused; the session stays.
 	req, _ := http.NewRequest(http.MethodPost, tg.url+sessLogout, nil)
 	req.Header.Set("Origin", "https://evil.example")

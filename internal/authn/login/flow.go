@@ -133,8 +133,26 @@ func (s *service) startLogin(r *http.Request, c *client, ret string) (*reply.Red
 		Name: s.stateCookieName(st.State), Value: sealed, Path: "/", MaxAge: int(s.loginTTL / time.Second),
 		Secure: s.cookie.Secure, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	}
-	return reply.NewRedirect(http.StatusFound, loc, cookie)
+	cookies := []*http.Cookie{cookie}
+	// Logins started and never finished leave their cookies until they
+	// expire; past a few, they go, so that they cannot pile up into a
+	// Cookie header the gateway refuses.
+	var pending []string
+	for _, c := range r.Cookies() {
+		if strings.HasPrefix(c.Name, s.cookie.Name+"-login-") {
+			pending = append(pending, c.Name)
+		}
+	}
+	if len(pending) >= maxPendingLogins {
+		for _, name := range pending {
+			cookies = append(cookies, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: s.cookie.Secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		}
+	}
+	return reply.NewRedirect(http.StatusFound, loc, cookies...)
 }
+
+// maxPendingLogins is how many unfinished logins a browser keeps.
+const maxPendingLogins = 4
 
 func (s *service) oauthConfig(c *client, ep endpoints, redirect string) *oauth2.Config {
 	style := oauth2.AuthStyleInHeader

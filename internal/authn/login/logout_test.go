@@ -3,8 +3,13 @@ package login
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/session"
 )
 
 const event = `"events":{"http://schemas.openid.net/event/backchannel-logout":{}}`
@@ -127,5 +132,35 @@ func TestStripSessionCookies(t *testing.T) {
 		if want == "" && h["Cookie"] != nil {
 			t.Errorf("%q: empty Cookie header kept", in)
 		}
+	}
+}
+
+// TestPendingLoginsBounded: unfinished logins do not pile up cookies.
+func TestPendingLoginsBounded(t *testing.T) {
+	k, _ := session.NewKey()
+	s := testService(t, time.Now(), k)
+	r := httptest.NewRequest(http.MethodGet, "https://gw.test/app", nil)
+	for i := range 5 {
+		r.AddCookie(&http.Cookie{Name: s.cookie.Name + "-login-" + strings.Repeat(string(rune('a'+i)), 12), Value: "x"})
+	}
+	rd, err := s.startLogin(r, s.clients[0], "/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := 0
+	for _, c := range rd.Cookies {
+		if c.MaxAge < 0 {
+			expired++
+		}
+	}
+	if expired != 5 || len(rd.Cookies) != 6 {
+		t.Fatalf("%d cookies, %d expired", len(rd.Cookies), expired)
+	}
+	// PKCE S256, state and nonce are in the authorization request.
+	u, _ := url.Parse(rd.Location)
+	q := u.Query()
+	if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || len(q.Get("state")) < 40 || len(q.Get("nonce")) < 40 ||
+		q.Get("redirect_uri") != "https://gw.test/.gatehouse/callback" || q.Get("client_id") != "gw" || q.Get("response_type") != "code" {
+		t.Fatalf("authorization request %v", q)
 	}
 }
