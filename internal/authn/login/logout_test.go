@@ -164,3 +164,27 @@ func TestPendingLoginsBounded(t *testing.T) {
 		t.Fatalf("authorization request %v", q)
 	}
 }
+
+// FuzzSafeReturnPath: whatever the return-to check accepts stays on this
+// origin: one leading "/", no host, no scheme, nothing a Location header
+// could be split with, within the size budget.
+func FuzzSafeReturnPath(f *testing.F) {
+	for _, s := range []string{"/", "/app?x=1", "//evil", "/\\evil", "https://evil/", "/%2F%2Fevil", "/a\r\nb", "/.."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if !safeReturnPath(p) {
+			return
+		}
+		u, err := url.Parse(p)
+		if err != nil || u.Host != "" || u.Scheme != "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") ||
+			strings.ContainsAny(p, "\r\n\\ \x00") || len(p) > 2048 {
+			t.Fatalf("accepted %q", p)
+		}
+		// What a browser resolves it to is on the same host.
+		base, _ := url.Parse("https://gw.test/app/")
+		if r := base.ResolveReference(u); r.Host != "gw.test" {
+			t.Fatalf("%q resolves to host %q", p, r.Host)
+		}
+	})
+}
