@@ -811,3 +811,35 @@ func TestSessionSecureCookieNeedsHTTPS(t *testing.T) {
 		t.Fatalf("%d at %s: %s", res.StatusCode, res.Request.URL, body)
 	}
 }
+
+// TestSessionRedisDownFailsClosed: with store redis, a Redis outage
+// answers 503 (session_store_unavailable), never a request let through
+// and never a login loop; sessions work again when Redis is back.
+func TestSessionRedisDownFailsClosed(t *testing.T) {
+	raddr := redistest.Addr(t)
+	rcfg := redistest.Config(t, raddr)
+	proxy := redistest.NewProxy(t, raddr)
+	idp := testidp.Start(t)
+	up := newUpstream(t, "app")
+	top := fmt.Sprintf("redis:\n  addresses: [%q]\n  key_prefix: %q\n  breaker: {cool_down: 100ms}\n", proxy.Addr(), rcfg.KeyPrefix)
+	tg := startSessionGateway(t, idp, sessionYAML(idp, up.URL, "        store: redis\n", top))
+	page := tg.url + "/app/p"
+	b := newBrowser(t)
+	if res, body := b.login(idp, page, "alice", "alice-password"); res.StatusCode != 200 {
+		t.Fatalf("login: %d %s", res.StatusCode, body)
+	}
+	proxy.Stop()
+	var res *http.Response
+	b.noFollow(func() { res, _ = b.get(page) })
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Location") != "" {
+		t.Fatalf("with Redis down: %d, Location %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the session works again", 5*time.Second, func() bool {
+		var r *http.Response
+		b.noFollow(func() { r, _ = b.get(page) })
+		return r.StatusCode == 200
+	})
+}
