@@ -843,3 +843,27 @@ func TestSessionRedisDownFailsClosed(t *testing.T) {
 		return r.StatusCode == 200
 	})
 }
+
+// TestSessionBesideJWT: a route with methods [session, jwt] serves
+// browsers by login and API clients by their bearer token; a bad token
+// is refused, never sent to log in.
+func TestSessionBesideJWT(t *testing.T) {
+	idp := testidp.Start(t)
+	up := newUpstream(t, "app")
+	tg := startSessionGateway(t, idp, strings.Replace(sessionYAML(idp, up.URL, "", ""), "methods: [session]", "methods: [session, jwt]", 1))
+	tok := idp.ClientCredentialsToken(t)
+	for _, accept := range []string{"application/json", "text/html"} {
+		res, body := bearer(t, tg.url+"/app/x", tok, map[string]string{"Accept": accept})
+		if res.StatusCode != 200 || decodeReceived(t, body).Headers.Get("X-Auth-Method") != "jwt" {
+			t.Fatalf("bearer with Accept %s: %d %s", accept, res.StatusCode, body)
+		}
+		res, body = bearer(t, tg.url+"/app/x", tok+"x", map[string]string{"Accept": accept})
+		if res.StatusCode != 401 || res.Header.Get("Location") != "" {
+			t.Fatalf("bad bearer with Accept %s: %d %s", accept, res.StatusCode, body)
+		}
+	}
+	b := newBrowser(t)
+	if res, body := b.login(idp, tg.url+"/app/y", "bob", "bob-password"); res.StatusCode != 200 || decodeReceived(t, []byte(body)).Headers.Get("X-Auth-Method") != "session" {
+		t.Fatalf("browser: %d %s", res.StatusCode, body)
+	}
+}
