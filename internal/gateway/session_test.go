@@ -867,3 +867,18 @@ func TestSessionBesideJWT(t *testing.T) {
 		t.Fatalf("browser: %d %s", res.StatusCode, body)
 	}
 }
+
+// TestSessionPublicClient: token_auth_method none (a public client): the
+// code is redeemed with the PKCE verifier alone.
+func TestSessionPublicClient(t *testing.T) {
+	idp := testidp.Start(t)
+	up := newUpstream(t, "app")
+	yml := strings.Replace(sessionYAML(idp, up.URL, "", ""), "            client_id: "+testidp.WebClientID+"\n            client_secret: "+idp.ClientSecret+"\n",
+		"            client_id: "+testidp.PublicClientID+"\n            token_auth_method: none\n", 1)
+	tg := startSessionGateway(t, idp, yml)
+	b := newBrowser(t)
+	res, body := b.login(idp, tg.url+"/app/pub", "alice", "alice-password")
+	if res.StatusCode != 200 || decodeReceived(t, []byte(body)).Headers.Get("X-Auth-Subject") != "alice" {
+		t.Fatalf("public client login: %d %s", res.StatusCode, body)
+	}
+}

@@ -40,6 +40,10 @@ import (
 // WebClientID is the browser-login client.
 const WebClientID = "gatehouse-web"
 
+// PublicClientID is a public browser-login client: no secret
+// (token_endpoint_auth_method none), PKCE only; same redirect URIs.
+const PublicClientID = "gatehouse-public"
+
 // Paths of the login flow.
 const (
 	authorizePath  = "/authorize"
