@@ -29,6 +29,7 @@ Commands:
   revoke --subject SUB [--issuer ISS] [--before TIME]   (tokens issued before TIME, default now)
   revoke --client ID [--issuer ISS] [--before TIME]
   revoke --issuer ISS --subject SUB --block             (every token of the subject, until --until)
+  revoke --issuer ISS --session SID                     (the browser sessions of an identity provider session)
   list
   unrevoke ID
 
@@ -54,10 +55,11 @@ Add entries to the revocation list. Each of --jti, --subject and --client may
 be repeated; exactly one kind per call. A token given with --token-from (a
 file, or - for standard input) is hashed here: only its SHA-256 reaches the
 gateway, and it is never printed.`, stderr)
-	var jtis, subjects, clients, hashes listFlag
+	var jtis, subjects, clients, hashes, sessions listFlag
 	a.fs.Var(&jtis, "jti", "revoke the token with this jti (repeatable)")
 	a.fs.Var(&subjects, "subject", "revoke the subject's tokens issued before --before (repeatable); with --block, all of them")
 	a.fs.Var(&clients, "client", "revoke the tokens of this OAuth client id (repeatable)")
+	a.fs.Var(&sessions, "session", "with --issuer: end the browser sessions (method session) of this identity provider session id, an ID token's sid (repeatable)")
 	a.fs.Var(&hashes, "token-hash", "revoke the token whose SHA-256 is this hex value (repeatable)")
 	tokenFrom := a.fs.String("token-from", "", "revoke the token read from this file (- for standard input); only its hash is sent")
 	issuer := a.fs.String("issuer", "", "only tokens of this issuer (required with --block)")
@@ -73,7 +75,7 @@ gateway, and it is never printed.`, stderr)
 	for _, k := range []struct {
 		kind   string
 		values []string
-	}{{"jti", jtis}, {"subject", subjects}, {"client", clients}, {"token", hashes}} {
+	}{{"jti", jtis}, {"subject", subjects}, {"client", clients}, {"token", hashes}, {"session", sessions}} {
 		if len(k.values) > 0 {
 			kinds++
 			nr.Kind, nr.Values = k.kind, k.values
@@ -90,7 +92,9 @@ gateway, and it is never printed.`, stderr)
 	}
 	switch {
 	case kinds != 1:
-		return a.usageError("give exactly one of --jti, --token-from, --token-hash, --subject, --client")
+		return a.usageError("give exactly one of --jti, --token-from, --token-hash, --subject, --client, --session")
+	case nr.Kind == "session" && *issuer == "":
+		return a.usageError("--session needs --issuer")
 	case *block && nr.Kind != "subject":
 		return a.usageError("--block goes with --subject")
 	case *block && *issuer == "":

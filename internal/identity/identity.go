@@ -69,6 +69,10 @@ type Identity struct {
 	// the credential was presented with (base64url, no padding, as the
 	// x5t#S256 confirmation of RFC 8705); empty if none.
 	CertThumbprint string
+	// SessionID is the identity provider's session id (the ID token's
+	// sid) of a browser session (method session); empty otherwise.
+	// Revocation entries of kind session match it.
+	SessionID string
 	// KeyBinding is the credential's proof-of-possession confirmation
 	// (a token's cnf claim, RFC 7800); zero if the credential is not bound.
 	KeyBinding KeyBinding

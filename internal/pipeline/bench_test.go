@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/revocation"
+	"github.com/gatehouse/gatehouse/internal/session"
 )
 
 // The benchmarks in this file measure Gatehouse's own cost per request:
@@ -297,6 +298,57 @@ routes:
 	b.Run("jwt_warm", func(b *testing.B) {
 		p, token := jwtPlan(b, "")
 		runServe(b, p, newBenchRequest("http://gw.test/api/users/u1", map[string]string{"Authorization": "Bearer " + token}), 200)
+	})
+
+	// A browser session in a sealed cookie (method session), warm: the
+	// cookie opened once, then a cache lookup per request.
+	b.Run("session_warm", func(b *testing.B) {
+		keyFile, _ := benchJWT(b)
+		key, err := session.NewKey()
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := buildPlanWith(b, benchLogs+`
+identity_providers:
+  - name: idp
+    issuer: https://idp.bench.test
+    audiences: [api]
+    static_keys: {files: ["`+keyFile+`"]}
+    claims: {roles: roles}
+routes:
+  - name: r
+    match: {path: "/api/users/{id}"}
+    authenticate:
+      methods: [session]
+      session:
+        keys: [`+key+`]
+        clients:
+          - {provider: idp, client_id: gw, client_secret: s, authorization_endpoint: "https://idp.bench.test/a", token_endpoint: "https://idp.bench.test/t"}
+    upstream: {targets: ["http://upstream.bench"]}
+`, Options{})
+		if err := p.WaitReady(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		useTrivialUpstream(b, p)
+		keys, _ := session.ParseKeys([]string{key})
+		codec, _ := session.NewCodec(keys)
+		now := time.Now()
+		sess := &session.Session{ID: "AAAAAAAAAAAAAAAAAAAAAA", Provider: "idp", Issuer: "https://idp.bench.test", Subject: "u1", SID: "sid-1",
+			Claims:      map[string]any{"iss": "https://idp.bench.test", "aud": "gw", "sub": "u1", "roles": []any{"reader"}, "sid": "sid-1"},
+			AccessToken: "at", IDToken: "id", TokenExpiry: now.Add(time.Hour), Created: now, LastSeen: now}
+		raw, err := sess.Marshal()
+		if err != nil {
+			b.Fatal(err)
+		}
+		sealed, err := codec.Seal("gatehouse-session", raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var cookie []string
+		for _, c := range session.WriteCookies(httptest.NewRequest(http.MethodGet, "/", nil), session.DefaultCookieOptions(), sealed) {
+			cookie = append(cookie, c.Name+"="+c.Value)
+		}
+		runServe(b, p, newBenchRequest("http://gw.test/api/users/u1", map[string]string{"Cookie": strings.Join(cookie, "; ")}), 200)
 	})
 
 	// The same with the revocation list on, holding 5,000 entries of

@@ -171,7 +171,7 @@ func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Ve
 	schemes := make([]string, 0, len(a.Methods))
 	var credQuery string
 	env := registry.Env{Config: cfg, Route: &rc, Log: p.log, Now: now, Validating: p.validating,
-		Resources: p.scope, Shared: sharedResources(verifier, p.apiKeys), Origin: p.origin}
+		Resources: p.scope, Shared: sharedResources(verifier, p.apiKeys, p.revocations), Origin: p.origin}
 	if opts.Observer != nil {
 		env.Observer = opts.Observer
 	}

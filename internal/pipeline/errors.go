@@ -60,6 +60,7 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 		redirect  *reply.RedirectError
 		tooMany   *reply.TooManyRequestsError
 		refused   *reply.RefusedError
+		forbids   *reply.ForbiddenError
 		inFlight  *ConcurrencyLimitError
 	)
 	switch {
@@ -110,6 +111,8 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 			}
 			w.Header().Set("WWW-Authenticate", c)
 		}
+	case errors.As(err, &forbids):
+		t, detail = problem.Forbidden, forbids.Detail
 	case errors.Is(err, errBadPath):
 		t, detail = problem.BadRequest, "The request path must be absolute and must not contain \".\" or \"..\" segments."
 	case errors.As(err, &reqErr):

@@ -28,9 +28,25 @@ func (k *APIKeys) RouteAuthenticator(route string, tags []string, queryParam str
 }
 
 // sharedResources answers registry.Env.Shared for one plan.
-func sharedResources(verifier *jwt.Verifier, keys *APIKeys) func(kind string) (any, error) {
+// Shared kinds of the revocation list (a *revocation.List, checked
+// lock-free) and its service (a *revocation.Service, which writes
+// entries), for methods that end sessions themselves (session).
+const (
+	SharedRevocationList    = "revocation.list"
+	SharedRevocationService = "revocation.service"
+)
+
+func sharedResources(verifier *jwt.Verifier, keys *APIKeys, rev *Revocations) func(kind string) (any, error) {
 	return func(kind string) (any, error) {
 		switch kind {
+		case SharedRevocationList:
+			if rev != nil && rev.Replica != nil {
+				return &rev.Replica.List, nil
+			}
+		case SharedRevocationService:
+			if rev != nil && rev.Service != nil {
+				return rev.Service, nil
+			}
 		case jwt.SharedVerifier:
 			if verifier != nil {
 				return verifier, nil

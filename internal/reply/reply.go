@@ -138,6 +138,14 @@ func (e *TooManyRequestsError) RetryAfterSeconds() int64 {
 	return int64((e.RetryAfter + time.Second - 1) / time.Second)
 }
 
+// ForbiddenError answers 403 with a problem+json body
+// (urn:gatehouse:problem:forbidden) whose detail is Detail: a request the
+// gateway refuses whoever the caller is (a cross-site request with a
+// session cookie). Detail is sent to the client: never a secret.
+type ForbiddenError struct{ Detail string }
+
+func (e *ForbiddenError) Error() string { return "reply: forbidden: " + e.Detail }
+
 // RefusedError refuses a request to a gateway-owned endpoint that
 // authenticates its callers itself: 401 with WWW-Authenticate Challenge
 // (Unauthenticated), else 400, with a problem+json body whose detail is

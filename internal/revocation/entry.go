@@ -49,10 +49,14 @@ const (
 	// including tokens issued later, until the entry expires: the subject
 	// is blocked.
 	KindIssuerSubject Kind = "issuer_subject"
+	// KindSession ends the browser sessions (method session) of the
+	// identity provider session Value (an ID token's sid) of Issuer
+	// (required): OIDC back-channel logout of cookie sessions.
+	KindSession Kind = "session"
 )
 
 // Kinds lists every kind, in documentation order.
-var Kinds = []Kind{KindJTI, KindToken, KindSubject, KindClient, KindIssuerSubject}
+var Kinds = []Kind{KindJTI, KindToken, KindSubject, KindClient, KindIssuerSubject, KindSession}
 
 // Entry is one revocation.
 type Entry struct {
@@ -142,11 +146,11 @@ func (e *Entry) Validate() error {
 			add(field, "must be printable UTF-8")
 		}
 	}
-	text("issuer", e.Issuer, e.Kind == KindIssuerSubject)
+	text("issuer", e.Issuer, e.Kind == KindIssuerSubject || e.Kind == KindSession)
 	text("value", e.Value, true)
 	text("reason", e.Reason, false)
 	switch e.Kind {
-	case KindJTI, KindIssuerSubject:
+	case KindJTI, KindIssuerSubject, KindSession:
 		if e.Before != nil {
 			add("before", "is not used by kind %s", e.Kind)
 		}
@@ -163,7 +167,7 @@ func (e *Entry) Validate() error {
 		}
 	case KindClient:
 	default:
-		add("kind", "must be one of jti, token, subject, client, issuer_subject")
+		add("kind", "must be one of jti, token, subject, client, issuer_subject, session")
 	}
 	if e.CreatedAt.IsZero() {
 		add("created_at", "is required")

@@ -28,8 +28,10 @@ type snapshot struct {
 	jti   map[string][]*Entry
 	token map[[32]byte][]*Entry
 	// subject holds the subject and issuer_subject kinds.
-	subject  map[string][]*Entry
-	client   map[string][]*Entry
+	subject map[string][]*Entry
+	client  map[string][]*Entry
+	// session holds the session kind, by sid.
+	session  map[string][]*Entry
 	entries  []*Entry
 	loadedAt time.Time
 }
@@ -40,7 +42,7 @@ func (l *List) Replace(entries []*Entry) {
 	now := l.now()
 	s := &snapshot{
 		jti: map[string][]*Entry{}, token: map[[32]byte][]*Entry{}, subject: map[string][]*Entry{},
-		client: map[string][]*Entry{}, loadedAt: now,
+		client: map[string][]*Entry{}, session: map[string][]*Entry{}, loadedAt: now,
 	}
 	for _, e := range entries {
 		if e == nil || !e.Active(now) {
@@ -62,6 +64,8 @@ func (l *List) Replace(entries []*Entry) {
 			s.subject[e.Value] = append(s.subject[e.Value], e)
 		case KindClient:
 			s.client[e.Value] = append(s.client[e.Value], e)
+		case KindSession:
+			s.session[e.Value] = append(s.session[e.Value], e)
 		default:
 			continue
 		}
@@ -110,6 +114,13 @@ func (l *List) Check(id *identity.Identity) (e *Entry, loaded bool) {
 	}
 	if s.n == 0 || id.IsAnonymous() {
 		return nil, true
+	}
+	if id.SessionID != "" && len(s.session) > 0 {
+		if es := s.session[id.SessionID]; es != nil {
+			if e := match(l, es, id.Issuer, id.IssuedAt); e != nil {
+				return e, true
+			}
+		}
 	}
 	if id.Credentials == nil {
 		return s.check(l, id.Issuer, id.Subject, id.CredentialID, id.ClientID, id.IssuedAt, &id.TokenHash), true
@@ -181,4 +192,6 @@ func match(l *List, es []*Entry, iss string, iat time.Time) *Entry {
 // SubjectLevel reports whether e revokes a subject's tokens wholesale
 // (subject, issuer_subject) rather than one token or client: the audit
 // reason is then subject_revoked instead of token_revoked.
-func (e *Entry) SubjectLevel() bool { return e.Kind == KindSubject || e.Kind == KindIssuerSubject }
+func (e *Entry) SubjectLevel() bool {
+	return e.Kind == KindSubject || e.Kind == KindIssuerSubject || e.Kind == KindSession
+}

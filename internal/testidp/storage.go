@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,8 +14,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// errUnsupported answers the flows this provider does not offer
-// (authorization code, refresh, JWT profile, sessions).
+// errUnsupported answers the flows this provider does not offer (JWT
+// profile, user info from an access token).
 var errUnsupported = errors.New("testidp: not supported")
 
 // issuedToken remembers a token from the token endpoint for introspection.
@@ -25,8 +27,9 @@ type issuedToken struct {
 	expires  time.Time
 }
 
-// storage is a minimal op.Storage: one confidential client that may use
-// client_credentials, keys from the Provider, and nothing persistent. It is
+// storage is a minimal op.Storage: a confidential client that may use
+// client_credentials, the browser-login client (login.go), keys from the
+// Provider, and nothing persistent. It is
 // per Provider, unlike the example storage's package-global client map.
 type storage struct {
 	p *Provider
@@ -54,6 +57,12 @@ func (s *storage) checkSecret(clientID, secret string) error {
 }
 
 func (s *storage) checkSecret2(clientID, secret string) (*client, error) {
+	if subtle.ConstantTimeCompare([]byte(clientID), []byte(WebClientID)) == 1 {
+		if err := s.checkSecret(s.p.ClientID, secret); err != nil {
+			return nil, err
+		}
+		return &client{id: WebClientID, web: true, p: s.p}, nil
+	}
 	// The opaque client shares the secret; its id decides the token form.
 	if subtle.ConstantTimeCompare([]byte(clientID), []byte(OpaqueClientID)) == 1 {
 		if err := s.checkSecret(s.p.ClientID, secret); err != nil {
@@ -83,6 +92,12 @@ func (s *storage) GetClientByClientID(_ context.Context, clientID string) (op.Cl
 	if clientID == OpaqueClientID {
 		return &client{id: OpaqueClientID, opaque: true}, nil
 	}
+	if clientID == WebClientID {
+		return &client{id: WebClientID, web: true, p: s.p}, nil
+	}
+	if clientID == PublicClientID {
+		return &client{id: PublicClientID, web: true, public: true, p: s.p}, nil
+	}
 	if clientID != s.p.ClientID {
 		return nil, errors.New("testidp: unknown client")
 	}
@@ -99,8 +114,8 @@ func (s *storage) AuthorizeClientIDSecret(_ context.Context, clientID, clientSec
 func (s *storage) CreateAccessToken(_ context.Context, req op.TokenRequest) (string, time.Time, error) {
 	id := randomID(12)
 	now := time.Now()
-	exp := now.Add(defaultTokenTTL)
 	s.p.mu.Lock()
+	exp := now.Add(s.p.login.accessTTL)
 	for jti, t := range s.p.tokens {
 		if now.After(t.expires) {
 			delete(s.p.tokens, jti)
@@ -174,27 +189,6 @@ func (s *storage) KeySet(context.Context) ([]op.Key, error) {
 
 func (s *storage) Health(context.Context) error { return nil }
 
-// --- unsupported flows -------------------------------------------------------
-
-func (s *storage) CreateAuthRequest(context.Context, *oidc.AuthRequest, string) (op.AuthRequest, error) {
-	return nil, errUnsupported
-}
-func (s *storage) AuthRequestByID(context.Context, string) (op.AuthRequest, error) {
-	return nil, errUnsupported
-}
-func (s *storage) AuthRequestByCode(context.Context, string) (op.AuthRequest, error) {
-	return nil, errUnsupported
-}
-func (s *storage) SaveAuthCode(context.Context, string, string) error { return errUnsupported }
-func (s *storage) DeleteAuthRequest(context.Context, string) error    { return errUnsupported }
-func (s *storage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
-	return "", "", time.Time{}, errUnsupported
-}
-func (s *storage) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
-	return nil, op.ErrInvalidRefreshToken
-}
-func (s *storage) TerminateSession(context.Context, string, string) error { return errUnsupported }
-
 // RevokeToken forgets an access token (RFC 7009): introspection answers
 // active=false from then on.
 func (s *storage) RevokeToken(_ context.Context, tokenID, _, _ string) *oidc.Error {
@@ -202,9 +196,6 @@ func (s *storage) RevokeToken(_ context.Context, tokenID, _, _ string) *oidc.Err
 	delete(s.p.tokens, tokenID)
 	s.p.mu.Unlock()
 	return nil
-}
-func (s *storage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
-	return "", "", op.ErrInvalidRefreshToken
 }
 func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
 	return nil
@@ -244,18 +235,50 @@ func (r *tokenRequest) GetScopes() []string   { return r.scopes }
 type client struct {
 	id     string
 	opaque bool
+	// web: WebClientID, the browser-login client (login.go); public:
+	// PublicClientID, the same without a secret (PKCE only).
+	web    bool
+	public bool
+	p      *Provider
 }
 
-func (c *client) GetID() string                       { return c.id }
-func (c *client) RedirectURIs() []string              { return nil }
-func (c *client) PostLogoutRedirectURIs() []string    { return nil }
+func (c *client) GetID() string { return c.id }
+func (c *client) RedirectURIs() []string {
+	if !c.web {
+		return nil
+	}
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	return slices.Clone(c.p.login.redirectURIs)
+}
+func (c *client) PostLogoutRedirectURIs() []string {
+	if !c.web {
+		return nil
+	}
+	c.p.mu.Lock()
+	defer c.p.mu.Unlock()
+	return slices.Clone(c.p.login.postLogoutURIs)
+}
 func (c *client) ApplicationType() op.ApplicationType { return op.ApplicationTypeWeb }
-func (c *client) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodBasic }
-func (c *client) ResponseTypes() []oidc.ResponseType  { return nil }
+func (c *client) AuthMethod() oidc.AuthMethod {
+	if c.public {
+		return oidc.AuthMethodNone
+	}
+	return oidc.AuthMethodBasic
+}
+func (c *client) ResponseTypes() []oidc.ResponseType {
+	if c.web {
+		return []oidc.ResponseType{oidc.ResponseTypeCode}
+	}
+	return nil
+}
 func (c *client) GrantTypes() []oidc.GrantType {
+	if c.web {
+		return []oidc.GrantType{oidc.GrantTypeCode, oidc.GrantTypeRefreshToken}
+	}
 	return []oidc.GrantType{oidc.GrantTypeClientCredentials}
 }
-func (c *client) LoginURL(string) string { return "" }
+func (c *client) LoginURL(id string) string { return LoginPath + "?id=" + url.QueryEscape(id) }
 func (c *client) AccessTokenType() op.AccessTokenType {
 	if c.opaque {
 		return op.AccessTokenTypeBearer
@@ -263,7 +286,7 @@ func (c *client) AccessTokenType() op.AccessTokenType {
 	return op.AccessTokenTypeJWT
 }
 func (c *client) IDTokenLifetime() time.Duration       { return defaultTokenTTL }
-func (c *client) DevMode() bool                        { return false }
+func (c *client) DevMode() bool                        { return c.public } // http redirect URIs on loopback
 func (c *client) IsScopeAllowed(string) bool           { return true }
 func (c *client) IDTokenUserinfoClaimsAssertion() bool { return false }
 func (c *client) ClockSkew() time.Duration             { return 0 }

@@ -1,6 +1,10 @@
 // Package testidp runs a real OpenID Provider (zitadel/oidc v3's op package)
 // on 127.0.0.1 for tests: discovery, JWKS, a token endpoint that issues JWT
-// access tokens for the client_credentials grant, and token introspection.
+// access tokens for the client_credentials grant, token introspection, and
+// browser login (authorization code flow with PKCE, an HTML login page,
+// refresh tokens, end_session, sid in ID tokens, back-channel logout
+// tokens: see login.go for the web client and the test users alice /
+// alice-password and bob / bob-password).
 // Tests control its keys (rotation, retirement), its availability (Stop,
 // Restart on the same address) and the Cache-Control of its JWKS, and can
 // mint tokens with arbitrary claims and headers.
@@ -76,6 +80,10 @@ type Provider struct {
 	JWKSURI          string
 	IntrospectionURL string
 	RevocationURL    string
+	// AuthorizationURL and EndSessionURL serve the browser login of
+	// WebClientID (login.go).
+	AuthorizationURL string
+	EndSessionURL    string
 
 	alg jose.SignatureAlgorithm
 
@@ -85,6 +93,7 @@ type Provider struct {
 	cacheControl string
 	tokens       map[string]issuedToken // by jti, for introspection
 	clientKey    *jose.JSONWebKey       // private_key_jwt key of ClientID
+	login        *loginState            // the authorization code flow (login.go)
 
 	introspections atomic.Int64
 	authMethods    map[string]int // client authentication seen at introspection
@@ -161,6 +170,7 @@ func Start(tb testing.TB, opts ...Option) *Provider {
 		keys:         []*signingKey{key},
 		current:      key,
 		tokens:       make(map[string]issuedToken),
+		login:        newLoginState(),
 		authMethods:  make(map[string]int),
 		addr:         ln.Addr().String(),
 		tls:          o.tls,
@@ -169,13 +179,15 @@ func Start(tb testing.TB, opts ...Option) *Provider {
 	p.JWKSURI = p.Issuer + keysPath
 	p.IntrospectionURL = p.Issuer + introspectPath
 	p.RevocationURL = p.Issuer + revokePath
+	p.AuthorizationURL = p.Issuer + authorizePath
+	p.EndSessionURL = p.Issuer + endSessionPath
 
 	var cryptoKey [32]byte
 	if _, err := rand.Read(cryptoKey[:]); err != nil {
 		tb.Fatalf("testidp: %v", err)
 	}
 	provider, err := op.NewProvider(
-		&op.Config{CryptoKey: cryptoKey},
+		&op.Config{CryptoKey: cryptoKey, CodeMethodS256: true, GrantTypeRefreshToken: true, BackChannelLogoutSupported: true},
 		&storage{p: p},
 		op.StaticIssuer(p.Issuer),
 		op.WithAllowInsecure(), // http issuer on loopback
@@ -185,7 +197,14 @@ func Start(tb testing.TB, opts ...Option) *Provider {
 		_ = ln.Close()
 		tb.Fatalf("testidp: creating provider: %v", err)
 	}
+	callback := func(_ context.Context, id string) string {
+		return p.Issuer + authorizePath + "/callback?id=" + url.QueryEscape(id)
+	}
 	p.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == LoginPath {
+			p.serveLogin(w, r, callback)
+			return
+		}
 		if r.URL.Path == keysPath {
 			p.jwksHits.Add(1)
 			p.mu.Lock()
