@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/gatehouse/gatehouse/internal/redisconn/redistest"
 	"github.com/gatehouse/gatehouse/internal/testbrowser"
 	"github.com/gatehouse/gatehouse/internal/testidp"
 )
@@ -41,8 +42,15 @@ type browserGateway struct {
 	client *http.Client // trusts cert, for what the test posts itself
 }
 
-func startBrowserGateway(t *testing.T, idp *testidp.Provider, cert *testbrowser.Cert) *browserGateway {
+// store is the session store section: "" for cookie sessions (then
+// back-channel logout runs over the revocation list), or the
+// top-level redis section for store: redis.
+func startBrowserGateway(t *testing.T, idp *testidp.Provider, cert *testbrowser.Cert, redisTop string) *browserGateway {
 	t.Helper()
+	top, store := revocationTop(t), ""
+	if redisTop != "" {
+		top, store = redisTop, "        store: redis\n"
+	}
 	yml := `
 listeners:
   - name: main
@@ -57,7 +65,7 @@ identity_providers:
     audiences: [` + idp.Audience + `]
     insecure_allow_http: true
     claims: {roles: roles, groups: groups, extra: {email: email}}
-` + revocationTop(t) + `routes:
+` + top + `routes:
   - name: app
     match: {path_prefix: /app}
     authenticate:
@@ -66,6 +74,7 @@ identity_providers:
         keys: [` + sessionKey + `]
         backchannel_logout: true
         refresh_before: 1s
+` + store + `
         clients:
           - provider: idp
             client_id: ` + testidp.WebClientID + `
@@ -206,7 +215,7 @@ func TestBrowserLogin(t *testing.T) {
 	idp := testidp.Start(t)
 	const tokenTTL = 4 * time.Second
 	idp.SetAccessTokenTTL(tokenTTL)
-	gw := startBrowserGateway(t, idp, cert)
+	gw := startBrowserGateway(t, idp, cert, "")
 	app := gw.origin + "/app/page?x=1&y=two"
 
 	// 1. Log in.
@@ -357,4 +366,50 @@ func (bg *browserGateway) postLogoutToken(t *testing.T, token string) (int, stri
 	defer res.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
 	return res.StatusCode, string(body)
+}
+
+// TestBrowserLoginRedisStore: with store: redis the browser's cookie
+// carries only the sealed session id; the session lives in Redis, and a
+// back-channel logout deletes it there.
+func TestBrowserLoginRedisStore(t *testing.T) {
+	rcfg := redistest.Config(t, redistest.Addr(t))
+	cert := testbrowser.NewCert(t, "gw.test", "127.0.0.1")
+	b := testbrowser.New(t, testbrowser.TrustCert(cert.Cert), testbrowser.MapHosts(browserHostRules))
+	idp := testidp.Start(t)
+	gw := startBrowserGateway(t, idp, cert, fmt.Sprintf("redis:\n  addresses: [%q]\n  key_prefix: %q\n", rcfg.Addresses[0], rcfg.KeyPrefix))
+	app := gw.origin + "/app/r"
+
+	if p := browserVisit(t, b, app, func(u string) bool { return strings.Contains(u, testidp.LoginPath) }); !p.atLogin() {
+		t.Fatalf("at %q", p.url)
+	}
+	if p := browserLogIn(t, b, "bob", "bob-password", gw.origin); p.url != app || p.echo == nil || p.echo.header("X-Auth-Subject") != "bob" {
+		t.Fatalf("after login: at %q: %.300s", p.url, p.text)
+	}
+	c := browserSessionCookie(t, b, gw.origin)
+	if c == nil || !c.Secure || !c.HTTPOnly || len(c.Value) > 200 {
+		t.Fatalf("session cookie with store redis: %+v", c)
+	}
+	// The session is in Redis, sealed.
+	rdb := redistest.ClientFor(t, rcfg).Redis()
+	keys, err := rdb.Keys(context.Background(), rcfg.KeyPrefix+"*session:{*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("session keys in Redis: %q, %v", keys, err)
+	}
+	if v := rdb.Get(context.Background(), keys[0]).Val(); v == "" || strings.Contains(v, "bob") {
+		t.Fatalf("the Redis session is missing or not sealed (%d bytes)", len(v))
+	}
+
+	var sid string
+	for _, s := range idp.Sessions() {
+		sid = s.SID
+	}
+	if code, body := gw.postLogoutToken(t, idp.LogoutToken(t, sid, "", nil)); code != http.StatusOK {
+		t.Fatalf("back-channel logout: %d %s", code, body)
+	}
+	if n := rdb.Exists(context.Background(), keys[0]).Val(); n != 0 {
+		t.Fatal("the session is still in Redis after back-channel logout")
+	}
+	if p := browserVisit(t, b, app, func(u string) bool { return !strings.HasPrefix(u, gw.origin) }); !p.atLogin() {
+		t.Fatalf("after back-channel logout the browser is at %q: %.300s", p.url, p.text)
+	}
 }
