@@ -467,3 +467,52 @@ func (bg *browserGateway) skipIfLogoutPageBlocksTheOP(t *testing.T, idp *testidp
 		}
 	}
 }
+
+// TestBrowserLoginChunkedCookie: a session too big for one cookie (a
+// user in many groups: the ID token and the kept claims grow) is split
+// into __Host-gatehouse, __Host-gatehouse.1 ... and the browser sends
+// them all back: the backend sees every group.
+func TestBrowserLoginChunkedCookie(t *testing.T) {
+	groups := make([]string, 120)
+	for i := range groups {
+		groups[i] = fmt.Sprintf("department-%03d-members", i)
+	}
+	// Written before this test's provider starts (its handlers read the
+	// map); no other test's provider is running (no t.Parallel here).
+	testidp.Users["carol"] = testidp.User{Password: "carol-password", Subject: "carol", Email: "carol@example.test", Roles: []string{"reader"}, Groups: groups}
+
+	cert := testbrowser.NewCert(t, "gw.test", "127.0.0.1")
+	b := testbrowser.New(t, testbrowser.TrustCert(cert.Cert), testbrowser.MapHosts(browserHostRules))
+	idp := testidp.Start(t)
+	gw := startBrowserGateway(t, idp, cert, "")
+	app := gw.origin + "/app/big"
+	browserVisit(t, b, app, func(u string) bool { return strings.Contains(u, testidp.LoginPath) })
+	p := browserLogIn(t, b, "carol", "carol-password", gw.origin)
+	if p.url != app || p.echo == nil || p.echo.header("X-Auth-Subject") != "carol" {
+		t.Fatalf("after login: at %q: %.300s", p.url, p.text)
+	}
+	if got := p.echo.header("X-Auth-Groups"); got != strings.Join(groups, ",") {
+		t.Fatalf("the backend got %d bytes of groups, want all %d groups", len(got), len(groups))
+	}
+	cs, err := b.Cookies(gw.origin + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chunks []string
+	for _, c := range cs {
+		if strings.HasPrefix(c.Name, "__Host-gatehouse") && !strings.Contains(c.Name, "-login") {
+			chunks = append(chunks, c.Name)
+			if !c.Secure || !c.HTTPOnly || c.Path != "/" || len(c.Value) > 4000 {
+				t.Errorf("chunk %s: secure %v, httpOnly %v, path %q, %d bytes", c.Name, c.Secure, c.HTTPOnly, c.Path, len(c.Value))
+			}
+		}
+	}
+	if len(chunks) < 2 {
+		t.Fatalf("session cookies %q: want the session split into chunks", chunks)
+	}
+	t.Logf("session cookies: %q", chunks)
+	// And the chunked session keeps working.
+	if p := browserVisit(t, b, gw.origin+"/app/again", urlPrefixed(gw.origin+"/app/again")); p.echo == nil || p.echo.header("X-Auth-Subject") != "carol" {
+		t.Fatalf("second request with the chunked session: %.300s", p.text)
+	}
+}
