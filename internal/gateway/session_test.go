@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -153,7 +154,7 @@ func TestSessionLogin(t *testing.T) {
 			t.Errorf("upstream %s = %q, want %q", h, v, want)
 		}
 	}
-	if got.Headers.Get("Authorization") != "" || strings.Contains(got.Headers.Get("Cookie"), "gatehouse") && false {
+	if got.Headers.Get("Authorization") != "" || strings.Contains(got.Headers.Get("Cookie"), "gatehouse") {
 		t.Errorf("the upstream got the session's credentials: %v", got.Headers)
 	}
 	if idp.Logins() != 1 {
@@ -331,6 +332,16 @@ func TestSessionLogoutAndCSRF(t *testing.T) {
 		})
 	}
 
+	reasons := map[string]bool{}
+	for _, ev := range tg.auditEvents(t) {
+		if ev["outcome"] == "deny" {
+			reasons[fmt.Sprint(ev["reason"])] = true
+		}
+	}
+	if !reasons["csrf_origin_mismatch"] || !reasons["login_required"] {
+		t.Fatalf("audit reasons seen: %v", reasons)
+	}
+
 	// A cross-site logout is refused; the session stays.
 	req, _ := http.NewRequest(http.MethodPost, tg.url+sessLogout, nil)
 	req.Header.Set("Origin", "https://evil.example")
@@ -407,11 +418,23 @@ func atLoginPage(body string) bool { return strings.Contains(body, `name="userna
 // with the refresh token before it expires, transparently, and a failed
 // refresh ends the session.
 func TestSessionTimeoutsAndRefresh(t *testing.T) {
+	for _, mode := range []string{"cookie", "redis"} {
+		t.Run(mode, func(t *testing.T) { testSessionTimeoutsAndRefresh(t, mode) })
+	}
+}
+
+func testSessionTimeoutsAndRefresh(t *testing.T, mode string) {
 	idp := testidp.Start(t)
 	up := newUpstream(t, "app")
 	var offset atomic.Int64
 	advance := func(d time.Duration) { offset.Add(int64(d)) }
-	tg := startClockGateway(t, idp, sessionYAML(idp, up.URL, "        idle_timeout: 10m\n        absolute_timeout: 30m\n        forward_access_token: true\n", ""), &offset)
+	extra, top := "        idle_timeout: 10m\n        absolute_timeout: 30m\n        forward_access_token: true\n", ""
+	if mode == "redis" {
+		rcfg := redistest.Config(t, redistest.Addr(t))
+		extra += "        store: redis\n"
+		top = fmt.Sprintf("redis:\n  addresses: [%q]\n  key_prefix: %q\n", rcfg.Addresses[0], rcfg.KeyPrefix)
+	}
+	tg := startClockGateway(t, idp, sessionYAML(idp, up.URL, extra, top), &offset)
 	page := tg.url + "/app/p"
 
 	t.Run("refresh", func(t *testing.T) {
@@ -440,6 +463,41 @@ func TestSessionTimeoutsAndRefresh(t *testing.T) {
 		}
 		if idp.Logins() != 1 {
 			t.Fatalf("refresh logged in again (%d logins)", idp.Logins())
+		}
+	})
+	t.Run("concurrent requests refresh once", func(t *testing.T) {
+		offset.Store(0)
+		idp.SetAccessTokenTTL(5 * time.Minute)
+		b := newBrowser(t)
+		b.login(idp, page, "alice", "alice-password")
+		idp.SetAccessTokenTTL(time.Hour)
+		defer idp.SetAccessTokenTTL(5 * time.Minute)
+		advance(4*time.Minute + 5*time.Second)
+		before := idp.Refreshes()
+		var wg sync.WaitGroup
+		codes := make(chan int, 8)
+		for range 8 {
+			wg.Go(func() {
+				req, _ := http.NewRequest(http.MethodGet, page, nil)
+				req.Header.Set("Accept", "application/json")
+				res, err := b.c.Do(req)
+				if err != nil {
+					codes <- 0
+					return
+				}
+				res.Body.Close()
+				codes <- res.StatusCode
+			})
+		}
+		wg.Wait()
+		close(codes)
+		for c := range codes {
+			if c != 200 {
+				t.Fatalf("a concurrent request got %d", c)
+			}
+		}
+		if n := idp.Refreshes() - before; n != 1 {
+			t.Fatalf("%d refreshes for one session, want 1", n)
 		}
 	})
 	t.Run("failed refresh ends the session", func(t *testing.T) {
@@ -751,5 +809,76 @@ func TestSessionSecureCookieNeedsHTTPS(t *testing.T) {
 	res, body := b.login(idp, tg.url+"/app/", "alice", "alice-password")
 	if res.StatusCode != 400 || !strings.Contains(body, "https") || res.Request.URL.Path != sessCallback {
 		t.Fatalf("%d at %s: %s", res.StatusCode, res.Request.URL, body)
+	}
+}
+
+// TestSessionRedisDownFailsClosed: with store redis, a Redis outage
+// answers 503 (session_store_unavailable), never a request let through
+// and never a login loop; sessions work again when Redis is back.
+func TestSessionRedisDownFailsClosed(t *testing.T) {
+	raddr := redistest.Addr(t)
+	rcfg := redistest.Config(t, raddr)
+	proxy := redistest.NewProxy(t, raddr)
+	idp := testidp.Start(t)
+	up := newUpstream(t, "app")
+	top := fmt.Sprintf("redis:\n  addresses: [%q]\n  key_prefix: %q\n  breaker: {cool_down: 100ms}\n", proxy.Addr(), rcfg.KeyPrefix)
+	tg := startSessionGateway(t, idp, sessionYAML(idp, up.URL, "        store: redis\n", top))
+	page := tg.url + "/app/p"
+	b := newBrowser(t)
+	if res, body := b.login(idp, page, "alice", "alice-password"); res.StatusCode != 200 {
+		t.Fatalf("login: %d %s", res.StatusCode, body)
+	}
+	proxy.Stop()
+	var res *http.Response
+	b.noFollow(func() { res, _ = b.get(page) })
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Location") != "" {
+		t.Fatalf("with Redis down: %d, Location %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the session works again", 5*time.Second, func() bool {
+		var r *http.Response
+		b.noFollow(func() { r, _ = b.get(page) })
+		return r.StatusCode == 200
+	})
+}
+
+// TestSessionBesideJWT: a route with methods [session, jwt] serves
+// browsers by login and API clients by their bearer token; a bad token
+// is refused, never sent to log in.
+func TestSessionBesideJWT(t *testing.T) {
+	idp := testidp.Start(t)
+	up := newUpstream(t, "app")
+	tg := startSessionGateway(t, idp, strings.Replace(sessionYAML(idp, up.URL, "", ""), "methods: [session]", "methods: [session, jwt]", 1))
+	tok := idp.ClientCredentialsToken(t)
+	for _, accept := range []string{"application/json", "text/html"} {
+		res, body := bearer(t, tg.url+"/app/x", tok, map[string]string{"Accept": accept})
+		if res.StatusCode != 200 || decodeReceived(t, body).Headers.Get("X-Auth-Method") != "jwt" {
+			t.Fatalf("bearer with Accept %s: %d %s", accept, res.StatusCode, body)
+		}
+		res, body = bearer(t, tg.url+"/app/x", tok+"x", map[string]string{"Accept": accept})
+		if res.StatusCode != 401 || res.Header.Get("Location") != "" {
+			t.Fatalf("bad bearer with Accept %s: %d %s", accept, res.StatusCode, body)
+		}
+	}
+	b := newBrowser(t)
+	if res, body := b.login(idp, tg.url+"/app/y", "bob", "bob-password"); res.StatusCode != 200 || decodeReceived(t, []byte(body)).Headers.Get("X-Auth-Method") != "session" {
+		t.Fatalf("browser: %d %s", res.StatusCode, body)
+	}
+}
+
+// TestSessionPublicClient: token_auth_method none (a public client): the
+// code is redeemed with the PKCE verifier alone.
+func TestSessionPublicClient(t *testing.T) {
+	idp := testidp.Start(t)
+	up := newUpstream(t, "app")
+	yml := strings.Replace(sessionYAML(idp, up.URL, "", ""), "            client_id: "+testidp.WebClientID+"\n            client_secret: "+idp.ClientSecret+"\n",
+		"            client_id: "+testidp.PublicClientID+"\n            token_auth_method: none\n", 1)
+	tg := startSessionGateway(t, idp, yml)
+	b := newBrowser(t)
+	res, body := b.login(idp, tg.url+"/app/pub", "alice", "alice-password")
+	if res.StatusCode != 200 || decodeReceived(t, []byte(body)).Headers.Get("X-Auth-Subject") != "alice" {
+		t.Fatalf("public client login: %d %s", res.StatusCode, body)
 	}
 }

@@ -40,6 +40,10 @@ import (
 // WebClientID is the browser-login client.
 const WebClientID = "gatehouse-web"
 
+// PublicClientID is a public browser-login client: no secret
+// (token_endpoint_auth_method none), PKCE only; same redirect URIs.
+const PublicClientID = "gatehouse-public"
+
 // Paths of the login flow.
 const (
 	authorizePath  = "/authorize"
@@ -147,6 +151,7 @@ type loginState struct {
 	accessTTL      time.Duration
 	logins         int
 	endSessions    int
+	refreshes      int
 }
 
 func newLoginState() *loginState {
@@ -194,6 +199,13 @@ func (p *Provider) Logins() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.login.logins
+}
+
+// Refreshes counts refresh_token grants asked for (refused ones too).
+func (p *Provider) Refreshes() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.login.refreshes
 }
 
 // EndSessions counts RP-initiated logouts that reached end_session.
@@ -365,6 +377,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 func (s *storage) TokenRequestByRefreshToken(_ context.Context, token string) (op.RefreshTokenRequest, error) {
 	s.p.mu.Lock()
 	defer s.p.mu.Unlock()
+	s.p.login.refreshes++
 	rt, ok := s.p.login.refresh[token]
 	if !ok || time.Now().After(rt.expires) {
 		return nil, op.ErrInvalidRefreshToken

@@ -95,6 +95,9 @@ func (s *storage) GetClientByClientID(_ context.Context, clientID string) (op.Cl
 	if clientID == WebClientID {
 		return &client{id: WebClientID, web: true, p: s.p}, nil
 	}
+	if clientID == PublicClientID {
+		return &client{id: PublicClientID, web: true, public: true, p: s.p}, nil
+	}
 	if clientID != s.p.ClientID {
 		return nil, errors.New("testidp: unknown client")
 	}
@@ -232,9 +235,11 @@ func (r *tokenRequest) GetScopes() []string   { return r.scopes }
 type client struct {
 	id     string
 	opaque bool
-	// web: WebClientID, the browser-login client (login.go).
-	web bool
-	p   *Provider
+	// web: WebClientID, the browser-login client (login.go); public:
+	// PublicClientID, the same without a secret (PKCE only).
+	web    bool
+	public bool
+	p      *Provider
 }
 
 func (c *client) GetID() string { return c.id }
@@ -255,7 +260,12 @@ func (c *client) PostLogoutRedirectURIs() []string {
 	return slices.Clone(c.p.login.postLogoutURIs)
 }
 func (c *client) ApplicationType() op.ApplicationType { return op.ApplicationTypeWeb }
-func (c *client) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodBasic }
+func (c *client) AuthMethod() oidc.AuthMethod {
+	if c.public {
+		return oidc.AuthMethodNone
+	}
+	return oidc.AuthMethodBasic
+}
 func (c *client) ResponseTypes() []oidc.ResponseType {
 	if c.web {
 		return []oidc.ResponseType{oidc.ResponseTypeCode}
@@ -276,7 +286,7 @@ func (c *client) AccessTokenType() op.AccessTokenType {
 	return op.AccessTokenTypeJWT
 }
 func (c *client) IDTokenLifetime() time.Duration       { return defaultTokenTTL }
-func (c *client) DevMode() bool                        { return false }
+func (c *client) DevMode() bool                        { return c.public } // http redirect URIs on loopback
 func (c *client) IsScopeAllowed(string) bool           { return true }
 func (c *client) IDTokenUserinfoClaimsAssertion() bool { return false }
 func (c *client) ClockSkew() time.Duration             { return 0 }

@@ -2,9 +2,9 @@ package login
 
 import (
 	"context"
-	"fmt"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -36,8 +36,8 @@ const (
 // authenticators are equal and bring their endpoints in once.
 type authenticator struct {
 	s *service
-	// clients are the route's login choices: its one client, or the
-	// chooser when several.
+	// single is the provider of a route with one client (its browsers go
+	// straight there); "" sends them to the chooser.
 	single string
 }
 
@@ -65,7 +65,7 @@ func (a authenticator) Authenticate(r *http.Request) (*identity.Identity, error)
 	value, ok := session.ReadCookies(r, s.cookie.Name)
 	if !ok {
 		if wantsLogin(r) {
-			return nil, a.loginRedirect(r, ReasonLoginRequired, nil)
+			return nil, a.loginRedirect(r, ReasonLoginRequired)
 		}
 		return nil, authn.ErrNoCredential
 	}
@@ -75,7 +75,7 @@ func (a authenticator) Authenticate(r *http.Request) (*identity.Identity, error)
 		var f *authn.Failure
 		if errors.As(err, &f) && wantsLogin(r) && !errors.Is(err, errNoRelogin) {
 			// Start again: the new login overwrites the cookies.
-			return nil, a.loginRedirect(r, f.Reason, f.Err)
+			return nil, a.loginRedirect(r, f.Reason)
 		}
 		return nil, err
 	}
@@ -138,13 +138,10 @@ type entry struct {
 	sess   *session.Session
 	client *client
 	id     *identity.Identity
-	// touched is the cookie value that replaced this one (cookie mode:
+	// replaced holds the cookies that replaced this value (cookie mode:
 	// LastSeen moved, tokens refreshed), sent to every request that still
 	// presents the old value.
 	replaced atomic.Pointer[[]*http.Cookie]
-	// built is when the entry was made (cookie mode touches LastSeen at
-	// most once per touchInterval).
-	built time.Time
 }
 
 // lookup returns the valid session value names, refreshing its tokens
@@ -164,7 +161,7 @@ func (a authenticator) lookup(r *http.Request, value string, now time.Time) (*en
 	if c == nil {
 		return nil, failure(ReasonSessionInvalid, "The session is not valid here.", errors.New("authn/login: session of an unknown provider"))
 	}
-	e := &entry{sess: sess, client: c, built: now}
+	e := &entry{sess: sess, client: c}
 	if err := s.stillValid(e, now); err != nil {
 		s.end(r.Context(), sess)
 		return nil, err
@@ -172,6 +169,13 @@ func (a authenticator) lookup(r *http.Request, value string, now time.Time) (*en
 	refreshed := false
 	if s.needsRefresh(sess, now) {
 		fresh, err := s.refreshSession(r.Context(), c, sess)
+		if err != nil {
+			if other := s.refreshedElsewhere(r.Context(), sess, now); other != nil {
+				// Another replica refreshed it first (the provider
+				// rotated the refresh token we used): take its tokens.
+				fresh, err = other, nil
+			}
+		}
 		if err != nil {
 			s.end(r.Context(), sess)
 			return nil, err
@@ -236,6 +240,22 @@ func (a authenticator) load(ctx context.Context, value string) (*session.Session
 		return nil, &authn.UnavailableError{Method: identity.MethodSession, Reason: ReasonStoreDown, Err: err}
 	}
 	return sess, nil
+}
+
+// refreshedElsewhere returns the Redis session again when another
+// replica has refreshed it meanwhile (another refresh token, tokens no
+// longer due); nil otherwise (and always for cookie sessions).
+func (s *service) refreshedElsewhere(ctx context.Context, sess *session.Session, now time.Time) *session.Session {
+	if s.store == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	other, err := s.store.Load(ctx, sess.ID)
+	if err != nil || other.RefreshToken == sess.RefreshToken || s.needsRefresh(other, now) {
+		return nil
+	}
+	return other
 }
 
 // stillValid checks the idle and absolute timeouts.
@@ -304,7 +324,7 @@ func (s *service) persist(r *http.Request, sess *session.Session) ([]*http.Cooki
 	if s.store != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		ttl := time.Until(sess.Created.Add(s.opts.AbsoluteTimeout.Std()))
+		ttl := sess.Created.Add(s.opts.AbsoluteTimeout.Std()).Sub(s.now())
 		if ttl <= 0 {
 			return nil, failure(ReasonSessionExpired, "The session has ended; log in again.", nil)
 		}
@@ -349,6 +369,9 @@ func (a authenticator) Advise(r *http.Request, id *identity.Identity, h authn.He
 	if !ok {
 		return
 	}
+	// The session is the gateway's credential: the upstream never sees
+	// it (nor an echo backend shows it), as it never sees Authorization.
+	stripSessionCookies(r.Header, s.cookie.Name)
 	e := s.cache.get(value)
 	if e == nil || e.id != id {
 		return
@@ -365,6 +388,39 @@ func (a authenticator) Advise(r *http.Request, id *identity.Identity, h authn.He
 			uh.SetUpstreamHeader("Authorization", "Bearer "+e.sess.AccessToken)
 		}
 	}
+}
+
+// stripSessionCookies removes the session cookie, its chunks (NAME.N)
+// and login-state cookies (NAME-login-…) from the request's Cookie
+// header, keeping the others.
+func stripSessionCookies(h http.Header, name string) {
+	values := h["Cookie"]
+	if len(values) == 0 {
+		return
+	}
+	var kept []string
+	for _, line := range values {
+		var b strings.Builder
+		for part := range strings.SplitSeq(line, ";") {
+			p := strings.TrimSpace(part)
+			n, _, _ := strings.Cut(p, "=")
+			if n == name || strings.HasPrefix(n, name+".") || strings.HasPrefix(n, name+"-login-") {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(p)
+		}
+		if b.Len() > 0 {
+			kept = append(kept, b.String())
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = kept
 }
 
 // errNoRelogin marks a refusal a new login cannot cure.

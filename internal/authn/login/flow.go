@@ -50,7 +50,7 @@ func random(n int) string {
 // loginRedirect answers a browser without a usable session: a redirect to
 // the identity provider (or the chooser), as a failure whose cause is the
 // redirect, so the audit trail records why and respond sends the 302.
-func (a authenticator) loginRedirect(r *http.Request, reason authn.Reason, cause error) error {
+func (a authenticator) loginRedirect(r *http.Request, reason authn.Reason) error {
 	ret := returnTo(r)
 	var (
 		rd  *reply.RedirectError
@@ -74,7 +74,6 @@ func (a authenticator) loginRedirect(r *http.Request, reason authn.Reason, cause
 	}
 	f := failure(reason, "Log in to continue.", rd)
 	f.Missing = true // a browser without a session is not a failed credential
-	_ = cause
 	return f
 }
 
@@ -134,8 +133,26 @@ func (s *service) startLogin(r *http.Request, c *client, ret string) (*reply.Red
 		Name: s.stateCookieName(st.State), Value: sealed, Path: "/", MaxAge: int(s.loginTTL / time.Second),
 		Secure: s.cookie.Secure, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	}
-	return reply.NewRedirect(http.StatusFound, loc, cookie)
+	cookies := []*http.Cookie{cookie}
+	// Logins started and never finished leave their cookies until they
+	// expire; past a few, they go, so that they cannot pile up into a
+	// Cookie header the gateway refuses.
+	var pending []string
+	for _, c := range r.Cookies() {
+		if strings.HasPrefix(c.Name, s.cookie.Name+"-login-") {
+			pending = append(pending, c.Name)
+		}
+	}
+	if len(pending) >= maxPendingLogins {
+		for _, name := range pending {
+			cookies = append(cookies, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: s.cookie.Secure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		}
+	}
+	return reply.NewRedirect(http.StatusFound, loc, cookies...)
 }
+
+// maxPendingLogins is how many unfinished logins a browser keeps.
+const maxPendingLogins = 4
 
 func (s *service) oauthConfig(c *client, ep endpoints, redirect string) *oauth2.Config {
 	style := oauth2.AuthStyleInHeader
@@ -354,7 +371,7 @@ func safeCode(s string) string {
 // refreshSession renews a session's tokens with its refresh token, once
 // per session however many requests ask at the same time.
 func (s *service) refreshSession(ctx context.Context, c *client, sess *session.Session) (*session.Session, error) {
-	return s.refresh.do(sess.ID, func() (*session.Session, error) {
+	return s.refresh.do(sess.ID+"\x00"+sess.RefreshToken, func() (*session.Session, error) {
 		fail := func(err error) (*session.Session, error) {
 			f := failure(ReasonRefreshFailed, "The session has ended; log in again.", err)
 			f.Subject, f.Issuer, f.Provider = sess.Subject, sess.Issuer, sess.Provider

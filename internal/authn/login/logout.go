@@ -56,7 +56,9 @@ func (a authenticator) logout(w http.ResponseWriter, r *http.Request) error {
 		h := w.Header()
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Cache-Control", "no-store")
-		h.Set("Content-Security-Policy", "default-src 'none'; form-action 'self'; frame-ancestors 'none'")
+		// No form-action: browsers apply it to the redirect after the
+		// POST too, which goes to the provider's end_session_endpoint.
+		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 		_, _ = w.Write([]byte(logoutPage))
 		return nil
 	}
@@ -263,7 +265,11 @@ func (s *service) revoke(ctx context.Context, c *client, lc LogoutClaims) error 
 	return err
 }
 
-// flight collapses concurrent refreshes of one session.
+// flight collapses the refreshes of one session (keyed by the session
+// and the refresh token it holds): concurrent callers wait for one call,
+// and callers that still hold the same refresh token shortly after (a
+// request that read the session just before the refreshed one was
+// saved) get its result instead of spending a rotated refresh token.
 type flight struct {
 	mu    sync.Mutex
 	calls map[string]*call
@@ -271,26 +277,36 @@ type flight struct {
 
 type call struct {
 	done chan struct{}
+	at   time.Time // when it finished
 	sess *session.Session
 	err  error
 }
+
+// flightMemory is how long a finished refresh answers for its key.
+const flightMemory = 10 * time.Second
 
 func (f *flight) do(key string, fn func() (*session.Session, error)) (*session.Session, error) {
 	f.mu.Lock()
 	if f.calls == nil {
 		f.calls = map[string]*call{}
 	}
-	if c, ok := f.calls[key]; ok {
+	now := time.Now()
+	if c, ok := f.calls[key]; ok && (c.at.IsZero() || now.Sub(c.at) < flightMemory) {
 		f.mu.Unlock()
 		<-c.done
 		return c.sess, c.err
+	}
+	for k, c := range f.calls {
+		if !c.at.IsZero() && now.Sub(c.at) >= flightMemory {
+			delete(f.calls, k)
+		}
 	}
 	c := &call{done: make(chan struct{})}
 	f.calls[key] = c
 	f.mu.Unlock()
 	c.sess, c.err = fn()
 	f.mu.Lock()
-	delete(f.calls, key)
+	c.at = time.Now()
 	f.mu.Unlock()
 	close(c.done)
 	return c.sess, c.err

@@ -2,8 +2,14 @@ package login
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/session"
 )
 
 const event = `"events":{"http://schemas.openid.net/event/backchannel-logout":{}}`
@@ -106,4 +112,79 @@ func TestCheckAZP(t *testing.T) {
 			t.Errorf("%v: %v", tc.claims, err)
 		}
 	}
+}
+
+// TestStripSessionCookies: the upstream keeps the application's cookies
+// and never gets the session's.
+func TestStripSessionCookies(t *testing.T) {
+	for in, want := range map[string]string{
+		"__Host-gatehouse=a":                                "",
+		"__Host-gatehouse=a; theme=dark":                    "theme=dark",
+		"x=1; __Host-gatehouse.1=b;__Host-gatehouse=a; y=2": "x=1; y=2",
+		"__Host-gatehouse-login-abc=s; app=1":               "app=1",
+		"__Host-gatehousex=keep":                            "__Host-gatehousex=keep",
+	} {
+		h := http.Header{"Cookie": {in}}
+		stripSessionCookies(h, "__Host-gatehouse")
+		if got := h.Get("Cookie"); got != want {
+			t.Errorf("%q → %q, want %q", in, got, want)
+		}
+		if want == "" && h["Cookie"] != nil {
+			t.Errorf("%q: empty Cookie header kept", in)
+		}
+	}
+}
+
+// TestPendingLoginsBounded: unfinished logins do not pile up cookies.
+func TestPendingLoginsBounded(t *testing.T) {
+	k, _ := session.NewKey()
+	s := testService(t, time.Now(), k)
+	r := httptest.NewRequest(http.MethodGet, "https://gw.test/app", nil)
+	for i := range 5 {
+		r.AddCookie(&http.Cookie{Name: s.cookie.Name + "-login-" + strings.Repeat(string(rune('a'+i)), 12), Value: "x"})
+	}
+	rd, err := s.startLogin(r, s.clients[0], "/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := 0
+	for _, c := range rd.Cookies {
+		if c.MaxAge < 0 {
+			expired++
+		}
+	}
+	if expired != 5 || len(rd.Cookies) != 6 {
+		t.Fatalf("%d cookies, %d expired", len(rd.Cookies), expired)
+	}
+	// PKCE S256, state and nonce are in the authorization request.
+	u, _ := url.Parse(rd.Location)
+	q := u.Query()
+	if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || len(q.Get("state")) < 40 || len(q.Get("nonce")) < 40 ||
+		q.Get("redirect_uri") != "https://gw.test/.gatehouse/callback" || q.Get("client_id") != "gw" || q.Get("response_type") != "code" {
+		t.Fatalf("authorization request %v", q)
+	}
+}
+
+// FuzzSafeReturnPath: whatever the return-to check accepts stays on this
+// origin: one leading "/", no host, no scheme, nothing a Location header
+// could be split with, within the size budget.
+func FuzzSafeReturnPath(f *testing.F) {
+	for _, s := range []string{"/", "/app?x=1", "//evil", "/\\evil", "https://evil/", "/%2F%2Fevil", "/a\r\nb", "/.."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if !safeReturnPath(p) {
+			return
+		}
+		u, err := url.Parse(p)
+		if err != nil || u.Host != "" || u.Scheme != "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") ||
+			strings.ContainsAny(p, "\r\n\\ \x00") || len(p) > 2048 {
+			t.Fatalf("accepted %q", p)
+		}
+		// What a browser resolves it to is on the same host.
+		base, _ := url.Parse("https://gw.test/app/")
+		if r := base.ResolveReference(u); r.Host != "gw.test" {
+			t.Fatalf("%q resolves to host %q", p, r.Host)
+		}
+	})
 }
