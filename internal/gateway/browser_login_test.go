@@ -45,7 +45,8 @@ type browserGateway struct {
 // store is the session store section: "" for cookie sessions (then
 // back-channel logout runs over the revocation list), or the
 // top-level redis section for store: redis.
-func startBrowserGateway(t *testing.T, idp *testidp.Provider, cert *testbrowser.Cert, redisTop string) *browserGateway {
+// edits change the YAML before the gateway starts.
+func startBrowserGateway(t *testing.T, idp *testidp.Provider, cert *testbrowser.Cert, redisTop string, edits ...func(string) string) *browserGateway {
 	t.Helper()
 	top, store := revocationTop(t), ""
 	if redisTop != "" {
@@ -86,6 +87,9 @@ identity_providers:
     match: {path_prefix: /}
     upstream: {targets: ["builtin:echo"]}
 `
+	for _, e := range edits {
+		yml = e(yml)
+	}
 	tg := startGateway(t, yml).serve()
 	tg.waitReady(t)
 	_, port, _ := net.SplitHostPort(tg.Addr("main").String())
@@ -486,5 +490,36 @@ func TestBrowserLoginChunkedCookie(t *testing.T) {
 	// And the chunked session keeps working.
 	if p := browserVisit(t, b, gw.origin+"/app/again", urlPrefixed(gw.origin+"/app/again")); p.echo == nil || p.echo.header("X-Auth-Subject") != "carol" {
 		t.Fatalf("second request with the chunked session: %.300s", p.text)
+	}
+}
+
+// TestBrowserLoginChooser: with two providers a protected page shows the
+// chooser; clicking one logs in there and returns to the page asked for.
+func TestBrowserLoginChooser(t *testing.T) {
+	cert := testbrowser.NewCert(t, "gw.test", "127.0.0.1")
+	b := testbrowser.New(t, testbrowser.TrustCert(cert.Cert), testbrowser.MapHosts(browserHostRules))
+	one, two := testidp.Start(t), testidp.Start(t)
+	gw := startBrowserGateway(t, one, cert, "", func(yml string) string {
+		yml = strings.Replace(yml, "identity_providers:\n", "identity_providers:\n  - name: two\n    issuer: "+two.Issuer+"\n    audiences: [api]\n    insecure_allow_http: true\n", 1)
+		return strings.Replace(yml, "            scopes: [openid, email, offline_access]\n",
+			"            scopes: [openid, email, offline_access]\n          - {provider: two, label: The Second, client_id: "+testidp.WebClientID+", client_secret: "+two.ClientSecret+"}\n", 1)
+	})
+	two.AddRedirectURI(gw.origin + sessCallback)
+	app := gw.origin + "/app/deep?q=1"
+
+	p := browserVisit(t, b, app, urlPrefixed(gw.origin+"/.gatehouse/login"))
+	if !strings.Contains(p.text, "The Second") {
+		t.Fatalf("chooser at %q: %.300s", p.url, p.text)
+	}
+	b.MustDo(chromedp.Click(`//a[contains(., "The Second")]`))
+	if p := browserSettle(t, b, "after choosing", urlPrefixed(two.Issuer+testidp.LoginPath)); !p.atLogin() {
+		t.Fatalf("choosing the second provider led to %q", p.url)
+	}
+	p = browserLogIn(t, b, "bob", "bob-password", gw.origin)
+	if p.url != app || p.echo == nil || p.echo.header("X-Auth-Issuer") != two.Issuer || p.echo.header("X-Auth-Subject") != "bob" {
+		t.Fatalf("after login at the second provider: at %q: %.300s", p.url, p.text)
+	}
+	if one.Logins() != 0 || two.Logins() != 1 {
+		t.Fatalf("logins: one %d, two %d", one.Logins(), two.Logins())
 	}
 }
