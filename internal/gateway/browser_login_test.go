@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/gatehouse/gatehouse/internal/redisconn/redistest"
 	"github.com/gatehouse/gatehouse/internal/testbrowser"
 	"github.com/gatehouse/gatehouse/internal/testidp"
 )
@@ -41,8 +42,16 @@ type browserGateway struct {
 	client *http.Client // trusts cert, for what the test posts itself
 }
 
-func startBrowserGateway(t *testing.T, idp *testidp.Provider, cert *testbrowser.Cert) *browserGateway {
+// store is the session store section: "" for cookie sessions (then
+// back-channel logout runs over the revocation list), or the
+// top-level redis section for store: redis.
+// edits change the YAML before the gateway starts.
+func startBrowserGateway(t *testing.T, idp *testidp.Provider, cert *testbrowser.Cert, redisTop string, edits ...func(string) string) *browserGateway {
 	t.Helper()
+	top, store := revocationTop(t), ""
+	if redisTop != "" {
+		top, store = redisTop, "        store: redis\n"
+	}
 	yml := `
 listeners:
   - name: main
@@ -57,7 +66,7 @@ identity_providers:
     audiences: [` + idp.Audience + `]
     insecure_allow_http: true
     claims: {roles: roles, groups: groups, extra: {email: email}}
-` + revocationTop(t) + `routes:
+` + top + `routes:
   - name: app
     match: {path_prefix: /app}
     authenticate:
@@ -66,6 +75,7 @@ identity_providers:
         keys: [` + sessionKey + `]
         backchannel_logout: true
         refresh_before: 1s
+` + store + `
         clients:
           - provider: idp
             client_id: ` + testidp.WebClientID + `
@@ -77,6 +87,9 @@ identity_providers:
     match: {path_prefix: /}
     upstream: {targets: ["builtin:echo"]}
 `
+	for _, e := range edits {
+		yml = e(yml)
+	}
 	tg := startGateway(t, yml).serve()
 	tg.waitReady(t)
 	_, port, _ := net.SplitHostPort(tg.Addr("main").String())
@@ -206,7 +219,7 @@ func TestBrowserLogin(t *testing.T) {
 	idp := testidp.Start(t)
 	const tokenTTL = 4 * time.Second
 	idp.SetAccessTokenTTL(tokenTTL)
-	gw := startBrowserGateway(t, idp, cert)
+	gw := startBrowserGateway(t, idp, cert, "")
 	app := gw.origin + "/app/page?x=1&y=two"
 
 	// 1. Log in.
@@ -310,31 +323,40 @@ func TestBrowserLogin(t *testing.T) {
 		t.Fatalf("after back-channel logout the browser is at %q: %.300s", p.url, p.text)
 	}
 
-	// 6. Log in again, then log out: the logout page's form, then the
-	// OP's end_session, then back on the site without a session cookie.
+	// 6. Log in again, then log out as an app does: its page posts a
+	// form to the logout endpoint; the gateway clears the cookie and
+	// sends the browser through the OP's end_session back to the site.
 	if p := browserLogIn(t, b, "alice", "alice-password", gw.origin); p.echo == nil || p.echo.header("X-Auth-Subject") != "alice" {
 		t.Fatalf("second login: at %q: %.300s", p.url, p.text)
 	}
-	p = browserVisit(t, b, gw.origin+sessLogout, urlPrefixed(gw.origin+sessLogout))
-	if err := b.Do(chromedp.Click(chromedp.CSS(`form[method="POST"] button, form[method="POST"] input[type="submit"]`))); err != nil {
-		t.Fatalf("logout form: %v: %.300s", err, p.text)
+	if _, err := testbrowser.Run(b, chromedp.Evaluate[bool](`(() => { const f = document.createElement("form");
+		f.method = "POST"; f.action = "`+sessLogout+`"; document.body.appendChild(f); f.submit(); return true })()`)); err != nil {
+		t.Fatalf("logout form: %v", err)
 	}
-	// The POST answers 303 to the OP's end_session, which sends the
-	// browser back to post_logout_redirect. Chromium checks a form's
-	// whole redirect chain against the page's CSP form-action: the
-	// logout page must allow the OP (its browser log says so if not).
-	p = browserSettle(t, b, "after logout", func(u string) bool { return u == gw.origin+"/" })
-	if idp.EndSessions() != 1 {
-		t.Fatalf("logout did not go through the OP's end_session (%d)", idp.EndSessions())
-	}
-	if c := browserSessionCookie(t, b, gw.origin); c != nil {
-		t.Fatalf("the session cookie survived logout: %+v", c)
-	}
+	browserLoggedOut(t, b, gw, idp, 1)
+
+	// 6b. The gateway's own logout page (GET shows a form that posts).
+	// Chromium checks a form's whole redirect chain against the page's
+	// CSP form-action, so that page must not restrict it to 'self' (the
+	// 303 goes to the OP): a regression shows in the browser log.
 	if p := browserVisit(t, b, app, func(u string) bool { return !strings.HasPrefix(u, gw.origin) }); !p.atLogin() {
-		t.Fatalf("after logout the browser is at %q", p.url)
+		t.Fatalf("at %q", p.url)
 	}
+	if p := browserLogIn(t, b, "alice", "alice-password", gw.origin); p.echo == nil {
+		t.Fatalf("third login: at %q: %.300s", p.url, p.text)
+	}
+	t.Run("logout page", func(t *testing.T) {
+		p := browserVisit(t, b, gw.origin+sessLogout, urlPrefixed(gw.origin+sessLogout))
+		if err := b.Do(chromedp.Click(chromedp.CSS(`form[method="POST"] button, form[method="POST"] input[type="submit"]`))); err != nil {
+			t.Fatalf("logout form: %v: %.300s", err, p.text)
+		}
+		browserLoggedOut(t, b, gw, idp, 2)
+	})
 
 	// 7. A refresh that fails ends the session.
+	if p := browserVisit(t, b, app, func(u string) bool { return !strings.HasPrefix(u, gw.origin) }); !p.atLogin() {
+		t.Fatalf("at %q", p.url)
+	}
 	if p := browserLogIn(t, b, "bob", "bob-password", gw.origin); p.echo == nil || p.echo.header("X-Auth-Subject") != "bob" {
 		t.Fatalf("bob's login: at %q: %.300s", p.url, p.text)
 	}
@@ -357,4 +379,147 @@ func (bg *browserGateway) postLogoutToken(t *testing.T, token string) (int, stri
 	defer res.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
 	return res.StatusCode, string(body)
+}
+
+// TestBrowserLoginRedisStore: with store: redis the browser's cookie
+// carries only the sealed session id; the session lives in Redis, and a
+// back-channel logout deletes it there.
+func TestBrowserLoginRedisStore(t *testing.T) {
+	rcfg := redistest.Config(t, redistest.Addr(t))
+	cert := testbrowser.NewCert(t, "gw.test", "127.0.0.1")
+	b := testbrowser.New(t, testbrowser.TrustCert(cert.Cert), testbrowser.MapHosts(browserHostRules))
+	idp := testidp.Start(t)
+	gw := startBrowserGateway(t, idp, cert, fmt.Sprintf("redis:\n  addresses: [%q]\n  key_prefix: %q\n", rcfg.Addresses[0], rcfg.KeyPrefix))
+	app := gw.origin + "/app/r"
+
+	if p := browserVisit(t, b, app, func(u string) bool { return strings.Contains(u, testidp.LoginPath) }); !p.atLogin() {
+		t.Fatalf("at %q", p.url)
+	}
+	if p := browserLogIn(t, b, "bob", "bob-password", gw.origin); p.url != app || p.echo == nil || p.echo.header("X-Auth-Subject") != "bob" {
+		t.Fatalf("after login: at %q: %.300s", p.url, p.text)
+	}
+	c := browserSessionCookie(t, b, gw.origin)
+	if c == nil || !c.Secure || !c.HTTPOnly || len(c.Value) > 200 {
+		t.Fatalf("session cookie with store redis: %+v", c)
+	}
+	// The session is in Redis, sealed.
+	rdb := redistest.ClientFor(t, rcfg).Redis()
+	keys, err := rdb.Keys(context.Background(), rcfg.KeyPrefix+"*session:{*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("session keys in Redis: %q, %v", keys, err)
+	}
+	if v := rdb.Get(context.Background(), keys[0]).Val(); v == "" || strings.Contains(v, "bob") {
+		t.Fatalf("the Redis session is missing or not sealed (%d bytes)", len(v))
+	}
+
+	var sid string
+	for _, s := range idp.Sessions() {
+		sid = s.SID
+	}
+	if code, body := gw.postLogoutToken(t, idp.LogoutToken(t, sid, "", nil)); code != http.StatusOK {
+		t.Fatalf("back-channel logout: %d %s", code, body)
+	}
+	if n := rdb.Exists(context.Background(), keys[0]).Val(); n != 0 {
+		t.Fatal("the session is still in Redis after back-channel logout")
+	}
+	if p := browserVisit(t, b, app, func(u string) bool { return !strings.HasPrefix(u, gw.origin) }); !p.atLogin() {
+		t.Fatalf("after back-channel logout the browser is at %q: %.300s", p.url, p.text)
+	}
+}
+
+// browserLoggedOut waits for the end of a logout: the browser back on
+// the site's post-logout page after the OP's end_session (the
+// endSessions-th), the session cookie gone, and the app asking to log in.
+func browserLoggedOut(t *testing.T, b *testbrowser.Browser, gw *browserGateway, idp *testidp.Provider, endSessions int) {
+	t.Helper()
+	browserSettle(t, b, "after logout", func(u string) bool { return u == gw.origin+"/" })
+	if n := idp.EndSessions(); n != endSessions {
+		t.Fatalf("logout did not go through the OP's end_session (%d, want %d)", n, endSessions)
+	}
+	if c := browserSessionCookie(t, b, gw.origin); c != nil {
+		t.Fatalf("the session cookie survived logout: %+v", c)
+	}
+	if p := browserVisit(t, b, gw.origin+"/app/after-logout", func(u string) bool { return !strings.HasPrefix(u, gw.origin) }); !p.atLogin() {
+		t.Fatalf("after logout the browser is at %q", p.url)
+	}
+}
+
+// TestBrowserLoginChunkedCookie: a session too big for one cookie (a
+// user in many groups: the ID token and the kept claims grow) is split
+// into __Host-gatehouse, __Host-gatehouse.1 ... and the browser sends
+// them all back: the backend sees every group.
+func TestBrowserLoginChunkedCookie(t *testing.T) {
+	groups := make([]string, 120)
+	for i := range groups {
+		groups[i] = fmt.Sprintf("department-%03d-members", i)
+	}
+	// Written before this test's provider starts (its handlers read the
+	// map); no other test's provider is running (no t.Parallel here).
+	testidp.Users["carol"] = testidp.User{Password: "carol-password", Subject: "carol", Email: "carol@example.test", Roles: []string{"reader"}, Groups: groups}
+
+	cert := testbrowser.NewCert(t, "gw.test", "127.0.0.1")
+	b := testbrowser.New(t, testbrowser.TrustCert(cert.Cert), testbrowser.MapHosts(browserHostRules))
+	idp := testidp.Start(t)
+	gw := startBrowserGateway(t, idp, cert, "")
+	app := gw.origin + "/app/big"
+	browserVisit(t, b, app, func(u string) bool { return strings.Contains(u, testidp.LoginPath) })
+	p := browserLogIn(t, b, "carol", "carol-password", gw.origin)
+	if p.url != app || p.echo == nil || p.echo.header("X-Auth-Subject") != "carol" {
+		t.Fatalf("after login: at %q: %.300s", p.url, p.text)
+	}
+	if got := p.echo.header("X-Auth-Groups"); got != strings.Join(groups, ",") {
+		t.Fatalf("the backend got %d bytes of groups, want all %d groups", len(got), len(groups))
+	}
+	cs, err := b.Cookies(gw.origin + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chunks []string
+	for _, c := range cs {
+		if strings.HasPrefix(c.Name, "__Host-gatehouse") && !strings.Contains(c.Name, "-login") {
+			chunks = append(chunks, c.Name)
+			if !c.Secure || !c.HTTPOnly || c.Path != "/" || len(c.Value) > 4000 {
+				t.Errorf("chunk %s: secure %v, httpOnly %v, path %q, %d bytes", c.Name, c.Secure, c.HTTPOnly, c.Path, len(c.Value))
+			}
+		}
+	}
+	if len(chunks) < 2 {
+		t.Fatalf("session cookies %q: want the session split into chunks", chunks)
+	}
+	t.Logf("session cookies: %q", chunks)
+	// And the chunked session keeps working.
+	if p := browserVisit(t, b, gw.origin+"/app/again", urlPrefixed(gw.origin+"/app/again")); p.echo == nil || p.echo.header("X-Auth-Subject") != "carol" {
+		t.Fatalf("second request with the chunked session: %.300s", p.text)
+	}
+}
+
+// TestBrowserLoginChooser: with two providers a protected page shows the
+// chooser; clicking one logs in there and returns to the page asked for.
+func TestBrowserLoginChooser(t *testing.T) {
+	cert := testbrowser.NewCert(t, "gw.test", "127.0.0.1")
+	b := testbrowser.New(t, testbrowser.TrustCert(cert.Cert), testbrowser.MapHosts(browserHostRules))
+	one, two := testidp.Start(t), testidp.Start(t)
+	gw := startBrowserGateway(t, one, cert, "", func(yml string) string {
+		yml = strings.Replace(yml, "identity_providers:\n", "identity_providers:\n  - name: two\n    issuer: "+two.Issuer+"\n    audiences: [api]\n    insecure_allow_http: true\n", 1)
+		return strings.Replace(yml, "            scopes: [openid, email, offline_access]\n",
+			"            scopes: [openid, email, offline_access]\n          - {provider: two, label: The Second, client_id: "+testidp.WebClientID+", client_secret: "+two.ClientSecret+"}\n", 1)
+	})
+	two.AddRedirectURI(gw.origin + sessCallback)
+	app := gw.origin + "/app/deep?q=1"
+
+	p := browserVisit(t, b, app, urlPrefixed(gw.origin+"/.gatehouse/login"))
+	if !strings.Contains(p.text, "The Second") {
+		t.Fatalf("chooser at %q: %.300s", p.url, p.text)
+	}
+	b.MustDo(chromedp.Click(`//a[contains(., "The Second")]`))
+	if p := browserSettle(t, b, "after choosing", urlPrefixed(two.Issuer+testidp.LoginPath)); !p.atLogin() {
+		t.Fatalf("choosing the second provider led to %q", p.url)
+	}
+	p = browserLogIn(t, b, "bob", "bob-password", gw.origin)
+	if p.url != app || p.echo == nil || p.echo.header("X-Auth-Issuer") != two.Issuer || p.echo.header("X-Auth-Subject") != "bob" {
+		t.Fatalf("after login at the second provider: at %q: %.300s", p.url, p.text)
+	}
+	if one.Logins() != 0 || two.Logins() != 1 {
+		t.Fatalf("logins: one %d, two %d", one.Logins(), two.Logins())
+	}
 }
