@@ -180,7 +180,9 @@ func (r *KeyRing) Close() {
 
 // Refresh reads the store under its lock, removes keys past RemoveAt and
 // generates the next keys when due, so that the signing keys always cover
-// at least RotationInterval ahead:
+// more than RotationInterval ahead (the next key is generated a whole
+// rotation before it signs, which is also how long the gateway rides out
+// a store it cannot reach):
 //
 //   - a new key is published at once and signs from the end of the last
 //     key's period, or PrePublish from now if that is later, so every
@@ -214,7 +216,7 @@ func (r *KeyRing) Refresh(ctx context.Context) error {
 			}
 			signsNow = signsNow || !now.Before(k.SignFrom) && now.Before(k.SignUntil)
 		}
-		for latest.Before(now.Add(r.cfg.RotationInterval)) {
+		for !latest.After(now.Add(r.cfg.RotationInterval)) {
 			from := now.Add(r.cfg.PrePublish)
 			if latest.After(from) {
 				from = latest
