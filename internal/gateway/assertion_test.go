@@ -229,6 +229,29 @@ func TestIdentityAssertionReplicasShareKeys(t *testing.T) {
 		}
 		verifyAssertion(t, pair.otherJWKS, decodeReceived(t, body).Headers.Get("X-Gatehouse-Assertion"), "https://orders.internal")
 	}
+
+	// A replica with another seal secret opens none of the keys: it
+	// publishes none, is not ready, and refuses (503) rather than
+	// forwarding without an assertion or signing with a key of its own.
+	wrong := strings.Replace(assertionGatewayConfig(store, up.URL, hash, ""), strings.Repeat("s", 40), strings.Repeat("w", 40), 1)
+	c := startGateway(t, wrong).serve()
+	setC, _ := fetchJWKS(t, c.url)
+	if len(setC.Keys) != 0 {
+		t.Fatalf("a replica with the wrong seal secret publishes %d keys", len(setC.Keys))
+	}
+	if r, _ := get(t, c.adminURL+"/readyz"); r.StatusCode != 503 {
+		t.Fatalf("/readyz %d on a replica that cannot open the keys", r.StatusCode)
+	}
+	r, _ := http.NewRequest("GET", c.url+"/orders/1", nil)
+	r.Header.Set("X-API-Key", plain)
+	res, body := do(t, r)
+	problemBody(t, res, body, 503, "service-unavailable")
+	if res.Header.Get("Retry-After") == "" {
+		t.Fatal("503 without Retry-After")
+	}
+	if again, _ := fetchJWKS(t, a.url); mustJSON(t, again) != mustJSON(t, setA) {
+		t.Fatal("the replica with the wrong secret changed the shared keys")
+	}
 }
 
 func mustJSON(t *testing.T, v any) string {
