@@ -71,7 +71,11 @@ func (p *Plan) buildAssertion(cfg *config.Config, file *config.File, opts Option
 	}
 	ring, ringKey, err := p.assertionRing(cfg, opts, reg)
 	if err != nil {
-		return err
+		var ke *keyFileError
+		if errors.As(err, &ke) {
+			return file.Errorf(fmt.Sprintf("identity_assertion.keys.files[%d]", ke.index), "%v", ke.err)
+		}
+		return file.Errorf("identity_assertion.keys", "%v", err)
 	}
 	header := http.CanonicalHeaderKey(a.Header)
 	prefix := ""
@@ -129,7 +133,7 @@ func (p *Plan) assertionRing(cfg *config.Config, opts Options, reg *resource.Reg
 				err = fmt.Errorf("a %s key, but algorithm is %s", key.Algorithm, a.Algorithm)
 			}
 			if err != nil {
-				return nil, "", fmt.Errorf("identity_assertion.keys.files[%d]: %w", i, err)
+				return nil, "", &keyFileError{index: i, err: err}
 			}
 			rc.Static = append(rc.Static, key)
 		}
@@ -166,12 +170,12 @@ func (p *Plan) assertionRing(cfg *config.Config, opts Options, reg *resource.Reg
 			})
 			if err != nil {
 				held.Close()
-				return nil, nil, fmt.Errorf("identity_assertion.keys: %w", err)
+				return nil, nil, fmt.Errorf("the key store: %w", err)
 			}
 			store, ok := ks.Store.(assertion.Store)
 			if !ok {
 				held.Close()
-				return nil, nil, fmt.Errorf("identity_assertion.keys: api_keys.store type %s keeps no keys", cfg.APIKeys.Store.Type)
+				return nil, nil, fmt.Errorf("api_keys.store type %s keeps no keys", cfg.APIKeys.Store.Type)
 			}
 			rc.Store = store
 			if rc.Sealer, err = assertion.NewSealer([]byte(k.SealSecret)); err != nil {
@@ -201,6 +205,15 @@ func (p *Plan) assertionRing(cfg *config.Config, opts Options, reg *resource.Reg
 	})
 	return ring, key, err
 }
+
+// keyFileError is a key file that cannot be used, reported at its key.
+type keyFileError struct {
+	index int
+	err   error
+}
+
+func (e *keyFileError) Error() string { return fmt.Sprintf("key file %d: %v", e.index, e.err) }
+func (e *keyFileError) Unwrap() error { return e.err }
 
 // assertionStage sets the signed identity assertion on the upstream
 // request, for every authenticated (not anonymous) caller.
