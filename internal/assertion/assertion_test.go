@@ -508,3 +508,29 @@ func BenchmarkMintCached(b *testing.B) {
 		}
 	}
 }
+
+// TestRingStartClose: the refresh loop reads the store at once, and Close
+// stops it (no goroutine left behind).
+func TestRingStartClose(t *testing.T) {
+	sealer, _ := NewSealer([]byte(strings.Repeat("s", 32)))
+	r, err := NewKeyRing(RingConfig{Store: &MemoryStore{}, Sealer: sealer, Algorithm: ES256, RotationInterval: time.Hour,
+		PrePublish: time.Minute, Retain: time.Minute, RefreshInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	deadline := time.Now().Add(5 * time.Second)
+	for r.Ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("not ready after Start")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.Close()
+	select {
+	case <-r.done:
+	default:
+		t.Fatal("the refresh loop still runs after Close")
+	}
+	r.Close() // twice is fine
+}
