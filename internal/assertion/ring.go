@@ -85,9 +85,10 @@ type KeyRing struct {
 	mu     sync.Mutex // serialises refreshes
 	opened map[string]*Key
 
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	started atomic.Bool
 }
 
 type ringState struct {
@@ -145,7 +146,7 @@ func NewKeyRing(cfg RingConfig) (*KeyRing, error) {
 // Start reads the store now and every RefreshInterval until Close. A
 // static ring has nothing to start.
 func (r *KeyRing) Start() {
-	if len(r.cfg.Static) > 0 {
+	if len(r.cfg.Static) > 0 || !r.started.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
@@ -167,10 +168,11 @@ func (r *KeyRing) Start() {
 	}()
 }
 
-// Close stops the refresh loop and waits for it.
+// Close stops the refresh loop, if started, and waits for it (at most a
+// store round trip).
 func (r *KeyRing) Close() {
 	r.once.Do(func() { close(r.stop) })
-	if len(r.cfg.Static) == 0 {
+	if r.started.Load() {
 		select {
 		case <-r.done:
 		case <-time.After(r.cfg.Timeout + time.Second):
