@@ -141,10 +141,14 @@ func (p *Plan) assertionRing(cfg *config.Config, opts Options, reg *resource.Reg
 		return ring, "", err
 	}
 	if p.validating {
-		// Nothing opened or generated to check a configuration.
-		rc.Store = &assertion.MemoryStore{}
-		rc.Sealer, _ = assertion.NewSealer(make([]byte, assertion.MinSealSecret))
-		ring, err := assertion.NewKeyRing(rc)
+		// Nothing opened or stored to check a configuration: an
+		// ephemeral key, so that offline tools (explain, policy test)
+		// run the stage as the gateway would.
+		key, err := assertion.GenerateKey(a.Algorithm)
+		if err != nil {
+			return nil, "", err
+		}
+		ring, err := assertion.NewKeyRing(assertion.RingConfig{Static: []*assertion.Key{key}})
 		return ring, "", err
 	}
 	settings := struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/identity"
 )
 
 // TestAssertionStage: through a plan with a real JWT verifier and a real
@@ -110,5 +111,33 @@ routes:
 				t.Fatalf("exp %v sub %q iss %q", c.Expiry.Time(), c.Subject, c.Issuer)
 			}
 		})
+	}
+}
+
+// TestAssertionValidatingPlan: offline tools (gatehouse explain, policy
+// test) build a validating plan, which opens no store: a route with an
+// assertion is still allowed there (an ephemeral key signs), not 503.
+func TestAssertionValidatingPlan(t *testing.T) {
+	cfg, file, err := config.Parse("test.yaml", []byte(`
+api_keys: {store: {type: postgres, dsn: "postgres://nobody@127.0.0.1:1/none"}}
+identity_assertion: {issuer: https://gw.test, all_routes: true, keys: {source: store, seal_secret: `+strings.Repeat("s", 32)+`}}
+routes:
+  - name: r
+    match: {path_prefix: /}
+    authenticate: {methods: [api_key]}
+    upstream: {targets: ["http://orders.internal"]}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Build(cfg, file, Options{Stdout: io.Discard, Stderr: io.Discard, Validating: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	out := p.Inspect(httptest.NewRequest("GET", "http://gw.test/x", nil),
+		&identity.Identity{Method: identity.MethodAPIKey, Subject: "c1", Issuer: "gatehouse"}, true)
+	if out.Status != 200 {
+		t.Fatalf("explain: %d %s %v", out.Status, out.Reason, out.Steps)
 	}
 }
