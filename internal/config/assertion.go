@@ -50,8 +50,11 @@ type IdentityAssertion struct {
 
 // AssertionJWKS configures the JWKS endpoint.
 type AssertionJWKS struct {
-	// Path is where the JWK Set is served, on every host.
-	Path string `yaml:"path" desc:"Path of the JWK Set, served on every host without authentication. Default /.well-known/gatehouse/jwks.json."`
+	// Path is where the JWK Set is served, on every host. Empty: not on
+	// the proxy listeners (then Admin must be set).
+	Path string `yaml:"path" desc:"Path of the JWK Set, served on every host of the proxy listeners without authentication; empty: not served there (needs admin: true). Default /.well-known/gatehouse/jwks.json."`
+	// Admin also serves it on the admin listener. Default false.
+	Admin bool `yaml:"admin" desc:"Also serve the JWK Set on the admin listener at GET /identity-assertion/jwks.json, for backends that reach the gateway's internal address. Default false."`
 	// MaxAge is the Cache-Control max-age. Default 5m.
 	MaxAge Duration `yaml:"max_age" desc:"Cache-Control max-age of the JWK Set; must be shorter than keys.pre_publish minus keys.refresh_interval, so backends see a new key before it signs. Default 5m."`
 }
@@ -176,7 +179,10 @@ func validateAssertion(c *Config, f *File) Errors {
 			add(p+".header", "%s is the API-key header", a.Header)
 		}
 	}
-	if !strings.HasPrefix(a.JWKS.Path, "/") {
+	switch {
+	case a.JWKS.Path == "" && !a.JWKS.Admin:
+		add(p+".jwks.path", "backends need the JWK Set: give a path, or set jwks.admin")
+	case a.JWKS.Path != "" && !strings.HasPrefix(a.JWKS.Path, "/"):
 		add(p+".jwks.path", "an absolute path is required")
 	}
 	if a.JWKS.MaxAge < 0 {

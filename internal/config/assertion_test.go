@@ -36,6 +36,8 @@ func TestAssertionSettings(t *testing.T) {
 		{"bearer with forward_authorization", "identity_assertion: {issuer: https://gw.example, header: Authorization, keys: {source: memory}}\n" +
 			route("    identity_assertion: {}\n    identity_headers: {forward_authorization: true}\n"), "forward_authorization"},
 		{"not on a public route", "identity_assertion: {issuer: https://gw.example, keys: {source: memory}}\nroutes:\n  - name: p\n    public: true\n    match: {path_prefix: /}\n    upstream: {targets: [\"builtin:echo\"]}\n    identity_assertion: {}\n", "public route"},
+		{"no JWKS anywhere", top("  jwks: {path: \"\"}\n") + route(""), "jwks.path"},
+		{"JWKS on the admin listener only", top("  jwks: {path: \"\", admin: true}\n") + route(""), ""},
 		{"relative JWKS path", top("  jwks: {path: jwks.json}\n") + route(""), "jwks.path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

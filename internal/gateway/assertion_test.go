@@ -102,6 +102,9 @@ func TestIdentityAssertionThroughGateway(t *testing.T) {
 	if len(set.Keys) != 2 {
 		t.Fatalf("JWKS has %d keys, want the signing key and the next one", len(set.Keys))
 	}
+	if res, _ := get(t, tg.adminURL+"/identity-assertion/jwks.json"); res.StatusCode != 404 {
+		t.Fatalf("admin JWKS without jwks.admin: %d", res.StatusCode)
+	}
 
 	call := func(path string, hdr map[string]string) received {
 		t.Helper()
@@ -177,19 +180,26 @@ func TestIdentityAssertionThroughGateway(t *testing.T) {
 }
 
 // TestIdentityAssertionAsBearer: header Authorization replaces the
-// client's Authorization with the gateway's assertion.
+// client's Authorization with the gateway's assertion; the JWK Set is
+// served on the admin listener only (jwks.path "", jwks.admin).
 func TestIdentityAssertionAsBearer(t *testing.T) {
 	up := newUpstream(t, "orders")
 	plain, hash := staticKey(t)
 	cfg := header + "audit: {output: stderr}\napi_keys:\n  store: {type: static}\n" +
 		fmt.Sprintf("  static:\n    - {id: k1, consumer: partner, hash: %q}\n", hash) +
-		"identity_assertion:\n  issuer: " + assertionIssuer + "\n  header: Authorization\n  keys: {source: memory}\n  all_routes: true\n" +
+		"identity_assertion:\n  issuer: " + assertionIssuer + "\n  header: Authorization\n  keys: {source: memory}\n  all_routes: true\n  jwks: {path: \"\", admin: true}\n" +
 		fmt.Sprintf("routes:\n  - name: orders\n    match: {path_prefix: /orders}\n    authenticate: {methods: [api_key]}\n    upstream: {targets: [%q]}\n", up.URL)
 	tg := startGateway(t, cfg).serve()
-	set, _ := fetchJWKS(t, tg.url)
+	res, body := get(t, tg.url+"/.well-known/gatehouse/jwks.json")
+	problemBody(t, res, body, 404, "route-not-found")
+	res, body = get(t, tg.adminURL+"/identity-assertion/jwks.json")
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(body, &set); res.StatusCode != 200 || err != nil || len(set.Keys) != 2 {
+		t.Fatalf("admin JWKS: %d %s", res.StatusCode, body)
+	}
 	r, _ := http.NewRequest("GET", tg.url+"/orders/1", nil)
 	r.Header.Set("Authorization", "ApiKey "+plain)
-	res, body := do(t, r)
+	res, body = do(t, r)
 	if res.StatusCode != 200 {
 		t.Fatalf("%d %s", res.StatusCode, body)
 	}

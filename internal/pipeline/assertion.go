@@ -58,6 +58,18 @@ type assertionRuntime struct {
 	ring   *assertion.KeyRing
 	minter *assertion.Minter
 	header string
+	jwks   *assertionJWKS
+	// admin: the JWK Set is also served on the admin listener.
+	admin bool
+}
+
+// AssertionJWKS is the identity assertion's JWK Set for the admin
+// listener (identity_assertion.jwks.admin); nil when not configured.
+func (p *Plan) AssertionJWKS() endpoint.Handler {
+	if p == nil || p.assertion == nil || !p.assertion.admin {
+		return nil
+	}
+	return p.assertion.jwks
 }
 
 // buildAssertion compiles identity_assertion: the key ring (shared
@@ -105,7 +117,7 @@ func (p *Plan) buildAssertion(cfg *config.Config, file *config.File, opts Option
 	if err != nil {
 		return file.Errorf("identity_assertion", "%v", err)
 	}
-	p.assertion = &assertionRuntime{ring: ring, minter: minter, header: header}
+	p.assertion = &assertionRuntime{ring: ring, minter: minter, header: header, admin: a.JWKS.Admin}
 	if !p.validating {
 		p.readies = append(p.readies, ring.Ready)
 	}
@@ -113,7 +125,10 @@ func (p *Plan) buildAssertion(cfg *config.Config, file *config.File, opts Option
 	if s := int64(a.JWKS.MaxAge.Std().Seconds()); s > 0 {
 		cache = "public, max-age=" + strconv.FormatInt(s, 10)
 	}
-	p.ownEndpoints = append(p.ownEndpoints, &assertionJWKS{path: a.JWKS.Path, ring: ring, cache: cache, now: opts.Now})
+	p.assertion.jwks = &assertionJWKS{path: a.JWKS.Path, ring: ring, cache: cache, now: opts.Now}
+	if a.JWKS.Path != "" {
+		p.ownEndpoints = append(p.ownEndpoints, p.assertion.jwks)
+	}
 	return nil
 }
 
