@@ -289,6 +289,8 @@ type stats struct {
 	Conns int64 `json:"conns"`
 	// Introspections counts the upstream's introspection calls.
 	Introspections int64 `json:"introspections,omitempty"`
+	// GOMAXPROCS is the child's (1 for a pinned proxy).
+	GOMAXPROCS int `json:"gomaxprocs"`
 }
 
 func readStats(gc bool) stats {
@@ -303,7 +305,7 @@ func readStats(gc bool) stats {
 		Mallocs: m.Mallocs, TotalAlloc: m.TotalAlloc, HeapInuse: m.HeapInuse,
 		HeapAlloc: m.HeapAlloc, NumGC: m.NumGC, Goroutines: runtime.NumGoroutine(),
 		CPU:   time.Duration(ru.Utime.Nano() + ru.Stime.Nano()),
-		Conns: accepted.Load(), Introspections: introspections.Load(),
+		Conns: accepted.Load(), Introspections: introspections.Load(), GOMAXPROCS: runtime.GOMAXPROCS(0),
 	}
 }
 
@@ -325,16 +327,31 @@ type child struct {
 	stdin io.WriteCloser
 	ready
 	stderr *lockedBuffer
+	// signal, if set, is how the child is asked to stop (nginx), instead
+	// of closing its standard input; waited then delivers its exit.
+	signal os.Signal
+	waited chan error
 }
 
 // startChild starts this binary in role and waits for its ready line.
-func startChild(ctx context.Context, role string, args ...string) (*child, error) {
+// With p set (pinned mode), a proxy role (anything but the upstream) runs
+// on the proxy core with GOMAXPROCS=1, the upstream on the other cores.
+func startChild(ctx context.Context, p *pinning, role string, args ...string) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe, args...)
-	cmd.Env = append(os.Environ(), roleEnv+"="+role)
+	argv := append([]string{exe}, args...)
+	env := append(os.Environ(), roleEnv+"="+role)
+	if p != nil {
+		proxy := role != "upstream"
+		argv = p.command(proxy, argv)
+		if proxy {
+			env = append(env, "GOMAXPROCS=1")
+		}
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = env
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -363,9 +380,14 @@ func startChild(ctx context.Context, role string, args ...string) (*child, error
 // stop closes the child's standard input, which makes it exit, and waits;
 // a child that does not exit within 10 s is killed.
 func (c *child) stop() {
-	_ = c.stdin.Close()
 	done := make(chan struct{})
-	go func() { _ = c.cmd.Wait(); close(done) }()
+	if c.signal != nil {
+		_ = c.cmd.Process.Signal(c.signal)
+		go func() { <-c.waited; close(done) }()
+	} else {
+		_ = c.stdin.Close()
+		go func() { _ = c.cmd.Wait(); close(done) }()
+	}
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
@@ -375,7 +397,13 @@ func (c *child) stop() {
 }
 
 // stats asks the child for its memory statistics, after a full GC when gc.
+// A child that is not this binary (nginx) has no control endpoint: its
+// CPU time is read from /proc, and nothing else is known.
 func (c *child) stats(gc bool) (stats, error) {
+	if c.Control == "" {
+		cpu, err := procCPU(c.cmd.Process.Pid)
+		return stats{CPU: cpu}, err
+	}
 	u := "http://" + c.Control + "/stats"
 	if gc {
 		u += "?gc=1"

@@ -6,6 +6,7 @@
 //
 //	go run ./bench                 # the full run (about 10 minutes)
 //	go run ./bench -quick          # a quick look (about 2 minutes)
+//	go run ./bench -pinned=false   # not pinned (the default pins when taskset and 2 cores are there)
 //
 // Everything listens on 127.0.0.1, every phase is bounded in time (and the
 // cold phases in requests), and every server process exits when the
@@ -24,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -44,6 +46,10 @@ type options struct {
 	cpuProfile   string
 	check        bool
 	keep         bool
+	// pinned runs each proxy alone on pinCore (-1: the last core) with
+	// GOMAXPROCS=1 and judges CPU time per request (pinned.go).
+	pinned  bool
+	pinCore int
 }
 
 func main() {
@@ -66,7 +72,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "unmeasured load before each scenario, on each side")
 	fs.DurationVar(&o.duration, "duration", 6*time.Second, "closed-loop (throughput) time per scenario, and as much again for the bare proxy beside it")
 	fs.DurationVar(&o.latency, "latency", 6*time.Second, "fixed-rate (latency) time per scenario, and as much again for the bare proxy beside it")
-	fs.Float64Var(&o.rateFraction, "rate", 0.1, "fixed rate of the latency phases, as a fraction of the bare proxy's calibrated throughput")
+	fs.Float64Var(&o.rateFraction, "rate", 0.1, "fixed rate of the latency phases, as a fraction of the bare proxy's calibrated throughput (pinned: 0.25 unless given)")
 	fs.IntVar(&o.coldTokens, "cold-tokens", 60000, "distinct tokens minted for each cold throughput measurement (it ends early when they run out)")
 	fs.DurationVar(&o.soak, "soak", 60*time.Second, "memory soak of Gatehouse after the scenarios; 0 skips it")
 	fs.DurationVar(&o.soakWarmup, "soak-warmup", 15*time.Second, "part of the soak before the baseline heap is taken")
@@ -75,6 +81,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "scenario whose throughput measurement is CPU-profiled in its server (<scenario>.cpu.pprof) and in the bare proxy beside it (bare-proxy.cpu.pprof)")
 	fs.BoolVar(&o.check, "check", true, "exit with status 1 when the budget is not met")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run directory (configuration, access and audit logs)")
+	fs.BoolVar(&o.pinned, "pinned", pinnable(), "run each proxy alone on one core (taskset, GOMAXPROCS=1), the load generator and upstream on the others, and judge CPU time per request (default: on when taskset and at least 2 cores are available)")
+	fs.IntVar(&o.pinCore, "pin-core", -1, "the core of the proxies under test in pinned mode (-1: the last core the harness may use)")
 	quick := fs.Bool("quick", false, "a quick look: 1 s per side in 2 slices, 10 s soak")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -82,10 +90,16 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.pinned && !set["rate"] {
+		// Issue 16's latency line: p99 added at a quarter of capacity. On
+		// a pinned core the proxy has its core to itself, so a quarter
+		// of its capacity no longer queues behind the load generator.
+		o.rateFraction = 0.25
+	}
 	if *quick {
 		// Only what was not given explicitly.
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		for name, value := range map[string]string{"slices": "2", "duration": "1s", "latency": "1s", "soak": "10s", "soak-warmup": "4s", "cold-tokens": "10000"} {
 			if !set[name] {
 				_ = fs.Set(name, value)
@@ -105,6 +119,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-cold-tokens must be 100..1000000")
 	case o.soak < 0 || o.soak > 10*time.Minute || (o.soak > 0 && o.soakWarmup >= o.soak):
 		return nil, fmt.Errorf("-soak must be at most 10m and longer than -soak-warmup")
+	case o.pinned && !pinnable():
+		return nil, fmt.Errorf("-pinned needs taskset and at least 2 cores")
 	}
 	return o, nil
 }
@@ -152,7 +168,23 @@ func measure(ctx context.Context, o *options, log io.Writer) (*results, error) {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	b, err := startBed(ctx, dir)
+	var pin *pinning
+	if o.pinned {
+		if pin, err = newPinning(o.pinCore); err != nil {
+			return nil, err
+		}
+		// The load generator (this process) keeps off the proxy's core.
+		if err := pin.pinSelf(); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := pin.unpin(); err != nil {
+				fmt.Fprintf(log, "bench: %v\n", err)
+			}
+		}()
+		fmt.Fprintf(log, "bench: pinned: proxies on core %d (GOMAXPROCS=1), load generator and upstream on %s\n", pin.proxyCPU, pin.others)
+	}
+	b, err := startBed(ctx, dir, pin)
 	if err != nil {
 		return nil, err
 	}
@@ -177,6 +209,10 @@ func measure(ctx context.Context, o *options, log io.Writer) (*results, error) {
 		return nil, fmt.Errorf("self-check: %w", err)
 	}
 	res := newResults(o)
+	if pin != nil {
+		res.Machine["pinned_core"] = fmt.Sprint(pin.proxyCPU)
+		res.Machine["load_cores"] = pin.others
+	}
 	if err := b.measureAll(ctx, o, list, res, log); err != nil {
 		return nil, err
 	}
@@ -195,9 +231,21 @@ func selectScenarios(all []*scenario, only string) ([]*scenario, error) {
 	if only == "" {
 		return all, nil
 	}
-	want := map[string]bool{"direct": true, "bare-proxy": true}
+	want := map[string]bool{"direct": true, "bare-proxy": true, "nginx": true}
 	for n := range strings.SplitSeq(only, ",") {
 		want[strings.TrimSpace(n)] = true
+	}
+	// A scenario paired with another brings it along.
+	for added := true; added; {
+		added = false
+		for _, s := range all {
+			if want[s.Name] && s.pairWith != "" && !want[s.pairWith] {
+				want[s.pairWith], added = true, true
+			}
+		}
+	}
+	if !slices.ContainsFunc(all, func(s *scenario) bool { return s.Name == "nginx" }) {
+		delete(want, "nginx") // not pinned, or not installed
 	}
 	var out []*scenario
 	for _, s := range all {
@@ -219,6 +267,9 @@ func selectScenarios(all []*scenario, only string) ([]*scenario, error) {
 // profile starts a CPU profile of the child for d and returns a function
 // that waits for it and writes it to path.
 func (c *child) profile(d time.Duration, path string) func() error {
+	if c.Control == "" {
+		return func() error { return nil } // not a Go process (nginx)
+	}
 	done := make(chan error, 1)
 	go func() {
 		done <- func() error {

@@ -181,28 +181,43 @@ func (b *bed) measureAll(ctx context.Context, o *options, list []*scenario, res 
 	res.Settings["latency_rate"] = rate
 	fmt.Fprintf(log, "bench: bare proxy calibrated at %.0f req/s; latency phases at %.0f req/s\n", p.rate(), rate)
 
+	byName := map[string]*scenario{}
+	for _, s := range list {
+		byName[s.Name] = s
+	}
 	var bareSides, bareLatency []*side
 	for _, s := range list {
 		if s == bare {
 			continue
 		}
-		tx, tb, err := b.pairedThroughput(ctx, o, s, bare)
+		ref := bare
+		if s.pairWith != "" {
+			if ref = byName[s.pairWith]; ref == nil {
+				return fmt.Errorf("%s: paired with %s, which is not selected", s.Name, s.pairWith)
+			}
+		}
+		tx, tb, err := b.pairedThroughput(ctx, o, s, ref)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.Name, err)
 		}
-		lx, lb, err := b.pairedLatency(ctx, o, s, bare, rate)
+		lx, lb, err := b.pairedLatency(ctx, o, s, ref, rate)
 		if err != nil {
 			return fmt.Errorf("%s (latency): %w", s.Name, err)
 		}
-		bareSides, bareLatency = append(bareSides, tb), append(bareLatency, lb)
+		if ref == bare {
+			bareSides, bareLatency = append(bareSides, tb), append(bareLatency, lb)
+		}
 		sr, err := newScenarioResult(s, tx, tb, lx, lb, rate)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.Name, err)
 		}
+		if ref != bare {
+			sr.PairedWith = ref.Name
+		}
 		res.Scenarios = append(res.Scenarios, sr)
-		fmt.Fprintf(log, "bench:   %-18s %8.0f req/s  %.2f× bare  p99 %s (%+.2f ms)  %.1f allocs/req  %.1f µs CPU/req (bare %.1f)  %d upstream conns\n",
-			s.Name, sr.RPS, sr.Ratio, fmtMS(sr.P99), float64(sr.P99Added)/1e6, sr.AllocsPerReq,
-			float64(sr.Throughput.CPUPerReq)/1e3, float64(sr.Reference.CPUPerReq)/1e3, sr.Throughput.UpstreamConns)
+		fmt.Fprintf(log, "bench:   %-18s %8.0f req/s  %.2f× %s  p99 %s (%+.2f ms)  %.1f allocs/req  %.1f µs CPU/req (%s %.1f, %.2f×)  %d upstream conns\n",
+			s.Name, sr.RPS, sr.Ratio, ref.Name, fmtMS(sr.P99), float64(sr.P99Added)/1e6, sr.AllocsPerReq,
+			float64(sr.Throughput.CPUPerReq)/1e3, ref.Name, float64(sr.Reference.CPUPerReq)/1e3, sr.CPURatio, sr.Throughput.UpstreamConns)
 	}
 	// The bare proxy's own row: every slice it ran, beside every scenario.
 	tb, lb := &side{}, &side{}
@@ -220,14 +235,21 @@ func (b *bed) measureAll(ctx context.Context, o *options, list []*scenario, res 
 	return nil
 }
 
-// pair prepares both sides of a pairing with x, credentials for n
-// requests on x's side, and warms each side up (x's with credentials of its
-// own, so a cold scenario's measured tokens stay unseen).
-func (b *bed) pair(x, bare *scenario, n, conns int, warmUp func(*http.Client, *target) *phase) (sx, sb *side, err error) {
+// pair prepares both sides of a pairing of x with ref (the bare proxy, or
+// the scenario x is paired with), credentials for n requests on x's side,
+// and warms each side up (x's with credentials of its own, so a cold
+// scenario's measured tokens stay unseen).
+func (b *bed) pair(x, ref *scenario, n, conns int, warmUp func(*http.Client, *target) *phase) (sx, sb *side, err error) {
 	if sx, err = b.newSide(x, n, conns); err != nil {
 		return nil, nil, err
 	}
-	if sb, err = b.referenceSide(x, bare, conns); err != nil {
+	if ref.Kind == kindReference {
+		sb, err = b.referenceSide(x, ref, conns)
+	} else {
+		// Another Gatehouse scenario: its own requests and credential.
+		sb, err = b.newSide(ref, n, conns)
+	}
+	if err != nil {
 		return nil, nil, err
 	}
 	warm, err := b.targetFor(x, warmTokens)
@@ -247,7 +269,8 @@ func (b *bed) pair(x, bare *scenario, n, conns int, warmUp func(*http.Client, *t
 	return sx, sb, nil
 }
 
-// pairedThroughput measures x and the bare proxy closed-loop, in turns.
+// pairedThroughput measures x and its reference (bare: the bare proxy,
+// or the scenario x is paired with) closed-loop, in turns.
 func (b *bed) pairedThroughput(ctx context.Context, o *options, x, bare *scenario) (sx, sb *side, err error) {
 	warmUp := func(c *http.Client, t *target) *phase { return closedLoop(ctx, c, t, o.conns, o.warmup) }
 	if sx, sb, err = b.pair(x, bare, o.coldTokens, o.conns, warmUp); err != nil {
@@ -260,7 +283,7 @@ func (b *bed) pairedThroughput(ctx context.Context, o *options, x, bare *scenari
 	if o.cpuProfile == x.Name {
 		// Both servers, for the whole pairing: each is busy only in its turns.
 		stopProfiles = append(stopProfiles, sx.srv.profile(2*o.duration, x.Name+".cpu.pprof"),
-			sb.srv.profile(2*o.duration, "bare-proxy.cpu.pprof"))
+			sb.srv.profile(2*o.duration, bare.Name+".cpu.pprof"))
 	}
 	for _, isX := range turns(o.slices) {
 		s := sb
@@ -304,7 +327,7 @@ func (b *bed) pairedThroughput(ctx context.Context, o *options, x, bare *scenari
 	return sx, sb, nil
 }
 
-// pairedLatency measures x and the bare proxy at the same fixed rate, in
+// pairedLatency measures x and its reference at the same fixed rate, in
 // turns.
 func (b *bed) pairedLatency(ctx context.Context, o *options, x, bare *scenario, rate float64) (sx, sb *side, err error) {
 	n := int(rate*o.latency.Seconds()) + 100

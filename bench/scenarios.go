@@ -40,6 +40,12 @@ type scenario struct {
 	// configured Gatehouse (metrics off, tracing on): it is held to the
 	// observability budget against that scenario, not to its own.
 	variantOf string
+	// pairWith names the scenario measured beside this one instead of the
+	// bare proxy (its ratios are to that scenario): an observability
+	// variant is paired directly with the Gatehouse it is compared with,
+	// so that its budget line is one same-run ratio, not a ratio of two
+	// ratios to the bare proxy whose paired slices ran at other speeds.
+	pairWith string
 	// headers and headerSets replace header and credential for
 	// credentials carried in several headers (DPoP: the token and a proof).
 	headers    []string
@@ -83,6 +89,12 @@ type bed struct {
 	dpop     *dpopClient // made on first use: its proofs name Gatehouse's port
 	// redisPrefix is the run's Redis key prefix (jwt-ratelimit-redis).
 	redisPrefix string
+	// pin places the processes in pinned mode; nil: not pinned.
+	pin *pinning
+	// nginx is the nginx reference (pinned mode, when nginx is installed),
+	// started by startVariants when selected; nginxBin is its binary.
+	nginx    *child
+	nginxBin string
 }
 
 // The introspection scenario's provider and its client at the in-harness
@@ -188,8 +200,11 @@ const providerConfig = `  - name: %s
 
 // startBed starts the upstream, the bare proxy and Gatehouse, and issues
 // the API key the API-key scenario uses.
-func startBed(ctx context.Context, dir string) (_ *bed, err error) {
-	b := &bed{dir: dir, issuers: map[string]*issuer{}, variants: map[string]*child{}}
+func startBed(ctx context.Context, dir string, pin *pinning) (_ *bed, err error) {
+	b := &bed{dir: dir, issuers: map[string]*issuer{}, variants: map[string]*child{}, pin: pin}
+	if pin != nil {
+		b.nginxBin = findNginx()
+	}
 	defer func() {
 		if err != nil {
 			b.stop()
@@ -240,11 +255,16 @@ func startBed(ctx context.Context, dir string) (_ *bed, err error) {
 }
 
 func (b *bed) start(ctx context.Context, role string, args ...string) (*child, error) {
-	c, err := startChild(ctx, role, args...)
+	c, err := startChild(ctx, b.pin, role, args...)
 	if err != nil {
 		return nil, err
 	}
 	b.children = append(b.children, c)
+	if b.pin != nil {
+		if err := b.pin.check(c, role != "upstream"); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -281,6 +301,8 @@ func (b *bed) server(s *scenario) *child {
 		return b.upstream
 	case "bare":
 		return b.bare
+	case "nginx":
+		return b.nginx
 	}
 	if c, ok := b.variants[s.server]; ok {
 		return c
@@ -308,6 +330,18 @@ var variantSettings = map[string]string{
 // each in its own directory (an embedded key store is one process's).
 func (b *bed) startVariants(ctx context.Context, list []*scenario) error {
 	for _, s := range list {
+		if s.server == "nginx" && b.nginx == nil {
+			c, err := startNginx(ctx, b.nginxBin, filepath.Join(b.dir, "nginx"), b.upstream.Addr, b.pin)
+			if err != nil {
+				return err
+			}
+			b.children = append(b.children, c)
+			b.nginx = c
+			if err := b.pin.check(c, true); err != nil {
+				return err
+			}
+			continue
+		}
 		settings, ok := variantSettings[s.server]
 		if !ok || b.variants[s.server] != nil {
 			continue
@@ -365,12 +399,18 @@ func (b *bed) scenarios() []*scenario {
 			Description: "The load generator straight to the upstream: the ceiling of this machine."},
 		{Name: "bare-proxy", Kind: kindReference, server: "bare", path: "/bare",
 			Description: "A bare httputil.ReverseProxy (Rewrite, X-Forwarded-*), same transport settings: the reference for every ratio."},
+	}
+	if b.nginxBin != "" {
+		list = append(list, &scenario{Name: "nginx", Kind: kindReference, server: "nginx", path: "/nginx", reportOnly: true,
+			Description: "nginx (one process, proxy_pass with keep-alive upstream connections, X-Forwarded-*, no access log) on the same pinned core: the C floor (pinned mode, when nginx is installed)."})
+	}
+	list = append(list, []*scenario{
 		{Name: "gatehouse-public", Kind: kindPublic, server: "gatehouse", path: "/public/x",
 			Description: "Gatehouse on a public route: request id, header stripping, routing, access log, proxy."},
 		{Name: "apikey", Kind: kindWarm, server: "gatehouse", path: "/apikey/x", header: "X-API-Key",
 			credential:  func(int) (credentials, error) { return repeated(b.apiKey), nil },
 			Description: "An API key from the embedded (bbolt) store, the same key every request; authn audit event and identity headers."},
-	}
+	}...)
 	for _, alg := range []string{"rs256", "es256", "eddsa"} {
 		upper := strings.ToUpper(alg)
 		if alg == "eddsa" {
@@ -422,11 +462,11 @@ func (b *bed) scenarios() []*scenario {
 	}
 	list = append(list,
 		&scenario{Name: "jwt-rs256-warm-nometrics", Kind: kindWarm, server: "gatehouse-nometrics", path: "/jwt/x", header: "Authorization",
-			credential: warmRS256, variantOf: "jwt-rs256-warm",
-			Description: "jwt-rs256-warm on a Gatehouse with metrics turned off: what the Prometheus observer costs."},
+			credential: warmRS256, variantOf: "jwt-rs256-warm", pairWith: "jwt-rs256-warm",
+			Description: "jwt-rs256-warm on a Gatehouse with metrics turned off: what the Prometheus observer costs. Paired with jwt-rs256-warm (metrics on), not with the bare proxy."},
 		&scenario{Name: "jwt-rs256-warm-traced", Kind: kindWarm, server: "gatehouse-traced", path: "/jwt/x", header: "Authorization",
-			credential: warmRS256, variantOf: "jwt-rs256-warm",
-			Description: "jwt-rs256-warm on a Gatehouse with tracing on at 1 % sampling (OTLP/HTTP export to a local receiver) and metrics on."})
+			credential: warmRS256, variantOf: "jwt-rs256-warm", pairWith: "jwt-rs256-warm-nometrics",
+			Description: "jwt-rs256-warm on a Gatehouse with tracing on at 1 % sampling (OTLP/HTTP export to a local receiver) and metrics on. Paired with jwt-rs256-warm-nometrics (neither), not with the bare proxy."})
 	list = append(list, b.credentialScenarios(warmRS256)...)
 	return append(list, b.rateLimitScenarios(warmRS256)...)
 }

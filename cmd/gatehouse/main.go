@@ -51,6 +51,7 @@ Commands:
   policy test  Run routing, authentication and policy test cases offline (CI)
   explain      Explain the route, authentication and policy decision for one request
   dev-ca       Write a development CA, server and client certificates to try mutual TLS
+  users        Hash passwords and manage the users file of the basic method
 
 Run "gatehouse <command> --help" for a command's flags.
 `
@@ -94,6 +95,8 @@ func runCLI(args []string, stdout, stderr io.Writer) int {
 		return cmdExplain(args[1:], stdout, stderr)
 	case "dev-ca":
 		return cmdDevCA(args[1:], stdout, stderr)
+	case "users":
+		return cmdUsers(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

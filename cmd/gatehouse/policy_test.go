@@ -70,7 +70,7 @@ func TestExplainUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown method", []string{"--credential", "magic=x", "/users/a"}, `"magic" is not a known method (api_key, introspection, jwt`},
+		{"unknown method", []string{"--credential", "magic=x", "/users/a"}, `"magic" is not a known method (api_key, basic, introspection, jwt`},
 		{"no value", []string{"--credential", "jwt", "/users/a"}, "give METHOD=VALUE"},
 		{"one method twice", []string{"--credential", "jwt=a", "--token", "b", "/users/a"}, "jwt given twice"},
 		{"identity and a credential", []string{"--identity-json", `{"subject":"a"}`, "--credential", "jwt=a", "/users/a"}, "--identity-json skips authentication"},

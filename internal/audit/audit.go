@@ -8,6 +8,7 @@ package audit
 import (
 	"bufio"
 	"io"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -75,6 +76,11 @@ type Event struct {
 	// SignalEvent is the event type URI of a Shared Signals event
 	// (ssf.event).
 	SignalEvent string `json:"signal_event,omitempty"`
+	// ClientAddr is the client's address for callers that hold it as a
+	// netip.Addr (the request pipeline): Writer writes it as client_ip
+	// when ClientIP is empty, appending its text in place, so an audited
+	// request does not pay for a string (encoding/json would omit it).
+	ClientAddr netip.Addr `json:"-"`
 }
 
 // Credential is one credential's evidence in an event: identifiers only,

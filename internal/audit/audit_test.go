@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -90,7 +91,7 @@ func BenchmarkWriterLog(b *testing.B) {
 func BenchmarkWriterLogFull(b *testing.B) {
 	w := NewWriter(io.Discard, nil)
 	defer w.Close()
-	e := &Event{Type: TypeAuthentication, RequestID: strings.Repeat("a", 32), Route: "r", ClientIP: "192.0.2.7",
+	e := &Event{Type: TypeAuthentication, RequestID: strings.Repeat("a", 32), Route: "r", ClientAddr: netip.MustParseAddr("192.0.2.7"),
 		HTTPMethod: "GET", Path: "/api/users/42", AuthMethod: "jwt", Outcome: OutcomeAllow, Reason: "ok",
 		Subject: "alice", Issuer: "https://idp.example", Provider: "idp", CredentialID: "jti-1"}
 	b.ReportAllocs()

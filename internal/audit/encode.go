@@ -11,7 +11,8 @@ import (
 // it (same keys, order, omitempty and escaping), without reflection: one
 // event is written per authentication and authorization decision, so on
 // every authenticated request. ok is false when Marshal would fail, which
-// only a Time that RFC 3339 cannot express does.
+// only a Time that RFC 3339 cannot express does. One addition to what
+// Marshal writes: ClientAddr, as client_ip, when ClientIP is empty.
 func appendEvent(b []byte, e *Event) (_ []byte, ok bool) {
 	b = append(b, `{"schema_version":`...)
 	b = jsonenc.AppendString(b, e.SchemaVersion, jsonenc.Marshal)
@@ -24,7 +25,13 @@ func appendEvent(b []byte, e *Event) (_ []byte, ok bool) {
 	b = jsonenc.AppendString(b, e.Type, jsonenc.Marshal)
 	b = appendOmitEmpty(b, `,"request_id":`, e.RequestID)
 	b = appendOmitEmpty(b, `,"route":`, e.Route)
-	b = appendOmitEmpty(b, `,"client_ip":`, e.ClientIP)
+	if e.ClientIP != "" || !e.ClientAddr.IsValid() {
+		b = appendOmitEmpty(b, `,"client_ip":`, e.ClientIP)
+	} else {
+		var scratch [64]byte
+		b = append(b, `,"client_ip":`...)
+		b = jsonenc.AppendString(b, e.ClientAddr.AppendTo(scratch[:0]), jsonenc.Marshal)
+	}
 	b = appendOmitEmpty(b, `,"http_method":`, e.HTTPMethod)
 	b = appendOmitEmpty(b, `,"path":`, e.Path)
 	b = appendOmitEmpty(b, `,"auth_method":`, e.AuthMethod)

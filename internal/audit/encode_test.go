@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -37,6 +38,36 @@ func TestAppendEventMatchesMarshal(t *testing.T) {
 		if ok && string(got) != string(want) {
 			t.Errorf("case %d:\n got %s\nwant %s", i, got, want)
 		}
+	}
+}
+
+// TestAppendEventClientAddr: an address given as ClientAddr (ClientIP
+// empty) is written exactly as the same address given as text in
+// ClientIP; ClientIP wins when both are set; and the whole encoding of a
+// pipeline's event allocates nothing.
+func TestAppendEventClientAddr(t *testing.T) {
+	for _, a := range []string{"192.0.2.7", "2001:db8::1", "::ffff:192.0.2.7", "fe80::1%eth0", "fe80::1%\"quoted\""} {
+		addr := netip.MustParseAddr(a)
+		base := Event{SchemaVersion: SchemaVersion, Time: time.Unix(1, 0).UTC(), Type: TypeAuthentication, Outcome: OutcomeAllow, Reason: "ok"}
+		byText, byAddr, both := base, base, base
+		byText.ClientIP = addr.String()
+		byAddr.ClientAddr = addr
+		both.ClientIP, both.ClientAddr = "203.0.113.9", addr
+		want, _ := json.Marshal(&byText)
+		if got, ok := appendEvent(nil, &byAddr); !ok || string(got) != string(want) {
+			t.Errorf("%s:\n got %s\nwant %s", a, got, want)
+		}
+		wantBoth, _ := json.Marshal(&Event{SchemaVersion: SchemaVersion, Time: base.Time, Type: base.Type, Outcome: base.Outcome, Reason: "ok", ClientIP: "203.0.113.9"})
+		if got, _ := appendEvent(nil, &both); string(got) != string(wantBoth) {
+			t.Errorf("%s: ClientIP must win:\n got %s\nwant %s", a, got, wantBoth)
+		}
+	}
+	e := &Event{SchemaVersion: SchemaVersion, Time: time.Unix(1, 0).UTC(), Type: TypeAuthentication, RequestID: "rid", Route: "r",
+		ClientAddr: netip.MustParseAddr("2001:db8::1"), HTTPMethod: "GET", Path: "/a", AuthMethod: "jwt",
+		Outcome: OutcomeAllow, Reason: "ok", Subject: "alice", Issuer: "https://idp", Provider: "idp", CredentialID: "jti"}
+	buf := make([]byte, 0, 1024)
+	if n := testing.AllocsPerRun(100, func() { buf, _ = appendEvent(buf[:0], e) }); n != 0 {
+		t.Fatalf("encoding an event allocates %.0f times", n)
 	}
 }
 

@@ -52,3 +52,14 @@ type HeaderSetter interface {
 type ResponseAdvisor interface {
 	Advise(r *http.Request, id *identity.Identity, h HeaderSetter)
 }
+
+// LockoutKeyer is implemented by an authenticator whose credential id can
+// be read from the request before the credential is verified (basic's user
+// name). Brute-force protection checks that id before the chain runs, so
+// a locked-out id is refused whatever was presented with it: for a
+// password method, answering 429 only where the password is right would
+// tell an attacker which guess was right. The key is the CredentialID the
+// authenticator's failures and identities carry; "" for none.
+type LockoutKeyer interface {
+	LockoutKey(r *http.Request) string
+}

@@ -118,10 +118,17 @@ func validateServed(c *Config, r *Route, p string, f *File) Errors {
 	add := func(path, format string, args ...any) { errs = append(errs, f.Errorf(path, format, args...)) }
 	hasUpstream := f.has(p+".upstream") || len(r.Upstream.Targets) > 0
 	switch {
+	case r.DecisionOnly:
+		if hasUpstream || r.DirectResponse != nil {
+			add(p+".decision_only", "a decision_only route has no upstream and no direct_response: the proxy in front of the gateway forwards the request")
+		}
+		if r.WebSocket || r.MaxInFlight > 0 {
+			add(p+".decision_only", "websocket and max_in_flight apply to the gateway's own upstream, which a decision_only route does not have")
+		}
 	case r.DirectResponse != nil && hasUpstream:
 		add(p, "set either upstream (proxied) or direct_response (served by the gateway), not both")
 	case r.DirectResponse == nil && !hasUpstream:
-		add(p+".upstream", "required: set upstream (proxied) or direct_response (served by the gateway)")
+		add(p+".upstream", "required: set upstream (proxied) or direct_response (served by the gateway), or decision_only with decision_api")
 	case r.DirectResponse != nil:
 		errs = append(errs, validateDirectResponse(r.DirectResponse, p+".direct_response", f)...)
 		if r.WebSocket {

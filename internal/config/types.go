@@ -50,6 +50,8 @@ type Config struct {
 	SharedSignals SharedSignals `yaml:"shared_signals" desc:"The Shared Signals (SSF/CAEP) receiver: transmitters push security events that revoke a subject's tokens (docs/revocation.md). Off without transmitters."`
 	// LeakReports is the endpoint secret scanners report leaked API keys to.
 	LeakReports LeakReports `yaml:"leak_reports" desc:"The endpoint that secret scanners report leaked API keys to; reported keys are revoked at once (docs/revocation.md). Off without a path."`
+	// DecisionAPI is the forward-auth endpoint other proxies ask. Off when absent.
+	DecisionAPI *DecisionAPI `yaml:"decision_api" desc:"The decision (forward-auth) API that nginx auth_request, Traefik ForwardAuth, Caddy forward_auth and Envoy ext_authz ask whether a request may pass: the same route match, authentication, authorization, limits and audit as the proxy path, answered 200 with the identity headers or with the refusal (docs/forward-auth.md). Off when absent."`
 	// Policies are named authorization policies that routes refer to.
 	Policies map[string]Policy `yaml:"policies" desc:"Named authorization policies, shared by routes (routes[].policy)."`
 	// RequestHygiene is what every request must look like before it is routed.
@@ -309,6 +311,9 @@ type Route struct {
 	// gateway sees no more requests on that connection, so enable it only
 	// on routes whose upstream speaks WebSocket.
 	WebSocket bool `yaml:"websocket" desc:"Allow WebSocket upgrades (Upgrade: websocket on a GET) to this route's upstream. Default false: upgrades of any protocol are stripped and never tunnelled; after a switch the gateway sees no further requests on the connection."`
+	// DecisionOnly makes the route exist only for the decision API: no
+	// upstream, and 404 on the proxy listeners. Default false.
+	DecisionOnly bool `yaml:"decision_only" desc:"The route is decided by the decision API only (decision_api; docs/forward-auth.md): it has no upstream (leave upstream out), and requests reaching it on the proxy path are answered 404 before authentication. Default false."`
 	// CORS is this route's cross-origin policy (docs/cors.md). Default
 	// none: no CORS headers, preflights are routed like any OPTIONS request.
 	CORS *CORS `yaml:"cors" desc:"Cross-origin resource sharing for browsers: the gateway answers preflights itself (without authentication, never forwarded) and sets Access-Control-* headers on every answer, replacing the upstream's. Default none: no CORS headers; a preflight is an ordinary OPTIONS request (authenticated like any other)."`

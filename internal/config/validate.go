@@ -134,6 +134,7 @@ func validate(c *Config, f *File) Errors {
 	errs = append(errs, validateAuth(c, f)...)
 	errs = append(errs, validateOutboundTLS(c, f)...)
 	errs = append(errs, validateHygiene(c, f)...)
+	errs = append(errs, validateDecisionAPI(c, f)...)
 	return errs
 }
 

@@ -284,6 +284,10 @@ func (g *Gateway) handler(fd *frontDoor, maxHeaderBytes int64) http.Handler {
 		if fd.forwarded != nil {
 			r = fd.forwarded.apply(r, p.PeerTrusted(r))
 		}
+		if p.IsDecision(r, listener) { // decision_api (docs/forward-auth.md)
+			p.Decide(w, r, listener)
+			return
+		}
 		p.ServeHTTP(w, r, listener)
 	})
 }

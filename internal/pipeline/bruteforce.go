@@ -115,6 +115,23 @@ func (b *bruteForce) beforeChain(x *Exchange) error {
 	return nil
 }
 
+// beforeVerify refuses a locked-out credential whose id k reads from the
+// request before verifying it (a basic user name): whatever the password,
+// the answer is the same 429, so a lockout never confirms a guess.
+func (b *bruteForce) beforeVerify(x *Exchange, k authn.LockoutKeyer) error {
+	if b.credential == nil {
+		return nil
+	}
+	id := k.LockoutKey(x.Request)
+	if id == "" {
+		return nil
+	}
+	if locked, left := b.blocked(x.Request.Context(), b.credential, id); locked {
+		return lockedOut(left)
+	}
+	return nil
+}
+
 // afterSuccess refuses a locked-out credential, and ends the credential's
 // run of failures. The address's count is not reset by a success: an
 // attacker holding one valid credential must not clear his address's

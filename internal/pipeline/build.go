@@ -14,9 +14,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gatehouse/gatehouse/internal/accesslog"
+	"github.com/gatehouse/gatehouse/internal/authn/registry"
 	"github.com/gatehouse/gatehouse/internal/clientip"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/endpoint"
+	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/proxy"
 	"github.com/gatehouse/gatehouse/internal/ratelimit"
 	"github.com/gatehouse/gatehouse/internal/resource"
@@ -101,6 +103,9 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 	if err != nil {
 		return nil, file.Errorf("forwarding.trusted_proxies", "%v", err)
 	}
+	if p.decision, err = compileDecision(cfg, file); err != nil { // decision_api (decide.go)
+		return nil, err
+	}
 
 	p.access = accesslog.Discard()
 	if !cfg.AccessLog.Disabled {
@@ -165,7 +170,7 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 
 	entries := make([]route.Entry[*Route], 0, len(cfg.Routes))
 	for i, rc := range cfg.Routes {
-		rt := buildServedRoute(rc) // direct_response (direct.go); nil: proxied
+		rt := buildServedRoute(rc) // direct_response (direct.go), decision_only (decide.go); nil: proxied
 		if rt == nil {
 			var upstreamTLS tlsclient.Settings
 			if t := rc.Upstream.TLS; t != nil {
@@ -351,9 +356,20 @@ func (p *Plan) Close() {
 
 // acceptsAPIKeys reports whether a route accepts api_key.
 func acceptsAPIKeys(cfg *config.Config) bool {
-	for _, r := range cfg.Routes {
-		if r.Authenticate != nil && slices.Contains(r.Authenticate.Methods, "api_key") {
+	for i := range cfg.Routes {
+		r := &cfg.Routes[i]
+		if r.Authenticate == nil {
+			continue
+		}
+		if slices.Contains(r.Authenticate.Methods, "api_key") {
 			return true
+		}
+		// A method that keeps its records in the key store (basic's
+		// users_store) needs it open too.
+		for _, m := range r.Authenticate.Methods {
+			if method, ok := registry.Lookup(identity.Method(m)); ok && method.UsesKeyStore != nil && method.UsesKeyStore(r) {
+				return true
+			}
 		}
 	}
 	return false

@@ -171,13 +171,15 @@ func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Ve
 	schemes := make([]string, 0, len(a.Methods))
 	var credQuery string
 	env := registry.Env{Config: cfg, Route: &rc, Log: p.log, Now: now, Validating: p.validating,
-		Resources: p.scope, Shared: sharedResources(verifier, p.apiKeys), Origin: p.resolver.Origin}
+		Resources: p.scope, Shared: sharedResources(verifier, p.apiKeys), Origin: p.origin}
 	if opts.Observer != nil {
 		env.Observer = opts.Observer
 	}
 	var (
-		challengers []authn.Challenger
-		advisors    []authn.ResponseAdvisor
+		challengers   []authn.Challenger
+		advisors      []authn.ResponseAdvisor
+		schemeParams  []string
+		lockoutKeyers []authn.LockoutKeyer
 	)
 	for _, m := range a.Methods {
 		method, ok := registry.Lookup(identity.Method(m))
@@ -191,6 +193,13 @@ func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Ve
 		}
 		chain.Authenticators = append(chain.Authenticators, au)
 		schemes = append(schemes, method.Challenge)
+		if method.ChallengeParams != "" {
+			schemeParams = append(schemeParams, make([]string, len(schemes)-len(schemeParams)-1)...)
+			schemeParams = append(schemeParams, method.ChallengeParams)
+		}
+		if k, ok := au.(authn.LockoutKeyer); ok {
+			lockoutKeyers = append(lockoutKeyers, k)
+		}
 		ch, _ := au.(authn.Challenger)
 		challengers = append(challengers, ch)
 		if ad, ok := au.(authn.ResponseAdvisor); ok {
@@ -220,7 +229,8 @@ func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Ve
 	if !slices.ContainsFunc(challengers, func(c authn.Challenger) bool { return c != nil }) {
 		challengers = nil
 	}
-	as := &authenticateStage{chain: chain, schemes: schemes, challengers: challengers, advisors: advisors,
+	as := &authenticateStage{chain: chain, schemes: schemes, schemeParams: schemeParams, lockoutKeyers: lockoutKeyers,
+		challengers: challengers, advisors: advisors,
 		audit: p.audit, realm: a.Realm, headers: &ihs.h}
 	if p.revocations != nil {
 		as.revoked = &p.revocations.Replica.List

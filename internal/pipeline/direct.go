@@ -11,6 +11,9 @@ import (
 // buildServedRoute compiles a route of the configuration that the gateway
 // serves itself (direct_response); nil for a proxied route.
 func buildServedRoute(rc config.Route) *Route {
+	if rc.DecisionOnly {
+		return buildDecisionOnlyRoute(rc)
+	}
 	d := rc.DirectResponse
 	if d == nil {
 		return nil

@@ -255,6 +255,9 @@ func (p *Plan) route(r *http.Request, trustedPeer bool) (route.Result[*Route], e
 		// (route.Table); other methods get 405.
 		return none, &MethodNotAllowedError{Allow: p.table.Allow(r.Host, r.URL.Path)}
 	}
+	if p.routes[res.Index].decisionOnly && !isDecisionRequest(r) {
+		return none, errRouteNotFound // decide.go: no upstream, decided for another proxy only
+	}
 	listed := !slices.Contains(h.allowed, r.Method)
 	if p.routes[res.Index].serve == nil { // a gateway-owned endpoint has no lenient backend
 		if err := p.aliases.check(r.Host, r.URL.Path, r.Method, listed, res); err != nil {

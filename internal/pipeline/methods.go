@@ -39,6 +39,12 @@ func sharedResources(verifier *jwt.Verifier, keys *APIKeys) func(kind string) (a
 			if keys != nil {
 				return keys, nil
 			}
+		case registry.SharedKeyStore:
+			// The store itself, not the runtime's view of it (keys.Store
+			// layers the static keys over it).
+			if keys != nil && keys.store != nil && keys.store.Store != nil {
+				return keys.store.Store, nil
+			}
 		}
 		return nil, registry.ErrNotShared
 	}

@@ -80,7 +80,8 @@ type Exchange struct {
 	// event is the audit event a stage is filling in, kept here so that
 	// logging one does not allocate (audit.Logger does not keep it).
 	event audit.Event
-	// clientIP is ClientIP as text, made once for all audit events.
+	// clientIP is ClientIP as text, made once per request when a rate-limit
+	// key needs it (audit events take the address itself).
 	clientIP string
 	// rlKeys and rlDecisions hold the rate-limit stage's keys and
 	// decisions (ratelimit.go), so a decision allocates no slice.
@@ -99,12 +100,11 @@ func (x *Exchange) SetUpstreamHeader(name, value string) {
 }
 
 // auditEvent returns x's scratch event, reset to the request's fields.
+// The client's address goes in as a netip.Addr, which the audit writer
+// appends as text in place: no string is made for it.
 func (x *Exchange) auditEvent(typ string) *audit.Event {
-	if x.clientIP == "" && x.ClientIP.IsValid() {
-		x.clientIP = x.ClientIP.String()
-	}
 	x.event = audit.Event{
-		Type: typ, RequestID: x.RequestID, Route: x.Route.Name, ClientIP: x.clientIP,
+		Type: typ, RequestID: x.RequestID, Route: x.Route.Name, ClientAddr: x.ClientIP,
 		HTTPMethod: x.Request.Method, Path: x.Request.URL.Path,
 	}
 	return &x.event
@@ -133,6 +133,9 @@ type Route struct {
 	// the response phase applies) instead of proxying; an error it
 	// returns before writing is answered by respond. Proxy is then nil.
 	serve serveFunc
+	// decisionOnly: the route has no upstream and is decided for the
+	// decision API only (decide.go); the proxy path answers 404.
+	decisionOnly bool
 	// responders are the stages that take part in the response phase
 	// (response.go).
 	responders []responder
@@ -210,6 +213,9 @@ type Plan struct {
 	// credHeaders are the registered methods' credential headers
 	// (credentialHeaders), removed before the upstream on every route.
 	credHeaders []string
+
+	// decision is the compiled decision_api (decide.go); nil: off.
+	decision *decisionAPI
 }
 
 // state is everything one request needs, pooled so the hot path does not

@@ -20,6 +20,13 @@ type authenticateStage struct {
 	// schemes are the WWW-Authenticate schemes of chain.Authenticators,
 	// in order, taken from the registry when the route was built.
 	schemes []string
+	// schemeParams[i] are the auth-params every challenge of schemes[i]
+	// carries after its realm (registry.Method.ChallengeParams); nil when
+	// no method of the route has any.
+	schemeParams []string
+	// lockoutKeyers are the authenticators whose credential id brute-force
+	// protection checks before the chain (authn.LockoutKeyer).
+	lockoutKeyers []authn.LockoutKeyer
 	// challengers[i] is chain.Authenticators[i] as an authn.Challenger,
 	// nil when it is not one; the slice is nil when none is.
 	challengers []authn.Challenger
@@ -50,6 +57,11 @@ func (s *authenticateStage) Process(x *Exchange) error {
 		// costs a counter lookup, not a store query or a signature.
 		if err := s.bf.beforeChain(x); err != nil {
 			return s.lockedOut(x, err)
+		}
+		for _, k := range s.lockoutKeyers {
+			if err := s.bf.beforeVerify(x, k); err != nil {
+				return s.lockedOut(x, err)
+			}
 		}
 	}
 	id, err := s.chain.Authenticate(x.Request)
@@ -129,7 +141,7 @@ func (s *authenticateStage) refusal(ev *audit.Event, err error) error {
 	case errors.As(err, &fail):
 		ev.Outcome, ev.Reason, ev.AuthMethod = audit.OutcomeDeny, string(fail.Reason), string(fail.Method)
 		ev.Subject, ev.Issuer, ev.Provider, ev.CredentialID = fail.Subject, fail.Issuer, fail.Provider, fail.CredentialID
-		return &challengeError{failure: fail, cause: err, realm: s.realm, methods: s.methods(), schemes: s.schemes, challengers: s.challengers}
+		return &challengeError{failure: fail, cause: err, realm: s.realm, methods: s.methods(), schemes: s.schemes, schemeParams: s.schemeParams, challengers: s.challengers}
 	case errors.As(err, &unavl):
 		ev.Outcome, ev.Reason, ev.AuthMethod, ev.Provider = audit.OutcomeError, string(unavl.Reason), string(unavl.Method), unavl.Provider
 	default:
@@ -149,8 +161,9 @@ type challengeError struct {
 	// schemes[i] is the challenge scheme of methods[i]; challengers[i]
 	// (nil, or nil for a method that is not one) builds its challenges
 	// itself (authn.Challenger).
-	schemes     []string
-	challengers []authn.Challenger
+	schemes      []string
+	schemeParams []string
+	challengers  []authn.Challenger
 	// resourceMetadata, when set, is the route's RFC 9728 metadata URL,
 	// added to Bearer challenges (metadata.go; set by respond).
 	resourceMetadata string
@@ -206,7 +219,7 @@ func (e *challengeError) wwwAuthenticate(r *http.Request) (string, [][2]string) 
 			}
 		}
 		for i, scheme := range e.schemes {
-			offer(scheme, "")
+			offer(scheme, e.params(i))
 			if i < len(e.challengers) && e.challengers[i] != nil {
 				for _, c := range e.challengers[i].ExtraChallenges() {
 					offer(c.Scheme, c.Params)
@@ -228,8 +241,11 @@ func (e *challengeError) wwwAuthenticate(r *http.Request) (string, [][2]string) 
 			return b.String(), c.Headers
 		}
 	}
-	scheme := e.scheme(e.failure.Method)
+	scheme, params := e.scheme(e.failure.Method)
 	b.WriteString(scheme + ` realm="` + e.realm + `"`)
+	if params != "" {
+		b.WriteString(", " + params)
+	}
 	if scheme == "Bearer" {
 		e.bearerParams(&b)
 		b.WriteString(`, error="invalid_token", error_description="`)
@@ -249,15 +265,24 @@ func (e *challengeError) challenger(m identity.Method) authn.Challenger {
 	return nil
 }
 
-// scheme is the challenge scheme of method m of the chain; "Bearer" for
-// a method the chain does not hold (never expected).
-func (e *challengeError) scheme(m identity.Method) string {
+// scheme is the challenge scheme of method m of the chain and its
+// auth-params; "Bearer" for a method the chain does not hold (never
+// expected).
+func (e *challengeError) scheme(m identity.Method) (string, string) {
 	for i, cm := range e.methods {
 		if cm == m && i < len(e.schemes) {
-			return e.schemes[i]
+			return e.schemes[i], e.params(i)
 		}
 	}
-	return "Bearer"
+	return "Bearer", ""
+}
+
+// params are the auth-params of schemes[i].
+func (e *challengeError) params(i int) string {
+	if i < len(e.schemeParams) {
+		return e.schemeParams[i]
+	}
+	return ""
 }
 
 // quoteSafe keeps a description inside a quoted-string: RFC 6750 limits

@@ -78,6 +78,7 @@ func Run(t *testing.T, open func(t *testing.T) apikey.Store) {
 		{name: "Revocations", fn: testRevocations},
 		{name: "RevocationsExpire", fn: testRevocationsExpire},
 		{name: "RevocationsInvalid", fn: testRevocationsInvalid},
+		{name: "Users", fn: testUsers},
 		{name: "Closed", fn: testClosed, closes: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,7 +7,9 @@ import (
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/rsa"
-	"crypto/sha256"
+	"crypto/subtle"
+	"hash/maphash"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -24,6 +26,26 @@ const DefaultCacheSize = 10_000
 // requests rarely wait for each other.
 const cacheShards = 16
 
+// MaxCachedTokenBytes is the longest token the verified-token cache
+// remembers. The cache keeps every token it holds (a hit is confirmed by
+// comparing the presented token with the stored one), so this bounds the
+// memory a full cache takes for tokens: DefaultCacheSize × 4 KiB = 40 MiB
+// per provider at worst (≈ 10 MiB for typical 1 KiB access tokens), on top
+// of the identities. A longer token is verified in full on every request.
+const MaxCachedTokenBytes = 4096
+
+// cacheSeed keys the hash that selects a token's cache entry. It is
+// random per process and never leaves it, so nobody outside can compute
+// which tokens share an entry, let alone craft tokens that do; and a hit
+// is confirmed by comparing the whole token anyway.
+var cacheSeed = maphash.MakeSeed()
+
+// cacheKeyOf is the cache key of a token: maphash (AES-based where the CPU
+// has it), some 20 times cheaper than the SHA-256 it replaces on every
+// request. It does not need to resist collisions: the key only selects an
+// entry, and the stored token confirms it.
+func cacheKeyOf(raw string) uint64 { return maphash.String(cacheSeed, raw) }
+
 // VerifierOptions configures NewVerifierWithOptions.
 type VerifierOptions struct {
 	// Now is the clock used for exp, nbf and iat, on cache hits too.
@@ -36,8 +58,11 @@ type VerifierOptions struct {
 	// would accept it (same clock and leeway for exp, nbf and iat; the
 	// provider's key source is asked again, and the key that verified the
 	// signature must still be among its answer, so a removed or rotated
-	// key stops cached tokens at once). Only the SHA-256 of a token is
-	// kept, never the token; failures are never cached.
+	// key stops cached tokens at once). The cache keeps each token it
+	// remembers (at most MaxCachedTokenBytes long; longer ones are not
+	// cached), to confirm a hit by a constant-time comparison: a full
+	// cache holds up to CacheSize live bearer tokens in memory. Failures
+	// are never cached.
 	CacheSize int
 	// OnCacheLookup, if set, is told whether each token was answered from
 	// the cache (hit) or verified in full (miss), for metrics. It is
@@ -46,8 +71,12 @@ type VerifierOptions struct {
 	OnCacheLookup func(hit bool)
 }
 
-// TokenCache remembers the tokens of one provider that verified, keyed by
-// the SHA-256 of the raw token. Entries are immutable once stored.
+// TokenCache remembers the tokens of one provider that verified. An entry
+// is found by a keyed hash of the token (cacheKeyOf) and served only when
+// the token stored in it equals the one presented (compared in constant
+// time), so two tokens that share a hash never share an identity: the
+// second is verified in full and replaces the first. Entries are
+// immutable once stored.
 //
 // A verifier makes one per provider unless Provider.Cache gives one. A
 // cache given that way may serve successive verifiers (a reload builds a
@@ -62,6 +91,9 @@ type TokenCache struct {
 
 	bindMu sync.Mutex
 	bound  string // CacheKey of the provider settings it serves; "" until first used
+
+	// keyOf, set by tests only, replaces cacheKeyOf (to force collisions).
+	keyOf func(raw string) uint64
 }
 
 // NewTokenCache returns an empty cache of at most size entries (0:
@@ -89,29 +121,43 @@ func (c *TokenCache) Len() int { return c.len() }
 
 type cacheShard struct {
 	mu sync.Mutex
-	m  map[[sha256.Size]byte]cacheEntry
+	m  map[uint64]cacheEntry
 	// byExpiry orders the keys by the moment their entry stops being
 	// served (exp plus the provider's clock skew), so that expired entries
 	// are evicted first and the one closest to expiry makes room when the
-	// shard is full. It may hold stale items (a key since removed or
-	// replaced); they are skipped when they come up.
+	// shard is full; among entries that expire at the same moment (tokens
+	// minted together share an exp), the one stored first goes first. It
+	// may hold stale items (a key since removed or replaced); they are
+	// skipped when they come up.
 	byExpiry expiryHeap
 	limit    int
+	seq      uint64 // stores so far: the insertion order of entries
 }
 
-// expiryItem is a key and when its entry expired, as stored in the heap.
+// expiryItem is a key, when its entry expires and the entry's insertion
+// number, as stored in the heap.
 type expiryItem struct {
 	at  time.Time
-	key [sha256.Size]byte
+	seq uint64
+	key uint64
 }
 
-// expiryHeap is a min-heap of expiryItems by at (container/heap).
+// expiryHeap is a min-heap of expiryItems by at, then seq
+// (container/heap). Without the seq tie-break, a shard full of tokens
+// with one exp would keep its oldest entries and churn the newest: after a
+// pop, heap.Pop sifts the last-pushed item into the root and an equal
+// item never moves down.
 type expiryHeap []expiryItem
 
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiryItem)) }
+func (h expiryHeap) Len() int { return len(h) }
+func (h expiryHeap) Less(i, j int) bool {
+	if h[i].at.Equal(h[j].at) {
+		return h[i].seq < h[j].seq
+	}
+	return h[i].at.Before(h[j].at)
+}
+func (h expiryHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)   { *h = append(*h, x.(expiryItem)) }
 func (h *expiryHeap) Pop() any {
 	old := *h
 	it := old[len(old)-1]
@@ -123,11 +169,15 @@ func (h *expiryHeap) Pop() any {
 // hit must re-check: the times against the clock, the key against the key
 // source.
 type cacheEntry struct {
-	id   *identity.Identity // shared: identities are immutable
-	skew time.Duration      // the provider's clock skew (fixed for a cache: part of CacheKey)
-	kid  string
-	alg  jose.SignatureAlgorithm
-	key  any // the public key (or HMAC secret) that verified the signature
+	// token is the token the entry was stored for (a copy: it does not
+	// keep a request's header alive), compared in full on every lookup.
+	token string
+	seq   uint64             // insertion number in its shard (expiryItem.seq)
+	id    *identity.Identity // shared: identities are immutable
+	skew  time.Duration      // the provider's clock skew (fixed for a cache: part of CacheKey)
+	kid   string
+	alg   jose.SignatureAlgorithm
+	key   any // the public key (or HMAC secret) that verified the signature
 	// exp is always set; nbf and iat are zero when the token has none.
 	exp, nbf, iat time.Time
 	// cnf is the token's cnf claim (nil: none), read-only: the binding
@@ -140,11 +190,12 @@ type cacheEntry struct {
 // provider's leeway, as checkTimes decides.
 func (e *cacheEntry) expiresAt() time.Time { return e.exp.Add(e.skew) }
 
-// tokenHash is the cache key of raw. Sum256 only reads its argument, so
-// the string's bytes are hashed in place rather than copied: a copy would
-// be the one allocation of a cache hit.
-func tokenHash(raw string) [sha256.Size]byte {
-	return sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
+// sameToken compares a stored token with a presented one in constant time
+// (for equal lengths), reading both strings in place: no copy, no
+// allocation.
+func sameToken(stored, raw string) bool {
+	return subtle.ConstantTimeCompare(unsafe.Slice(unsafe.StringData(stored), len(stored)),
+		unsafe.Slice(unsafe.StringData(raw), len(raw))) == 1
 }
 
 func newTokenCache(size int) *TokenCache {
@@ -155,13 +206,23 @@ func newTokenCache(size int) *TokenCache {
 		if i < size%cacheShards {
 			s.limit++
 		}
-		s.m = make(map[[sha256.Size]byte]cacheEntry)
+		s.m = make(map[uint64]cacheEntry)
 	}
 	return c
 }
 
-func (c *TokenCache) shard(key *[sha256.Size]byte) *cacheShard {
-	return &c.shards[key[0]%cacheShards]
+// keyFor is the key of raw in this cache: key (cacheKeyOf(raw), computed
+// once by the verifier for every provider's cache) unless a test replaced
+// the hash.
+func (c *TokenCache) keyFor(raw string, key uint64) uint64 {
+	if c.keyOf != nil {
+		return c.keyOf(raw)
+	}
+	return key
+}
+
+func (c *TokenCache) shard(key uint64) *cacheShard {
+	return &c.shards[key%cacheShards]
 }
 
 // get returns the cached entry for key when every check that Verify
@@ -169,19 +230,24 @@ func (c *TokenCache) shard(key *[sha256.Size]byte) *cacheShard {
 // settings equal those the entry was stored under; its key source may be
 // a newer one); otherwise false, and the caller verifies in full (which
 // also produces the exact failure). An entry found expired is dropped.
-// The entry is returned by value: a hit allocates nothing.
-func (c *TokenCache) get(ctx context.Context, key *[sha256.Size]byte, p *provider, now time.Time) (cacheEntry, bool) {
+// The entry is returned by value: a hit allocates nothing. An entry
+// stored for another token with the same key is a miss (and stays: the
+// full verification of raw replaces it if raw verifies).
+func (c *TokenCache) get(ctx context.Context, raw string, key uint64, p *provider, now time.Time) (cacheEntry, bool) {
+	key = c.keyFor(raw, key)
 	s := c.shard(key)
 	s.mu.Lock()
-	e, ok := s.m[*key]
+	e, ok := s.m[key]
 	s.mu.Unlock()
-	if !ok {
+	if !ok || !sameToken(e.token, raw) {
 		return cacheEntry{}, false
 	}
 	// The same comparisons as checkTimes.
 	if now.After(e.expiresAt()) {
 		s.mu.Lock()
-		delete(s.m, *key)
+		if cur, ok := s.m[key]; ok && cur.seq == e.seq {
+			delete(s.m, key)
+		}
 		s.mu.Unlock()
 		return cacheEntry{}, false
 	}
@@ -198,34 +264,43 @@ func (c *TokenCache) get(ctx context.Context, key *[sha256.Size]byte, p *provide
 // put remembers a verified token. Entries whose token has expired by now
 // are evicted first, so no entry outlives its token by more than the time
 // until the next put on its shard (and none is ever served after it);
-// when the shard is still full, the entry closest to expiry makes room.
-func (c *TokenCache) put(key *[sha256.Size]byte, e cacheEntry, now time.Time) {
+// when the shard is still full, the entry closest to expiry (of those
+// closest, the oldest) makes room. A token longer than MaxCachedTokenBytes
+// is not remembered.
+func (c *TokenCache) put(raw string, key uint64, e cacheEntry, now time.Time) {
+	if len(raw) > MaxCachedTokenBytes {
+		return
+	}
+	key = c.keyFor(raw, key)
 	s := c.shard(key)
 	if s.limit == 0 {
 		return
 	}
+	e.token = strings.Clone(raw)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for len(s.byExpiry) > 0 && now.After(s.byExpiry[0].at) {
 		s.evictFirst()
 	}
-	if _, ok := s.m[*key]; !ok {
+	if _, ok := s.m[key]; !ok {
 		for len(s.m) >= s.limit && len(s.byExpiry) > 0 {
 			s.evictFirst()
 		}
 	}
-	s.m[*key] = e
-	heap.Push(&s.byExpiry, expiryItem{at: e.expiresAt(), key: *key})
+	s.seq++
+	e.seq = s.seq
+	s.m[key] = e
+	heap.Push(&s.byExpiry, expiryItem{at: e.expiresAt(), seq: e.seq, key: key})
 	if len(s.byExpiry) > 2*s.limit {
 		s.rebuild() // too many stale items: the heap must stay bounded too
 	}
 }
 
 // evictFirst pops the earliest item and deletes its entry, unless the
-// item is stale (the key is gone or was stored again with another expiry).
+// item is stale (the key is gone or was stored again since).
 func (s *cacheShard) evictFirst() {
 	it := heap.Pop(&s.byExpiry).(expiryItem)
-	if e, ok := s.m[it.key]; ok && e.expiresAt().Equal(it.at) {
+	if e, ok := s.m[it.key]; ok && e.seq == it.seq {
 		delete(s.m, it.key)
 	}
 }
@@ -234,7 +309,7 @@ func (s *cacheShard) evictFirst() {
 func (s *cacheShard) rebuild() {
 	s.byExpiry = s.byExpiry[:0]
 	for k, e := range s.m {
-		s.byExpiry = append(s.byExpiry, expiryItem{at: e.expiresAt(), key: k})
+		s.byExpiry = append(s.byExpiry, expiryItem{at: e.expiresAt(), seq: e.seq, key: k})
 	}
 	heap.Init(&s.byExpiry)
 }

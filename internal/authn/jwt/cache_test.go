@@ -2,9 +2,12 @@ package jwt
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/authn"
 	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/revocation"
 )
 
 // cacheFixture is a verifier over providers a (skew 30s) and b, with a
@@ -78,9 +82,14 @@ func TestCacheHitSkipsVerification(t *testing.T) {
 	if allocs > 2 {
 		t.Fatalf("a cache hit costs %.0f allocations: not served from the cache", allocs)
 	}
-	h := tokenHash(token)
-	if _, ok := f.v.providers[0].cache.shard(&h).m[h]; !ok {
-		t.Fatal("the cache is not keyed by the token's SHA-256")
+	k := cacheKeyOf(token)
+	if e, ok := f.v.providers[0].cache.shard(k).m[k]; !ok || e.token != token {
+		t.Fatal("the cache is not keyed by the token's keyed hash, or does not keep the token")
+	}
+	// The identity served from the cache carries the token's SHA-256 for
+	// revocation by token hash, computed once, on the miss.
+	if first.TokenHash != sha256.Sum256([]byte(token)) {
+		t.Fatal("identity.TokenHash is not the token's SHA-256")
 	}
 }
 
@@ -277,24 +286,38 @@ func TestCacheConcurrent(t *testing.T) {
 	}
 }
 
+// shard0Cache is a cache of perShard entries a shard whose key function
+// sends token "k<n>" to shard 0 (key n×cacheShards): tests drive one shard.
+func shard0Cache(perShard int) *TokenCache {
+	c := newTokenCache(perShard * cacheShards)
+	c.keyOf = func(raw string) uint64 {
+		n, _ := strconv.Atoi(strings.TrimPrefix(raw, "k"))
+		return uint64(n) * cacheShards
+	}
+	return c
+}
+
+func shard0Has(c *TokenCache, n int) bool {
+	_, ok := c.shards[0].m[uint64(n)*cacheShards]
+	return ok
+}
+
+func tok(n int) string { return "k" + strconv.Itoa(n) }
+
 // TestCacheEvictsByExpiry drives one shard directly: expired entries go
 // first, whatever the shard's fill; a full shard drops the entry closest to
 // expiry; stale heap items never grow without bound.
 func TestCacheEvictsByExpiry(t *testing.T) {
-	key := func(n byte) *[32]byte { return &[32]byte{0, n} } // all in shard 0
 	entry := func(exp time.Time) cacheEntry { return cacheEntry{skew: 30 * time.Second, exp: exp} }
-	has := func(c *TokenCache, n byte) bool {
-		_, ok := c.shards[0].m[*key(n)]
-		return ok
-	}
+	has := shard0Has
 	now := testNow
 
-	c := newTokenCache(3 * cacheShards) // three entries a shard
-	c.put(key(1), entry(now.Add(time.Minute)), now)
-	c.put(key(2), entry(now.Add(10*time.Minute)), now)
+	c := shard0Cache(3) // three entries a shard
+	c.put(tok(1), 0, entry(now.Add(time.Minute)), now)
+	c.put(tok(2), 0, entry(now.Add(10*time.Minute)), now)
 	// Past key 1's exp but within its leeway: still kept.
 	later := now.Add(time.Minute + 20*time.Second)
-	c.put(key(3), entry(now.Add(20*time.Minute)), later)
+	c.put(tok(3), 0, entry(now.Add(20*time.Minute)), later)
 	if !has(c, 1) {
 		t.Fatal("an entry within its clock-skew leeway was evicted")
 	}
@@ -302,9 +325,9 @@ func TestCacheEvictsByExpiry(t *testing.T) {
 	// shard has room.
 	later = now.Add(2 * time.Minute)
 	c.shards[0].mu.Lock()
-	delete(c.shards[0].m, *key(3)) // make room, so only expiry can evict key 1
+	delete(c.shards[0].m, 3*cacheShards) // make room, so only expiry can evict key 1
 	c.shards[0].mu.Unlock()
-	c.put(key(4), entry(now.Add(30*time.Minute)), later)
+	c.put(tok(4), 0, entry(now.Add(30*time.Minute)), later)
 	if has(c, 1) {
 		t.Fatal("an expired entry survived a put on its shard")
 	}
@@ -313,8 +336,8 @@ func TestCacheEvictsByExpiry(t *testing.T) {
 	}
 
 	// Full of live entries: the one expiring first makes room.
-	c.put(key(5), entry(now.Add(40*time.Minute)), later)
-	c.put(key(6), entry(now.Add(50*time.Minute)), later)
+	c.put(tok(5), 0, entry(now.Add(40*time.Minute)), later)
+	c.put(tok(6), 0, entry(now.Add(50*time.Minute)), later)
 	if has(c, 2) || !has(c, 4) || !has(c, 5) || !has(c, 6) {
 		t.Fatalf("full shard evicted the wrong entry: %v", c.shards[0].m)
 	}
@@ -322,13 +345,159 @@ func TestCacheEvictsByExpiry(t *testing.T) {
 	// The same token stored again and again leaves stale items behind;
 	// the heap is rebuilt before it exceeds twice the shard's size.
 	for i := range 100 {
-		c.put(key(6), entry(now.Add(time.Duration(50+i)*time.Minute)), later)
+		c.put(tok(6), 0, entry(now.Add(time.Duration(50+i)*time.Minute)), later)
 		if n := len(c.shards[0].byExpiry); n > 2*c.shards[0].limit+1 {
 			t.Fatalf("expiry heap grew to %d items for %d entries", n, len(c.shards[0].m))
 		}
 	}
 	if len(c.shards[0].m) != 3 {
 		t.Fatalf("shard holds %d entries, want 3", len(c.shards[0].m))
+	}
+}
+
+// TestCacheEvictionTieKeepsNewest (issue 16, item 5): when every token
+// shares one exp (minted in the same second), a full shard evicts the
+// oldest entries and keeps the newest. The heap used to break the tie the
+// other way: it kept the first entries stored and churned the newest.
+func TestCacheEvictionTieKeepsNewest(t *testing.T) {
+	now := testNow
+	exp := now.Add(time.Hour)
+	for _, tc := range []struct {
+		name       string
+		perShard   int
+		stored     int
+		rebuildsAt int // 0: never rebuilt by hand
+	}{
+		{"one over", 4, 5, 0},
+		{"many over", 4, 40, 0},
+		{"large shard", 100, 1000, 0},
+		{"after a heap rebuild", 8, 50, 20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := shard0Cache(tc.perShard)
+			for i := 1; i <= tc.stored; i++ {
+				c.put(tok(i), 0, cacheEntry{exp: exp}, now)
+				if i == tc.rebuildsAt {
+					c.shards[0].mu.Lock()
+					c.shards[0].rebuild()
+					c.shards[0].mu.Unlock()
+				}
+			}
+			if n := len(c.shards[0].m); n != tc.perShard {
+				t.Fatalf("shard holds %d entries, want %d", n, tc.perShard)
+			}
+			for i := 1; i <= tc.stored; i++ {
+				want := i > tc.stored-tc.perShard // the newest perShard survive
+				if has := shard0Has(c, i); has != want {
+					t.Fatalf("token %d of %d: cached %v, want %v (the newest %d must survive)", i, tc.stored, has, want, tc.perShard)
+				}
+			}
+		})
+	}
+	// Through the verifier: tokens with one exp, more than the cache
+	// holds; the last one stored is served from the cache.
+	f := newCacheFixture(t, cacheShards) // one entry a shard
+	k := keys()
+	var hits int
+	f.v.onCache = func(hit bool) {
+		if hit {
+			hits++
+		}
+	}
+	var last string
+	for i := range 5 * cacheShards {
+		last = sign(t, jose.HS256, k.hmac, "hs", claims(issA, map[string]any{"jti": fmt.Sprint(i), "exp": testNow.Add(30 * time.Minute).Unix()}))
+		must(f.v.Verify(context.Background(), last))
+	}
+	must(f.v.Verify(context.Background(), last))
+	if hits != 1 {
+		t.Fatal("the newest token was evicted in favour of older ones with the same exp")
+	}
+}
+
+// TestCacheCollision: a token whose key collides with a cached token's
+// (forced here: every token gets key 0) is never served the other token's
+// identity; it is verified in full and, if valid, takes the entry over.
+func TestCacheCollision(t *testing.T) {
+	f := newCacheFixture(t, 0)
+	for _, p := range f.v.providers {
+		p.cache.keyOf = func(string) uint64 { return 0 }
+	}
+	k := keys()
+	ctx := context.Background()
+	var hits, misses int
+	f.v.onCache = func(hit bool) {
+		if hit {
+			hits++
+		} else {
+			misses++
+		}
+	}
+	alice := sign(t, jose.RS256, k.rsaA, "rsa", claims(issA, map[string]any{"sub": "alice"}))
+	bob := sign(t, jose.RS256, k.rsaA, "rsa", claims(issA, map[string]any{"sub": "bob"}))
+	forged := sign(t, jose.RS256, k.attacker, "rsa", claims(issA, map[string]any{"sub": "mallory"}))
+	if id := must(f.v.Verify(ctx, alice)); id.Subject != "alice" {
+		t.Fatal(id.Subject)
+	}
+	// Same key, different token: a miss, then full verification.
+	if _, err := f.v.Verify(ctx, forged); reasonOf(err) != authn.ReasonBadSignature {
+		t.Fatalf("a forged token colliding with a cached one: %v", err)
+	}
+	if id := must(f.v.Verify(ctx, alice)); id.Subject != "alice" || hits != 1 {
+		t.Fatalf("alice after a failed collision: %s, %d hits", id.Subject, hits)
+	}
+	if id := must(f.v.Verify(ctx, bob)); id.Subject != "bob" {
+		t.Fatalf("bob, colliding with alice, was served %q", id.Subject)
+	}
+	if id := must(f.v.Verify(ctx, bob)); id.Subject != "bob" || hits != 2 {
+		t.Fatalf("bob again: %s, %d hits", id.Subject, hits)
+	}
+	// A prefix or an extension of the cached token collides too, and misses.
+	for _, variant := range []string{bob[:len(bob)-1], bob + "A", ""} {
+		if _, err := f.v.Verify(ctx, variant); err == nil {
+			t.Fatalf("variant %q of a cached token accepted", variant)
+		}
+	}
+	if id := must(f.v.Verify(ctx, alice)); id.Subject != "alice" {
+		t.Fatalf("alice, colliding with bob, was served %q", id.Subject)
+	}
+	if misses != 6+1 || f.v.cacheLen() != 1 {
+		t.Fatalf("%d misses (want 7), %d entries (want 1)", misses, f.v.cacheLen())
+	}
+}
+
+// TestCacheLongTokenNotCached: a token over MaxCachedTokenBytes verifies
+// but is not remembered (the cache's memory bound); one at the limit is.
+func TestCacheLongTokenNotCached(t *testing.T) {
+	k := keys()
+	for _, tc := range []struct {
+		name   string
+		pad    func(base int) int // claim padding for a token of the wanted size
+		cached bool
+	}{
+		{"at the limit", func(base int) int { return MaxCachedTokenBytes - base }, true},
+		{"one byte over", func(base int) int { return MaxCachedTokenBytes - base + 1 }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newCacheFixture(t, 0)
+			// A claim's value grows the payload by 4 base64 chars per 3
+			// bytes: search the padding that gives the exact length.
+			padded := func(n int) string {
+				return sign(t, jose.HS256, k.hmac, "hs", claims(issA, map[string]any{"pad": strings.Repeat("x", n)}))
+			}
+			want := MaxCachedTokenBytes + tc.pad(MaxCachedTokenBytes)
+			token := padded(0)
+			for n := (want-len(token))*3/4 - 4; len(token) < want; n++ {
+				token = padded(n)
+			}
+			if len(token) != want {
+				t.Fatalf("no padding gives a token of exactly %d bytes (got %d)", want, len(token))
+			}
+			must(f.v.Verify(context.Background(), token))
+			if got := f.v.cacheLen() == 1; got != tc.cached {
+				t.Fatalf("token of %d bytes: cached %v, want %v", len(token), got, tc.cached)
+			}
+		})
 	}
 }
 
@@ -341,8 +510,8 @@ func TestCacheInvalidateSubject(t *testing.T) {
 	fill := func() *TokenCache {
 		c := newTokenCache(64 * cacheShards)
 		for i, tk := range toks {
-			k := [32]byte{byte(i * 7), byte(i)} // several shards
-			c.put(&k, cacheEntry{id: &identity.Identity{Issuer: tk.iss, Subject: tk.sub}, exp: now.Add(time.Hour)}, now)
+			raw := fmt.Sprint("token-", i) // several shards (or not: it does not matter)
+			c.put(raw, cacheKeyOf(raw), cacheEntry{id: &identity.Identity{Issuer: tk.iss, Subject: tk.sub}, exp: now.Add(time.Hour)}, now)
 		}
 		return c
 	}
@@ -364,5 +533,43 @@ func TestCacheInvalidateSubject(t *testing.T) {
 				t.Fatalf("%d entries left, want %d", c.len(), tc.left)
 			}
 		})
+	}
+}
+
+// TestCacheHitRevokedByTokenHash: revocation by token hash (the SHA-256 a
+// token-kind entry names) stops a token whether it is verified in full or
+// served from the cache, which no longer hashes with SHA-256: the hash
+// travels with the cached identity.
+func TestCacheHitRevokedByTokenHash(t *testing.T) {
+	f := newCacheFixture(t, 0)
+	k := keys()
+	ctx := context.Background()
+	revoked := sign(t, jose.RS256, k.rsaA, "rsa", claims(issA, map[string]any{"sub": "alice"}))
+	other := sign(t, jose.RS256, k.rsaA, "rsa", claims(issA, map[string]any{"sub": "alice", "jti": "another"}))
+	sum := sha256.Sum256([]byte(revoked))
+	var list revocation.List
+	list.Now = func() time.Time { return testNow }
+	list.Replace([]*revocation.Entry{{ID: "r_1", Kind: revocation.KindToken, Value: revocation.TokenHash(sum),
+		CreatedAt: testNow, ExpiresAt: testNow.Add(time.Hour)}})
+	var hits int
+	f.v.onCache = func(hit bool) {
+		if hit {
+			hits++
+		}
+	}
+	for i, tc := range []struct {
+		token   string
+		revoked bool
+	}{
+		{revoked, true}, {revoked, true}, {other, false}, {other, false}, {revoked, true},
+	} {
+		id := must(f.v.Verify(ctx, tc.token))
+		e, loaded := list.Check(id)
+		if !loaded || (e != nil) != tc.revoked {
+			t.Fatalf("request %d: revoked %v, want %v", i, e != nil, tc.revoked)
+		}
+	}
+	if hits != 3 {
+		t.Fatalf("%d cache hits, want 3: the revocation check must hold on hits", hits)
 	}
 }

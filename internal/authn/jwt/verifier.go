@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -37,6 +38,9 @@ type Verifier struct {
 	cached bool
 	// onCache is VerifierOptions.OnCacheLookup (nil: none).
 	onCache func(hit bool)
+	// needed is every top-level claim some provider reads: a cache miss
+	// decodes only those (decodeNeededClaims).
+	needed claimNames
 }
 
 // NewVerifier compiles providers into a Verifier. It refuses an empty list,
@@ -61,6 +65,7 @@ func NewVerifierWithOptions(providers []Provider, opts VerifierOptions) (*Verifi
 		byIssuer: make(map[string]*provider, len(providers)),
 		byName:   make(map[string]*provider, len(providers)),
 		now:      now,
+		needed:   claimNames{},
 	}
 	for i, p := range providers {
 		c, err := compileProvider(i, p)
@@ -92,6 +97,7 @@ func NewVerifierWithOptions(providers []Provider, opts VerifierOptions) (*Verifi
 		}
 		v.byName[c.name] = c
 		v.byIssuer[c.issuer] = c
+		v.needed.addProvider(c)
 		v.providers = append(v.providers, c)
 		v.maxBytes = max(v.maxBytes, c.maxBytes)
 		for _, a := range c.algs {
@@ -189,10 +195,10 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (veri
 	// A token that verified before is accepted again only if the checks
 	// that can change since (times, route, keys) still pass; anything else
 	// goes through the full verification below.
-	var cacheKey [sha256.Size]byte
+	var cacheKey uint64
 	if v.cached {
-		cacheKey = tokenHash(raw)
-		t, ok := v.cacheGet(ctx, &cacheKey, allowed)
+		cacheKey = cacheKeyOf(raw)
+		t, ok := v.cacheGet(ctx, raw, cacheKey, allowed)
 		if v.onCache != nil {
 			v.onCache(ok)
 		}
@@ -237,12 +243,13 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (veri
 
 	// 4. Provider selection. The payload is parsed once, here; its claims
 	// other than iss are read only after the signature over these very
-	// bytes has verified.
+	// bytes has verified. The text and duplicate checks cover the whole
+	// payload; only the members some provider reads are decoded.
 	payload := jws.UnsafePayloadWithoutVerification()
 	if !validJSONText(payload) || hasDuplicateKeys(payload) {
 		return verified{}, failure(authn.ReasonMalformed, nil, errNotText)
 	}
-	claims, err := decodeClaims(payload)
+	claims, err := decodeNeededClaims(payload, v.needed)
 	if err != nil {
 		return verified{}, failure(authn.ReasonMalformed, nil, err)
 	}
@@ -281,15 +288,13 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (veri
 		return verified{}, err
 	}
 	// The token's SHA-256, for revocation by token hash (checked by the
-	// pipeline after the chain, on cache hits too).
-	if !v.cached {
-		cacheKey = tokenHash(raw)
-	}
-	id.TokenHash = cacheKey
+	// pipeline after the chain, on cache hits too). Computed once, here:
+	// a cache hit serves the identity stored with it, hash included.
+	id.TokenHash = tokenSHA256(raw)
 	// identity has refused a cnf that is not an object.
 	cnf, _ := claims["cnf"].(map[string]any)
 	if v.cached && p.cache != nil {
-		p.cache.put(&cacheKey, cacheEntryFor(id, p, h.KeyID, alg, key, claims, cnf), now)
+		p.cache.put(raw, cacheKey, cacheEntryFor(id, p, h.KeyID, alg, key, claims, cnf), now)
 	}
 	return verified{id: id, p: p, cnf: cnf}, nil
 }
@@ -300,17 +305,23 @@ func (v *Verifier) verify(ctx context.Context, raw string, allowed []bool) (veri
 // enforces the route's provider filter on hits. The provider returned is
 // the current one (this verifier's), so the binding checks that follow use
 // its current settings.
-func (v *Verifier) cacheGet(ctx context.Context, key *[sha256.Size]byte, allowed []bool) (verified, bool) {
+func (v *Verifier) cacheGet(ctx context.Context, raw string, key uint64, allowed []bool) (verified, bool) {
 	now := v.now()
 	for _, p := range v.providers {
 		if p.cache == nil || (allowed != nil && !allowed[p.index]) {
 			continue
 		}
-		if e, ok := p.cache.get(ctx, key, p, now); ok {
+		if e, ok := p.cache.get(ctx, raw, key, p, now); ok {
 			return verified{id: e.id, p: p, cnf: e.cnf}, true
 		}
 	}
 	return verified{}, false
+}
+
+// tokenSHA256 is identity.TokenHash of raw. Sum256 only reads its
+// argument, so the string's bytes are hashed in place rather than copied.
+func tokenSHA256(raw string) [sha256.Size]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 }
 
 // selectProvider reads iss, unverified, to pick the provider.

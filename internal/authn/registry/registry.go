@@ -37,6 +37,10 @@ type Method struct {
 	// ("Bearer", "ApiKey", "DPoP", "Basic"). A Bearer challenge carries
 	// RFC 6750's error="invalid_token" for a bad credential. Required.
 	Challenge string
+	// ChallengeParams, if not empty, are auth-params written after the
+	// realm in every challenge of the method (basic: `charset="UTF-8"`,
+	// RFC 7617 §2.1), formatted and quoted.
+	ChallengeParams string
 	// Options, if not nil, is a pointer to a zero value of the struct the
 	// method reads from routes[].authenticate.<Name> (yaml and desc tags,
 	// as in internal/config; every key must be documented in
@@ -67,6 +71,11 @@ type Method struct {
 	// and policy test cases. Methods whose credential is not text (a client
 	// certificate) leave it nil.
 	Present func(r *http.Request, value string, cfg *config.Config) error
+	// UsesKeyStore, if not nil, reports whether the method keeps records
+	// of route r in the API-key store (api_keys.store): the pipeline then
+	// opens the store even when no route accepts API keys, and hands it
+	// out as Env.Shared(SharedKeyStore).
+	UsesKeyStore func(r *config.Route) bool
 	// ReadsProviders: the method reads authenticate.providers (the identity
 	// providers accepted on the route), so the configuration accepts the
 	// key on a route that lists it.
@@ -114,6 +123,11 @@ type Env struct {
 	// metrics.
 	Observer any
 }
+
+// SharedKeyStore is the Env.Shared kind of the open API-key store (an
+// apikey.Store; also an apikey.UserStore for the embedded and PostgreSQL
+// stores), for methods with UsesKeyStore.
+const SharedKeyStore = "api_key.store"
 
 // ErrNotShared is Env.Shared's answer for a kind the pipeline does not
 // provide (or not in this plan: the API-key runtime is not open).
