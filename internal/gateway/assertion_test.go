@@ -272,3 +272,25 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestIdentityAssertionFromDecisionAPI: a proxy in front (nginx
+// auth_request, Traefik ForwardAuth, …) gets the signed assertion among
+// the headers to copy, as the upstream would have; a copy the client
+// sent is not echoed back.
+func TestIdentityAssertionFromDecisionAPI(t *testing.T) {
+	up := newUpstream(t, "orders")
+	cfg, key := decisionConfig(t, up.URL, "identity_assertion: {issuer: "+assertionIssuer+", all_routes: true, keys: {source: memory}}\n")
+	tg := startGateway(t, cfg).serve()
+	set, _ := fetchJWKS(t, tg.url)
+	host := strings.TrimPrefix(tg.url, "http://")
+	res, body := askForwarded(t, tg.url, "GET", "/orders/7", host,
+		http.Header{"X-Api-Key": {key}, "X-Gatehouse-Assertion": {"forged"}})
+	if res.StatusCode != 200 {
+		t.Fatalf("decision %d %s", res.StatusCode, body)
+	}
+	vals := res.Header.Values("X-Gatehouse-Assertion")
+	if len(vals) != 1 || vals[0] == "forged" {
+		t.Fatalf("decision assertion headers %q", vals)
+	}
+	verifyAssertion(t, set, vals[0], up.URL)
+}
