@@ -40,6 +40,8 @@ type Config struct {
 	DPoP DPoPSettings `yaml:"dpop" desc:"Process-wide DPoP settings: the replay cache of proofs (docs/dpop.md). Per-provider settings are identity_providers[].dpop."`
 	// IdentityHeaders are the defaults for every route.
 	IdentityHeaders IdentityHeaders `yaml:"identity_headers" desc:"Headers that carry the caller's identity upstream (routes may override)."`
+	// IdentityAssertion is the signed identity assertion sent upstream.
+	IdentityAssertion *IdentityAssertion `yaml:"identity_assertion" desc:"A signed identity assertion for backends: a short-lived JWT, signed with the gateway's own key and published at a JWKS endpoint, that carries the caller's identity upstream (docs/identity-assertion.md). Default none."`
 	// APIKeys configures API-key authentication and its store.
 	APIKeys APIKeys `yaml:"api_keys" desc:"API keys: store, key format and where keys are read from requests."`
 	// Revocation is the list of revoked tokens, kept in the key store.
@@ -291,6 +293,9 @@ type Route struct {
 	MethodOverride bool `yaml:"method_override" desc:"Honour X-HTTP-Method-Override, X-HTTP-Method and X-Method-Override on a POST to this route: the overriding method is the one matched, authorized and sent upstream (the header is removed). Default false: the headers are removed from every request, so a backend cannot run a DELETE that was authorized as a POST."`
 	// IdentityHeaders overrides the top-level identity_headers for this route.
 	IdentityHeaders *IdentityHeaders `yaml:"identity_headers" desc:"Override the top-level identity_headers for this route."`
+	// IdentityAssertion turns the signed identity assertion on or off for
+	// this route and names its audience.
+	IdentityAssertion *RouteAssertion `yaml:"identity_assertion" desc:"Send a signed identity assertion upstream on this route (needs the top-level identity_assertion), with its audience (docs/identity-assertion.md). Default: identity_assertion.all_routes."`
 	// RateLimit names the route's rate-limit policy (rate_limits.policies).
 	RateLimit string `yaml:"rate_limit" desc:"Name of a policy under rate_limits.policies that limits this route's callers (429 past it), checked after authorization. Default none."`
 	// MaxInFlight bounds the requests in flight to the upstream.

@@ -137,6 +137,7 @@ func validateAuth(c *Config, f *File) Errors {
 	errs = append(errs, validateAPIKeys(c.APIKeys, f)...)
 	errs = append(errs, validateRevocation(c, f)...)
 	errs = append(errs, validateSignals(c, f)...)
+	errs = append(errs, validateAssertion(c, f)...)
 	errs = append(errs, validateAuthz(c, f)...)
 	if c.Audit.Output == "" {
 		add("audit.output", "must be stdout, stderr or a file path")

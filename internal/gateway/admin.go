@@ -21,6 +21,8 @@ import (
 //	/metrics       Prometheus metrics (metrics.enabled; the admin token with
 //	               metrics.require_token)
 //	/debug/pprof/  Go runtime profiles, behind the admin token (admin.pprof)
+//	/identity-assertion/jwks.json  the identity assertion's public keys
+//	               (identity_assertion.jwks.admin; 404 otherwise)
 func (g *Gateway) adminHandler(cfg *config.Config) (http.Handler, error) {
 	mux := http.NewServeMux()
 	tokenHash, err := g.mountAdminAPI(mux, cfg, planAudit{g})
@@ -71,6 +73,14 @@ func (g *Gateway) adminHandler(cfg *config.Config) (http.Handler, error) {
 		// Key set health per provider: key ids, last refresh, last error.
 		// Key ids and URLs are not secret; keys themselves are not shown.
 		writeJSON(w, http.StatusOK, map[string]any{"providers": g.plan.Load().ProviderHealth()})
+	})
+	mux.HandleFunc("GET /identity-assertion/jwks.json", func(w http.ResponseWriter, r *http.Request) {
+		// The identity assertion's public keys (identity_assertion.jwks.admin).
+		if h := g.plan.Load().AssertionJWKS(); h != nil {
+			_ = h.ServeEndpoint(w, r, nil)
+			return
+		}
+		problem.Write(w, problem.RouteNotFound, "The identity assertion's JWK Set is not served on the admin listener (identity_assertion.jwks.admin).", "")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.RouteNotFound, "Unknown admin endpoint.", "")

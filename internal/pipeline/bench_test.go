@@ -385,6 +385,15 @@ rate_limits:
 		runServe(b, p, newBenchRequest("http://gw.test/api/users/u1", map[string]string{"Authorization": "Bearer " + token}), 200)
 	})
 
+	// The signed identity assertion on (assertion.go): a cached one per
+	// request (the same caller), and a fresh signature per request.
+	for _, tc := range []struct{ name, cache string }{{"jwt_warm_assertion", "30s"}, {"jwt_warm_assertion_uncached", "0s"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			p, token := jwtPlanWith(b, "", "identity_assertion: {issuer: https://gw.bench.test, all_routes: true, cache: "+tc.cache+", keys: {source: memory}}\n")
+			runServe(b, p, newBenchRequest("http://gw.test/api/users/u1", map[string]string{"Authorization": "Bearer " + token}), 200)
+		})
+	}
+
 	b.Run("jwt_cel", func(b *testing.B) {
 		p, token := jwtPlan(b, `    authorize:
       expression: 'request.path_params.id == identity.subject || "admin" in identity.roles'

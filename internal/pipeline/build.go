@@ -157,6 +157,9 @@ func Build(cfg *config.Config, file *config.File, opts Options) (plan *Plan, err
 	if err := p.buildSecurityEndpoints(cfg, file, opts); err != nil { // shared_signals, leak_reports (signals.go)
 		return nil, err
 	}
+	if err := p.buildAssertion(cfg, file, opts, reg); err != nil { // identity_assertion (assertion.go)
+		return nil, err
+	}
 	if err := p.buildRateLimits(cfg, file); err != nil {
 		return nil, err
 	}

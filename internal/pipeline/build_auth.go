@@ -249,7 +249,7 @@ func (p *Plan) buildStages(rc config.Route, cfg *config.Config, verifier *jwt.Ve
 	if rls != nil {
 		stages = append(stages, rls)
 	}
-	return append(stages, ihs), nil
+	return p.appendAssertionStage(append(stages, ihs), &rc, cfg), nil
 }
 
 // credentialHeaders are the headers every registered method reads its

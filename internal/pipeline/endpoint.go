@@ -24,8 +24,9 @@ import (
 //     route with protected_resource (metadata.go), mounted by
 //     mountEndpoints next to the configured routes, on the hosts of the
 //     route that brought them in; and the public endpoints of process
-//     components given in Options.Endpoints (the gateway's own JWKS, to
-//     come), on every host;
+//     components given in Options.Endpoints and of the configuration's
+//     own (shared_signals, leak_reports, the identity assertion's JWK Set:
+//     p.ownEndpoints), on every host;
 //   - CORS preflight answers (cors.go), reached by their own match.
 //
 // All of them write through the pipeline's recorder, so the access log

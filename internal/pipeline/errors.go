@@ -149,6 +149,14 @@ func (p *Plan) respond(w *recorder, r *http.Request, e *accesslog.Entry, err err
 			p.log.Warn("pipeline: authentication unavailable (at most one line per reason every 10s)",
 				"request_id", e.RequestID, "route", e.Route, "error", err, "suppressed", suppressed)
 		}
+	case errors.Is(err, errAssertionUnavailable):
+		// Fail closed: the route promises its upstream a signed identity.
+		t, detail = problem.Unavailable, "The gateway cannot sign the identity assertion right now; try again later."
+		w.Header().Set("Retry-After", "5")
+		if ok, suppressed := p.unavailableLog.allow("identity_assertion", time.Now()); ok {
+			p.log.Warn("pipeline: identity assertion unavailable (at most one line every 10s)",
+				"request_id", e.RequestID, "route", e.Route, "error", err, "suppressed", suppressed)
+		}
 	case errors.Is(err, errRouteNotFound):
 		t, detail = problem.RouteNotFound, "No route is configured for this host, path and method."
 	case errors.As(err, &mna):

@@ -203,6 +203,10 @@ type Plan struct {
 	// tracer records each request's spans (trace.go); nil: tracing off.
 	tracer trace.Tracer
 
+	// assertion is the compiled identity_assertion (assertion.go); nil:
+	// none.
+	assertion *assertionRuntime
+
 	// rateLimits are the compiled rate_limits (ratelimit.go); nil: none.
 	rateLimits *rateLimits
 

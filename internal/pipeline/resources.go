@@ -45,6 +45,10 @@ import (
 //   - dpop.replay_cache: the accepted DPoP proofs of every provider, by
 //     dpop.replay_cache, so that a proof used before a reload is refused
 //     after it (dpopReplayCache).
+//   - assertion.keyring and assertion.minter: the identity assertion's
+//     signing keys (by algorithm, key settings, store and a digest of the
+//     seal secret; keys from files are read at every build instead) and
+//     its assertion cache (assertion.go), so a reload changes no key.
 //
 // The Redis client (rate limits, the DPoP replay cache, sessions to come)
 // is one of them: redisconn.Acquire gets it through the plan's scope,
