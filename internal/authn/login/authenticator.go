@@ -334,15 +334,27 @@ func (s *service) persist(r *http.Request, sess *session.Session) ([]*http.Cooki
 		return nil, nil
 	}
 	b, err := sess.Marshal()
-	if err != nil {
+	var v string
+	if err == nil {
+		v, err = s.codec.Seal(purposeSession, b)
+	}
+	if err != nil && !errors.Is(err, session.ErrTooLarge) {
 		return nil, err
 	}
-	v, err := s.codec.Seal(purposeSession, b)
-	if err != nil {
-		return nil, err
+	if err != nil || len(v) > s.cookie.MaxValueLen() {
+		// WriteCookies would clear the cookies instead, and the browser
+		// would come back without a session, log in again and loop. A
+		// new login brings the same tokens and claims: refuse clearly.
+		s.log.Warn("authn/login: the session is too large for cookies; use store: redis",
+			"provider", sess.Provider, "session_bytes", len(b), "limit", s.cookie.MaxValueLen())
+		return nil, errSessionTooLarge
 	}
 	return session.WriteCookies(r, s.cookie, v), nil
 }
+
+// errSessionTooLarge: in cookie mode, a session whose sealed value does not
+// fit in session.MaxChunks cookies.
+var errSessionTooLarge = &reply.RefusedError{Detail: "The session is too large to be kept in cookies (the identity provider's tokens and claims are too big); the gateway's operator can keep sessions in Redis (store: redis)."}
 
 // end forgets a session that ended (Redis: deleted; cookie mode: the
 // cookie is replaced at the next login).

@@ -2,6 +2,8 @@ package login
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +15,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/authn/authntest"
 	"github.com/gatehouse/gatehouse/internal/authn/jwt"
 	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/reply"
 	"github.com/gatehouse/gatehouse/internal/session"
 )
 
@@ -99,5 +102,40 @@ func TestConformance(t *testing.T) {
 	rotated := testService(t, now, k2, k1)
 	if id, err := (authenticator{s: rotated, single: "idp"}).Authenticate(req(cookieFor(t, s, sess(now, now)))()); err != nil || id.Subject != "alice" {
 		t.Fatalf("after rotation: %v %v", id, err)
+	}
+}
+
+// TestPersistTooLargeForCookies: a session that does not fit in the
+// cookies is refused with a clear problem, not written as cleared cookies
+// (which would send the browser to log in again, forever); one that fits
+// is written.
+func TestPersistTooLargeForCookies(t *testing.T) {
+	k, _ := session.NewKey()
+	now := time.Now().Truncate(time.Second)
+	s := testService(t, now, k)
+	for _, tc := range []struct {
+		name   string
+		groups int
+		fits   bool
+	}{{"small", 3, true}, {"chunked", 400, true}, {"too large for the cookies", 2400, false}, {"too large to seal", 5000, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			groups := make([]any, tc.groups)
+			for i := range groups {
+				groups[i] = fmt.Sprintf("group-%06d", i)
+			}
+			sess := &session.Session{ID: "AAAAAAAAAAAAAAAAAAAAAA", Provider: "idp", Issuer: "https://idp.test", Subject: "alice",
+				Claims: map[string]any{"sub": "alice", "groups": groups}, Created: now, LastSeen: now}
+			cookies, err := s.persist(httptest.NewRequest("GET", "/", nil), sess)
+			if tc.fits {
+				if err != nil || len(cookies) == 0 || cookies[0].MaxAge < 0 {
+					t.Fatalf("persist = %d cookies, %v; want session cookies", len(cookies), err)
+				}
+				return
+			}
+			var refused *reply.RefusedError
+			if !errors.As(err, &refused) || cookies != nil {
+				t.Fatalf("persist = %d cookies, %v; want a RefusedError", len(cookies), err)
+			}
+		})
 	}
 }
