@@ -229,13 +229,8 @@ func startBed(ctx context.Context, dir string, pin *pinning) (_ *bed, err error)
 	if b.secrets, err = newMethodSecrets(dir); err != nil {
 		return nil, err
 	}
-	var providers strings.Builder
 	for _, is := range issuers {
 		b.issuers[is.name] = is
-		fmt.Fprintf(&providers, providerConfig, is.name, is.iss, audience, is.alg, is.jwks)
-		if is.name == "dpop" {
-			providers.WriteString("    dpop: {mode: allowed, algorithms: [ES256]}\n")
-		}
 	}
 	secret := make([]byte, 24)
 	if _, err := rand.Read(secret); err != nil {
@@ -246,11 +241,10 @@ func startBed(ctx context.Context, dir string, pin *pinning) (_ *bed, err error)
 		return nil, err
 	}
 	upstreamURL := "http://" + b.upstream.Addr
-	providers.WriteString(strings.ReplaceAll(introspectionProvider, "{{upstream_addr}}", b.upstream.Addr))
 	if b.bare, err = b.start(ctx, "bare", upstreamURL, b.pki.certFile, b.pki.keyFile, b.pki.caFile); err != nil {
 		return nil, err
 	}
-	cfg := mainConfig(dir, providers.String(), upstreamURL, b.secrets.sessionKey)
+	cfg := mainConfig(dir, providersConfig(issuers, b.upstream.Addr), upstreamURL, b.secrets.sessionKey)
 	b.cfg = cfg
 	cfgPath := filepath.Join(dir, "gatehouse.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -263,6 +257,21 @@ func startBed(ctx context.Context, dir string, pin *pinning) (_ *bed, err error)
 		return nil, fmt.Errorf("issuing the API key: %w", err)
 	}
 	return b, nil
+}
+
+// providersConfig is the identity_providers entries: one per issuer (DPoP
+// allowed on its own), and the introspecting provider whose authorization
+// server is the upstream at upstreamAddr.
+func providersConfig(issuers []*issuer, upstreamAddr string) string {
+	var providers strings.Builder
+	for _, is := range issuers {
+		fmt.Fprintf(&providers, providerConfig, is.name, is.iss, audience, is.alg, is.jwks)
+		if is.name == "dpop" {
+			providers.WriteString("    dpop: {mode: allowed, algorithms: [ES256]}\n")
+		}
+	}
+	providers.WriteString(strings.ReplaceAll(introspectionProvider, "{{upstream_addr}}", upstreamAddr))
+	return providers.String()
 }
 
 // mainConfig is the main Gatehouse's configuration text.
