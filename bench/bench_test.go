@@ -73,6 +73,8 @@ func TestHarnessSmoke(t *testing.T) {
 	} else {
 		t.Logf("jwt-ratelimit-redis not expected: %v", err)
 	}
+	// Issue 15's scenarios (session-warm paired with jwt-rs256-warm).
+	want = append(want, "session-warm", "basic-cached", "jwt-assertion", "decision-jwt")
 	if len(res.Scenarios) != len(want) {
 		t.Fatalf("%d scenarios, want %d", len(res.Scenarios), len(want))
 	}
@@ -107,7 +109,8 @@ func TestHarnessSmoke(t *testing.T) {
 		if strings.HasPrefix(l.Rule, "introspection cache hit:") {
 			introspection++
 		}
-		for _, name := range []string{"mtls", "jwt-dpop", "jwt-revocation", "jwt-ratelimit-local", "jwt-ratelimit-redis"} {
+		for _, name := range []string{"mtls", "jwt-dpop", "jwt-revocation", "jwt-ratelimit-local", "jwt-ratelimit-redis",
+			"basic-cached", "jwt-assertion", "decision-jwt"} {
 			if strings.HasPrefix(l.Rule, name+" ") {
 				t.Errorf("report-only scenario %s has a budget line: %s", name, l.Rule)
 			}
@@ -117,7 +120,8 @@ func TestHarnessSmoke(t *testing.T) {
 		t.Errorf("%d introspection budget lines, want 1: %+v", introspection, res.Budget)
 	}
 	reportOnly := map[string]bool{"mtls": true, "mtls-handshake": true, "jwt-dpop": true, "introspection-cached": true,
-		"jwt-revocation": true, "jwt-ratelimit-local": true, "jwt-ratelimit-redis": true}
+		"jwt-revocation": true, "jwt-ratelimit-local": true, "jwt-ratelimit-redis": true,
+		"session-warm": true, "basic-cached": true, "jwt-assertion": true, "decision-jwt": true}
 	for _, s := range res.Scenarios {
 		if s.ReportOnly != reportOnly[s.Name] {
 			t.Errorf("%s: report_only %v, want %v", s.Name, s.ReportOnly, reportOnly[s.Name])
@@ -136,15 +140,20 @@ func TestHarnessSmoke(t *testing.T) {
 		t.Errorf("soak not measured: %+v", res.Soak)
 	}
 	// 6 throughput lines (4 warm kinds + cel + cold RS256), 2 observability
-	// lines, 1 introspection line, 9 latency lines (not the two variants,
-	// paired with their base scenario), 2 soak lines; the report-only
-	// scenarios (issues 12 to 14) add none.
-	if len(res.Budget) != 6+2+1+9+2 {
-		t.Errorf("%d budget lines, want %d: %+v", len(res.Budget), 6+2+1+9+2, res.Budget)
+	// lines, 1 introspection line, 1 session line (issue 15), 9 latency
+	// lines (not the two variants, paired with their base scenario), 2
+	// soak lines; the other report-only scenarios (issues 12 to 15) add
+	// none.
+	if len(res.Budget) != 6+2+1+1+9+2 {
+		t.Errorf("%d budget lines, want %d: %+v", len(res.Budget), 6+2+1+1+9+2, res.Budget)
+	}
+	if !slices.ContainsFunc(res.Budget, func(l budgetLine) bool { return strings.HasPrefix(l.Rule, "session-warm CPU per request") }) {
+		t.Errorf("no session-warm budget line: %+v", res.Budget)
 	}
 	// The variants are paired with their base, not with the bare proxy.
 	for _, s := range res.Scenarios {
-		want := map[string]string{"jwt-rs256-warm-nometrics": "jwt-rs256-warm", "jwt-rs256-warm-traced": "jwt-rs256-warm-nometrics"}[s.Name]
+		want := map[string]string{"jwt-rs256-warm-nometrics": "jwt-rs256-warm", "jwt-rs256-warm-traced": "jwt-rs256-warm-nometrics",
+			"session-warm": "jwt-rs256-warm"}[s.Name]
 		if s.PairedWith != want {
 			t.Errorf("%s paired with %q, want %q", s.Name, s.PairedWith, want)
 		}
