@@ -179,9 +179,10 @@ func httptestRequest() *http.Request {
 	return r
 }
 
-// checkSession proves the session method is what answers: a browser
-// navigation without a cookie is sent to the provider's authorization
-// endpoint (302), and a session sealed with another key is refused.
+// checkSession proves the session method is what answers: a session's
+// subject reaches the upstream, a browser navigation without a cookie is
+// sent to the provider's authorization endpoint (302), and a session
+// sealed with another key is refused.
 func (b *bed) checkSession(ctx context.Context, s *scenario) error {
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	defer c.CloseIdleConnections()
@@ -198,17 +199,25 @@ func (b *bed) checkSession(ctx context.Context, s *scenario) error {
 	if loc := res.Header.Get("Location"); res.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "https://rs256.bench.invalid/authorize?") {
 		return fmt.Errorf("a browser without a session: status %d, Location %q; want 302 to the authorization endpoint", res.StatusCode, loc)
 	}
+	sub := fmt.Sprintf("user-%d", b.minted)
+	cr, err := b.sessionCookie(1)
+	if err != nil {
+		return err
+	}
+	v, _ := cr.next()
+	if status, seen, err := probe(ctx, newClient(1), b.url(s), http.Header{"Cookie": {v}}); err != nil || status != http.StatusOK || seen != sub {
+		return fmt.Errorf("a session of %s: status %d, upstream saw %q, %v; want 200 and %s", sub, status, seen, err, sub)
+	}
 	other := *b.secrets
 	if other.sessionKey, err = session.NewKey(); err != nil {
 		return err
 	}
 	ob := *b
 	ob.secrets = &other
-	cr, err := ob.sessionCookie(1)
-	if err != nil {
+	if cr, err = ob.sessionCookie(1); err != nil {
 		return err
 	}
-	v, _ := cr.next()
+	v, _ = cr.next()
 	if status, _, err := probe(ctx, newClient(1), b.url(s), http.Header{"Cookie": {v}}); err != nil || status != http.StatusUnauthorized {
 		return fmt.Errorf("a session sealed with another key: status %d, %v; want 401", status, err)
 	}
