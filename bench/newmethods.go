@@ -184,7 +184,7 @@ func httptestRequest() *http.Request {
 // sent to the provider's authorization endpoint (302), and a session
 // sealed with another key is refused.
 func (b *bed) checkSession(ctx context.Context, s *scenario) error {
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	defer c.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.url(s), nil)
 	if err != nil {
@@ -239,7 +239,13 @@ func (b *bed) checkAssertion(ctx context.Context, s *scenario) error {
 	if res.StatusCode != http.StatusOK || raw == "" {
 		return fmt.Errorf("status %d, assertion %q: want 200 and an assertion upstream", res.StatusCode, raw)
 	}
-	jres, err := http.Get("http://" + b.server(s).Addr + "/.well-known/gatehouse/jwks.json")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.server(s).Addr+"/.well-known/gatehouse/jwks.json", nil)
+	if err != nil {
+		return err
+	}
+	jc := newClient(1)
+	defer jc.CloseIdleConnections()
+	jres, err := jc.Do(req)
 	if err != nil {
 		return err
 	}
