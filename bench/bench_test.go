@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +14,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/pipeline"
 )
 
 // TestMain lets the test binary play the harness's server roles, as the
@@ -68,6 +73,8 @@ func TestHarnessSmoke(t *testing.T) {
 	} else {
 		t.Logf("jwt-ratelimit-redis not expected: %v", err)
 	}
+	// Issue 15's scenarios (session-warm paired with jwt-rs256-warm).
+	want = append(want, "session-warm", "basic-cached", "jwt-assertion", "decision-jwt")
 	if len(res.Scenarios) != len(want) {
 		t.Fatalf("%d scenarios, want %d", len(res.Scenarios), len(want))
 	}
@@ -102,7 +109,8 @@ func TestHarnessSmoke(t *testing.T) {
 		if strings.HasPrefix(l.Rule, "introspection cache hit:") {
 			introspection++
 		}
-		for _, name := range []string{"mtls", "jwt-dpop", "jwt-revocation", "jwt-ratelimit-local", "jwt-ratelimit-redis"} {
+		for _, name := range []string{"mtls", "jwt-dpop", "jwt-revocation", "jwt-ratelimit-local", "jwt-ratelimit-redis",
+			"basic-cached", "jwt-assertion", "decision-jwt"} {
 			if strings.HasPrefix(l.Rule, name+" ") {
 				t.Errorf("report-only scenario %s has a budget line: %s", name, l.Rule)
 			}
@@ -112,7 +120,8 @@ func TestHarnessSmoke(t *testing.T) {
 		t.Errorf("%d introspection budget lines, want 1: %+v", introspection, res.Budget)
 	}
 	reportOnly := map[string]bool{"mtls": true, "mtls-handshake": true, "jwt-dpop": true, "introspection-cached": true,
-		"jwt-revocation": true, "jwt-ratelimit-local": true, "jwt-ratelimit-redis": true}
+		"jwt-revocation": true, "jwt-ratelimit-local": true, "jwt-ratelimit-redis": true,
+		"session-warm": true, "basic-cached": true, "jwt-assertion": true, "decision-jwt": true}
 	for _, s := range res.Scenarios {
 		if s.ReportOnly != reportOnly[s.Name] {
 			t.Errorf("%s: report_only %v, want %v", s.Name, s.ReportOnly, reportOnly[s.Name])
@@ -131,15 +140,20 @@ func TestHarnessSmoke(t *testing.T) {
 		t.Errorf("soak not measured: %+v", res.Soak)
 	}
 	// 6 throughput lines (4 warm kinds + cel + cold RS256), 2 observability
-	// lines, 1 introspection line, 9 latency lines (not the two variants,
-	// paired with their base scenario), 2 soak lines; the report-only
-	// scenarios (issues 12 to 14) add none.
-	if len(res.Budget) != 6+2+1+9+2 {
-		t.Errorf("%d budget lines, want %d: %+v", len(res.Budget), 6+2+1+9+2, res.Budget)
+	// lines, 1 introspection line, 1 session line (issue 15), 9 latency
+	// lines (not the two variants, paired with their base scenario), 2
+	// soak lines; the other report-only scenarios (issues 12 to 15) add
+	// none.
+	if len(res.Budget) != 6+2+1+1+9+2 {
+		t.Errorf("%d budget lines, want %d: %+v", len(res.Budget), 6+2+1+1+9+2, res.Budget)
+	}
+	if !slices.ContainsFunc(res.Budget, func(l budgetLine) bool { return strings.HasPrefix(l.Rule, "session-warm CPU per request") }) {
+		t.Errorf("no session-warm budget line: %+v", res.Budget)
 	}
 	// The variants are paired with their base, not with the bare proxy.
 	for _, s := range res.Scenarios {
-		want := map[string]string{"jwt-rs256-warm-nometrics": "jwt-rs256-warm", "jwt-rs256-warm-traced": "jwt-rs256-warm-nometrics"}[s.Name]
+		want := map[string]string{"jwt-rs256-warm-nometrics": "jwt-rs256-warm", "jwt-rs256-warm-traced": "jwt-rs256-warm-nometrics",
+			"session-warm": "jwt-rs256-warm"}[s.Name]
 		if s.PairedWith != want {
 			t.Errorf("%s paired with %q, want %q", s.Name, s.PairedWith, want)
 		}
@@ -577,6 +591,147 @@ func TestTurnsAlternateAndBalance(t *testing.T) {
 		}
 		if got.String() != tc.want {
 			t.Errorf("turns(%d) = %s, want %s", tc.n, got.String(), tc.want)
+		}
+	}
+}
+
+// TestScenarioConfigsValidate checks that the configuration of the main
+// Gatehouse and of every variant is one `gatehouse validate` accepts
+// (decoded, validated and compiled into a plan), without starting a
+// process: a scenario whose route, method or block is wrong fails here in
+// a second, not at the start of a run.
+func TestScenarioConfigsValidate(t *testing.T) {
+	dir := t.TempDir()
+	issuers, err := newIssuers(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newPKI(dir); err != nil {
+		t.Fatal(err)
+	}
+	secrets, err := newMethodSecrets(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const upstream = "127.0.0.1:9"
+	main := mainConfig(dir, providersConfig(issuers, upstream), "http://"+upstream, secrets.sessionKey)
+	configs := map[string]string{"gatehouse": main}
+	for name, settings := range variantSettings {
+		vdir := filepath.Join(dir, name)
+		if err := os.Mkdir(vdir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		configs[name] = variantConfig(main, dir, vdir, settings, upstream, "gatehouse-bench:test:")
+	}
+	for _, name := range []string{"gatehouse-assertion", "gatehouse-decision"} {
+		if _, ok := configs[name]; !ok {
+			t.Errorf("no variant %s", name)
+		}
+	}
+	for name, cfg := range configs {
+		t.Run(name, func(t *testing.T) {
+			for _, want := range []string{"name: session", "name: basic", "{{"} {
+				if got := strings.Contains(cfg, want); got != (want != "{{") {
+					t.Errorf("configuration contains %q: %v", want, got)
+				}
+			}
+			path := filepath.Join(dir, name+".yaml")
+			if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, file, err := config.Load(path)
+			if err != nil {
+				t.Fatalf("load: %v\n%s", err, cfg)
+			}
+			plan, err := pipeline.Build(c, file, pipeline.Options{Stdout: io.Discard, Stderr: io.Discard, Validating: true})
+			if err != nil {
+				t.Fatalf("build: %v", err)
+			}
+			plan.Close()
+		})
+	}
+}
+
+// TestMethodScenarios: the issue 15 scenarios exist, go to the server
+// that has their feature, and only session-warm is paired (with
+// jwt-rs256-warm, which -only brings along); the decision scenario
+// describes the original request in Traefik's headers.
+func TestMethodScenarios(t *testing.T) {
+	b := &bed{issuers: map[string]*issuer{}, secrets: &methodSecrets{sessionKey: "x", basicPassword: "pw"}}
+	want := map[string]struct{ server, pair string }{
+		"session-warm":  {"gatehouse", "jwt-rs256-warm"},
+		"basic-cached":  {"gatehouse", ""},
+		"jwt-assertion": {"gatehouse-assertion", ""},
+		"decision-jwt":  {"gatehouse-decision", ""},
+	}
+	all := b.scenarios()
+	for name, w := range want {
+		i := slices.IndexFunc(all, func(s *scenario) bool { return s.Name == name })
+		if i < 0 {
+			t.Errorf("no scenario %s", name)
+			continue
+		}
+		s := all[i]
+		if s.server != w.server || s.pairWith != w.pair || !s.reportOnly || s.credential == nil || s.Description == "" {
+			t.Errorf("%s: server %q pair %q reportOnly %v; want %q %q true, a credential and a description", name, s.server, s.pairWith, s.reportOnly, w.server, w.pair)
+		}
+		if _, ok := variantSettings[s.server]; !ok && s.server != "gatehouse" {
+			t.Errorf("%s: server %s is no variant", name, s.server)
+		}
+	}
+	sel, err := selectScenarios(all, "session-warm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range sel {
+		names = append(names, s.Name)
+	}
+	if !slices.Contains(names, "jwt-rs256-warm") {
+		t.Errorf("-only session-warm selects %q: its partner is missing", names)
+	}
+	d := all[slices.IndexFunc(all, func(s *scenario) bool { return s.Name == "decision-jwt" })]
+	for _, h := range []string{"X-Forwarded-Method", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Uri", "X-Forwarded-For"} {
+		if len(d.fixed[h]) != 1 {
+			t.Errorf("decision-jwt sends %s %q, want one value", h, d.fixed[h])
+		}
+	}
+	if !d.decision {
+		t.Error("decision-jwt must read the subject from the decision answer")
+	}
+}
+
+// TestSessionBudget: session-warm's line is its CPU per request over
+// jwt-rs256-warm's, in the direct pairing, at most 1; no line without
+// that pairing.
+func TestSessionBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ratio  float64
+		paired string
+		lines  int
+		pass   bool
+	}{
+		{"cheaper", 0.9, "jwt-rs256-warm", 1, true},
+		{"equal", 1.0, "jwt-rs256-warm", 1, true},
+		{"dearer", 1.01, "jwt-rs256-warm", 1, false},
+		{"not measured", 0, "jwt-rs256-warm", 1, false},
+		{"not paired", 0.9, "", 0, true},
+	} {
+		for _, pinned := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/pinned=%v", tc.name, pinned), func(t *testing.T) {
+				r := &results{Settings: map[string]any{"connections": 64, "pinned": pinned}}
+				m := &measurement{CPUPerReq: time.Microsecond, RPS: 1}
+				r.Scenarios = []*scenarioResult{{Name: "session-warm", Kind: kindWarm, ReportOnly: true, PairedWith: tc.paired,
+					CPURatio: tc.ratio, Throughput: m, Reference: m}}
+				r.evaluateSession()
+				if len(r.Budget) != tc.lines {
+					t.Fatalf("%d lines, want %d: %+v", len(r.Budget), tc.lines, r.Budget)
+				}
+				if tc.lines > 0 && r.Budget[0].Pass != tc.pass {
+					t.Fatalf("pass = %v, want %v: %+v", r.Budget[0].Pass, tc.pass, r.Budget[0])
+				}
+			})
 		}
 	}
 }

@@ -151,6 +151,7 @@ func serveUpstream(opaque string) (string, func(), error) {
 			}
 			if r.Header.Get("X-Bench-Check") != "" {
 				w.Header()["X-Seen-Subject"] = []string{r.Header.Get("X-Auth-Subject")}
+				w.Header()["X-Seen-Assertion"] = []string{r.Header.Get("X-Gatehouse-Assertion")}
 			}
 			w.Header()["Content-Type"] = []string{"text/plain"}
 			_, _ = w.Write(body)

@@ -93,6 +93,8 @@ type target struct {
 	// in several headers; nil for every other scenario.
 	headers []string
 	sets    headerSets
+	// fixed headers go with every request.
+	fixed http.Header
 }
 
 // phase is the outcome of one load phase.
@@ -149,6 +151,9 @@ func do(ctx context.Context, c *http.Client, t *target) (bool, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.url, nil)
 	if err != nil {
 		return true, err
+	}
+	for k, v := range t.fixed {
+		req.Header[k] = v
 	}
 	if t.creds != nil {
 		v, ok := t.creds.next()

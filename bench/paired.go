@@ -100,7 +100,7 @@ func turns(n int) []bool {
 
 // targetFor builds a target for s with credentials for up to n requests.
 func (b *bed) targetFor(s *scenario, n int) (*target, error) {
-	t := &target{url: b.url(s), header: s.header}
+	t := &target{url: b.url(s), header: s.header, fixed: s.fixed}
 	if s.credential != nil {
 		cr, err := s.credential(n)
 		if err != nil {
@@ -137,6 +137,7 @@ func (b *bed) referenceSide(x, bare *scenario, conns int) (*side, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.target.fixed = x.fixed
 	if x.headerSets != nil {
 		hs, err := x.headerSets(1)
 		if err != nil {

@@ -173,6 +173,7 @@ func (r *results) evaluateBudget() {
 	}
 	r.evaluateObservability()
 	r.evaluateIntrospection()
+	r.evaluateSession()
 	for _, s := range r.Scenarios {
 		if s.Kind == kindReference || s.ReportOnly || s.PairedWith != "" {
 			// A paired variant's p99 is to its base scenario, which has
@@ -417,4 +418,23 @@ func (r *results) evaluateIntrospection() {
 	r.Budget = append(r.Budget, budgetLine{
 		Rule:  fmt.Sprintf("introspection cache hit: introspection-cached throughput ≥ 1/%.0f× jwt-rs256-warm's", introspectionCostMax),
 		Value: fmt.Sprintf("%.3f×", rel), Pass: rel >= 1/introspectionCostMax, Detail: detail})
+}
+
+// Session budget (issue 15): a warm browser session costs no more than a
+// warm JWT. session-warm is paired directly with jwt-rs256-warm, so the
+// line is one same-run ratio: its CPU time per request over
+// jwt-rs256-warm's, at most 1 (pinned or not).
+const sessionCostMax = 1.0
+
+func (r *results) evaluateSession() {
+	for _, s := range r.Scenarios {
+		if s.Name != "session-warm" || s.PairedWith != "jwt-rs256-warm" || s.Throughput == nil || s.Reference == nil {
+			continue
+		}
+		r.Budget = append(r.Budget, budgetLine{
+			Rule:  fmt.Sprintf("session-warm CPU per request ≤ %.2f× jwt-rs256-warm's (a warm session costs no more than a warm JWT)", sessionCostMax),
+			Value: fmt.Sprintf("%.3f×", s.CPURatio), Pass: s.CPURatio > 0 && s.CPURatio <= sessionCostMax,
+			Detail: fmt.Sprintf("paired directly: %.1f vs %.1f µs CPU/req, %.0f vs %.0f req/s (session vs JWT)",
+				float64(s.Throughput.CPUPerReq)/1e3, float64(s.Reference.CPUPerReq)/1e3, s.Throughput.RPS, s.Reference.RPS)})
+	}
 }

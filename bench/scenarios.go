@@ -50,6 +50,13 @@ type scenario struct {
 	// credentials carried in several headers (DPoP: the token and a proof).
 	headers    []string
 	headerSets func(n int) (headerSets, error)
+	// fixed headers go with every request, beside the credential (the
+	// decision API's description of the original request).
+	fixed http.Header
+	// decision: the server answers for another proxy (the decision API),
+	// so the self-check reads the subject from the answer's
+	// X-Auth-Subject, not from the upstream's echo.
+	decision bool
 	// tls sends the requests over HTTPS to Gatehouse's mtls listener with
 	// the bench client certificate; noKeepAlive opens a connection (a
 	// full handshake) for every request.
@@ -95,6 +102,8 @@ type bed struct {
 	// started by startVariants when selected; nginxBin is its binary.
 	nginx    *child
 	nginxBin string
+	// secrets are the session key and the Basic user's password.
+	secrets *methodSecrets
 }
 
 // The introspection scenario's provider and its client at the in-harness
@@ -217,13 +226,11 @@ func startBed(ctx context.Context, dir string, pin *pinning) (_ *bed, err error)
 	if b.pki, err = newPKI(dir); err != nil {
 		return nil, err
 	}
-	var providers strings.Builder
+	if b.secrets, err = newMethodSecrets(dir); err != nil {
+		return nil, err
+	}
 	for _, is := range issuers {
 		b.issuers[is.name] = is
-		fmt.Fprintf(&providers, providerConfig, is.name, is.iss, audience, is.alg, is.jwks)
-		if is.name == "dpop" {
-			providers.WriteString("    dpop: {mode: allowed, algorithms: [ES256]}\n")
-		}
 	}
 	secret := make([]byte, 24)
 	if _, err := rand.Read(secret); err != nil {
@@ -234,12 +241,10 @@ func startBed(ctx context.Context, dir string, pin *pinning) (_ *bed, err error)
 		return nil, err
 	}
 	upstreamURL := "http://" + b.upstream.Addr
-	providers.WriteString(strings.ReplaceAll(introspectionProvider, "{{upstream_addr}}", b.upstream.Addr))
 	if b.bare, err = b.start(ctx, "bare", upstreamURL, b.pki.certFile, b.pki.keyFile, b.pki.caFile); err != nil {
 		return nil, err
 	}
-	cfg := strings.NewReplacer("{{dir}}", dir, "{{providers}}", strings.TrimRight(providers.String(), "\n"),
-		"{{upstream}}", upstreamURL).Replace(gatehouseConfig + rateLimitRoutes + rateLimitConfig)
+	cfg := mainConfig(dir, providersConfig(issuers, b.upstream.Addr), upstreamURL, b.secrets.sessionKey)
 	b.cfg = cfg
 	cfgPath := filepath.Join(dir, "gatehouse.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -252,6 +257,27 @@ func startBed(ctx context.Context, dir string, pin *pinning) (_ *bed, err error)
 		return nil, fmt.Errorf("issuing the API key: %w", err)
 	}
 	return b, nil
+}
+
+// providersConfig is the identity_providers entries: one per issuer (DPoP
+// allowed on its own), and the introspecting provider whose authorization
+// server is the upstream at upstreamAddr.
+func providersConfig(issuers []*issuer, upstreamAddr string) string {
+	var providers strings.Builder
+	for _, is := range issuers {
+		fmt.Fprintf(&providers, providerConfig, is.name, is.iss, audience, is.alg, is.jwks)
+		if is.name == "dpop" {
+			providers.WriteString("    dpop: {mode: allowed, algorithms: [ES256]}\n")
+		}
+	}
+	providers.WriteString(strings.ReplaceAll(introspectionProvider, "{{upstream_addr}}", upstreamAddr))
+	return providers.String()
+}
+
+// mainConfig is the main Gatehouse's configuration text.
+func mainConfig(dir, providers, upstreamURL, sessionKey string) string {
+	return strings.NewReplacer("{{dir}}", dir, "{{providers}}", strings.TrimRight(providers, "\n"),
+		"{{upstream}}", upstreamURL, "{{session_key}}", sessionKey).Replace(gatehouseConfig + rateLimitRoutes + newMethodRoutes + rateLimitConfig)
 }
 
 func (b *bed) start(ctx context.Context, role string, args ...string) (*child, error) {
@@ -324,6 +350,10 @@ var variantSettings = map[string]string{
 	// Rate limits counted in the real Redis (issue 14): the redis block
 	// makes it their store.
 	"gatehouse-redis": redisVariantSettings,
+	// Issue 15: the signed identity assertion on every route, and the
+	// decision API.
+	"gatehouse-assertion": assertionVariantSettings,
+	"gatehouse-decision":  decisionVariantSettings,
 }
 
 // startVariants starts the variant Gatehouses the scenarios in list use,
@@ -350,12 +380,7 @@ func (b *bed) startVariants(ctx context.Context, list []*scenario) error {
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			return err
 		}
-		// Its own admin token, logs and key store; the same issuers' keys.
-		own := strings.NewReplacer(
-			b.dir+"/admin.token", dir+"/admin.token", b.dir+"/access.log", dir+"/access.log",
-			b.dir+"/audit.log", dir+"/audit.log", b.dir+"/keys.db", dir+"/keys.db")
-		cfg := own.Replace(b.cfg) + strings.NewReplacer("{{upstream_addr}}", b.upstream.Addr,
-			"{{redis_addr}}", redisAddr(), "{{redis_prefix}}", b.redisPrefix).Replace(settings)
+		cfg := variantConfig(b.cfg, b.dir, dir, settings, b.upstream.Addr, b.redisPrefix)
 		path := filepath.Join(dir, "gatehouse.yaml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			return err
@@ -367,6 +392,17 @@ func (b *bed) startVariants(ctx context.Context, list []*scenario) error {
 		b.variants[s.server] = c
 	}
 	return nil
+}
+
+// variantConfig is a variant's configuration: the main one (main, in
+// dir) with its own admin token, logs and key store in vdir, the same
+// issuers' keys, and settings appended.
+func variantConfig(main, dir, vdir, settings, upstreamAddr, redisPrefix string) string {
+	own := strings.NewReplacer(
+		dir+"/admin.token", vdir+"/admin.token", dir+"/access.log", vdir+"/access.log",
+		dir+"/audit.log", vdir+"/audit.log", dir+"/keys.db", vdir+"/keys.db")
+	return own.Replace(main) + strings.NewReplacer("{{upstream_addr}}", upstreamAddr,
+		"{{redis_addr}}", redisAddr(), "{{redis_prefix}}", redisPrefix).Replace(settings)
 }
 
 func (b *bed) url(s *scenario) string {
@@ -468,7 +504,8 @@ func (b *bed) scenarios() []*scenario {
 			credential: warmRS256, variantOf: "jwt-rs256-warm", pairWith: "jwt-rs256-warm-nometrics",
 			Description: "jwt-rs256-warm on a Gatehouse with tracing on at 1 % sampling (OTLP/HTTP export to a local receiver) and metrics on. Paired with jwt-rs256-warm-nometrics (neither), not with the bare proxy."})
 	list = append(list, b.credentialScenarios(warmRS256)...)
-	return append(list, b.rateLimitScenarios(warmRS256)...)
+	list = append(list, b.rateLimitScenarios(warmRS256)...)
+	return append(list, b.methodScenarios(warmRS256)...)
 }
 
 // selfCheck proves, before anything is measured, that each scenario does
@@ -476,7 +513,10 @@ func (b *bed) scenarios() []*scenario {
 // the identity reaches the upstream.
 func (b *bed) selfCheck(ctx context.Context, list []*scenario) error {
 	for _, s := range list {
-		h := http.Header{}
+		h := s.fixed.Clone()
+		if h == nil {
+			h = http.Header{}
+		}
 		if s.credential != nil {
 			cr, err := s.credential(1)
 			if err != nil {
@@ -496,7 +536,11 @@ func (b *bed) selfCheck(ctx context.Context, list []*scenario) error {
 			}
 		}
 		c := b.client(s, 1)
-		status, subject, err := probe(ctx, c, b.url(s), h)
+		subjectHeader := "X-Seen-Subject"
+		if s.decision {
+			subjectHeader = "X-Auth-Subject"
+		}
+		status, subject, err := probeFor(ctx, c, b.url(s), h, subjectHeader)
 		c.CloseIdleConnections()
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.Name, err)
@@ -513,7 +557,12 @@ func (b *bed) selfCheck(ctx context.Context, list []*scenario) error {
 		if s.credential != nil {
 			value := h.Get(s.header)
 			for _, bad := range []string{"", tamper(value)} {
-				status, _, err := probe(ctx, newClient(1), b.url(s), http.Header{s.header: {bad}})
+				hb := s.fixed.Clone()
+				if hb == nil {
+					hb = http.Header{}
+				}
+				hb[http.CanonicalHeaderKey(s.header)] = []string{bad}
+				status, _, err := probe(ctx, newClient(1), b.url(s), hb)
 				if err != nil {
 					return fmt.Errorf("%s: %w", s.Name, err)
 				}
@@ -534,6 +583,11 @@ func (b *bed) selfCheck(ctx context.Context, list []*scenario) error {
 // probe sends one self-check request (the upstream then echoes the
 // subject it received) and returns the status and that subject.
 func probe(ctx context.Context, c *http.Client, url string, h http.Header) (int, string, error) {
+	return probeFor(ctx, c, url, h, "X-Seen-Subject")
+}
+
+// probeFor is probe reading the subject from the answer's header name.
+func probeFor(ctx context.Context, c *http.Client, url string, h http.Header, name string) (int, string, error) {
 	defer c.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -550,7 +604,7 @@ func probe(ctx context.Context, c *http.Client, url string, h http.Header) (int,
 		return 0, "", err
 	}
 	res.Body.Close()
-	return res.StatusCode, res.Header.Get("X-Seen-Subject"), nil
+	return res.StatusCode, res.Header.Get(name), nil
 }
 
 // tamper changes one character in the middle of a credential, so that its
