@@ -183,18 +183,28 @@ func (a *Authenticator) Authenticate(r *http.Request) (*identity.Identity, error
 	if e := t.cache.get(k, now); e != nil {
 		return e.id, nil
 	}
-	if !a.limit.acquire(r) {
-		return nil, &authn.UnavailableError{Method: Name, Reason: ReasonBusy,
-			Err: errors.New("authn/basic: too many password verifications in progress")}
+	v, err, _ := t.flight.Do(string(k[:]), func() (any, error) {
+		if !a.limit.acquire(r) {
+			return nil, &authn.UnavailableError{Method: Name, Reason: ReasonBusy,
+				Err: errors.New("authn/basic: too many password verifications in progress")}
+		}
+		defer a.limit.release()
+		e := t.users[user]
+		var good bool
+		if e == nil {
+			dummy().Verify(password) // the same cost as a wrong password
+		} else {
+			good = e.user.Hash.Verify(password)
+		}
+		if good {
+			t.cache.put(k, e, now)
+		}
+		return verdict{e: e, good: good}, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	e := t.users[user]
-	var good bool
-	if e == nil {
-		dummy().Verify(password) // the same cost as a wrong password
-	} else {
-		good = e.user.Hash.Verify(password)
-	}
-	a.limit.release()
+	e, good := v.(verdict).e, v.(verdict).good
 	switch {
 	case e == nil:
 		return nil, &authn.Failure{Method: Name, Reason: ReasonUserUnknown, Description: invalidDescription,
@@ -203,8 +213,14 @@ func (a *Authenticator) Authenticate(r *http.Request) (*identity.Identity, error
 		return nil, &authn.Failure{Method: Name, Reason: ReasonPasswordMismatch, Description: invalidDescription,
 			Subject: user, CredentialID: CredentialID(user), Err: errors.New("authn/basic: wrong password")}
 	}
-	t.cache.put(k, e, now)
 	return e.id, nil
+}
+
+// verdict is the outcome of one verification, shared by the requests that
+// waited for it.
+type verdict struct {
+	e    *entry
+	good bool
 }
 
 // secure reports whether r reached the gateway over TLS (or, behind a

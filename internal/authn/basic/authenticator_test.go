@@ -295,3 +295,35 @@ func TestLockoutKey(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentMissesShareOneVerification: when a client's cached
+// credential has expired and many of its connections arrive at once, one
+// verification runs and the others wait for its verdict, instead of each
+// needing a slot (with one slot and no wait, all but one would get 503
+// verification_busy). A wrong password is shared as a failure the same way.
+func TestConcurrentMissesShareOneVerification(t *testing.T) {
+	a, _, _ := newAuth(t, writeUsers(t, t.TempDir(), "alice:"+testHash()+"\n"), time.Minute)
+	a.limit = NewLimiter(1, time.Millisecond)
+	for _, tc := range []struct {
+		password string
+		reason   authn.Reason
+	}{{"s3cret", ""}, {"wrong", ReasonPasswordMismatch}} {
+		const n = 32
+		errs := make(chan error, n)
+		var start sync.WaitGroup
+		start.Add(1)
+		for range n {
+			go func() {
+				start.Wait()
+				_, err := a.Authenticate(basicReq("alice", tc.password))
+				errs <- err
+			}()
+		}
+		start.Done()
+		for range n {
+			if got := reasonOf(<-errs); got != tc.reason {
+				t.Fatalf("password %q: reason %q, want %q (no request may be refused as busy)", tc.password, got, tc.reason)
+			}
+		}
+	}
+}

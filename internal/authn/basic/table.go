@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/gatehouse/gatehouse/internal/identity"
 )
 
@@ -17,6 +19,13 @@ import (
 type table struct {
 	users map[string]*entry
 	cache *cache
+	// flight collapses concurrent verifications of one user and password
+	// (keyed by its cacheKey) into one: when a cached credential expires
+	// under load, the many connections of one client wait for a single
+	// hash instead of each taking a verification slot (and getting 503
+	// verification_busy). Per table, so a reload never shares a verdict
+	// of the old users with requests of the new.
+	flight singleflight.Group
 }
 
 // entry is a user and the identity it authenticates as, built once per
