@@ -448,6 +448,14 @@ func validPort(p string) bool {
 // It allocates nothing.
 func checkPath(path, raw string) (finding, error) {
 	var found finding
+	if raw != "" && !sentAsRaw(raw) && !strings.ContainsAny(raw, `\#`) {
+		// net/url forwards a raw path only when each of its bytes may
+		// stand in a path unescaped (URL.EscapedPath); otherwise (a space
+		// in an HTTP/2 :path, say) the upstream gets the decoded path
+		// escaped again: "/%2F 00" leaves as "//%2000", a repeated
+		// slash. Judge what leaves. (A raw '\' or '#' is refused below.)
+		raw = ""
+	}
 	nonASCII := false
 	for i := 0; i < len(path); i++ {
 		switch c := path[i]; {
@@ -665,3 +673,19 @@ func (p *Plan) peerTrusted(r *http.Request) bool {
 // forwarding.trusted_proxies (the gateway reads forwarded client
 // certificates only from those).
 func (p *Plan) PeerTrusted(r *http.Request) bool { return p.peerTrusted(r) }
+
+// sentAsRaw reports whether every byte of a raw path may appear in a path
+// unescaped, as net/url's EscapedPath requires before it uses RawPath:
+// letters, digits, "-._~", the sub-delimiters, ':', '@', '[', ']', '%'
+// and '/'.
+func sentAsRaw(raw string) bool {
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:@[]%/", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

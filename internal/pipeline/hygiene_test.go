@@ -65,6 +65,8 @@ func TestCheckPath(t *testing.T) {
 		{"/a//b", foundRepeatedSlash, nil},
 		{"/a//%41", foundRepeatedSlash, nil},
 		{"/a/%2F", foundEncodedSeparator, nil}, // judged as sent: not a repeated slash
+		{"/%2F 00", foundRepeatedSlash, nil},   // a raw path net/url will not send: judged as re-escaped, "//%2000"
+		{"/a%2F\"b", 0, nil},                   // likewise: leaves as "/a/%22b", the path that was routed
 		{"/a%252e", 0, errPathDoubleEncoding},
 		{"/a%252F", 0, errPathDoubleEncoding},
 		{"/a%255c", 0, errPathDoubleEncoding},
