@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -64,7 +65,7 @@ func FuzzFoldPath(f *testing.F) {
 // IPv6 address with an optional numeric port, which every reader splits at
 // the same colon.
 func FuzzNormalizeHost(f *testing.F) {
-	for _, s := range []string{"API.Example.com.:443", "[::1]:80", "a%2eb", "[x]y", "h:1:2", ":80", "", "[::1"} {
+	for _, s := range []string{"API.Example.com.:443", "[::1]:80", "a%2eb", "[x]y", "h:1:2", ":80", "", "[::1", "[::0A]", "127.1", "0x7f.1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, host string) {
@@ -92,5 +93,54 @@ func FuzzNormalizeHost(f *testing.F) {
 		if strings.ToLower(name) != name || strings.HasSuffix(name, ".") || strings.ContainsAny(name, "%@/?#\\ ") {
 			t.Fatalf("%q: accepted as %q", host, got)
 		}
+		// An address has one spelling: the one netip writes (RFC 5952
+		// for IPv6, the dotted quad for IPv4).
+		literal := strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
+		if a, err := netip.ParseAddr(literal); err == nil && a.String() != literal {
+			t.Fatalf("%q: accepted as %q, not the canonical %q", host, got, a)
+		} else if err != nil && (strings.HasPrefix(name, "[") || endsInNumber(name)) {
+			t.Fatalf("%q: accepted as %q, which is no address (%v)", host, got, err)
+		}
 	})
+}
+
+func TestNormalizeHost(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string // want "" means refused
+	}{
+		{"api.example.com", "api.example.com"},
+		{"API.Example.com.:8443", "api.example.com:8443"},
+		{"[::1]:80", "[::1]:80"},
+		{"[::0A]", "[::a]"},
+		{"[0:0:0:0:0:0:0:1]:8080", "[::1]:8080"},
+		{"[2001:DB8::1]", "[2001:db8::1]"},
+		{"[::ffff:7f00:1]", "[::ffff:127.0.0.1]"},
+		{"[fe80::1%25eth0]", ""},
+		{"[127.0.0.1]", ""},
+		{"[::1]x", ""},
+		{"[::1]:", ""},
+		{"127.0.0.1:80", "127.0.0.1:80"},
+		{"127.1", ""},
+		{"127.000.0.1", ""},
+		{"0x7f.0.0.1", ""},
+		{"0X7F000001", ""},
+		{"2130706433", ""},
+		{"1.2.3.4.5", ""},
+		{"example.0x", ""},
+		{"v1.api.example.com", "v1.api.example.com"},
+		{"host-1.example.com2", "host-1.example.com2"},
+		{"0xfoo.example.com", "0xfoo.example.com"},
+		{"a..b", ""},
+		{"api%2eexample.com", ""},
+		{"h:1:2", ""},
+	} {
+		r := &http.Request{Host: tc.in, Header: http.Header{}}
+		err := normalizeHost(r)
+		switch {
+		case tc.want == "" && err == nil:
+			t.Errorf("normalizeHost(%q) accepted as %q, want refused", tc.in, r.Host)
+		case tc.want != "" && (err != nil || r.Host != tc.want):
+			t.Errorf("normalizeHost(%q) = %q, %v; want %q", tc.in, r.Host, err, tc.want)
+		}
+	}
 }

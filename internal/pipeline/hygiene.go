@@ -384,19 +384,23 @@ func normalizeHost(r *http.Request) error {
 		if end < 0 {
 			return errInvalidHost
 		}
-		name, port = host[:end+1], host[end+1:]
+		port = host[end+1:]
 		a, err := netip.ParseAddr(host[1:end])
-		if err != nil || !a.Is6() || a.Zone() != "" {
+		if err != nil || !a.Is6() || a.Zone() != "" || port != "" && !validPort(port) {
 			return errInvalidHost
 		}
+		// One spelling per address (RFC 5952: lower case, zeros
+		// compressed), as for names: "[::0A]" and "[0:0::a]" are "[::a]".
+		var buf [64]byte
+		if canon := a.AppendTo(buf[:0]); string(canon) != host[1:end] {
+			r.Host = "[" + string(canon) + "]" + port
+		}
+		return nil
 	} else if i := strings.IndexByte(host, ':'); i >= 0 {
 		name, port = host[:i], host[i:]
 	}
 	if name == "" || port != "" && !validPort(port) {
 		return errInvalidHost
-	}
-	if name[0] == '[' {
-		return nil // an IPv6 literal, checked above
 	}
 	changed := false
 	for i := 0; i < len(name); i++ {
@@ -417,10 +421,45 @@ func normalizeHost(r *http.Request) error {
 	if name[len(name)-1] == '.' {
 		name, changed = name[:len(name)-1], true
 	}
+	if endsInNumber(name) {
+		// URL parsers (WHATWG, so browsers, Node, many proxies) read a
+		// host whose last label is a number as an IPv4 address in any
+		// of its spellings: "127.1", "0x7f.0.0.1", "2130706433" and
+		// "127.000.0.1" are 127.0.0.1 to them and other names to the
+		// route table. Only the dotted-quad spelling is accepted.
+		if a, err := netip.ParseAddr(name); err != nil || !a.Is4() {
+			return errInvalidHost
+		}
+	}
 	if changed {
 		r.Host = strings.ToLower(name) + port
 	}
 	return nil
+}
+
+// endsInNumber reports whether the last label of a host name is a number
+// in the WHATWG URL sense: decimal digits, or "0x" and hex digits. Such a
+// host is an IPv4 address to a URL parser, whatever else it spells.
+func endsInNumber(name string) bool {
+	last := name[strings.LastIndexByte(name, '.')+1:]
+	if len(last) >= 2 && last[0] == '0' && (last[1] == 'x' || last[1] == 'X') {
+		last = last[2:]
+		for i := 0; i < len(last); i++ {
+			if c := last[i] | 0x20; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return false
+			}
+		}
+		return true
+	}
+	if last == "" {
+		return false
+	}
+	for i := 0; i < len(last); i++ {
+		if c := last[i]; c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // validPort reports whether p is ":" followed by a decimal port, 0-65535,
