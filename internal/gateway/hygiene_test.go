@@ -214,7 +214,8 @@ func hygieneCorpus() []hostileCase {
 	}
 
 	// Hosts.
-	for _, h := range []string{"Host: a..b", "Host: .gw.test", "Host: gw.test..", "Host: gw..test:8080"} {
+	for _, h := range []string{"Host: a..b", "Host: .gw.test", "Host: gw.test..", "Host: gw..test:8080",
+		"Host: 127.1", "Host: 0x7f.0.0.1", "Host: 2130706433", "Host: 127.000.0.1:80", "Host: [::1%25lo]"} {
 		refuse("host", "invalid-host", 400, "GET", "/api/x", h)
 	}
 

@@ -131,34 +131,44 @@ func mayFold(p string) bool {
 // each segment NFKC-normalised, without default-ignorable characters
 // (zero-width spaces, soft hyphens), case-folded, cut at ';', without an
 // NTFS "::$DATA" suffix and without trailing dots and spaces (unless that
-// leaves nothing); and without a trailing slash. ok is false when that
+// leaves nothing); a segment that reads as nothing (";x") dropped, as a
+// lenient backend drops it; and without trailing slashes. ok is false when that
 // reading creates a path separator, an escape, a query, a fragment or a
 // dot segment that the path did not have (a full-width "／" or "．．"):
 // such a path is refused whatever the routes.
 func foldPath(p string) (folded string, ok bool) {
-	var b strings.Builder
-	b.Grow(len(p))
+	b := make([]byte, 0, len(p))
 	for i := 0; i < len(p); {
 		j := i + 1
 		for j < len(p) && p[j] != '/' {
 			j++
 		}
-		b.WriteByte('/')
-		if !foldSegment(&b, p[i+1:j]) {
+		seg := p[i+1 : j]
+		b = append(b, '/')
+		if b, ok = foldSegment(b, seg); !ok {
 			return "", false
+		}
+		if seg != "" && b[len(b)-1] == '/' {
+			// The segment read as nothing (";x", "::$DATA"): a
+			// lenient backend sees no segment there, not an empty one
+			// ("/a/;/b" is "/a/b" to it).
+			b = b[:len(b)-1]
 		}
 		i = j
 	}
-	out := b.String()
-	if len(out) > 1 && out[len(out)-1] == '/' {
-		out = out[:len(out)-1]
+	// Without trailing slashes, so that the folded path folds to itself.
+	for len(b) > 1 && b[len(b)-1] == '/' {
+		b = b[:len(b)-1]
 	}
-	return out, true
+	if len(b) == 0 {
+		return "/", true
+	}
+	return string(b), true
 }
 
-// foldSegment writes seg folded to b; false when folding it created
+// foldSegment appends seg folded to dst; false when folding it created
 // syntax ('/', '\', '%', '?', '#') or made it "." or "..".
-func foldSegment(b *strings.Builder, seg string) bool {
+func foldSegment(dst []byte, seg string) ([]byte, bool) {
 	orig := seg
 	ascii := true
 	for i := 0; i < len(seg); i++ {
@@ -183,7 +193,7 @@ func foldSegment(b *strings.Builder, seg string) bool {
 		f := sb.String()
 		if created(seg, f, '/') || created(seg, f, '\\') || created(seg, f, '%') ||
 			created(seg, f, '?') || created(seg, f, '#') || created(seg, f, ';') {
-			return false
+			return dst, false
 		}
 		seg = f
 	}
@@ -204,10 +214,9 @@ func foldSegment(b *strings.Builder, seg string) bool {
 		lower = t
 	}
 	if (lower == "." || lower == "..") && lower != orig {
-		return false
+		return dst, false
 	}
-	b.WriteString(lower)
-	return true
+	return append(dst, lower...), true
 }
 
 // created reports whether folding made more c than the segment had.
@@ -226,9 +235,8 @@ func foldPattern(pat string) string {
 		if strings.HasPrefix(part, "{") && strings.HasSuffix(part, "}") || part == "" {
 			continue
 		}
-		var b strings.Builder
-		if foldSegment(&b, part) && b.Len() > 0 {
-			parts[i] = b.String()
+		if b, ok := foldSegment(nil, part); ok && len(b) > 0 {
+			parts[i] = string(b)
 		}
 	}
 	out := "/" + strings.Join(parts, "/")
