@@ -206,11 +206,16 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 func (s *storage) SetUserinfoFromToken(_ context.Context, ui *oidc.UserInfo, tokenID, subject, _ string) error {
 	s.p.mu.Lock()
 	t, ok := s.p.tokens[tokenID]
+	s.p.login.userInfoCalls++
+	other := s.p.login.userInfoSub
 	s.p.mu.Unlock()
 	if !ok || t.subject != subject || time.Now().After(t.expires) {
 		return errors.New("testidp: unknown or expired access token")
 	}
 	ui.Subject = subject
+	if other != "" {
+		defer func() { ui.Subject = other }()
+	}
 	for _, u := range Users {
 		if u.Subject == subject {
 			ui.Email = u.Email
