@@ -882,3 +882,54 @@ func TestSessionPublicClient(t *testing.T) {
 		t.Fatalf("public client login: %d %s", res.StatusCode, body)
 	}
 }
+
+// TestSessionUserInfo: at login the gateway reads the provider's UserInfo
+// endpoint (userinfo, default true), and an answer about another subject
+// fails the login rather than lending its claims to this user (OIDC Core
+// 5.3.2); with userinfo: false the endpoint is never called.
+func TestSessionUserInfo(t *testing.T) {
+	for _, tc := range []struct {
+		name, otherSub, clientExtra string
+		calls                       bool
+		status                      int
+	}{
+		{"about the user", "", "", true, http.StatusOK},
+		{"about another subject", "mallory", "", true, http.StatusBadRequest},
+		{"userinfo false", "mallory", "            userinfo: false\n", false, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			idp := testidp.Start(t)
+			idp.SetUserInfoSubject(tc.otherSub)
+			up := newUpstream(t, "app")
+			const scopes = "            scopes: [openid, email, offline_access]\n"
+			yml := sessionYAML(idp, up.URL, "", "")
+			if !strings.Contains(yml, scopes) {
+				t.Fatal("sessionYAML changed: no scopes line to add to")
+			}
+			tg := startSessionGateway(t, idp, strings.Replace(yml, scopes, scopes+tc.clientExtra, 1))
+			b := newBrowser(t)
+			res, body := b.login(idp, tg.url+"/app/page", "alice", "alice-password")
+			if res.StatusCode != tc.status {
+				t.Fatalf("after login: %d at %s: %s", res.StatusCode, res.Request.URL.Path, body)
+			}
+			if got := idp.UserInfoCalls() > 0; got != tc.calls {
+				t.Fatalf("UserInfo called %d times, want calls %v", idp.UserInfoCalls(), tc.calls)
+			}
+			session := false
+			u, _ := url.Parse(tg.url + "/")
+			for _, c := range b.c.Jar.Cookies(u) {
+				session = session || c.Name == "gatehouse"
+			}
+			if session != (tc.status == http.StatusOK) {
+				t.Fatalf("session cookie after login: %v (status %d)", session, res.StatusCode)
+			}
+			if tc.status == http.StatusOK {
+				if sub := decodeReceived(t, []byte(body)).Headers.Get("X-Auth-Subject"); sub != "alice" {
+					t.Fatalf("the upstream got subject %q", sub)
+				}
+			} else if res.Request.URL.Path != sessCallback || !strings.Contains(body, "information") {
+				t.Fatalf("a refused UserInfo answer ended at %s: %s", res.Request.URL.Path, body)
+			}
+		})
+	}
+}

@@ -152,6 +152,8 @@ type loginState struct {
 	logins         int
 	endSessions    int
 	refreshes      int
+	userInfoSub    string // answered by UserInfo instead of the token's subject, when set
+	userInfoCalls  int
 }
 
 func newLoginState() *loginState {
@@ -213,6 +215,22 @@ func (p *Provider) EndSessions() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.login.endSessions
+}
+
+// SetUserInfoSubject makes the UserInfo endpoint answer sub instead of
+// the access token's subject ("": the token's), as a provider mixing up
+// its users would: a relying party must not use such an answer.
+func (p *Provider) SetUserInfoSubject(sub string) {
+	p.mu.Lock()
+	p.login.userInfoSub = sub
+	p.mu.Unlock()
+}
+
+// UserInfoCalls counts the answers of the UserInfo endpoint.
+func (p *Provider) UserInfoCalls() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.login.userInfoCalls
 }
 
 // RevokeRefreshTokens forgets every refresh token: the next refresh fails.

@@ -15,7 +15,7 @@ import (
 )
 
 // errUnsupported answers the flows this provider does not offer (JWT
-// profile, user info from an access token).
+// profile).
 var errUnsupported = errors.New("testidp: not supported")
 
 // issuedToken remembers a token from the token endpoint for introspection.
@@ -200,8 +200,31 @@ func (s *storage) RevokeToken(_ context.Context, tokenID, _, _ string) *oidc.Err
 func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string, string, []string) error {
 	return nil
 }
-func (s *storage) SetUserinfoFromToken(context.Context, *oidc.UserInfo, string, string, string) error {
-	return errUnsupported
+
+// SetUserinfoFromToken answers the UserInfo endpoint for an access token
+// it issued and that has not expired: the user's claims, as in ID tokens.
+func (s *storage) SetUserinfoFromToken(_ context.Context, ui *oidc.UserInfo, tokenID, subject, _ string) error {
+	s.p.mu.Lock()
+	t, ok := s.p.tokens[tokenID]
+	s.p.login.userInfoCalls++
+	other := s.p.login.userInfoSub
+	s.p.mu.Unlock()
+	if !ok || t.subject != subject || time.Now().After(t.expires) {
+		return errors.New("testidp: unknown or expired access token")
+	}
+	ui.Subject = subject
+	if other != "" {
+		defer func() { ui.Subject = other }()
+	}
+	for _, u := range Users {
+		if u.Subject == subject {
+			ui.Email = u.Email
+			ui.EmailVerified = true
+			ui.AppendClaims("roles", u.Roles)
+			ui.AppendClaims("groups", u.Groups)
+		}
+	}
+	return nil
 }
 
 // GetKeyByIDAndClientID answers the key of a private_key_jwt client

@@ -232,6 +232,14 @@ func (s *service) callback(w http.ResponseWriter, r *http.Request) error {
 		s.log.Info("authn/login: ID token refused", "provider", c.name, "error", err)
 		return refused("The identity provider's ID token is not valid; start again.")
 	}
+	claims, err = s.withUserInfo(r.Context(), c, ep, tok.AccessToken, claims)
+	if err != nil {
+		if errors.Is(err, errUserInfoUnavailable) {
+			return &authn.UnavailableError{Method: identity.MethodSession, Reason: ReasonIdPUnavailable, Provider: c.name, Err: err}
+		}
+		s.log.Warn("authn/login: UserInfo refused (userinfo: false logs in with the ID token's claims alone)", "provider", c.name, "error", err)
+		return refused("The identity provider did not give the user's information; start again.")
+	}
 	now := s.now()
 	id, err := session.NewID()
 	if err != nil {
@@ -321,6 +329,12 @@ func payloadClaims(raw string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeClaims(b)
+}
+
+// decodeClaims decodes a JSON object of claims (numbers as json.Number,
+// as the claim rules read them).
+func decodeClaims(b []byte) (map[string]any, error) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var m map[string]any
@@ -408,6 +422,11 @@ func (s *service) refreshSession(ctx context.Context, c *client, sess *session.S
 			}
 			if claimString(claims, "sub") != sess.Subject {
 				return fail(errors.New("authn/login: the refreshed ID token names another subject"))
+			}
+			// The new ID token replaces the claims: those that only
+			// UserInfo gives are read again, with the new access token.
+			if claims, err = s.withUserInfo(ctx, c, ep, tok.AccessToken, claims); err != nil {
+				return fail(err)
 			}
 			cp.Claims, cp.IDToken = claims, raw
 		}

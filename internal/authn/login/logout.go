@@ -49,7 +49,7 @@ const logoutPage = `<!DOCTYPE html>
 // The session's cookies are cleared, a Redis session deleted, and the
 // browser goes to the provider's end_session_endpoint (RP-initiated
 // logout, with id_token_hint and post_logout_redirect_uri) when it has
-// one, else to post_logout_redirect.
+// one and provider_logout is on, else to post_logout_redirect.
 func (a authenticator) logout(w http.ResponseWriter, r *http.Request) error {
 	s := a.s
 	if r.Method != http.MethodPost {
@@ -73,7 +73,7 @@ func (a authenticator) logout(w http.ResponseWriter, r *http.Request) error {
 		if sess, err := a.load(r.Context(), value); err == nil {
 			s.end(r.Context(), sess)
 			s.cache.drop(value)
-			if c := s.clientFor(sess.Provider); c != nil {
+			if c := s.clientFor(sess.Provider); c != nil && c.cfg.providerLogout() {
 				if ep, err := s.endpointsFor(r.Context(), c); err == nil && ep.EndSession != "" {
 					q := url.Values{"post_logout_redirect_uri": {after}, "client_id": {c.cfg.ClientID}}
 					if sess.IDToken != "" {

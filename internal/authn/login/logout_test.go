@@ -2,6 +2,7 @@ package login
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/reply"
 	"github.com/gatehouse/gatehouse/internal/session"
 )
 
@@ -187,4 +189,52 @@ func FuzzSafeReturnPath(f *testing.F) {
 			t.Fatalf("%q resolves to host %q", p, r.Host)
 		}
 	})
+}
+
+// TestLogoutProviderLogout: logout sends the browser on to the provider's
+// end_session_endpoint (with id_token_hint and post_logout_redirect_uri)
+// unless provider_logout is false; the gateway's session cookie is
+// cleared either way.
+func TestLogoutProviderLogout(t *testing.T) {
+	off := false
+	for _, tc := range []struct {
+		name   string
+		on     *bool
+		prefix string
+	}{
+		{"default", nil, "https://idp.test/logout?"},
+		{"provider_logout: false", &off, "/"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, _ := session.NewKey()
+			now := time.Now()
+			s := testService(t, now, k)
+			s.clients[0].cfg.EndSessionEndpoint = "https://idp.test/logout"
+			s.clients[0].cfg.ProviderLogout = tc.on
+			id, err := session.NewID()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sess := &session.Session{ID: id, Provider: "idp", Issuer: "https://idp.test", Subject: "u1", IDToken: "h.p.s",
+				Claims: map[string]any{"sub": "u1"}, Created: now, LastSeen: now}
+			r := httptest.NewRequest(http.MethodPost, "https://gw.test/.gatehouse/logout", nil)
+			r.Header.Set("Origin", "https://gw.test")
+			r.Header.Set("Cookie", cookieFor(t, s, sess))
+			err = authenticator{s: s}.logout(httptest.NewRecorder(), r)
+			var rd *reply.RedirectError
+			if !errors.As(err, &rd) {
+				t.Fatalf("logout: %v, want a redirect", err)
+			}
+			if !strings.HasPrefix(rd.Location, tc.prefix) || (tc.on == nil && !strings.Contains(rd.Location, "id_token_hint=h.p.s")) || (tc.on != nil && rd.Location != "/") {
+				t.Fatalf("logout went to %q, want %s…", rd.Location, tc.prefix)
+			}
+			cleared := false
+			for _, c := range rd.Cookies {
+				cleared = cleared || (c.Name == s.cookie.Name && c.MaxAge < 0)
+			}
+			if !cleared {
+				t.Fatalf("the session cookie was not cleared: %v", rd.Cookies)
+			}
+		})
+	}
 }

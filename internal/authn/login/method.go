@@ -100,6 +100,13 @@ type Client struct {
 	AuthorizationEndpoint string `yaml:"authorization_endpoint" desc:"Authorization endpoint. Default: from the provider's discovery document."`
 	TokenEndpoint         string `yaml:"token_endpoint" desc:"Token endpoint. Default: from the provider's discovery document."`
 	EndSessionEndpoint    string `yaml:"end_session_endpoint" desc:"RP-initiated logout endpoint. Default: from the provider's discovery document; none: logout ends only the gateway's session."`
+	UserInfoEndpoint      string `yaml:"userinfo_endpoint" desc:"UserInfo endpoint. Default: from the provider's discovery document."`
+	// UserInfo reads the user's claims from the UserInfo endpoint at
+	// login and refresh, for providers that keep them out of the ID
+	// token (OIDC Core 5.4 allows it when an access token is issued).
+	UserInfo *bool `yaml:"userinfo" desc:"At login (and after each refresh that returns a new ID token), also read the user's claims from the provider's UserInfo endpoint with the access token, when the provider has one: providers may, as OIDC Core 5.4 allows, return profile and email claims there only. Its sub must be the ID token's; the ID token's own claims win; a UserInfo endpoint that fails fails the login (false if your provider's endpoint rejects the access tokens it issues to this client). Default true."`
+	// ProviderLogout sends the browser on to the provider's end_session_endpoint.
+	ProviderLogout *bool `yaml:"provider_logout" desc:"After logout ends the gateway's session, send the browser to the provider's end_session_endpoint (RP-initiated logout, with id_token_hint and post_logout_redirect_uri, which must be registered at the provider) so the provider's session ends too. false: logout ends only the gateway's session and the browser goes straight to post_logout_redirect (for a provider that keeps no login session, or whose client cannot register the post-logout redirect URI). Default true."`
 }
 
 // Defaults.
@@ -156,6 +163,12 @@ func (c *Client) scopes() []string {
 	}
 	return c.Scopes
 }
+
+// userInfo: read the UserInfo endpoint (default true).
+func (c *Client) userInfo() bool { return c.UserInfo == nil || *c.UserInfo }
+
+// providerLogout: RP-initiated logout at the provider (default true).
+func (c *Client) providerLogout() bool { return c.ProviderLogout == nil || *c.ProviderLogout }
 
 func (c *Client) authMethod() string {
 	if c.TokenAuthMethod == "" {
@@ -245,7 +258,7 @@ func validate(m config.RouteMethod) config.Errors {
 				add(at+"scopes", "scope %q is not a scope token", s)
 			}
 		}
-		for key, u := range map[string]string{"authorization_endpoint": c.AuthorizationEndpoint, "token_endpoint": c.TokenEndpoint, "end_session_endpoint": c.EndSessionEndpoint} {
+		for key, u := range map[string]string{"authorization_endpoint": c.AuthorizationEndpoint, "token_endpoint": c.TokenEndpoint, "end_session_endpoint": c.EndSessionEndpoint, "userinfo_endpoint": c.UserInfoEndpoint} {
 			if u == "" {
 				continue
 			}

@@ -72,6 +72,7 @@ type endpoints struct {
 	Authorization string `json:"authorization_endpoint"`
 	Token         string `json:"token_endpoint"`
 	EndSession    string `json:"end_session_endpoint"`
+	UserInfo      string `json:"userinfo_endpoint"`
 }
 
 // discoveryTTL is how long a discovery document is used.
@@ -85,7 +86,8 @@ var errNoDiscovery = errors.New("authn/login: the identity provider's discovery 
 // wait for one fetch).
 func (s *service) endpointsFor(ctx context.Context, c *client) (endpoints, error) {
 	if c.cfg.AuthorizationEndpoint != "" {
-		return endpoints{Issuer: c.issuer, Authorization: c.cfg.AuthorizationEndpoint, Token: c.cfg.TokenEndpoint, EndSession: c.cfg.EndSessionEndpoint}, nil
+		return endpoints{Issuer: c.issuer, Authorization: c.cfg.AuthorizationEndpoint, Token: c.cfg.TokenEndpoint,
+			EndSession: c.cfg.EndSessionEndpoint, UserInfo: c.cfg.UserInfoEndpoint}, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -128,6 +130,9 @@ func (s *service) endpointsFor(ctx context.Context, c *client) (endpoints, error
 	}
 	if c.cfg.EndSessionEndpoint != "" {
 		e.EndSession = c.cfg.EndSessionEndpoint
+	}
+	if c.cfg.UserInfoEndpoint != "" {
+		e.UserInfo = c.cfg.UserInfoEndpoint
 	}
 	c.endpoints, c.fetched = e, now
 	return e, nil
