@@ -59,10 +59,13 @@ func (n claimNames) addProvider(p *provider) {
 var filteredPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // decodeNeededClaims is decodeClaims restricted to the members of payload
-// whose name is in needed (or whose name has an escape: those are kept,
-// rather than decoded to be compared). Every member kept decodes exactly
-// as decodeClaims would decode it: its bytes are copied verbatim into a
-// smaller object, decoded by decodeClaims. A payload that is not a valid
+// whose name is in needed. Every member kept decodes exactly as
+// decodeClaims would decode it: its bytes are copied verbatim into a
+// smaller object, decoded by decodeClaims. A payload with an escaped
+// member name is decoded whole: "\u0073" and "s" name one member, of
+// which the whole decode keeps the later, and a filter keeping only one
+// of them would not (tokens with duplicate members are refused before
+// this; the decode is exact on its own all the same). A payload that is not a valid
 // JSON object is left to decodeClaims whole, for the same error.
 //
 // The scan relies on json.Valid having accepted the payload (so strings
@@ -99,7 +102,10 @@ func decodeNeededClaims(payload []byte, needed claimNames) (map[string]any, erro
 			return decodeClaims(payload)
 		}
 		total++
-		if _, ok := needed[string(name)]; ok || bytes.IndexByte(name, '\\') >= 0 {
+		if bytes.IndexByte(name, '\\') >= 0 {
+			return decodeClaims(payload)
+		}
+		if _, ok := needed[string(name)]; ok {
 			if kept > 0 {
 				out = append(out, ',')
 			}

@@ -9,6 +9,8 @@ import (
 // must agree on with the whole decode.
 var claimSetCases = []string{
 	`{}`,
+	`{"\u0073":"0","s":""}`,
+	`{"iss":"a","\u0069ss":"b"}`,
 	` { } `,
 	`{"iss":"a","sub":"alice","name":"Alice"}`,
 	`{"name":"x","iss":"a"}`,
@@ -39,8 +41,8 @@ func testClaimNames() claimNames {
 
 // TestDecodeNeededClaims: for every claim name a provider reads, the
 // filtered decode yields exactly what the whole decode yields; errors
-// agree; members nobody reads are left out (unless their name has an
-// escape).
+// agree; members nobody reads are left out (unless a member name has an
+// escape: then the whole payload is decoded).
 func TestDecodeNeededClaims(t *testing.T) {
 	needed := testClaimNames()
 	for _, name := range []string{"iss", "sub", "realm_access", "realm_access.roles", "c", "c.d", "c.d.e", "a", "a.b", "azp", "scp", "cnf"} {
@@ -51,12 +53,21 @@ func TestDecodeNeededClaims(t *testing.T) {
 	for _, payload := range claimSetCases {
 		checkNeededClaims(t, []byte(payload), needed)
 	}
-	got, err := decodeNeededClaims([]byte(`{"iss":"a","name":"Alice","sid":"x","\u0073id":"y"}`), needed)
+	got, err := decodeNeededClaims([]byte(`{"iss":"a","name":"Alice","sid":"x"}`), needed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := got["name"]; ok || len(got) != 2 {
+	if _, ok := got["name"]; ok || len(got) != 1 {
 		t.Fatalf("unread members decoded: %v", got)
+	}
+	// An escaped member name: the whole payload is decoded, so that the
+	// later of "\u0073id" and "sid" wins as it does in decodeClaims.
+	got, err = decodeNeededClaims([]byte(`{"iss":"a","name":"Alice","\u0073id":"x","sid":"y"}`), needed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["name"] != "Alice" || got["sid"] != "y" || len(got) != 3 {
+		t.Fatalf("escaped names: %v, want the whole decode", got)
 	}
 }
 
