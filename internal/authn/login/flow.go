@@ -227,7 +227,7 @@ func (s *service) callback(w http.ResponseWriter, r *http.Request) error {
 		return &authn.UnavailableError{Method: identity.MethodSession, Reason: ReasonIdPUnavailable, Provider: c.name, Err: err}
 	}
 	raw, _ := tok.Extra("id_token").(string)
-	claims, err := s.verifyIDToken(r.Context(), c, raw, st.Nonce)
+	claims, err := s.verifyIDToken(r.Context(), c, raw, st.Nonce, tok.AccessToken)
 	if err != nil {
 		s.log.Info("authn/login: ID token refused", "provider", c.name, "error", err)
 		return refused("The identity provider's ID token is not valid; start again.")
@@ -278,8 +278,10 @@ func (s *service) callback(w http.ResponseWriter, r *http.Request) error {
 // verifyIDToken checks an ID token with the jwt method's verifier (alg,
 // key, iss, aud = client_id, exp, iat, the provider's skew and lifetime)
 // and then what is particular to ID tokens: nonce (constant time), azp
-// (when several audiences, or present), sub. It returns the claims.
-func (s *service) verifyIDToken(ctx context.Context, c *client, raw, nonce string) (map[string]any, error) {
+// (when several audiences, or present), sub, and at_hash against the
+// access token of the same response, when the provider sends one. It
+// returns the claims.
+func (s *service) verifyIDToken(ctx context.Context, c *client, raw, nonce, accessToken string) (map[string]any, error) {
 	if raw == "" {
 		return nil, errors.New("authn/login: no id_token in the token response")
 	}
@@ -299,6 +301,11 @@ func (s *service) verifyIDToken(ctx context.Context, c *client, raw, nonce strin
 	}
 	if claimString(claims, "sub") == "" {
 		return nil, errors.New("authn/login: ID token without sub")
+	}
+	if h, ok := claims["at_hash"]; ok && accessToken != "" {
+		if err := checkATHash(raw, accessToken, h); err != nil {
+			return nil, err
+		}
 	}
 	return claims, nil
 }
@@ -416,7 +423,7 @@ func (s *service) refreshSession(ctx context.Context, c *client, sess *session.S
 			cp.RefreshToken = tok.RefreshToken
 		}
 		if raw, _ := tok.Extra("id_token").(string); raw != "" {
-			claims, err := s.verifyIDToken(ctx, c, raw, "")
+			claims, err := s.verifyIDToken(ctx, c, raw, "", tok.AccessToken)
 			if err != nil {
 				return fail(err)
 			}
