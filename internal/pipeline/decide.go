@@ -221,24 +221,8 @@ func (p *Plan) Decide(w http.ResponseWriter, cr *http.Request, listener string) 
 		p.respond(rec, r, e, err)
 		return
 	}
-	rt := res.Value
-	e.Route = rt.Name
-	x := &st.x
-	*x = Exchange{Request: r, Route: rt, Params: res.Params, RequestID: rid, ClientIP: e.ClientIP, Log: e,
-		upstream: st.upstream[:0], response: st.response[:0]}
-	x.SetUpstreamHeader(requestid.Header, rid)
-	for i, s := range rt.Stages {
-		x.ran = i + 1
-		if err := s.Process(x); err != nil {
-			p.respond(rec, r, e, err)
-			return
-		}
-	}
-	if rt.serve != nil {
-		// A route the gateway answers itself (direct_response, its own
-		// endpoints, a CORS preflight) is answered as such: the caller
-		// passes a refusal on, and takes a 2xx as "allowed".
-		p.serveEndpoint(rec, w, x)
+	x := p.runStages(st, w, r, rid, res)
+	if x == nil {
 		return
 	}
 	p.allow(rec.Header(), x, cr, dl)

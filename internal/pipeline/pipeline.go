@@ -283,24 +283,11 @@ func (p *Plan) ServeHTTP(w http.ResponseWriter, r *http.Request, listener string
 		p.respond(rec, r, e, err)
 		return
 	}
-	rt := res.Value
-	e.Route = rt.Name
-
-	x := &st.x
-	*x = Exchange{Request: r, Route: rt, Params: res.Params, RequestID: rid, ClientIP: e.ClientIP, Log: e,
-		upstream: st.upstream[:0], response: st.response[:0]}
-	x.SetUpstreamHeader(requestid.Header, rid)
-	for i, s := range rt.Stages {
-		x.ran = i + 1
-		if err := s.Process(x); err != nil {
-			p.respond(rec, r, e, err)
-			return
-		}
-	}
-	if rt.serve != nil {
-		p.serveEndpoint(rec, w, x)
+	x := p.runStages(st, w, r, rid, res)
+	if x == nil {
 		return
 	}
+	rt := x.Route
 
 	if rt.MaxBodyBytes > 0 && r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > rt.MaxBodyBytes {
@@ -367,6 +354,35 @@ func (p *Plan) finish(rec *recorder, r *http.Request, e *accesslog.Entry) {
 	if v == http.ErrAbortHandler { //nolint:errorlint
 		panic(v)
 	}
+}
+
+// runStages runs the matched route's stages over r. The proxy path and
+// the decision API both call it, so that a decision is the proxy path's
+// up to forwarding. It returns the exchange, or nil when the request has
+// been answered: a stage refused it, or the route is one the gateway
+// answers itself (direct_response, its own endpoints, a CORS preflight;
+// through the decision API, its caller passes a refusal on and takes a
+// 2xx as "allowed").
+func (p *Plan) runStages(st *state, w http.ResponseWriter, r *http.Request, rid string, res route.Result[*Route]) *Exchange {
+	rec, e := &st.rec, &st.entry
+	rt := res.Value
+	e.Route = rt.Name
+	x := &st.x
+	*x = Exchange{Request: r, Route: rt, Params: res.Params, RequestID: rid, ClientIP: e.ClientIP, Log: e,
+		upstream: st.upstream[:0], response: st.response[:0]}
+	x.SetUpstreamHeader(requestid.Header, rid)
+	for i, s := range rt.Stages {
+		x.ran = i + 1
+		if err := s.Process(x); err != nil {
+			p.respond(rec, r, e, err)
+			return nil
+		}
+	}
+	if rt.serve != nil {
+		p.serveEndpoint(rec, w, x)
+		return nil
+	}
+	return x
 }
 
 // setDeadlines gives a routed request its route's deadline instead of the
