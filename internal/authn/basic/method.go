@@ -162,12 +162,7 @@ func build(env registry.Env) (authn.Authenticator, error) {
 			return nil, err
 		}
 	}
-	limit, _, err := resource.Get(env.Resources, resource.Key("basic.limiter", struct {
-		N    int
-		Wait time.Duration
-	}{n, o.VerificationWait.Std()}), func() (*Limiter, func(), error) {
-		return NewLimiter(n, o.VerificationWait.Std()), nil, nil
-	})
+	limit, err := sharedLimiter(env, n, o.VerificationWait.Std())
 	if err != nil {
 		return nil, err
 	}
@@ -219,15 +214,23 @@ func buildStore(env registry.Env, o *Options, a *Authenticator, n int) (authn.Au
 			env.Log.Warn("authn/basic: users store not readable on reload; keeping the users read before", "route", env.Route.Name, "error", err)
 		}
 	}
-	limit, _, err := resource.Get(env.Resources, resource.Key("basic.limiter", struct {
-		N    int
-		Wait time.Duration
-	}{n, o.VerificationWait.Std()}), func() (*Limiter, func(), error) {
-		return NewLimiter(n, o.VerificationWait.Std()), nil, nil
-	})
+	limit, err := sharedLimiter(env, n, o.VerificationWait.Std())
 	if err != nil {
 		return nil, err
 	}
 	a.src, a.limit = src, limit
 	return a, nil
+}
+
+// sharedLimiter returns the verification limiter of n slots and wait that
+// every route (and every reloaded plan) with the same bounds shares, so a
+// reload does not hand out a second set of slots.
+func sharedLimiter(env registry.Env, n int, wait time.Duration) (*Limiter, error) {
+	limit, _, err := resource.Get(env.Resources, resource.Key("basic.limiter", struct {
+		N    int
+		Wait time.Duration
+	}{n, wait}), func() (*Limiter, func(), error) {
+		return NewLimiter(n, wait), nil, nil
+	})
+	return limit, err
 }
